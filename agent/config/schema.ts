@@ -1,0 +1,68 @@
+// The configuration schema: one source for validation, defaults and the TypeScript type.
+import * as z from 'zod';
+import { SIMULATED_QUANTITIES } from '../../sensors/simulated.ts';
+import { DEFAULT_STATE_DIR } from '../state-dir.ts';
+
+export const CONFIG_VERSION = 1;
+
+const SENSOR_NAME = /^[A-Za-z0-9][-_A-Za-z0-9]*$/;
+const BROKER_URL = /^(mqtts?|wss?):\/\/[^\s/]+/;
+
+const interval = z.number({ error: 'expected a number of milliseconds' })
+  .int({ error: 'expected a whole number of milliseconds' })
+  .min(10, { error: 'expected at least 10 ms' })
+  .max(86_400_000, { error: 'expected at most one day (86400000 ms)' });
+
+const simulatedSensor = z.strictObject({
+  type: z.literal('simulated'),
+  name: z.string().regex(SENSOR_NAME, { error: 'expected letters, digits, - and _, starting with a letter or digit' }),
+  quantity: z.enum(SIMULATED_QUANTITIES),
+  intervalMs: interval.optional(),
+  seed: z.number().int().nonnegative().optional(),
+  failureRate: z.number().min(0).max(1).optional(),
+});
+
+const sensor = z.discriminatedUnion('type', [simulatedSensor]);
+
+export const DEFAULT_SENSORS: z.input<typeof sensor>[] = SIMULATED_QUANTITIES.map((quantity) => ({
+  type: 'simulated' as const,
+  name: quantity,
+  quantity,
+}));
+
+export const configSchema = z.strictObject({
+  version: z.literal(CONFIG_VERSION, { error: `expected ${CONFIG_VERSION} (the only config version so far)` }).default(CONFIG_VERSION),
+  stateDir: z.string().min(1, { error: 'expected a directory path' }).default(DEFAULT_STATE_DIR),
+  sampling: z.strictObject({
+    intervalMs: interval.default(10_000),
+    /** SenML base name put before every record name; empty keeps packs small. */
+    baseName: z.string().max(64).optional(),
+  }).default({ intervalMs: 10_000 }),
+  sensors: z.array(sensor).min(1, { error: 'expected at least one sensor' }).default(DEFAULT_SENSORS)
+    .superRefine((sensors, ctx) => {
+      const seen = new Set<string>();
+      sensors.forEach((s, index) => {
+        if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: [index, 'name'], message: `duplicate sensor name '${s.name}'` });
+        seen.add(s.name);
+      });
+    }),
+  uplink: z.strictObject({
+    broker: z.string().regex(BROKER_URL, { error: 'expected a broker URL: mqtt://, mqtts://, ws:// or wss:// and a host' }).nullable().default(null),
+  }).default({ broker: null }),
+  mesh: z.strictObject({
+    enabled: z.boolean().default(false),
+  }).default({ enabled: false }),
+  log: z.strictObject({
+    level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  }).default({ level: 'info' }),
+}).superRefine((config, ctx) => {
+  config.sensors.forEach((s, index) => {
+    if (s.intervalMs !== undefined && s.intervalMs < config.sampling.intervalMs) {
+      ctx.addIssue({ code: 'custom', path: ['sensors', index, 'intervalMs'],
+        message: `expected at least sampling.intervalMs (${config.sampling.intervalMs}): a sensor is read at most once a tick` });
+    }
+  });
+});
+
+export type Config = z.output<typeof configSchema>;
+export type SensorConfig = Config['sensors'][number];
