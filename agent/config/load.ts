@@ -23,7 +23,7 @@ export interface LoadedConfig {
 }
 
 export function loadConfig(source: ConfigSource = {}): LoadedConfig {
-  const path = source.path ?? process.env.IOP_AGENT_CONFIG ?? DEFAULT_CONFIG_FILES.find((file) => existsSync(file));
+  const path = source.path ?? (process.env.IOP_AGENT_CONFIG || undefined) ?? DEFAULT_CONFIG_FILES.find((file) => existsSync(file));
   const raw = path === undefined ? {} : readConfigFile(path);
   const origin = path ?? 'built-in defaults';
   const config = validateConfig(raw, origin);

@@ -1,0 +1,63 @@
+// Runs every test file in its own process (uvu suites share nothing), two at a time,
+// and ends with the plain line "N passed, M failed".
+// Usage: node test/run.ts [name-filter ...]   (TEST_JOBS sets the parallelism)
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const root = join(import.meta.dirname, '..');
+const FILE_TIMEOUT_MS = 8 * 60_000;
+const jobs = Math.max(1, Number(process.env.TEST_JOBS) || 2);
+const filters = process.argv.slice(2);
+
+function findTests(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return entry.name === 'slow' || entry.name === 'fixtures' ? [] : findTests(path);
+    return entry.name.endsWith('.test.ts') ? [path] : [];
+  });
+}
+
+interface FileResult { file: string; passed: number; failed: number; output: string; seconds: number }
+
+function runFile(file: string): Promise<FileResult> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [file], { cwd: root, env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    const timer = setTimeout(() => {
+      output += `\n[test runner] ${relative(root, file)} ran past ${FILE_TIMEOUT_MS / 1000} s and was killed\n`;
+      child.kill('SIGKILL');
+    }, FILE_TIMEOUT_MS);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
+      const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+      const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+      const skipped = Number(/Skipped:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+      // A file that crashed before uvu's summary, or exited non-zero with all passing, counts one failure.
+      let failed = total - passed - skipped;
+      if (total === 0 || (code !== 0 && failed === 0)) failed += 1;
+      resolve({ file, passed, failed, output: plain, seconds: (Date.now() - started) / 1000 });
+    });
+  });
+}
+
+const files = findTests(import.meta.dirname).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x))).sort();
+const queue = [...files];
+const results: FileResult[] = [];
+await Promise.all(Array.from({ length: jobs }, async () => {
+  for (let file = queue.shift(); file; file = queue.shift()) {
+    const result = await runFile(file);
+    results.push(result);
+    const name = relative(root, file);
+    process.stdout.write(`${result.failed ? 'FAIL' : 'ok  '} ${name} (${result.passed} passed, ${result.failed} failed, ${result.seconds.toFixed(1)} s)\n`);
+    if (result.failed) process.stdout.write(result.output.split('\n').map((l) => `    ${l}`).join('\n') + '\n');
+  }
+}));
+const passed = results.reduce((n, r) => n + r.passed, 0);
+const failed = results.reduce((n, r) => n + r.failed, 0);
+process.stdout.write(`${passed} passed, ${failed} failed\n`);
+process.exitCode = failed > 0 ? 1 : 0;
