@@ -102,7 +102,7 @@ test('verify fails with a one-line reason on tampered, broken, gapped, truncated
     return result;
   };
   const tampered = Buffer.concat(items);
-  tampered[items[0]!.length + 60] ^= 0x04;
+  tampered[items[0]!.length + 60]! ^= 0x04;
   await check(tampered, /message 1 .*(signature does not verify|payload)/);
   await check(Buffer.concat([items[0]!, items[2]!, items[1]!]), /message 1 .*gap/); // reordered: the gap shows first
   await check(Buffer.concat([items[0]!, items[1]!, items[1]!]), /message 2 .*chain broken/);

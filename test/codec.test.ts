@@ -19,7 +19,7 @@ function softwareSigner() {
 async function makeChain(count: number) {
   const signer = softwareSigner();
   const messages: Uint8Array[] = [];
-  let prev = GENESIS_PREV;
+  let prev: Uint8Array = GENESIS_PREV;
   for (let seq = 0; seq < count; seq++) {
     const payload = encodeSenmlPack({ time: 1_800_000_000 + seq, records: [{ n: 'temperature', u: 'Cel', v: 20.5 + seq }, { n: 'door', vb: true }] });
     const bytes = await signSign1({ alg: -8, kid: signer.identity.kid, seq, prev }, payload, signer.sign);
@@ -64,8 +64,8 @@ test('SenML resolution rejects bad records with their index', () => {
   const cases: [unknown, RegExp][] = [
     [[], /empty/],
     [{}, /not a CBOR array/],
-    [[new Map([[SENML.n, '-bad'], [SENML.v, 1]])], /record 0 has invalid name/],
-    [[new Map([[SENML.n, 'a'], [SENML.v, 1]]), new Map([[SENML.n, 'b'], [SENML.v, 1], [SENML.vs, 'x']])], /record 1 has more than one value/],
+    [[new Map<number, unknown>([[SENML.n, '-bad'], [SENML.v, 1]])], /record 0 has invalid name/],
+    [[new Map<number, unknown>([[SENML.n, 'a'], [SENML.v, 1]]), new Map<number, unknown>([[SENML.n, 'b'], [SENML.v, 1], [SENML.vs, 'x']])], /record 1 has more than one value/],
     [[new Map([[SENML.n, 'a']])], /neither a value nor a sum/],
     [[new Map<unknown, unknown>([[SENML.n, 'a'], [SENML.v, 'hot']])], /record 0 v is not a finite number/],
     [[new Map<unknown, unknown>([[SENML.n, 'a'], [SENML.v, 1], ['x_', 1]])], /must-understand/],

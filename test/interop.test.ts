@@ -36,7 +36,7 @@ test('messages made by `iop-agent sample` verify with @auth0/cose', async () => 
   }
   // and the independent implementation rejects a flipped payload byte
   const tampered = items[0]!.bytes.slice();
-  tampered[tampered.length - 70] ^= 1;
+  tampered[tampered.length - 70]! ^= 1;
   let rejected = false;
   await Sign1.decode(tampered).verify(key).catch(() => { rejected = true; });
   assert.ok(rejected, '@auth0/cose accepted a tampered message');
@@ -47,7 +47,7 @@ test('messages signed by @auth0/cose with a test key verify with `iop-agent veri
   const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x as string, 'base64url');
   const identity = identityFromPublicKey(ED25519, raw);
   const messages: Uint8Array[] = [];
-  let prev = GENESIS_PREV;
+  let prev: Uint8Array = GENESIS_PREV;
   for (let seq = 0; seq < 3; seq++) {
     const payload = encodeSenmlPack({ time: 1_800_000_000 + seq, records: [{ n: 'pm25', u: 'ug/m3', v: 12 + seq }] });
     // The chain labels are text labels, which @auth0/cose's typed map does not list but encodes as given.
@@ -69,7 +69,7 @@ test('messages signed by @auth0/cose with a test key verify with `iop-agent veri
   const single = messages[0]!;
   for (let i = 0; i < single.length; i += 7) {
     const tampered = single.slice();
-    tampered[i] ^= 0x10;
+    tampered[i]! ^= 0x10;
     writeFileSync(file, tampered);
     const bad = await runCli(['verify', file, '--pubkey', raw.toString('hex')]);
     assert.is(bad.code, 1, `flipped byte ${i} was accepted`);

@@ -1,7 +1,7 @@
-import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { CONFIG_HELP, CONFIG_OPTIONS, type Command } from '../command.ts';
 import { loadDeviceKey } from '../identity/software-key.ts';
 import { Journal } from '../store/journal.ts';
+import { openOutput } from '../output.ts';
 import { configFromFlags, integerOption, requireOption } from './options.ts';
 
 export const exportCommand: Command = {
@@ -18,16 +18,15 @@ ${CONFIG_HELP}`,
     const { config } = configFromFlags(context);
     const { key, identity } = loadDeviceKey(config.stateDir, { create: false });
     const journal = Journal.open(config.stateDir, identity, key);
-    const fd = out === '-' ? 1 : openSync(out, 'w', 0o644);
+    const output = openOutput(out, context.stdout);
     let count = 0;
     try {
       for (const message of journal.messages(from)) {
-        writeSync(fd, message.bytes);
+        await output.write(message.bytes);
         count++;
       }
-      if (fd !== 1) fsyncSync(fd);
     } finally {
-      if (fd !== 1) closeSync(fd);
+      await output.close();
       journal.close();
     }
     context.log.info(`exported ${count} messages of device ${identity.id}`);

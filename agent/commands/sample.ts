@@ -1,7 +1,7 @@
-import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { CONFIG_HELP, CONFIG_OPTIONS, type Command } from '../command.ts';
 import { openBox } from '../box.ts';
 import { IopError } from '../errors.ts';
+import { openOutput } from '../output.ts';
 import { configFromFlags, integerOption, requireOption } from './options.ts';
 
 const MAX_EMPTY_TICKS = 10;
@@ -23,7 +23,7 @@ The messages are part of the box's chain and stay in its store, so the gateway s
     const waitMs = integerOption(context, 'wait', { min: 0, max: 86_400_000 }) ?? 0;
     const { config } = configFromFlags(context);
     const box = await openBox(config, context.log);
-    const fd = out === '-' ? 1 : openSync(out, 'w', 0o644);
+    const output = openOutput(out, context.stdout);
     let first: number | undefined;
     let last: number | undefined;
     let written = 0;
@@ -38,15 +38,14 @@ The messages are part of the box's chain and stay in its store, so the gateway s
         emptyTicks = 0;
         const message = await box.record(pack);
         // Written only after the store committed it: the file never holds a message the chain lacks.
-        writeSync(fd, message.bytes);
+        await output.write(message.bytes);
         first ??= message.seq;
         last = message.seq;
         written++;
         if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
       }
-      if (fd !== 1) fsyncSync(fd);
     } finally {
-      if (fd !== 1) closeSync(fd);
+      await output.close();
       await box.close();
     }
     context.log.info(`wrote ${written} messages (seq ${first ?? '-'}..${last ?? '-'}) of device ${box.identity.id} to ${out}`);
