@@ -1,0 +1,95 @@
+// npm run build: bundles the agent with esbuild and makes Node single-executable
+// applications for linux-x64 and linux-arm64 from the official node binaries on the
+// npm registry (the same version as the pinned runtime), plus the consumer
+// verification library as one ESM file. Output in dist/.
+//
+// Usage: node images/build.ts [--target linux-x64|linux-arm64 ...] [--out DIR] [--no-strip]
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { build } from 'esbuild';
+import { fetchNodeBinary, TARGETS, type Target } from './node-binaries.ts';
+
+const root = join(import.meta.dirname, '..');
+const { values } = parseArgs({ options: { target: { type: 'string', multiple: true }, out: { type: 'string' }, 'no-strip': { type: 'boolean' } } });
+const dist = resolve(values.out ?? join(root, 'dist'));
+const targets = (values.target ?? Object.keys(TARGETS)) as Target[];
+for (const target of targets) if (!(target in TARGETS)) throw new Error(`unknown target ${target}; known: ${Object.keys(TARGETS).join(', ')}`);
+
+if (process.version !== `v${TARGETS['linux-x64'].version}`) {
+  // A SEA blob only runs in the exact node version that made it.
+  throw new Error(`build with node ${TARGETS['linux-x64'].version} (npm run build uses the pinned one); this is ${process.version}`);
+}
+
+mkdirSync(dist, { recursive: true });
+const bundle = join(dist, 'iop-agent.cjs');
+await build({
+  entryPoints: [join(root, 'agent', 'cli.ts')],
+  outfile: bundle,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node26',
+  minify: true,
+  legalComments: 'none',
+  // cbor-x's native string extractor is optional; in a single executable it is absent
+  // and cbor-x falls back to JavaScript.
+  external: ['cbor-extract'],
+  logLevel: 'warning',
+});
+
+await build({
+  entryPoints: [join(root, 'agent', 'codec', 'verify.ts')],
+  outfile: join(dist, 'iop-verify.mjs'),
+  bundle: true,
+  platform: 'neutral',
+  format: 'esm',
+  target: 'es2022',
+  minify: true,
+  mainFields: ['module', 'main'],
+  conditions: ['browser', 'import'],
+  logLevel: 'warning',
+});
+
+for (const target of targets) {
+  const base = await fetchNodeBinary(target, join(root, '.cache'));
+  const output = join(dist, `iop-agent-${target}`);
+  const executable = join(dist, `.node-${target}`);
+  copyFileSync(base, executable);
+  chmodSync(executable, 0o755);
+  if (!values['no-strip']) strip(executable, TARGETS[target].strip);
+  const config = join(dist, `.sea-${target}.json`);
+  writeFileSync(config, JSON.stringify({
+    main: bundle,
+    output,
+    executable,
+    disableExperimentalSEAWarning: true,
+    // Code cache and snapshots are CPU-specific: a cross-built blob must not carry them.
+    useCodeCache: false,
+    useSnapshot: false,
+  }, null, 2));
+  rmSync(output, { force: true });
+  execFileSync(process.execPath, ['--build-sea', config], { stdio: 'inherit' });
+  rmSync(executable);
+  rmSync(config);
+  console.log(`built ${output} (${(statSync(output).size / 1e6).toFixed(1)} MB)`);
+}
+
+function strip(file: string, tool: string): void {
+  if (!existsSync(tool) && !commandExists(tool)) {
+    console.warn(`${tool} not found: ${file} stays unstripped (apt-get install binutils-aarch64-linux-gnu)`);
+    return;
+  }
+  execFileSync(tool, ['--strip-all', file]);
+}
+
+function commandExists(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
