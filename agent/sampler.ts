@@ -1,7 +1,7 @@
 // Reads the sensors on a fixed tick and turns each tick into one SenML pack. A sensor
 // with a longer interval is read only on the ticks where it is due. A failing or hung
 // sensor costs its own records, never the tick.
-import type { Sensor } from '../sensors/sensor.ts';
+import type { Sensor, SensorRecord } from '../sensors/sensor.ts';
 import type { SenmlPack, SenmlRecord } from './codec/senml.ts';
 import type { Logger } from './log.ts';
 
@@ -41,16 +41,37 @@ export class Sampler {
       return last === undefined || nowMs - last >= intervalMs - this.options.intervalMs / 2;
     });
     const timeoutMs = Math.max(50, Math.min(this.options.intervalMs, 5_000));
-    const results = await Promise.all(due.map(async ({ sensor }) => {
+    // One deadline for the whole tick: a sensor that has not answered by then is a failure.
+    let timer: NodeJS.Timeout | undefined;
+    const results: SenmlRecord[][] = due.map(() => []);
+    const answered: boolean[] = due.map(() => false);
+    const reads = due.map(({ sensor }, index) => {
       this.lastRead.set(sensor, nowMs);
+      let read: Promise<SensorRecord[]>;
       try {
-        const records = await withTimeout(sensor.read(nowMs), timeoutMs, `${sensor.name}: no answer within ${timeoutMs} ms`);
-        return records.map((r): SenmlRecord => ({ ...r, n: r.n ? `${sensor.name}/${r.n}` : sensor.name }));
+        read = sensor.read(nowMs);
       } catch (err) {
-        this.logFailure(sensor, err, nowMs);
-        return [];
+        read = Promise.reject(err);
       }
-    }));
+      return read.then(
+        (records) => {
+          answered[index] = true;
+          results[index] = records.map((r): SenmlRecord => ({ ...r, n: r.n ? `${sensor.name}/${r.n}` : sensor.name }));
+        },
+        (err: unknown) => {
+          answered[index] = true;
+          this.logFailure(sensor, err, nowMs);
+        },
+      );
+    });
+    await Promise.race([
+      Promise.all(reads),
+      new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); }),
+    ]);
+    clearTimeout(timer);
+    due.forEach(({ sensor }, index) => {
+      if (!answered[index]) this.logFailure(sensor, new Error(`${sensor.name}: no answer within ${timeoutMs} ms`), nowMs);
+    });
     const records = results.flat();
     if (records.length === 0) return undefined;
     return { time: nowMs / 1000, records, ...(this.options.baseName ? { baseName: this.options.baseName } : {}) };
@@ -90,12 +111,4 @@ export class Sampler {
     const health = sensor.health();
     this.options.log.warn(`sensor ${sensor.name} (${sensor.kind}) read failed: ${err instanceof Error ? err.message : String(err)} (${health.failures} failures so far)`);
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -43,8 +43,10 @@ class Drift {
   }
 }
 
-function round(value: number, step: number): number {
-  return Math.round(value / step) * step;
+/** Rounds to `decimals` places, as a part with that resolution reports. */
+function round(value: number, decimals: number): number {
+  const scale = 10 ** decimals;
+  return Math.round(value * scale) / scale;
 }
 
 function diurnal(nowS: number, peakHour: number): number {
@@ -62,12 +64,12 @@ export function createSimulatedSensor(options: SimulatedSensorOptions): Sensor {
     switch (options.quantity) {
       case 'temperature': {
         const value = 16 + 5 * diurnal(nowS, 15) + drift.step(nowS) + 0.05 * random.gaussian();
-        return [{ n: '', u: 'Cel', v: +round(value, 0.01).toFixed(2) }];
+        return [{ n: '', u: 'Cel', v: round(value, 2) }];
       }
       case 'humidity': {
         // Relative humidity falls as the day warms up.
         const value = 65 - 15 * diurnal(nowS, 15) + drift.step(nowS) + 0.3 * random.gaussian();
-        return [{ n: '', u: '%RH', v: +Math.min(100, Math.max(0, round(value, 0.1))).toFixed(1) }];
+        return [{ n: '', u: '%RH', v: round(Math.min(100, Math.max(0, value)), 1) }];
       }
       case 'pressure': {
         const value = 101_325 + drift.step(nowS) + 3 * random.gaussian();
@@ -81,7 +83,7 @@ export function createSimulatedSensor(options: SimulatedSensorOptions): Sensor {
         pulses += arrivals;
         return [
           { n: 'total', u: 'count', v: pulses },
-          { n: 'rate', u: '/s', v: dt > 0 ? +(arrivals / dt).toFixed(3) : 0 },
+          { n: 'rate', u: '/s', v: dt > 0 ? round(arrivals / dt, 3) : 0 },
         ];
       }
     }

@@ -4,7 +4,7 @@ import { generateKeyPairSync, sign } from 'node:crypto';
 import { decodeCbor, encodeCbor, splitCborSequence, cborItemLength } from '../agent/codec/cbor.ts';
 import { fromBase32, toBase32 } from '../agent/codec/base32.ts';
 import { GENESIS_PREV, chainStatus, messageHash } from '../agent/codec/chain.ts';
-import { parseSign1, signSign1 } from '../agent/codec/cose.ts';
+import { encodeProtectedHeader, encodeSign1, parseSign1, sigStructure, signSign1, signSign1Sync } from '../agent/codec/cose.ts';
 import { ED25519, identityFromId, identityFromPublicKey } from '../agent/codec/identity.ts';
 import { SENML, encodeSenmlPack, resolveSenmlPack } from '../agent/codec/senml.ts';
 import { ReadingVerifier, VerifyError } from '../agent/codec/verify.ts';
@@ -194,6 +194,54 @@ test('chain status logic', () => {
   assert.is(chainStatus({ seq: 4, hash }, 5, GENESIS_PREV), 'broken');
   assert.is(chainStatus({ seq: 4, hash }, 4, hash), 'broken');
   assert.is(chainStatus({ seq: 4, hash }, 7, hash), 'gap');
+});
+
+/** Canonical CBOR head of an unsigned integer (RFC 8949 section 4.2.1). */
+function uintHead(value: number): number[] {
+  if (value < 24) return [value];
+  const [info, bytes] = value < 0x100 ? [24, 1] : value < 0x10000 ? [25, 2] : value < 2 ** 32 ? [26, 4] : [27, 8];
+  const out = [info];
+  for (let i = bytes - 1; i >= 0; i--) out.push(Number((BigInt(value) >> BigInt(8 * i)) & 0xffn));
+  return out;
+}
+
+test('hand-assembled COSE structures are byte-identical to the CBOR library\'s canonical encoding', () => {
+  const seqs = [0, 1, 23, 24, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER];
+  const lengths = [0, 1, 23, 24, 255, 256, 1000, 70_000];
+  for (const seq of seqs) {
+    const header = { alg: -8, kid: new Uint8Array(33).fill(6), seq, prev: new Uint8Array(32).fill(9) };
+    const encoded = encodeProtectedHeader(header);
+    // cbor-x writes integers of 2^32 and more as float64, so above that the reference is built by hand.
+    const reference = seq < 2 ** 32
+      ? new Uint8Array(encodeCbor(new Map<unknown, unknown>([[1, -8], [3, 112], [4, header.kid], ['seq', seq], ['prev', header.prev]])))
+      : new Uint8Array([0xa5, 0x01, 0x27, 0x03, 0x18, 0x70, 0x04, 0x58, 33, ...header.kid, 0x63, ...Buffer.from('seq'), ...uintHead(seq), 0x64, ...Buffer.from('prev'), 0x58, 32, ...header.prev]);
+    assert.equal(encoded, reference, `seq ${seq}`);
+    const message = encodeSign1(encoded, encodeSenmlPack({ time: 1_800_000_000, records: [{ n: 'a', v: 1 }] }), new Uint8Array(64));
+    assert.is(parseSign1(message).header.seq, seq, `seq ${seq} round-trips`);
+  }
+  for (const alg of [-8, -19, -7, -47, -65_537]) {
+    const bytes = encodeProtectedHeader({ alg, kid: new Uint8Array(2), seq: 0, prev: new Uint8Array(32) });
+    assert.is((decodeCbor(bytes) as Map<number, unknown>).get(1), alg);
+  }
+  for (const length of lengths) {
+    const payload = new Uint8Array(length).fill(0xab);
+    const protectedBytes = encodeProtectedHeader({ alg: -8, kid: new Uint8Array(33), seq: length, prev: new Uint8Array(32) });
+    const signature = new Uint8Array(64).fill(1);
+    assert.equal(sigStructure(protectedBytes, payload), new Uint8Array(encodeCbor(['Signature1', protectedBytes, new Uint8Array(0), payload])), `Sig_structure, payload ${length}`);
+    const expectedMessage = new Uint8Array([0xd2, ...encodeCbor([protectedBytes, new Map(), payload, signature])]);
+    assert.equal(encodeSign1(protectedBytes, payload, signature), expectedMessage, `COSE_Sign1, payload ${length}`);
+  }
+});
+
+test('synchronous and asynchronous signing give the same message, also for payloads beyond the scratch buffer', async () => {
+  const signer = softwareSigner();
+  for (const length of [10, 2000]) {
+    const payload = new Uint8Array(length).fill(3);
+    const header = { alg: -8, kid: signer.identity.kid, seq: 7, prev: GENESIS_PREV };
+    const a = await signSign1(header, payload, signer.sign);
+    const b = signSign1Sync(header, payload, signer.sign);
+    assert.equal(a, b);
+  }
 });
 
 test.run();

@@ -25,19 +25,40 @@ export interface ParsedSign1 {
 
 export type SignFunction = (toBeSigned: Uint8Array) => Promise<Uint8Array> | Uint8Array;
 
+/**
+ * {1: alg, 3: 112, 4: kid, "seq": seq, "prev": prev}, assembled directly in this fixed
+ * order with shortest-form heads, so the same header always has the same bytes.
+ * The COSE structures below are written by hand, not through the CBOR library: their
+ * shape is fixed, RFC 9052 requires a deterministic Sig_structure, and they are built
+ * for every reading.
+ */
 export function encodeProtectedHeader(header: ChainHeader): Uint8Array {
-  return encodeCbor(new Map<number | string, unknown>([
-    [HEADER.alg, header.alg],
-    [HEADER.contentType, CONTENT_FORMAT_SENML_CBOR],
-    [HEADER.kid, header.kid],
-    [HEADER.seq, header.seq],
-    [HEADER.prev, header.prev],
-  ]));
+  const out = new CborWriter(
+    1 + 1 + headLength(header.alg) + CONTENT_TYPE_ENTRY.length + 1 + headLength(header.kid.length) + header.kid.length +
+    SEQ_LABEL.length + headLength(header.seq) + PREV_LABEL.length + headLength(header.prev.length) + header.prev.length,
+  );
+  out.byte(0xa5); // map of 5 pairs
+  out.byte(HEADER.alg);
+  out.integer(header.alg);
+  out.raw(CONTENT_TYPE_ENTRY);
+  out.byte(HEADER.kid);
+  out.byteString(header.kid);
+  out.raw(SEQ_LABEL);
+  out.integer(header.seq);
+  out.raw(PREV_LABEL);
+  out.byteString(header.prev);
+  return out.done();
 }
 
-/** The bytes a COSE_Sign1 signature covers (RFC 9052 section 4.4), with no external AAD. */
-export function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array): Uint8Array {
-  return encodeCbor(['Signature1', protectedBytes, new Uint8Array(0), payload]);
+/** The bytes a COSE_Sign1 signature covers (RFC 9052 section 4.4), no external AAD: ["Signature1", protected, h'', payload]. */
+export function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array, scratch?: Uint8Array): Uint8Array {
+  const length = SIG_STRUCTURE_PREFIX.length + byteStringLength(protectedBytes) + 1 + byteStringLength(payload);
+  const out = new CborWriter(length, scratch && scratch.length >= length ? scratch.subarray(0, length) : undefined);
+  out.raw(SIG_STRUCTURE_PREFIX);
+  out.byteString(protectedBytes);
+  out.byte(0x40); // empty external_aad
+  out.byteString(payload);
+  return out.done();
 }
 
 export async function signSign1(header: ChainHeader, payload: Uint8Array, sign: SignFunction): Promise<Uint8Array> {
@@ -46,12 +67,103 @@ export async function signSign1(header: ChainHeader, payload: Uint8Array, sign: 
   return encodeSign1(protectedBytes, payload, signature);
 }
 
+/**
+ * signSign1 for a signer that needs no I/O and is done with its input when it
+ * returns: no promise, and the Sig_structure is built in a reused buffer.
+ */
+export function signSign1Sync(header: ChainHeader, payload: Uint8Array, sign: (toBeSigned: Uint8Array) => Uint8Array): Uint8Array {
+  const protectedBytes = encodeProtectedHeader(header);
+  return encodeSign1(protectedBytes, payload, sign(sigStructure(protectedBytes, payload, syncScratch)));
+}
+
+// Fits any reading of a box; a larger Sig_structure falls back to its own buffer.
+const syncScratch = new Uint8Array(1024);
+
+/** Tag 18, then [protected, {}, payload, signature] with definite lengths. */
 export function encodeSign1(protectedBytes: Uint8Array, payload: Uint8Array, signature: Uint8Array): Uint8Array {
-  const body = encodeCbor([protectedBytes, new Map(), payload, signature]);
-  const tagged = new Uint8Array(body.length + 1);
-  tagged[0] = 0xc0 | COSE_SIGN1_TAG; // major type 6, tag 18 in the initial byte
-  tagged.set(body, 1);
-  return tagged;
+  const out = new CborWriter(2 + byteStringLength(protectedBytes) + 1 + byteStringLength(payload) + byteStringLength(signature));
+  out.byte(0xc0 | COSE_SIGN1_TAG);
+  out.byte(0x84); // array of 4
+  out.byteString(protectedBytes);
+  out.byte(0xa0); // empty unprotected map
+  out.byteString(payload);
+  out.byteString(signature);
+  return out.done();
+}
+
+// 0x84: array of 4; 0x6a: text of 10 bytes; "Signature1".
+const SIG_STRUCTURE_PREFIX = new Uint8Array([0x84, 0x6a, ...new TextEncoder().encode('Signature1')]);
+const CONTENT_TYPE_ENTRY = new Uint8Array([HEADER.contentType, 0x18, CONTENT_FORMAT_SENML_CBOR]);
+const SEQ_LABEL = encodeCbor(HEADER.seq);
+const PREV_LABEL = encodeCbor(HEADER.prev);
+
+/** Bytes of the shortest CBOR head for an argument (RFC 8949 section 3). */
+function headLength(value: number): number {
+  const argument = value < 0 ? -1 - value : value;
+  return argument < 24 ? 1 : argument < 0x100 ? 2 : argument < 0x10000 ? 3 : argument < 0x100000000 ? 5 : 9;
+}
+
+function byteStringLength(bytes: Uint8Array): number {
+  return headLength(bytes.length) + bytes.length;
+}
+
+/** Writes CBOR into a buffer of a size computed up front. */
+class CborWriter {
+  private readonly bytes: Uint8Array;
+  private offset = 0;
+
+  constructor(length: number, into?: Uint8Array) {
+    this.bytes = into ?? new Uint8Array(length);
+  }
+
+  byte(value: number): void {
+    this.bytes[this.offset++] = value;
+  }
+
+  raw(bytes: Uint8Array): void {
+    this.bytes.set(bytes, this.offset);
+    this.offset += bytes.length;
+  }
+
+  byteString(bytes: Uint8Array): void {
+    this.head(0x40, bytes.length);
+    this.raw(bytes);
+  }
+
+  /** A CBOR integer (major type 0 or 1) up to 2^53 in magnitude. */
+  integer(value: number): void {
+    if (!Number.isSafeInteger(value)) throw new RangeError(`${value} is not a safe integer`);
+    if (value < 0) this.head(0x20, -1 - value);
+    else this.head(0x00, value);
+  }
+
+  head(major: number, argument: number): void {
+    const b = this.bytes;
+    if (argument < 24) {
+      b[this.offset++] = major | argument;
+    } else if (argument < 0x100) {
+      b[this.offset++] = major | 24;
+      b[this.offset++] = argument;
+    } else if (argument < 0x10000) {
+      b[this.offset++] = major | 25;
+      b[this.offset++] = argument >> 8;
+      b[this.offset++] = argument & 0xff;
+    } else {
+      const wide = argument >= 0x100000000;
+      b[this.offset++] = major | (wide ? 27 : 26);
+      if (wide) {
+        const high = Math.floor(argument / 0x100000000);
+        for (let shift = 24; shift >= 0; shift -= 8) b[this.offset++] = (high / 2 ** shift) & 0xff;
+      }
+      const low = argument >>> 0;
+      for (let shift = 24; shift >= 0; shift -= 8) b[this.offset++] = (low >>> shift) & 0xff;
+    }
+  }
+
+  done(): Uint8Array {
+    if (this.offset !== this.bytes.length) throw new Error(`CBOR writer: wrote ${this.offset} of ${this.bytes.length} bytes`);
+    return this.bytes;
+  }
 }
 
 export class CoseError extends Error {
@@ -92,8 +204,8 @@ export function parseSign1(bytes: Uint8Array): ParsedSign1 {
   if (typeof alg !== 'number' || !Number.isInteger(alg)) throw new CoseError('alg is missing from the protected header');
   const kid = headerMap.get(HEADER.kid);
   if (!(kid instanceof Uint8Array)) throw new CoseError('kid is missing from the protected header');
-  const seq = headerMap.get(HEADER.seq);
-  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) throw new CoseError('seq is missing or not an unsigned integer');
+  const seq = safeInteger(headerMap.get(HEADER.seq));
+  if (seq === undefined || seq < 0) throw new CoseError('seq is missing or not an unsigned integer below 2^53');
   const prev = headerMap.get(HEADER.prev);
   if (!(prev instanceof Uint8Array) || prev.length !== CHAIN_HASH_LENGTH) throw new CoseError(`prev is missing or not ${CHAIN_HASH_LENGTH} bytes`);
   return {
@@ -103,6 +215,12 @@ export function parseSign1(bytes: Uint8Array): ParsedSign1 {
     payload,
     signature,
   };
+}
+
+/** The decoder gives integers of 2^32 and more as bigint. */
+function safeInteger(value: unknown): number | undefined {
+  if (typeof value === 'bigint') return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(value) : undefined;
+  return typeof value === 'number' && Number.isSafeInteger(value) ? value : undefined;
 }
 
 function untag(decoded: unknown): unknown {

@@ -4,11 +4,11 @@
 // moment neither reuses nor skips a sequence number.
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { join } from 'node:path';
-import { signSign1 } from '../codec/cose.ts';
-import { GENESIS_PREV, messageHash, type ChainLink } from '../codec/chain.ts';
+import type { ChainLink } from '../codec/chain.ts';
 import type { DeviceIdentity } from '../codec/identity.ts';
 import type { DeviceKey } from '../identity/device-key.ts';
 import { IopError, errorMessage } from '../errors.ts';
+import { signNext } from '../signer.ts';
 
 export const STORE_FILE = 'store.db';
 const SCHEMA_VERSION = 1;
@@ -80,12 +80,9 @@ export class Journal {
     // waits instead of reading the same head and signing the same seq.
     this.exec('BEGIN IMMEDIATE');
     try {
-      const head = this.head();
-      const seq = head ? head.seq + 1 : 0;
-      const header = { alg: this.key.scheme.coseAlg, kid: this.identity.kid, seq, prev: head ? head.hash : GENESIS_PREV };
-      const bytes = await signSign1(header, payload, this.key.signSync ?? this.key.sign);
+      const { seq, bytes, hash } = await signNext(this.key, this.identity, this.head(), payload);
       this.statements.insert.run(seq, bytes, nowMs);
-      this.statements.setHead.run(this.identity.id, seq, messageHash(bytes));
+      this.statements.setHead.run(this.identity.id, seq, hash);
       this.exec('COMMIT');
       return { seq, bytes };
     } catch (err) {
