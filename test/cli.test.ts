@@ -23,10 +23,13 @@ test('--help lists every command; each command has its own --help', async () => 
   }
 });
 
-test('--version prints the package version', async () => {
+test('--version prints the package version, also through npx in the checkout', async () => {
   const result = await runCli(['--version']);
   const version = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')).version;
   assert.is(result.stdout.toString().trim(), `iop-agent ${version}`);
+  const npx = await runCli(['iop-agent', '--version'], { command: ['npx', '--no-install'] });
+  assert.is(npx.code, 0, npx.stderr);
+  assert.is(npx.stdout.toString().trim(), `iop-agent ${version}`);
 });
 
 test('bad usage exits 2 with a message naming the problem', async () => {
