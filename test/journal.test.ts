@@ -1,0 +1,83 @@
+// The journal behind the key-provider interface: any provider (synchronous software
+// key, or an asynchronous one such as a secure element on I2C) gives the same chain.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { join } from 'node:path';
+import { ReadingVerifier } from '../agent/codec/verify.ts';
+import { encodeSenmlPack } from '../agent/codec/senml.ts';
+import type { DeviceKey } from '../agent/identity/device-key.ts';
+import { loadDeviceKey } from '../agent/identity/software-key.ts';
+import { Journal } from '../agent/store/journal.ts';
+import { tempDir } from './helpers/cli.ts';
+
+const dir = tempDir();
+test.after(() => dir.remove());
+
+const payload = (i: number) => encodeSenmlPack({ time: 1_800_000_000 + i, records: [{ n: 'x', v: i }] });
+
+test('an asynchronous key provider (no signSync) produces a valid chain; concurrent appends keep order', async () => {
+  const state = join(dir.path, 'async');
+  const { key, identity } = loadDeviceKey(state, { create: true });
+  let pending = 0;
+  let maxPending = 0;
+  // Like a secure element: signing takes I/O time and answers later.
+  const slowKey: DeviceKey = {
+    scheme: key.scheme,
+    publicKey: key.publicKey,
+    async sign(message) {
+      pending++;
+      maxPending = Math.max(maxPending, pending);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      pending--;
+      return key.sign(message);
+    },
+  };
+  const journal = Journal.open(state, identity, slowKey);
+  const stored = await Promise.all(Array.from({ length: 20 }, (_, i) => journal.append(payload(i))));
+  assert.equal(stored.map((m) => m.seq), Array.from({ length: 20 }, (_, i) => i));
+  assert.is(maxPending, 1, 'appends are serialised: one signature in flight at a time');
+  const verifier = new ReadingVerifier({ publicKey: identity.publicKey });
+  const checked = [...journal.messages()].map((m) => verifier.verify(m.bytes));
+  assert.ok(checked.every((r, i) => r.valid && r.chain === (i === 0 ? 'start' : 'ok') && r.records[0]!.v === i));
+  assert.is(journal.count(), 20);
+  journal.close();
+});
+
+test('a failing signature stores nothing and leaves the head where it was', async () => {
+  const state = join(dir.path, 'failing');
+  const { key, identity } = loadDeviceKey(state, { create: true });
+  let fail = false;
+  const flaky: DeviceKey = {
+    scheme: key.scheme,
+    publicKey: key.publicKey,
+    async sign(message) {
+      if (fail) throw new Error('secure element did not answer');
+      return key.sign(message);
+    },
+  };
+  const journal = Journal.open(state, identity, flaky);
+  await journal.append(payload(0));
+  const head = journal.head();
+  fail = true;
+  let rejected = false;
+  await journal.append(payload(1)).catch((err: Error) => { rejected = /secure element did not answer/.test(err.message); });
+  assert.ok(rejected);
+  assert.equal(journal.head(), head);
+  fail = false;
+  const next = await journal.append(payload(2));
+  assert.is(next.seq, 1, 'the failed attempts consumed no sequence number');
+  journal.close();
+});
+
+test('messages() pages through a large journal in order', async () => {
+  const state = join(dir.path, 'large');
+  const { key, identity } = loadDeviceKey(state, { create: true });
+  const journal = Journal.open(state, identity, key);
+  for (let i = 0; i < 1200; i++) await journal.append(payload(i));
+  const seqs = [...journal.messages(0, 100)].map((m) => m.seq);
+  assert.equal(seqs, Array.from({ length: 1200 }, (_, i) => i));
+  assert.equal([...journal.messages(1150)].map((m) => m.seq)[0], 1150);
+  journal.close();
+});
+
+test.run();
