@@ -86,6 +86,14 @@ test('a missing key with a recorded identity is an error, never a new key', asyn
   assert.not.ok(existsSync(box.keyPath));
 });
 
+test('a box whose key predates identity.json gets the record on its next start', async () => {
+  const box = await freshBox('backfill');
+  const { rmSync } = await import('node:fs');
+  rmSync(join(box.state, 'identity.json'));
+  assert.is((await runCli(['id', '--state-dir', box.state])).code, 0);
+  assert.equal(JSON.parse(readFileSync(join(box.state, 'identity.json'), 'utf8')), box.id);
+});
+
 test('a replaced key does not continue another device\'s chain', async () => {
   const box = await freshBox('replaced');
   assert.is((await runCli(['sample', '--count', '1', '--out', join(dir.path, 'r.cbor'), '--state-dir', box.state])).code, 0);

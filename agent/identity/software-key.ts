@@ -21,8 +21,12 @@ export interface LoadedKey {
 
 export function loadDeviceKey(stateDir: string, options: { create: boolean }): LoadedKey {
   const keyPath = join(stateDir, KEY_FILE);
-  if (existsSync(keyPath)) return { ...readKey(keyPath), created: false };
   const identityPath = join(stateDir, IDENTITY_FILE);
+  if (existsSync(keyPath)) {
+    const loaded = readKey(keyPath);
+    if (!existsSync(identityPath)) recordIdentity(identityPath, loaded.identity);
+    return { ...loaded, created: false };
+  }
   if (existsSync(identityPath)) {
     throw new IopError('KEY_MISSING',
       `device key ${keyPath} is missing but ${identityPath} records an identity: restore the key from backup; ` +
@@ -38,8 +42,17 @@ export function loadDeviceKey(stateDir: string, options: { create: boolean }): L
   const wrote = writeFileOnce(keyPath, pem, 0o600);
   // Another process made the key first: use that one, never ours.
   const loaded = wrote ? fromKeyObject(privateKey) : readKey(keyPath);
-  writeFileOnce(identityPath, JSON.stringify({ id: loaded.identity.id, publicKey: Buffer.from(loaded.identity.publicKey).toString('hex') }, null, 2) + '\n', 0o644);
+  recordIdentity(identityPath, loaded.identity);
   return { ...loaded, created: wrote };
+}
+
+/** Best effort: a read-only state dir still lets a tech read the identity. */
+function recordIdentity(path: string, identity: DeviceIdentity): void {
+  try {
+    writeFileOnce(path, JSON.stringify({ id: identity.id, publicKey: Buffer.from(identity.publicKey).toString('hex') }, null, 2) + '\n', 0o644);
+  } catch {
+    // the next start with a writable state dir records it
+  }
 }
 
 function readKey(keyPath: string): Omit<LoadedKey, 'created'> {
