@@ -34,7 +34,7 @@ export async function openBox(config: Config, log: Logger): Promise<Box> {
   const { key, identity, created } = loadDeviceKey(config.stateDir, { create: true });
   if (created) log.info(`created device key; device id ${identity.id}`);
   assertWritable(config.stateDir);
-  const journal = Journal.open(config.stateDir, identity, key);
+  const journal = Journal.open(config.stateDir, identity, key, { maxMessages: config.store.maxMessages });
   const sensors = config.sensors.map(createSensor);
   await Promise.all(sensors.map((s) => s.start()));
   const sampler = new Sampler({

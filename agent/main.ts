@@ -1,7 +1,6 @@
 // The CLI: one executable, a subcommand each job. Exit codes: 0 ok, 1 failure,
 // 2 bad usage or configuration.
 import { parseArgs } from 'node:util';
-import packageJson from '../package.json' with { type: 'json' };
 import type { Command } from './command.ts';
 import { configCommand } from './commands/config.ts';
 import { demoCommand } from './commands/demo.ts';
@@ -12,8 +11,8 @@ import { sampleCommand } from './commands/sample.ts';
 import { verifyCommand } from './commands/verify.ts';
 import { IopError, errorMessage } from './errors.ts';
 import { createLogger, type LogLevel } from './log.ts';
+import { VERSION } from './version.ts';
 
-export const VERSION: string = packageJson.version;
 
 const COMMANDS: Command[] = [runCommand, idCommand, sampleCommand, verifyCommand, exportCommand, configCommand, demoCommand];
 

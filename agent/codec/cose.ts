@@ -170,7 +170,18 @@ export class CoseError extends Error {
   override name = 'CoseError';
 }
 
-export function parseSign1(bytes: Uint8Array): ParsedSign1 {
+/** A COSE_Sign1 taken apart, before any application header is read. */
+export interface Sign1Parts {
+  headers: Map<unknown, unknown>;
+  alg: number;
+  kid: Uint8Array;
+  protectedBytes: Uint8Array;
+  payload: Uint8Array;
+  signature: Uint8Array;
+}
+
+/** Structure, alg and kid of any COSE_Sign1; `understood` lists labels a crit may name. */
+export function parseSign1Parts(bytes: Uint8Array, understood: readonly unknown[]): Sign1Parts {
   let decoded: unknown;
   try {
     decoded = decodeCbor(bytes);
@@ -185,40 +196,45 @@ export function parseSign1(bytes: Uint8Array): ParsedSign1 {
   if (!(payload instanceof Uint8Array)) throw new CoseError('payload is missing or not a byte string (detached payloads are not accepted)');
   if (!(signature instanceof Uint8Array)) throw new CoseError('signature is not a byte string');
 
-  let headerMap: unknown;
+  let headers: unknown;
   try {
-    headerMap = decodeCbor(protectedBytes);
+    headers = decodeCbor(protectedBytes);
   } catch (err) {
     throw new CoseError(`protected header is not CBOR: ${(err as Error).message}`);
   }
-  if (!(headerMap instanceof Map)) throw new CoseError('protected header is not a map');
+  if (!(headers instanceof Map)) throw new CoseError('protected header is not a map');
   for (const key of unprotected.keys()) {
-    if (headerMap.has(key)) throw new CoseError(`header label ${String(key)} is in both protected and unprotected headers`);
+    if (headers.has(key)) throw new CoseError(`header label ${String(key)} is in both protected and unprotected headers`);
   }
-  const crit = headerMap.get(HEADER.crit);
-  if (crit !== undefined) {
-    const understood = new Set<unknown>([HEADER.alg, HEADER.contentType, HEADER.kid, HEADER.seq, HEADER.prev]);
-    if (!Array.isArray(crit) || crit.some((label) => !understood.has(label))) throw new CoseError('crit names a header this verifier does not understand');
+  const crit = headers.get(HEADER.crit);
+  if (crit !== undefined && (!Array.isArray(crit) || crit.some((label) => !understood.includes(label)))) {
+    throw new CoseError('crit names a header this verifier does not understand');
   }
-  const alg = headerMap.get(HEADER.alg);
+  const alg = headers.get(HEADER.alg);
   if (typeof alg !== 'number' || !Number.isInteger(alg)) throw new CoseError('alg is missing from the protected header');
-  const kid = headerMap.get(HEADER.kid);
+  const kid = headers.get(HEADER.kid);
   if (!(kid instanceof Uint8Array)) throw new CoseError('kid is missing from the protected header');
-  const seq = safeInteger(headerMap.get(HEADER.seq));
+  return { headers, alg, kid, protectedBytes, payload, signature };
+}
+
+/** A signed reading: a COSE_Sign1 with this project's chain header. */
+export function parseSign1(bytes: Uint8Array): ParsedSign1 {
+  const parts = parseSign1Parts(bytes, [HEADER.alg, HEADER.contentType, HEADER.kid, HEADER.seq, HEADER.prev]);
+  const seq = safeInteger(parts.headers.get(HEADER.seq));
   if (seq === undefined || seq < 0) throw new CoseError('seq is missing or not an unsigned integer below 2^53');
-  const prev = headerMap.get(HEADER.prev);
+  const prev = parts.headers.get(HEADER.prev);
   if (!(prev instanceof Uint8Array) || prev.length !== CHAIN_HASH_LENGTH) throw new CoseError(`prev is missing or not ${CHAIN_HASH_LENGTH} bytes`);
   return {
-    header: { alg, kid, seq, prev },
-    contentType: headerMap.get(HEADER.contentType),
-    protectedBytes,
-    payload,
-    signature,
+    header: { alg: parts.alg, kid: parts.kid, seq, prev },
+    contentType: parts.headers.get(HEADER.contentType),
+    protectedBytes: parts.protectedBytes,
+    payload: parts.payload,
+    signature: parts.signature,
   };
 }
 
 /** The decoder gives integers of 2^32 and more as bigint. */
-function safeInteger(value: unknown): number | undefined {
+export function safeInteger(value: unknown): number | undefined {
   if (typeof value === 'bigint') return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(value) : undefined;
   return typeof value === 'number' && Number.isSafeInteger(value) ? value : undefined;
 }

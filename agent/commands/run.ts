@@ -1,27 +1,52 @@
 import { CONFIG_HELP, CONFIG_OPTIONS, type Command } from '../command.ts';
 import { openBox } from '../box.ts';
+import { errorMessage } from '../errors.ts';
+import { VERSION } from '../version.ts';
+import { RateLimitedLog } from '../uplink/rate-limited-log.ts';
+import { createUplink, type Uplink } from '../uplink/uplink.ts';
 import { configFromFlags } from './options.ts';
 
 export const runCommand: Command = {
   name: 'run',
-  summary: 'run the agent: sample, sign and store readings until stopped',
-  usage: 'iop-agent run [--config FILE] [--state-dir DIR] [--interval MS]',
+  summary: 'run the agent: sample, sign, store and forward readings until stopped',
+  usage: 'iop-agent run [--config FILE] [--state-dir DIR] [--interval MS] [--broker URL]',
   help: `      --interval MS     sampling period (overrides sampling.intervalMs)
-      --broker URL      MQTT broker (overrides uplink.broker)
-${CONFIG_HELP}`,
+      --broker URL      MQTT broker: mqtt://, mqtts://, ws://, wss:// (overrides uplink.broker)
+${CONFIG_HELP}
+Without a broker the readings wait in the store until one is configured.`,
   options: { ...CONFIG_OPTIONS, interval: { type: 'string' }, broker: { type: 'string' } },
   async run(context) {
     const { config, origin } = configFromFlags(context);
     const log = context.log;
     const box = await openBox(config, log);
+    const broker = config.uplink.broker;
+    let uplink: Uplink | undefined;
+    try {
+      uplink = broker ? createUplink({ config: { ...config.uplink, broker }, stateDir: config.stateDir, box, version: VERSION, log }) : undefined;
+    } catch (err) {
+      await box.close();
+      throw err;
+    }
     log.info(`device ${box.identity.id}: ${box.sensors.length} sensors every ${config.sampling.intervalMs} ms; ` +
-      `state dir ${config.stateDir}; config from ${origin}; ${box.journal.count()} messages stored`);
+      `state dir ${config.stateDir}; config from ${origin}; ${box.journal.count()} readings queued; ` +
+      `uplink ${broker ? `${broker} (${config.uplink.ack === 'gateway' ? 'gateway receipts' : 'broker acks'})` : 'none'}`);
+    const storeErrors = new RateLimitedLog(log);
     box.sampler.start(async (pack) => {
-      const message = await box.record(pack);
-      log.debug(`stored seq ${message.seq} (${message.bytes.length} bytes, ${pack.records.length} records)`);
+      try {
+        const message = await box.record(pack);
+        log.debug(`stored seq ${message.seq} (${message.bytes.length} bytes, ${pack.records.length} records)`);
+        uplink?.notify();
+      } catch (err) {
+        // A full or failing disk loses this reading, not the agent: it keeps sampling and
+        // stores again as soon as it can. Nothing already stored is touched.
+        storeErrors.error(`reading not stored: ${errorMessage(err)}`);
+      }
     });
+    uplink?.start();
     await new Promise<void>((resolve) => context.signal.addEventListener('abort', () => resolve(), { once: true }));
     log.info('stopping');
+    await box.sampler.stop();
+    await uplink?.stop();
     await box.close();
     return 0;
   },

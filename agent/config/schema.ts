@@ -30,6 +30,33 @@ export const DEFAULT_SENSORS: z.input<typeof sensor>[] = SIMULATED_QUANTITIES.ma
   quantity,
 }));
 
+const HEX_KEY = /^[0-9a-fA-F]{64}$/;
+
+const uplinkSchema = z.strictObject({
+  broker: z.string().regex(BROKER_URL, { error: 'expected a broker URL: mqtt://, mqtts://, ws:// or wss:// and a host' }).nullable().default(null),
+  clientId: z.string().min(1).max(64).optional(),
+  username: z.string().optional(),
+  /** File holding the password, so the config itself can be world-readable. */
+  passwordFile: z.string().optional(),
+  tls: z.strictObject({
+    ca: z.string().optional(),
+    cert: z.string().optional(),
+    key: z.string().optional(),
+    /** Name to check the broker certificate against, when it differs from the URL's host. */
+    servername: z.string().optional(),
+  }).default({}),
+  /** gateway: delete a reading on a gateway receipt; broker: on the broker's PUBACK (no gateway). */
+  ack: z.enum(['gateway', 'broker']).default('gateway'),
+  /** Public keys (hex) of gateways whose receipts count; empty: trust the first gateway seen and pin it. */
+  gatewayKeys: z.array(z.string().regex(HEX_KEY, { error: 'expected 64 hex digits (an Ed25519 public key)' })).default([]),
+  ackTimeoutMs: z.number().int().min(100).max(3_600_000).default(20_000),
+  /** Readings published and not yet acknowledged by the broker, at most. */
+  window: z.number().int().min(1).max(10_000).default(64),
+  keepaliveS: z.number().int().min(5).max(3600).default(30),
+  reconnectMinMs: z.number().int().min(10).default(1000),
+  reconnectMaxMs: z.number().int().min(10).default(60_000),
+});
+
 export const configSchema = z.strictObject({
   version: z.literal(CONFIG_VERSION, { error: `expected ${CONFIG_VERSION} (the only config version so far)` }).default(CONFIG_VERSION),
   stateDir: z.string().min(1, { error: 'expected a directory path' }).default(DEFAULT_STATE_DIR),
@@ -46,9 +73,11 @@ export const configSchema = z.strictObject({
         seen.add(s.name);
       });
     }),
-  uplink: z.strictObject({
-    broker: z.string().regex(BROKER_URL, { error: 'expected a broker URL: mqtt://, mqtts://, ws:// or wss:// and a host' }).nullable().default(null),
-  }).default({ broker: null }),
+  uplink: uplinkSchema.default(uplinkSchema.parse({})),
+  store: z.strictObject({
+    /** Queue bound; past it the oldest unacknowledged readings are dropped (counted in status). */
+    maxMessages: z.number().int().min(100, { error: 'expected at least 100' }).default(1_000_000),
+  }).default({ maxMessages: 1_000_000 }),
   mesh: z.strictObject({
     enabled: z.boolean().default(false),
   }).default({ enabled: false }),
@@ -56,6 +85,13 @@ export const configSchema = z.strictObject({
     level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   }).default({ level: 'info' }),
 }).superRefine((config, ctx) => {
+  const { tls } = config.uplink;
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['uplink', 'tls', tls.cert === undefined ? 'cert' : 'key'], message: 'a client certificate needs both cert and key' });
+  }
+  if (config.uplink.reconnectMaxMs < config.uplink.reconnectMinMs) {
+    ctx.addIssue({ code: 'custom', path: ['uplink', 'reconnectMaxMs'], message: 'expected at least uplink.reconnectMinMs' });
+  }
   config.sensors.forEach((s, index) => {
     if (s.intervalMs !== undefined && s.intervalMs < config.sampling.intervalMs) {
       ctx.addIssue({ code: 'custom', path: ['sensors', index, 'intervalMs'],
@@ -66,3 +102,4 @@ export const configSchema = z.strictObject({
 
 export type Config = z.output<typeof configSchema>;
 export type SensorConfig = Config['sensors'][number];
+export type UplinkConfig = Config['uplink'];

@@ -1,7 +1,9 @@
 // The journal: every signed message, in sequence order, in SQLite (WAL, synchronous
 // FULL). Signing and storing are one transaction: the sequence number and chain head
 // advance only together with the stored message, so a crash or power cut at any
-// moment neither reuses nor skips a sequence number.
+// moment neither reuses nor skips a sequence number. It is also the uplink queue:
+// messages leave it only when a receipt covers them, or, past the configured bound,
+// oldest first (counted as dropped).
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { join } from 'node:path';
 import type { ChainLink } from '../codec/chain.ts';
@@ -18,6 +20,24 @@ export interface StoredMessage {
   bytes: Uint8Array;
 }
 
+export interface JournalStats {
+  /** messages waiting for a receipt */
+  stored: number;
+  /** lowest stored seq, if any */
+  oldest: number | undefined;
+  /** seq of the last message signed, if any */
+  head: number | undefined;
+  /** highest seq a receipt covered (-1 before the first) */
+  acked: number;
+  /** messages removed unacknowledged because the queue was full */
+  dropped: number;
+}
+
+export interface JournalOptions {
+  /** Bound of the queue; past it the oldest messages are dropped. */
+  maxMessages?: number;
+}
+
 export class Journal {
   private readonly db: DatabaseSync;
   private readonly statements: {
@@ -25,29 +45,36 @@ export class Journal {
     setHead: StatementSync;
     insert: StatementSync;
     range: StatementSync;
-    count: StatementSync;
+    oldest: StatementSync;
+    deleteThrough: StatementSync;
+    meta: StatementSync;
+    setMeta: StatementSync;
   };
   /** Appends run one after another; each holds the write transaction while it signs. */
   private tail: Promise<unknown> = Promise.resolve();
-
   private readonly identity: DeviceIdentity;
   private readonly key: DeviceKey;
+  private readonly maxMessages: number;
 
-  private constructor(db: DatabaseSync, identity: DeviceIdentity, key: DeviceKey) {
+  private constructor(db: DatabaseSync, identity: DeviceIdentity, key: DeviceKey, options: JournalOptions) {
     this.db = db;
     this.identity = identity;
     this.key = key;
+    this.maxMessages = options.maxMessages ?? Number.MAX_SAFE_INTEGER;
     this.statements = {
       head: db.prepare('SELECT device, seq, hash FROM chain_head'),
       setHead: db.prepare('INSERT INTO chain_head (device, seq, hash) VALUES (?, ?, ?) ON CONFLICT(device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash'),
       insert: db.prepare('INSERT INTO messages (seq, message, created_ms) VALUES (?, ?, ?)'),
       range: db.prepare('SELECT seq, message FROM messages WHERE seq >= ? ORDER BY seq LIMIT ?'),
-      count: db.prepare('SELECT count(*) AS n FROM messages'),
+      oldest: db.prepare('SELECT min(seq) AS seq FROM messages'),
+      deleteThrough: db.prepare('DELETE FROM messages WHERE seq <= ?'),
+      meta: db.prepare('SELECT value FROM meta WHERE key = ?'),
+      setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
     };
     this.checkIdentity();
   }
 
-  static open(stateDir: string, identity: DeviceIdentity, key: DeviceKey): Journal {
+  static open(stateDir: string, identity: DeviceIdentity, key: DeviceKey, options: JournalOptions = {}): Journal {
     const path = join(stateDir, STORE_FILE);
     let db: DatabaseSync;
     try {
@@ -57,9 +84,9 @@ export class Journal {
       migrate(db, path);
     } catch (err) {
       if (err instanceof IopError) throw err;
-      throw new IopError('STORE', `cannot open store ${path}: ${errorMessage(err)}`, { path }, { cause: err });
+      throw storeError(`cannot open store ${path}`, err, { path });
     }
-    return new Journal(db, identity, key);
+    return new Journal(db, identity, key, options);
   }
 
   /** The last message's sequence number and hash, or undefined before the first. */
@@ -78,17 +105,40 @@ export class Journal {
   private async appendNow(payload: Uint8Array, nowMs: number): Promise<StoredMessage> {
     // IMMEDIATE takes the write lock first, so another process on the same state dir
     // waits instead of reading the same head and signing the same seq.
-    this.exec('BEGIN IMMEDIATE');
+    this.db.exec('BEGIN IMMEDIATE');
     try {
       const { seq, bytes, hash } = await signNext(this.key, this.identity, this.head(), payload);
       this.statements.insert.run(seq, bytes, nowMs);
       this.statements.setHead.run(this.identity.id, seq, hash);
-      this.exec('COMMIT');
+      this.dropBeyondBound(seq);
+      this.db.exec('COMMIT');
       return { seq, bytes };
     } catch (err) {
       try { this.db.exec('ROLLBACK'); } catch { /* the failed statement may have ended the transaction */ }
       if (err instanceof IopError) throw err;
-      throw new IopError('STORE', `cannot store message: ${errorMessage(err)}`, {}, { cause: err });
+      throw storeError('cannot store message', err);
+    }
+  }
+
+  private dropBeyondBound(head: number): void {
+    const oldest = this.oldest();
+    if (oldest === undefined || head - oldest + 1 <= this.maxMessages) return;
+    const through = head - this.maxMessages;
+    this.statements.deleteThrough.run(through);
+    this.setMeta('dropped', this.meta('dropped', 0) + (through - oldest + 1));
+  }
+
+  /** Removes every message up to and including `seq`: a receipt covered them. */
+  removeThrough(seq: number): void {
+    if (seq <= this.acked()) return;
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      this.statements.deleteThrough.run(seq);
+      this.setMeta('acked', seq);
+      this.db.exec('COMMIT');
+    } catch (err) {
+      try { this.db.exec('ROLLBACK'); } catch { /* already ended */ }
+      throw storeError('cannot remove acknowledged messages', err);
     }
   }
 
@@ -102,16 +152,41 @@ export class Journal {
     }
   }
 
+  /** Up to `limit` messages from `fromSeq` on, in order. */
+  batch(fromSeq: number, limit: number): StoredMessage[] {
+    return (this.statements.range.all(fromSeq, limit) as { seq: number; message: Uint8Array }[]).map((row) => ({ seq: row.seq, bytes: row.message }));
+  }
+
+  oldest(): number | undefined {
+    return (this.statements.oldest.get() as { seq: number | null }).seq ?? undefined;
+  }
+
+  acked(): number {
+    return this.meta('acked', -1);
+  }
+
+  /** Stored messages form one run from oldest to head, so counting needs no scan. */
   count(): number {
-    return (this.statements.count.get() as { n: number }).n;
+    const oldest = this.oldest();
+    const head = this.head();
+    return oldest === undefined || head === undefined ? 0 : head.seq - oldest + 1;
+  }
+
+  stats(): JournalStats {
+    return { stored: this.count(), oldest: this.oldest(), head: this.head()?.seq, acked: this.acked(), dropped: this.meta('dropped', 0) };
   }
 
   close(): void {
     this.db.close();
   }
 
-  private exec(sql: string): void {
-    this.db.exec(sql);
+  private meta(key: string, fallback: number): number {
+    const row = this.statements.meta.get(key) as { value: number } | undefined;
+    return row ? row.value : fallback;
+  }
+
+  private setMeta(key: string, value: number): void {
+    this.statements.setMeta.run(key, value);
   }
 
   private checkIdentity(): void {
@@ -124,6 +199,16 @@ export class Journal {
   }
 }
 
+/** SQLite's codes for a full disk or an I/O failure get words a field tech can act on. */
+function storeError(what: string, err: unknown, context: Record<string, unknown> = {}): IopError {
+  const message = errorMessage(err);
+  const code = (err as { errcode?: number }).errcode;
+  const reason = code === 13 || /database or disk is full/i.test(message) ? 'the disk is full'
+    : code === 8 || /readonly/i.test(message) ? 'the store is read-only'
+    : message;
+  return new IopError('STORE', `${what}: ${reason}`, { ...context, sqlite: code }, { cause: err });
+}
+
 function migrate(db: DatabaseSync, path: string): void {
   const version = (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
   if (version > SCHEMA_VERSION) {
@@ -134,6 +219,7 @@ function migrate(db: DatabaseSync, path: string): void {
     BEGIN IMMEDIATE;
     CREATE TABLE IF NOT EXISTS chain_head (device TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash BLOB NOT NULL) STRICT;
     CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY, message BLOB NOT NULL, created_ms INTEGER NOT NULL) STRICT;
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
     PRAGMA user_version = ${SCHEMA_VERSION};
     COMMIT;
   `);

@@ -1,0 +1,209 @@
+// Moves signed readings from the journal to the broker, in sequence order, and
+// removes them from the journal only when they are acknowledged: by a gateway
+// receipt (default) or by the broker's PUBACK (deployments without a gateway).
+// Readings published but not receipted in time are published again; the gateway
+// drops duplicates.
+import type { MqttClient } from 'mqtt';
+import { bytesEqual } from '../codec/hex.ts';
+import { messageHash } from '../codec/chain.ts';
+import type { Journal } from '../store/journal.ts';
+import type { Logger } from '../log.ts';
+import { errorMessage } from '../errors.ts';
+import type { ReceiptTrust } from './receipt-trust.ts';
+import { RateLimitedLog } from './rate-limited-log.ts';
+
+export interface ForwarderOptions {
+  journal: Journal;
+  dataTopic: string;
+  ack: 'gateway' | 'broker';
+  /** published and not yet PUBACKed, at most */
+  window: number;
+  ackTimeoutMs: number;
+  trust: ReceiptTrust;
+  log: Logger;
+}
+
+const PRUNE_EVERY_MS = 200;
+
+export class Forwarder {
+  private readonly options: ForwarderOptions;
+  private readonly journal: Journal;
+  private readonly errors: RateLimitedLog;
+  /** published and not yet receipted, at most (gateway mode): receipts pace the flow */
+  private readonly unreceiptedLimit: number;
+  private client: MqttClient | undefined;
+  private generation = 0;
+  private nextSeq = 0;
+  private inFlight = 0;
+  private acked: number;
+  private pubacked: number;
+  private readonly completed = new Set<number>();
+  private lastProgressMs = Date.now();
+  private pumping = false;
+  private resendTimer: NodeJS.Timeout | undefined;
+  private pruneTimer: NodeJS.Timeout | undefined;
+  /** counters for status and tests */
+  readonly counters = { published: 0, resent: 0, receipts: 0, rejectedReceipts: 0 };
+
+  constructor(options: ForwarderOptions) {
+    this.options = options;
+    this.journal = options.journal;
+    this.errors = new RateLimitedLog(options.log);
+    this.unreceiptedLimit = Math.max(options.window * 16, 256);
+    this.acked = this.journal.acked();
+    this.pubacked = this.acked;
+  }
+
+  /** A connection is up: start from the oldest reading not yet acknowledged. */
+  attach(client: MqttClient): void {
+    this.client = client;
+    this.generation++;
+    this.inFlight = 0;
+    this.completed.clear();
+    this.nextSeq = this.firstUnacked();
+    this.pubacked = this.nextSeq - 1;
+    this.lastProgressMs = Date.now();
+    clearInterval(this.resendTimer);
+    if (this.options.ack === 'gateway') {
+      this.resendTimer = setInterval(() => this.checkReceipts(), Math.max(50, this.options.ackTimeoutMs / 4));
+    }
+    this.pump();
+  }
+
+  detach(): void {
+    this.client = undefined;
+    this.generation++;
+    clearInterval(this.resendTimer);
+  }
+
+  /** A reading was stored. */
+  notify(): void {
+    this.pump();
+  }
+
+  stop(): void {
+    this.detach();
+    clearTimeout(this.pruneTimer);
+    this.prune();
+  }
+
+  get ackedSeq(): number {
+    return this.acked;
+  }
+
+  onReceipt(bytes: Uint8Array): void {
+    const check = this.options.trust.check(bytes);
+    if (!check.ok) {
+      this.counters.rejectedReceipts++;
+      this.errors.error(check.reason);
+      return;
+    }
+    const { receipt } = check;
+    this.counters.receipts++;
+    if (receipt.seq <= this.acked) return;
+    const head = this.journal.head();
+    if (!head || receipt.seq > head.seq) {
+      this.counters.rejectedReceipts++;
+      this.errors.error(`receipt for seq ${receipt.seq} but this box has signed only up to ${head?.seq ?? 'none'}: ignored`);
+      return;
+    }
+    const [stored] = this.journal.batch(receipt.seq, 1);
+    if (stored && stored.seq === receipt.seq && !bytesEqual(messageHash(stored.bytes), receipt.hash)) {
+      this.counters.rejectedReceipts++;
+      this.errors.error(`receipt for seq ${receipt.seq} names another message than this box sent: ignored`);
+      return;
+    }
+    this.advance(receipt.seq);
+  }
+
+  private advance(seq: number): void {
+    this.acked = seq;
+    this.lastProgressMs = Date.now();
+    if (this.nextSeq <= seq) this.nextSeq = seq + 1;
+    this.schedulePrune();
+    this.pump();
+  }
+
+  private schedulePrune(): void {
+    if (this.pruneTimer) return;
+    this.pruneTimer = setTimeout(() => {
+      this.pruneTimer = undefined;
+      this.prune();
+    }, PRUNE_EVERY_MS);
+  }
+
+  private prune(): void {
+    try {
+      this.journal.removeThrough(this.acked);
+    } catch (err) {
+      this.errors.error(errorMessage(err));
+    }
+  }
+
+  private firstUnacked(): number {
+    const oldest = this.journal.oldest();
+    return Math.max(this.acked + 1, oldest ?? this.acked + 1);
+  }
+
+  private checkReceipts(): void {
+    if (!this.client || this.pubacked <= this.acked) {
+      this.lastProgressMs = Date.now();
+      return;
+    }
+    if (Date.now() - this.lastProgressMs < this.options.ackTimeoutMs) return;
+    const from = this.firstUnacked();
+    this.options.log.info(`no receipt for seq ${from}..${this.pubacked} within ${this.options.ackTimeoutMs} ms: publishing again`);
+    this.counters.resent += this.pubacked - from + 1;
+    this.lastProgressMs = Date.now();
+    this.nextSeq = from;
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.client && this.inFlight < this.options.window) {
+        const room = this.options.window - this.inFlight;
+        const limit = this.options.ack === 'gateway' ? Math.min(room, this.acked + this.unreceiptedLimit - this.nextSeq + 1) : room;
+        if (limit <= 0) break;
+        const batch = this.journal.batch(Math.max(this.nextSeq, this.firstUnacked()), limit);
+        if (batch.length === 0) break;
+        for (const message of batch) this.publish(this.client, message.seq, message.bytes);
+        this.nextSeq = batch[batch.length - 1]!.seq + 1;
+      }
+    } catch (err) {
+      this.errors.error(`reading the queue failed: ${errorMessage(err)}`);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private publish(client: MqttClient, seq: number, bytes: Uint8Array): void {
+    const generation = this.generation;
+    this.inFlight++;
+    this.counters.published++;
+    client.publish(this.options.dataTopic, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { qos: 1 }, (err) => {
+      if (generation !== this.generation) return; // a connection that is gone
+      this.inFlight--;
+      if (err) {
+        this.errors.error(`publishing seq ${seq} failed: ${errorMessage(err)}`);
+        return;
+      }
+      this.onPuback(seq);
+      this.pump();
+    });
+  }
+
+  private onPuback(seq: number): void {
+    this.completed.add(seq);
+    while (this.completed.delete(this.pubacked + 1)) this.pubacked++;
+    if (this.completed.size > 0 && this.pubacked < seq && !this.completed.has(this.pubacked + 1)) {
+      // seq numbers dropped from the queue leave holes the broker never acks
+      const oldest = this.journal.oldest();
+      if (oldest !== undefined && oldest > this.pubacked + 1) this.pubacked = oldest - 1;
+      while (this.completed.delete(this.pubacked + 1)) this.pubacked++;
+    }
+    if (this.options.ack === 'broker' && this.pubacked > this.acked) this.advance(this.pubacked);
+  }
+}

@@ -1,0 +1,205 @@
+// One MQTT connection that stays up: the agent owns reconnecting (capped exponential
+// backoff with jitter, not mqtt.js's fixed interval), speaks MQTT 5 and falls back to
+// 3.1.1 for a broker that does not, and turns connection failures into messages that
+// say what to fix, rate-limited so a refusing broker does not flood the log.
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { IopError, errorMessage } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { Backoff } from './backoff.ts';
+import { RateLimitedLog } from './rate-limited-log.ts';
+
+export interface SessionOptions {
+  url: string;
+  clientId: string;
+  username?: string | undefined;
+  passwordFile?: string | undefined;
+  tls?: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined; servername?: string | undefined };
+  keepaliveS: number;
+  will?: { topic: string; payload: Uint8Array; retain: boolean; qos: 0 | 1 };
+  subscriptions: string[];
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+  log: Logger;
+}
+
+export interface SessionEvents {
+  connect: [client: MqttClient];
+  disconnect: [];
+  message: [topic: string, payload: Buffer];
+}
+
+const UNSUPPORTED_PROTOCOL = new Set([1, 132]);
+const REFUSED_CREDENTIALS = new Set([4, 5, 134, 135, 138, 140]);
+
+export class MqttSession extends EventEmitter<SessionEvents> {
+  private readonly options: SessionOptions;
+  private readonly backoff: Backoff;
+  private readonly errors: RateLimitedLog;
+  private readonly fileOptions: Partial<IClientOptions>;
+  private client: MqttClient | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = true;
+  private protocolVersion: 4 | 5 = 5;
+  private up = false;
+  private retryAtOnce = false;
+
+  constructor(options: SessionOptions) {
+    super();
+    this.options = options;
+    this.backoff = new Backoff(options.reconnectMinMs, options.reconnectMaxMs);
+    this.errors = new RateLimitedLog(options.log);
+    this.fileOptions = readSecrets(options);
+  }
+
+  get connected(): boolean {
+    return this.up;
+  }
+
+  get current(): MqttClient | undefined {
+    return this.up ? this.client : undefined;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  /** Ends the connection; `goodbye` is published first when connected (a clean offline status). */
+  async stop(goodbye?: { topic: string; payload: Uint8Array; retain: boolean }): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    const client = this.client;
+    if (!client) return;
+    if (goodbye && this.up) {
+      await client.publishAsync(goodbye.topic, Buffer.from(goodbye.payload), { qos: 1, retain: goodbye.retain }).catch(() => {});
+    }
+    await client.endAsync(false).catch(() => {});
+    this.markDown();
+  }
+
+  private connect(): void {
+    const { options } = this;
+    const client = mqtt.connect(options.url, {
+      ...this.fileOptions,
+      clientId: options.clientId,
+      protocolVersion: this.protocolVersion,
+      clean: true,
+      keepalive: options.keepaliveS,
+      reconnectPeriod: 0, // reconnecting is ours
+      connectTimeout: 15_000,
+      resubscribe: false,
+      ...(options.will ? { will: { ...options.will, payload: Buffer.from(options.will.payload) } } : {}),
+    });
+    this.client = client;
+    client.on('connect', () => {
+      void this.onConnect(client);
+    });
+    client.on('message', (topic, payload) => this.emit('message', topic, payload));
+    client.on('error', (err) => this.onError(client, err));
+    client.on('close', () => this.onClose(client));
+  }
+
+  private async onConnect(client: MqttClient): Promise<void> {
+    try {
+      if (this.options.subscriptions.length) await client.subscribeAsync(this.options.subscriptions, { qos: 1 });
+    } catch (err) {
+      this.errors.error(`subscribing at ${this.options.url} failed: ${errorMessage(err)}`);
+      client.end(true);
+      return;
+    }
+    if (client !== this.client) return;
+    this.backoff.reset();
+    this.errors.clear();
+    this.up = true;
+    this.options.log.info(`connected to ${this.options.url} (MQTT ${this.protocolVersion === 5 ? '5' : '3.1.1'})`);
+    this.emit('connect', client);
+  }
+
+  private onError(client: MqttClient, err: Error & { code?: unknown }): void {
+    if (client !== this.client) return;
+    const code = typeof err.code === 'number' ? err.code : undefined;
+    if (code !== undefined && UNSUPPORTED_PROTOCOL.has(code) && this.protocolVersion === 5) {
+      this.options.log.info(`${this.options.url} does not speak MQTT 5; using MQTT 3.1.1`);
+      this.protocolVersion = 4;
+      this.retryAtOnce = true;
+      return; // close follows and reconnects with 3.1.1
+    }
+    this.errors.error(describeConnectionError(this.options.url, err, this.options));
+  }
+
+  private onClose(client: MqttClient): void {
+    if (client !== this.client) return;
+    client.removeAllListeners();
+    client.on('error', () => {}); // a late socket error must not become an uncaught exception
+    this.markDown();
+    this.client = undefined;
+    if (this.stopped) return;
+    const delay = this.retryAtOnce ? 0 : this.backoff.next();
+    this.retryAtOnce = false;
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  private markDown(): void {
+    if (!this.up) return;
+    this.up = false;
+    this.options.log.warn(`disconnected from ${this.options.url}`);
+    this.emit('disconnect');
+  }
+}
+
+function readSecrets(options: SessionOptions): Partial<IClientOptions> {
+  const read = (what: string, path: string | undefined) => {
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new IopError('CONFIG', `uplink ${what} file ${path}: ${errorMessage(err)}`, { path });
+    }
+  };
+  const tls = options.tls ?? {};
+  const out: Partial<IClientOptions> = { rejectUnauthorized: true };
+  const ca = read('tls.ca', tls.ca);
+  const cert = read('tls.cert', tls.cert);
+  const key = read('tls.key', tls.key);
+  if (ca) out.ca = ca;
+  if (cert) out.cert = cert;
+  if (key) out.key = key;
+  if (tls.servername) out.servername = tls.servername;
+  if (options.username !== undefined) out.username = options.username;
+  const password = read('passwordFile', options.passwordFile);
+  if (password) out.password = password.toString('utf8').replace(/\r?\n$/, '');
+  return out;
+}
+
+/** Words for what went wrong, and what to check. */
+export function describeConnectionError(url: string, err: Error & { code?: unknown }, options: Pick<SessionOptions, 'tls'>): string {
+  const code = err.code;
+  if (typeof code === 'number' && REFUSED_CREDENTIALS.has(code)) {
+    return `broker ${url} refused the connection: ${err.message} (check uplink.username and uplink.passwordFile, and the broker's ACL)`;
+  }
+  switch (code) {
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return `TLS: the certificate of ${url} is not for that host name (${err.message}); set uplink.tls.servername if the broker is reached by another name`;
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'CERT_SIGNATURE_FAILURE':
+      return `TLS: the certificate of ${url} is not signed by a trusted CA (${String(code)}); check uplink.tls.ca${options.tls?.ca ? ` (${options.tls.ca})` : ''}`;
+    case 'CERT_HAS_EXPIRED':
+    case 'CERT_NOT_YET_VALID':
+      return `TLS: the certificate of ${url} is outside its validity period (${String(code)}); check the broker certificate and this box's clock`;
+    case 'ECONNREFUSED':
+      return `cannot reach broker ${url}: connection refused (is the broker running on that port?)`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `cannot reach broker ${url}: host name does not resolve`;
+    case 'ETIMEDOUT':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return `cannot reach broker ${url}: ${String(code)}`;
+  }
+  return `broker ${url}: ${err.message}`;
+}

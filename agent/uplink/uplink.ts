@@ -1,0 +1,103 @@
+// The box's MQTT uplink: one session, the forwarder, and the retained status
+// (birth message on connect, last will and a clean goodbye marking it offline).
+import type { MqttClient } from 'mqtt';
+import { toHex } from '../codec/hex.ts';
+import type { UplinkConfig } from '../config/schema.ts';
+import type { Logger } from '../log.ts';
+import type { Box } from '../box.ts';
+import { Forwarder } from './forwarder.ts';
+import { ReceiptTrust } from './receipt-trust.ts';
+import { MqttSession } from './session.ts';
+import { deviceTopic } from './topics.ts';
+
+export const CAPABILITIES = ['senml+cbor', 'cose-sign1', 'hash-chain', 'receipts'];
+const STATUS_EVERY_MS = 60_000;
+
+export interface Uplink {
+  start(): void;
+  /** A reading was stored: forward it when connected. */
+  notify(): void;
+  stop(): Promise<void>;
+  readonly forwarder: Forwarder;
+  readonly session: MqttSession;
+}
+
+export function createUplink(options: { config: UplinkConfig & { broker: string }; stateDir: string; box: Box; version: string; log: Logger }): Uplink {
+  const { config, box, log } = options;
+  const id = box.identity.id;
+  const topics = { data: deviceTopic(id, 'data'), status: deviceTopic(id, 'status'), ack: deviceTopic(id, 'ack') };
+  const offline = () => new TextEncoder().encode(JSON.stringify({ online: false, id, time: Date.now() / 1000 }));
+  const session = new MqttSession({
+    url: config.broker,
+    clientId: config.clientId ?? `iop-${id.slice(0, 20)}`,
+    username: config.username,
+    passwordFile: config.passwordFile,
+    tls: config.tls,
+    keepaliveS: config.keepaliveS,
+    will: { topic: topics.status, payload: offline(), retain: true, qos: 1 },
+    subscriptions: config.ack === 'gateway' ? [topics.ack] : [],
+    reconnectMinMs: config.reconnectMinMs,
+    reconnectMaxMs: config.reconnectMaxMs,
+    log: log.child('mqtt'),
+  });
+  const forwarder = new Forwarder({
+    journal: box.journal,
+    dataTopic: topics.data,
+    ack: config.ack,
+    window: config.window,
+    ackTimeoutMs: config.ackTimeoutMs,
+    trust: new ReceiptTrust({ device: id, gatewayKeys: config.gatewayKeys, stateDir: options.stateDir, log: log.child('receipts') }),
+    log: log.child('forward'),
+  });
+
+  let lastStatus = '';
+  const status = () => {
+    const stats = box.journal.stats();
+    return JSON.stringify({
+      online: true,
+      id,
+      version: options.version,
+      publicKey: toHex(box.identity.publicKey),
+      sensors: box.sensors.map((s) => ({ name: s.name, kind: s.kind, ok: s.health().ok })),
+      capabilities: CAPABILITIES,
+      uplink: 'direct',
+      ack: config.ack,
+      queue: { stored: stats.stored, acked: stats.acked, dropped: stats.dropped, head: stats.head ?? null },
+    });
+  };
+  const publishStatus = (client: MqttClient, force: boolean) => {
+    // Queue lengths change with every reading: refresh when something a person acts on changed.
+    const key = JSON.stringify([box.journal.stats().dropped, box.sensors.map((s) => s.health().ok)]);
+    if (!force && key === lastStatus) return;
+    lastStatus = key;
+    client.publish(topics.status, status(), { qos: 1, retain: true });
+  };
+  let statusTimer: NodeJS.Timeout | undefined;
+
+  session.on('connect', (client) => {
+    publishStatus(client, true);
+    forwarder.attach(client);
+  });
+  session.on('disconnect', () => forwarder.detach());
+  session.on('message', (topic, payload) => {
+    if (topic === topics.ack) forwarder.onReceipt(new Uint8Array(payload));
+  });
+
+  return {
+    forwarder,
+    session,
+    start() {
+      session.start();
+      statusTimer = setInterval(() => {
+        const client = session.current;
+        if (client) publishStatus(client, false);
+      }, STATUS_EVERY_MS);
+    },
+    notify: () => forwarder.notify(),
+    async stop() {
+      clearInterval(statusTimer);
+      forwarder.stop();
+      await session.stop({ topic: topics.status, payload: offline(), retain: true });
+    },
+  };
+}

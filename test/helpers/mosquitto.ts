@@ -1,0 +1,100 @@
+// A real Mosquitto broker on a free loopback port, started and stopped by a test.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface BrokerOptions {
+  port?: number;
+  persistence?: boolean;
+  tls?: { ca: string; cert: string; key: string; requireClientCert?: boolean };
+}
+
+export interface Broker {
+  port: number;
+  url: string;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  kill(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+export async function startMosquitto(options: BrokerOptions = {}): Promise<Broker> {
+  const port = options.port ?? await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'iop-mosquitto-'));
+  const config = [
+    `listener ${port} 127.0.0.1`,
+    'allow_anonymous true',
+    `persistence ${options.persistence ? 'true' : 'false'}`,
+    `persistence_location ${dir}/`,
+    'max_queued_messages 100000',
+    'max_inflight_messages 0',
+    'log_dest none',
+  ];
+  if (options.tls) {
+    config.push(`cafile ${options.tls.ca}`, `certfile ${options.tls.cert}`, `keyfile ${options.tls.key}`);
+    if (options.tls.requireClientCert) config.push('require_certificate true');
+  }
+  writeFileSync(join(dir, 'mosquitto.conf'), config.join('\n') + '\n');
+  let child: ChildProcess | undefined;
+  const broker: Broker = {
+    port,
+    url: `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
+    async start() {
+      child = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr!.on('data', (chunk) => (stderr += chunk));
+      await waitForPort(port, 10_000).catch((err) => { throw new Error(`${err.message}\n${stderr}`); });
+    },
+    async stop() {
+      await ending(child, 'SIGTERM');
+      child = undefined;
+    },
+    async kill() {
+      await ending(child, 'SIGKILL');
+      child = undefined;
+    },
+  };
+  await broker.start();
+  const stop = broker.stop;
+  broker.stop = async () => {
+    await stop();
+  };
+  process.once('exit', () => {
+    child?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return broker;
+}
+
+function ending(child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
+  if (!child || child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill(signal);
+  });
+}
+
+export async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => { socket.end(); resolve(true); });
+      socket.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`nothing listens on port ${port} after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
