@@ -5,6 +5,8 @@ import type { Command } from './command.ts';
 import { configCommand } from './commands/config.ts';
 import { demoCommand } from './commands/demo.ts';
 import { exportCommand } from './commands/export.ts';
+import { gatewayCommand } from './commands/gateway.ts';
+import { subscribeCommand } from './commands/subscribe.ts';
 import { idCommand } from './commands/id.ts';
 import { runCommand } from './commands/run.ts';
 import { sampleCommand } from './commands/sample.ts';
@@ -14,7 +16,7 @@ import { createLogger, type LogLevel } from './log.ts';
 import { VERSION } from './version.ts';
 
 
-const COMMANDS: Command[] = [runCommand, idCommand, sampleCommand, verifyCommand, exportCommand, configCommand, demoCommand];
+const COMMANDS: Command[] = [runCommand, idCommand, sampleCommand, verifyCommand, exportCommand, gatewayCommand, subscribeCommand, configCommand, demoCommand];
 
 const LOG_LEVELS: readonly string[] = ['debug', 'info', 'warn', 'error'];
 

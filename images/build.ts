@@ -40,7 +40,7 @@ await build({
 });
 
 await build({
-  entryPoints: [join(root, 'agent', 'codec', 'verify.ts')],
+  entryPoints: [join(root, 'agent', 'codec', 'index.ts')],
   outfile: join(dist, 'iop-verify.mjs'),
   bundle: true,
   platform: 'neutral',

@@ -79,9 +79,9 @@ export class ReadingVerifier {
     const valid = identity.scheme.verify(parsed.signature, sigStructure(parsed.protectedBytes, parsed.payload), identity.publicKey);
     const hash = messageHash(bytes);
     const chain = chainStatus(this.lastLink.get(identity.id), header.seq, header.prev);
-    // Only a message that verifies may become the reference for the next one, so a
-    // forgery cannot make the genuine successor look broken.
-    if (valid) this.lastLink.set(identity.id, { seq: header.seq, hash });
+    // Only a message that verifies and does not go back may become the reference for
+    // the next one, so neither a forgery nor a replay makes the genuine successor look broken.
+    if (valid && chain !== 'broken') this.lastLink.set(identity.id, { seq: header.seq, hash });
     return { device: identity.id, seq: header.seq, prev: header.prev, hash, valid, chain, records };
   }
 }
@@ -97,7 +97,3 @@ export function readingToJson(reading: VerifiedReading) {
     records: reading.records,
   };
 }
-
-export { splitCborSequence } from './cbor.ts';
-export { identityFromId, identityFromPublicKey, ED25519 } from './identity.ts';
-export { toHex, fromHex } from './hex.ts';

@@ -12,14 +12,15 @@ export class RateLimitedLog {
     this.periodMs = periodMs;
   }
 
-  error(message: string, nowMs = Date.now()): void {
-    const entry = this.seen.get(message);
+  /** Messages with the same key count as the same problem (default: the message itself). */
+  error(message: string, key = message, nowMs = Date.now()): void {
+    const entry = this.seen.get(key);
     if (entry && nowMs - entry.lastMs < this.periodMs) {
       entry.repeats++;
       return;
     }
     const repeats = entry?.repeats ?? 0;
-    this.seen.set(message, { lastMs: nowMs, repeats: 0 });
+    this.seen.set(key, { lastMs: nowMs, repeats: 0 });
     this.log.error(repeats > 0 ? `${message} (${repeats} more times since last said)` : message);
   }
 

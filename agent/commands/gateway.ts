@@ -1,0 +1,60 @@
+import type { Command } from '../command.ts';
+import { CONFIG_HELP, CONFIG_OPTIONS, stringOption } from '../command.ts';
+import { IopError } from '../errors.ts';
+import { Gateway } from '../gateway/gateway.ts';
+import { DeviceRegistry } from '../gateway/registry.ts';
+import { loadDeviceKey } from '../identity/software-key.ts';
+import { toHex } from '../codec/hex.ts';
+import { configFromFlags, integerOption } from './options.ts';
+
+export const gatewayCommand: Command = {
+  name: 'gateway',
+  summary: 'run the reference chain gateway: verify, keep and acknowledge readings',
+  usage: 'iop-agent gateway --broker URL --state-dir DIR [--allow ID ...] [--allow-file FILE] [--allow-any]',
+  help: `      --broker URL      MQTT broker (or uplink.broker in the config)
+      --allow ID        accept readings of this device (repeatable)
+      --allow-file FILE accept the devices listed in FILE, one id a line (# comments)
+      --allow-any       accept any device (demos and tests)
+      --gap-timeout MS  how long to wait for missing readings before the chain goes on (default 300000)
+      --no-share        plain subscription instead of the MQTT 5 shared one (brokers without $share)
+${CONFIG_HELP}
+The gateway's own key (for receipts) is made in its state dir; 'iop-agent id --state-dir DIR'
+prints the public key boxes list in uplink.gatewayKeys. Several gateways may share one
+state dir: they split the readings through the shared subscription.`,
+  options: {
+    ...CONFIG_OPTIONS, broker: { type: 'string' }, allow: { type: 'string', multiple: true }, 'allow-file': { type: 'string' },
+    'allow-any': { type: 'boolean' }, 'gap-timeout': { type: 'string' }, 'no-share': { type: 'boolean' },
+  },
+  async run(context) {
+    const { config } = configFromFlags(context);
+    const broker = config.uplink.broker;
+    if (!broker) throw new IopError('USAGE', '--broker is required (or uplink.broker in the config)');
+    const registry = new DeviceRegistry({
+      allow: (context.values.allow as string[] | undefined) ?? [],
+      allowFile: stringOption(context, 'allow-file'),
+      allowAny: context.values['allow-any'] === true,
+    });
+    if (!registry.allowAny && registry.size === 0) {
+      throw new IopError('USAGE', 'no device would be accepted: give --allow ID, --allow-file FILE or --allow-any');
+    }
+    const { key, identity } = loadDeviceKey(config.stateDir, { create: true });
+    const gateway = new Gateway({
+      session: { ...config.uplink, url: broker },
+      stateDir: config.stateDir,
+      key,
+      identity,
+      registry,
+      gapTimeoutMs: integerOption(context, 'gap-timeout', { min: 100, max: 86_400_000 }) ?? 300_000,
+      share: context.values['no-share'] !== true,
+      log: context.log,
+    });
+    context.log.info(`gateway ${toHex(identity.publicKey)} on ${broker}; ${registry.allowAny ? 'any device' : `${registry.size} devices allowed`}`);
+    gateway.start();
+    const statsTimer = setInterval(() => context.log.info(`stats ${JSON.stringify(gateway.counters)}`), 60_000);
+    await new Promise<void>((resolve) => context.signal.addEventListener('abort', () => resolve(), { once: true }));
+    clearInterval(statsTimer);
+    await gateway.stop();
+    context.stdout.write(JSON.stringify({ gateway: identity.id, ...gateway.counters }) + '\n');
+    return 0;
+  },
+};

@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto';
+import { VerifyingConsumer } from '../codec/consumer.ts';
+import { readingToJson, type VerifiedReading } from '../codec/verify.ts';
+import type { Command } from '../command.ts';
+import { CONFIG_HELP, CONFIG_OPTIONS, stringOption } from '../command.ts';
+import { IopError, errorMessage } from '../errors.ts';
+import { identityFromId } from '../codec/identity.ts';
+import { MqttSession } from '../uplink/session.ts';
+import { RateLimitedLog } from '../uplink/rate-limited-log.ts';
+import { topicFilter } from '../uplink/topics.ts';
+import { configFromFlags, integerOption } from './options.ts';
+
+export const subscribeCommand: Command = {
+  name: 'subscribe',
+  summary: 'subscribe to readings and verify each one and its chain (trusting no gateway)',
+  usage: 'iop-agent subscribe --broker URL [--device ID] [--json] [--count N]',
+  help: `      --broker URL      MQTT broker
+      --device ID       only this device (default: every device)
+      --json            one JSON object per reading, as 'iop-agent verify' prints
+      --count N         exit after N readings
+${CONFIG_HELP}
+Duplicates (a box publishing again what it was not sure arrived) are dropped; bad,
+forged or replayed messages are counted and reported on standard error.`,
+  options: { ...CONFIG_OPTIONS, broker: { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' }, count: { type: 'string' } },
+  async run(context) {
+    const { config } = configFromFlags(context);
+    const broker = config.uplink.broker;
+    if (!broker) throw new IopError('USAGE', '--broker is required');
+    const device = stringOption(context, 'device');
+    if (device !== undefined) {
+      try {
+        identityFromId(device);
+      } catch (err) {
+        throw new IopError('USAGE', `--device: ${errorMessage(err)}`);
+      }
+    }
+    const count = integerOption(context, 'count', { min: 1, max: Number.MAX_SAFE_INTEGER });
+    const json = context.values.json === true;
+    const consumer = new VerifyingConsumer();
+    const problems = new RateLimitedLog(context.log);
+    const session = new MqttSession({
+      ...config.uplink,
+      url: broker,
+      clientId: `iop-sub-${randomBytes(4).toString('hex')}`,
+      subscriptions: [topicFilter('data', device)],
+      log: context.log.child('mqtt'),
+    });
+    let printed = 0;
+    const done = new Promise<void>((resolve) => {
+      context.signal.addEventListener('abort', () => resolve(), { once: true });
+      session.on('message', (topic, payload) => {
+        const result = consumer.accept(topic, new Uint8Array(payload));
+        if (result.kind === 'rejected') return problems.error(`rejected (${result.reason}): ${result.detail}`, result.reason);
+        if (result.kind === 'duplicate') return;
+        const { reading } = result;
+        context.stdout.write(json ? JSON.stringify(readingToJson(reading)) + '\n' : formatLine(reading) + '\n');
+        if (count !== undefined && ++printed >= count) resolve();
+      });
+    });
+    session.start();
+    await done;
+    await session.stop();
+    context.log.info(`summary ${JSON.stringify(consumer.counters)}`);
+    return 0;
+  },
+};
+
+function formatLine(reading: VerifiedReading): string {
+  const values = reading.records.map((r) => `${r.n}=${String(r.v ?? r.vs ?? r.vb ?? r.vd ?? r.s)}${r.u ? ' ' + r.u : ''}`).join('  ');
+  return `${reading.device.slice(0, 12)}…  seq ${reading.seq}  chain ${reading.chain}  ${values}`;
+}

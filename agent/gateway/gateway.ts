@@ -1,0 +1,187 @@
+// The reference chain gateway: takes readings from a shared MQTT subscription,
+// verifies signature and chain per device, keeps them durably, answers each device
+// with signed receipts (retained on its ack topic) and republishes verified readings
+// as JSON for consumers. Every rejected message is counted by reason.
+import { randomBytes } from 'node:crypto';
+import type { MqttClient } from 'mqtt';
+import { parseSign1, sigStructure } from '../codec/cose.ts';
+import { messageHash } from '../codec/chain.ts';
+import { decodeCbor } from '../codec/cbor.ts';
+import { toHex } from '../codec/hex.ts';
+import { identityFromId, identityFromKid, type DeviceIdentity } from '../codec/identity.ts';
+import { signReceipt } from '../codec/receipt.ts';
+import { resolveSenmlPack } from '../codec/senml.ts';
+import type { DeviceKey } from '../identity/device-key.ts';
+import { errorMessage } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { MqttSession, type SessionOptions } from '../uplink/session.ts';
+import { RateLimitedLog } from '../uplink/rate-limited-log.ts';
+import { deviceTopic, parseTopic, topicFilter } from '../uplink/topics.ts';
+import type { DeviceRegistry } from './registry.ts';
+import { GatewayStore, type AcceptResult } from './store.ts';
+
+export const SHARE_GROUP = 'iop-gateway';
+const MAX_MESSAGE_BYTES = 64 * 1024;
+const RECEIPT_EVERY_MS = 100;
+
+export type RejectReason = 'malformed' | 'too-large' | 'bad-signature' | 'unknown-device' | 'topic-mismatch' | 'broken-chain' | 'conflict';
+
+export interface GatewayCounters {
+  accepted: number;
+  duplicate: number;
+  receipts: number;
+  missing: number;
+  rejected: Record<RejectReason, number>;
+}
+
+export interface GatewayOptions {
+  session: Omit<SessionOptions, 'subscriptions' | 'clientId' | 'will' | 'log'> & { clientId?: string | undefined };
+  stateDir: string;
+  key: DeviceKey;
+  identity: DeviceIdentity;
+  registry: DeviceRegistry;
+  gapTimeoutMs: number;
+  /** Subscribe through the MQTT 5 shared subscription (several gateways split the load). */
+  share: boolean;
+  log: Logger;
+}
+
+export class Gateway {
+  readonly counters: GatewayCounters = {
+    accepted: 0, duplicate: 0, receipts: 0, missing: 0,
+    rejected: { 'malformed': 0, 'too-large': 0, 'bad-signature': 0, 'unknown-device': 0, 'topic-mismatch': 0, 'broken-chain': 0, 'conflict': 0 },
+  };
+  private readonly options: GatewayOptions;
+  private readonly store: GatewayStore;
+  private readonly session: MqttSession;
+  private readonly receiptTimers = new Map<string, NodeJS.Timeout>();
+  private gapTimer: NodeJS.Timeout | undefined;
+  private readonly log: Logger;
+  private readonly rejections: RateLimitedLog;
+
+  constructor(options: GatewayOptions) {
+    this.options = options;
+    this.log = options.log;
+    this.rejections = new RateLimitedLog(options.log);
+    this.store = new GatewayStore(options.stateDir, { gapTimeoutMs: options.gapTimeoutMs });
+    this.session = new MqttSession({
+      ...options.session,
+      clientId: options.session.clientId ?? `iop-gw-${options.identity.id.slice(0, 12)}-${randomBytes(3).toString('hex')}`,
+      subscriptions: [options.share ? `$share/${SHARE_GROUP}/${topicFilter('data')}` : topicFilter('data')],
+      log: options.log.child('mqtt'),
+    });
+    this.session.on('message', (topic, payload) => this.onMessage(topic, new Uint8Array(payload)));
+  }
+
+  start(): void {
+    this.session.start();
+    this.gapTimer = setInterval(() => this.settleGaps(), Math.max(100, this.options.gapTimeoutMs / 2));
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.gapTimer);
+    for (const timer of this.receiptTimers.values()) clearTimeout(timer);
+    await this.session.stop();
+    this.store.close();
+  }
+
+  /** Handles one data message; never throws. */
+  onMessage(topic: string, bytes: Uint8Array): void {
+    try {
+      this.handle(topic, bytes);
+    } catch (err) {
+      this.reject('malformed', `unexpected error on ${topic}: ${errorMessage(err)}`);
+    }
+  }
+
+  private handle(topic: string, bytes: Uint8Array): void {
+    const target = parseTopic(topic);
+    if (!target || target.kind !== 'data') return this.reject('malformed', `message on unexpected topic ${topic}`);
+    if (bytes.length > MAX_MESSAGE_BYTES) return this.reject('too-large', `${bytes.length}-byte message on ${topic}`);
+    let parsed;
+    let identity: DeviceIdentity;
+    try {
+      parsed = parseSign1(bytes);
+      identity = identityFromKid(parsed.header.kid);
+      resolveSenmlPack(decodeCbor(parsed.payload), Date.now() / 1000);
+    } catch (err) {
+      return this.reject('malformed', `${topic}: ${errorMessage(err)}`);
+    }
+    if (identity.id !== target.device) return this.reject('topic-mismatch', `message of device ${identity.id} on the topic of ${target.device}`);
+    if (!this.options.registry.allows(identity.id)) return this.reject('unknown-device', `device ${identity.id} is not on the allow-list`);
+    if (!identity.scheme.acceptedAlgs.includes(parsed.header.alg)) return this.reject('bad-signature', `${topic}: alg ${parsed.header.alg}`);
+    if (!identity.scheme.verify(parsed.signature, sigStructure(parsed.protectedBytes, parsed.payload), identity.publicKey)) {
+      return this.reject('bad-signature', `seq ${parsed.header.seq} of ${identity.id}: signature does not verify`);
+    }
+    const result = this.store.accept({
+      device: identity.id, seq: parsed.header.seq, hash: messageHash(bytes), prev: parsed.header.prev, message: bytes, receivedMs: Date.now(),
+    });
+    if (result.outcome === 'duplicate') this.counters.duplicate++;
+    else if (result.outcome === 'conflict') this.reject('conflict', `seq ${parsed.header.seq} of ${identity.id} differs from the one already accepted`);
+    else this.counters.accepted++;
+    this.afterStep(identity, result);
+    // A duplicate usually means the box missed a receipt: answer it again.
+    if (result.outcome !== 'new' || result.linked.length) this.scheduleReceipt(identity);
+  }
+
+  private afterStep(identity: DeviceIdentity, result: Omit<AcceptResult, 'outcome'>): void {
+    for (const seq of result.broken) this.reject('broken-chain', `seq ${seq} of ${identity.id} does not link to seq ${seq - 1}`);
+    if (result.missing) {
+      this.counters.missing += result.missing;
+      this.log.warn(`device ${identity.id}: ${result.missing} readings missing before seq ${result.linked.find((l) => l.chain === 'gap')?.seq ?? '?'}; chain continues after the gap`);
+    }
+    const client = this.session.current;
+    if (!client) return;
+    for (const reading of result.linked) this.publishVerified(client, identity, reading.message, reading.chain);
+  }
+
+  private publishVerified(client: MqttClient, identity: DeviceIdentity, message: Uint8Array, chain: string): void {
+    const parsed = parseSign1(message);
+    const records = resolveSenmlPack(decodeCbor(parsed.payload), Date.now() / 1000);
+    const body = { device: identity.id, seq: parsed.header.seq, prev: toHex(parsed.header.prev), valid: true, chain, records };
+    client.publish(deviceTopic(identity.id, 'verified'), JSON.stringify(body), { qos: 1 });
+  }
+
+  private scheduleReceipt(identity: DeviceIdentity): void {
+    if (this.receiptTimers.has(identity.id)) return;
+    this.receiptTimers.set(identity.id, setTimeout(() => {
+      this.receiptTimers.delete(identity.id);
+      void this.sendReceipt(identity);
+    }, RECEIPT_EVERY_MS));
+  }
+
+  private async sendReceipt(identity: DeviceIdentity): Promise<void> {
+    const frontier = this.store.frontier(identity.id);
+    const client = this.session.current;
+    if (!frontier || !client) return;
+    try {
+      const receipt = await signReceipt(this.options.identity, this.options.key.sign, {
+        deviceKid: identity.kid, device: identity.id, seq: frontier.seq, hash: frontier.hash, time: Date.now() / 1000,
+      });
+      // Retained: a box that was offline gets the latest receipt when it subscribes.
+      await client.publishAsync(deviceTopic(identity.id, 'ack'), Buffer.from(receipt), { qos: 1, retain: true });
+      this.counters.receipts++;
+    } catch (err) {
+      this.log.warn(`receipt for ${identity.id} not sent: ${errorMessage(err)}`);
+    }
+  }
+
+  private settleGaps(): void {
+    try {
+      for (const device of this.store.pendingDevices()) {
+        const identity = identityFromId(device);
+        const result = this.store.settle(device);
+        this.afterStep(identity, result);
+        if (result.linked.length) this.scheduleReceipt(identity);
+      }
+    } catch (err) {
+      this.log.warn(`gap check failed: ${errorMessage(err)}`);
+    }
+  }
+
+  private reject(reason: RejectReason, detail: string): void {
+    this.counters.rejected[reason]++;
+    // Keyed by reason: a flood of bad messages costs one log line a minute per reason.
+    this.rejections.error(`rejected (${reason}): ${detail}`, reason);
+  }
+}

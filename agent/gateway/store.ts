@@ -1,0 +1,163 @@
+// The gateway's durable record of accepted readings and, per device, the frontier:
+// the highest seq up to which the chain is complete and linked. Several gateway
+// processes may share one store: every step runs in an IMMEDIATE transaction.
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { join } from 'node:path';
+import { bytesEqual } from '../codec/hex.ts';
+import { GENESIS_PREV, type ChainLink } from '../codec/chain.ts';
+import { IopError, errorMessage } from '../errors.ts';
+
+export const GATEWAY_STORE_FILE = 'gateway.db';
+
+export interface IncomingReading {
+  device: string;
+  seq: number;
+  hash: Uint8Array;
+  prev: Uint8Array;
+  message: Uint8Array;
+  receivedMs: number;
+}
+
+export interface LinkedReading {
+  seq: number;
+  message: Uint8Array;
+  /** how it joined the chain */
+  chain: 'start' | 'ok' | 'gap';
+}
+
+export interface AcceptResult {
+  outcome: 'new' | 'duplicate' | 'conflict';
+  /** the device's frontier after this step, if any */
+  frontier: ChainLink | undefined;
+  /** readings that joined the contiguous chain in this step, in order */
+  linked: LinkedReading[];
+  /** seqs removed because they did not link to their predecessor */
+  broken: number[];
+  /** readings declared missing because the gap outlived the gap timeout */
+  missing: number;
+}
+
+export class GatewayStore {
+  private readonly db: DatabaseSync;
+  private readonly s: Record<'find' | 'insert' | 'frontier' | 'setFrontier' | 'next' | 'remove' | 'lowestAbove' | 'pendingDevices' | 'count', StatementSync>;
+  private readonly gapTimeoutMs: number;
+
+  constructor(stateDir: string, options: { gapTimeoutMs: number }) {
+    const path = join(stateDir, GATEWAY_STORE_FILE);
+    this.gapTimeoutMs = options.gapTimeoutMs;
+    try {
+      this.db = new DatabaseSync(path, { timeout: 10_000 });
+      this.db.exec('PRAGMA journal_mode = WAL');
+      this.db.exec('PRAGMA synchronous = FULL');
+      this.db.exec(`
+        CREATE TABLE IF NOT EXISTS readings (device TEXT NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL, prev BLOB NOT NULL,
+          message BLOB NOT NULL, received_ms INTEGER NOT NULL, PRIMARY KEY (device, seq)) STRICT;
+        CREATE TABLE IF NOT EXISTS frontier (device TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash BLOB NOT NULL) STRICT;
+      `);
+    } catch (err) {
+      throw new IopError('STORE', `cannot open gateway store ${path}: ${errorMessage(err)}`, { path }, { cause: err });
+    }
+    const db = this.db;
+    this.s = {
+      find: db.prepare('SELECT hash FROM readings WHERE device = ? AND seq = ?'),
+      insert: db.prepare('INSERT INTO readings (device, seq, hash, prev, message, received_ms) VALUES (?, ?, ?, ?, ?, ?)'),
+      frontier: db.prepare('SELECT seq, hash FROM frontier WHERE device = ?'),
+      setFrontier: db.prepare('INSERT INTO frontier (device, seq, hash) VALUES (?, ?, ?) ON CONFLICT(device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash'),
+      next: db.prepare('SELECT seq, hash, prev, message FROM readings WHERE device = ? AND seq = ?'),
+      remove: db.prepare('DELETE FROM readings WHERE device = ? AND seq = ?'),
+      lowestAbove: db.prepare('SELECT seq, prev, received_ms FROM readings WHERE device = ? AND seq > ? ORDER BY seq LIMIT 1'),
+      pendingDevices: db.prepare('SELECT DISTINCT r.device FROM readings r LEFT JOIN frontier f ON f.device = r.device WHERE f.seq IS NULL OR r.seq > f.seq'),
+      count: db.prepare('SELECT count(*) AS n FROM readings WHERE device = ?'),
+    };
+  }
+
+  accept(reading: IncomingReading, nowMs = Date.now()): AcceptResult {
+    return this.transaction(() => {
+      const existing = this.s.find.get(reading.device, reading.seq) as { hash: Uint8Array } | undefined;
+      if (existing) {
+        const outcome = bytesEqual(existing.hash, reading.hash) ? 'duplicate' : 'conflict';
+        return { outcome, frontier: this.frontier(reading.device), linked: [], broken: [], missing: 0 };
+      }
+      const frontier = this.frontier(reading.device);
+      if (frontier && reading.seq <= frontier.seq) {
+        // Older than the frontier and not stored: the gateway declared it missing earlier.
+        return { outcome: 'conflict', frontier, linked: [], broken: [], missing: 0 };
+      }
+      this.s.insert.run(reading.device, reading.seq, reading.hash, reading.prev, reading.message, reading.receivedMs);
+      return { outcome: 'new', ...this.advance(reading.device, nowMs) };
+    });
+  }
+
+  /** Devices whose chain waits on a gap, for the periodic gap check. */
+  pendingDevices(): string[] {
+    return (this.s.pendingDevices.all() as { device: string }[]).map((row) => row.device);
+  }
+
+  /** Re-checks a device's frontier, declaring gaps that outlived the timeout. */
+  settle(device: string, nowMs = Date.now()): Omit<AcceptResult, 'outcome'> {
+    return this.transaction(() => this.advance(device, nowMs));
+  }
+
+  frontier(device: string): ChainLink | undefined {
+    const row = this.s.frontier.get(device) as { seq: number; hash: Uint8Array } | undefined;
+    return row ? { seq: row.seq, hash: row.hash } : undefined;
+  }
+
+  count(device: string): number {
+    return (this.s.count.get(device) as { n: number }).n;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private advance(device: string, nowMs: number): Omit<AcceptResult, 'outcome'> {
+    const linked: LinkedReading[] = [];
+    const broken: number[] = [];
+    let missing = 0;
+    let frontier = this.frontier(device);
+    let joining: LinkedReading['chain'] = frontier ? 'ok' : 'start';
+    if (!frontier) {
+      // First contact: the chain starts at seq 0 (prev is all zeros) or, for a device
+      // whose earlier readings this gateway never saw, at the lowest seq it holds.
+      const lowest = this.s.lowestAbove.get(device, -1) as { seq: number; prev: Uint8Array } | undefined;
+      if (!lowest) return { frontier, linked, broken, missing };
+      frontier = { seq: lowest.seq - 1, hash: lowest.seq === 0 ? GENESIS_PREV : lowest.prev };
+    }
+    for (;;) {
+      const next = this.s.next.get(device, frontier.seq + 1) as { seq: number; hash: Uint8Array; prev: Uint8Array; message: Uint8Array } | undefined;
+      if (next) {
+        if (!bytesEqual(next.prev, frontier.hash)) {
+          this.s.remove.run(device, next.seq);
+          broken.push(next.seq);
+          continue; // the slot is free again; a genuine copy may still come
+        }
+        frontier = { seq: next.seq, hash: next.hash };
+        linked.push({ seq: next.seq, message: next.message, chain: joining });
+        joining = 'ok';
+        continue;
+      }
+      const above = this.s.lowestAbove.get(device, frontier.seq) as { seq: number; prev: Uint8Array; received_ms: number } | undefined;
+      if (!above || nowMs - above.received_ms < this.gapTimeoutMs) break;
+      // The missing readings did not come within the gap timeout: the chain goes on
+      // after the gap, which stays visible in the counts and in the chain status.
+      missing += above.seq - frontier.seq - 1;
+      frontier = { seq: above.seq - 1, hash: above.prev };
+      joining = 'gap';
+    }
+    if (frontier.seq >= 0 || linked.length) this.s.setFrontier.run(device, frontier.seq, frontier.hash);
+    return { frontier: frontier.seq >= 0 ? frontier : undefined, linked, broken, missing };
+  }
+
+  private transaction<T>(body: () => T): T {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = body();
+      this.db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      try { this.db.exec('ROLLBACK'); } catch { /* already ended */ }
+      throw err;
+    }
+  }
+}
