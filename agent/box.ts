@@ -1,5 +1,6 @@
 // Opens what a box command needs from its configuration: identity, journal, sensors.
 import { createSimulatedSensor } from '../sensors/simulated.ts';
+import { seedFromText } from '../sensors/random.ts';
 import type { Sensor } from '../sensors/sensor.ts';
 import type { DeviceIdentity } from './codec/identity.ts';
 import { encodeSenmlPack, type SenmlPack } from './codec/senml.ts';
@@ -22,10 +23,11 @@ export interface Box {
   close(): Promise<void>;
 }
 
-export function createSensor(config: SensorConfig): Sensor {
+/** `device` varies the simulated series from box to box. */
+export function createSensor(config: SensorConfig, device: string): Sensor {
   switch (config.type) {
     case 'simulated':
-      return createSimulatedSensor(config);
+      return createSimulatedSensor({ ...config, seed: config.seed ?? seedFromText(`${device}/${config.name}`) });
   }
 }
 
@@ -35,7 +37,7 @@ export async function openBox(config: Config, log: Logger): Promise<Box> {
   if (created) log.info(`created device key; device id ${identity.id}`);
   assertWritable(config.stateDir);
   const journal = Journal.open(config.stateDir, identity, key, { maxMessages: config.store.maxMessages });
-  const sensors = config.sensors.map(createSensor);
+  const sensors = config.sensors.map((sensor) => createSensor(sensor, identity.id));
   await Promise.all(sensors.map((s) => s.start()));
   const sampler = new Sampler({
     intervalMs: config.sampling.intervalMs,

@@ -133,13 +133,19 @@ test('export writes the stored chain; messages from sample are in it', async () 
   assert.is(jsonLines((await runCli(['verify'], { input: from.stdout })).stdout)[0].seq, 3);
 });
 
-test('demo samples, signs and prints verified readings', async () => {
-  const result = await runCli(['demo', '--count', '2', '--interval', '50', '--state-dir', join(dir.path, 'demo')]);
+test('demo: embedded broker, gateway, three boxes and a verifying subscriber; stops by itself after --count', async () => {
+  const result = await runCli(['demo', '--count', '9', '--interval', '100', '--state-dir', join(dir.path, 'demo')]);
   assert.is(result.code, 0, result.stderr);
-  const lines = result.stdout.toString().trim().split('\n');
-  assert.match(lines[0]!, /^device [a-z2-7]+$/);
-  assert.match(lines[2]!, /seq\s+0\s+signature ok\s+chain start\s+temperature=[-\d.]+ Cel/);
-  assert.match(lines[3]!, /seq\s+1\s+signature ok\s+chain ok/);
+  const out = result.stdout.toString();
+  assert.match(out, /^embedded MQTT broker on mqtt:\/\/127\.0\.0\.1:\d+$/m);
+  const devices = [...out.matchAll(/^box-\d: device ([a-z2-7]+)$/gm)].map((m) => m[1]!);
+  assert.is(devices.length, 3);
+  const readings = out.split('\n').filter((l) => / verified /.test(l));
+  assert.ok(readings.length >= 9, out);
+  for (const line of readings) assert.match(line, /seq\s+\d+\s+verified\s+chain (start|ok)\s+temperature=[-\d.]+ Cel/);
+  const prefixes = new Set(readings.map((l) => l.slice(0, 10)));
+  assert.ok(prefixes.size >= 2, 'readings of several boxes');
+  assert.ok([...prefixes].every((p) => devices.some((d) => d.startsWith(p))));
 });
 
 test('run samples until SIGTERM and stops cleanly with exit 0', async () => {

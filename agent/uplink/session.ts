@@ -144,7 +144,8 @@ export class MqttSession extends EventEmitter<SessionEvents> {
   private markDown(): void {
     if (!this.up) return;
     this.up = false;
-    this.options.log.warn(`disconnected from ${this.options.url}`);
+    if (this.stopped) this.options.log.info(`disconnected from ${this.options.url}`);
+    else this.options.log.warn(`disconnected from ${this.options.url}`);
     this.emit('disconnect');
   }
 }
