@@ -18,10 +18,12 @@ export const subscribeCommand: Command = {
       --device ID       only this device (default: every device)
       --json            one JSON object per reading, as 'iop-agent verify' prints
       --count N         exit after N readings
+      --session NAME    a persistent session under this client id: the broker keeps what
+                        arrives while the subscriber is away (for a week)
 ${CONFIG_HELP}
 Duplicates (a box publishing again what it was not sure arrived) are dropped; bad,
 forged or replayed messages are counted and reported on standard error.`,
-  options: { ...CONFIG_OPTIONS, broker: { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' }, count: { type: 'string' } },
+  options: { ...CONFIG_OPTIONS, broker: { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' }, count: { type: 'string' }, session: { type: 'string' } },
   async run(context) {
     const { config } = configFromFlags(context);
     const broker = config.uplink.broker;
@@ -36,19 +38,21 @@ forged or replayed messages are counted and reported on standard error.`,
     }
     const count = integerOption(context, 'count', { min: 1, max: Number.MAX_SAFE_INTEGER });
     const json = context.values.json === true;
+    const session = stringOption(context, 'session');
     const consumer = new VerifyingConsumer();
     const problems = new RateLimitedLog(context.log);
-    const session = new MqttSession({
+    const mqttSession = new MqttSession({
       ...config.uplink,
       url: broker,
-      clientId: `iop-sub-${randomBytes(4).toString('hex')}`,
+      clientId: session ?? `iop-sub-${randomBytes(4).toString('hex')}`,
+      ...(session ? { sessionExpiryS: 7 * 86_400 } : {}),
       subscriptions: [topicFilter('data', device)],
       log: context.log.child('mqtt'),
     });
     let printed = 0;
     const done = new Promise<void>((resolve) => {
       context.signal.addEventListener('abort', () => resolve(), { once: true });
-      session.on('message', (topic, payload) => {
+      mqttSession.on('message', (topic, payload) => {
         const result = consumer.accept(topic, new Uint8Array(payload));
         if (result.kind === 'rejected') return problems.error(`rejected (${result.reason}): ${result.detail}`, result.reason);
         if (result.kind === 'duplicate') return;
@@ -57,9 +61,9 @@ forged or replayed messages are counted and reported on standard error.`,
         if (count !== undefined && ++printed >= count) resolve();
       });
     });
-    session.start();
+    mqttSession.start();
     await done;
-    await session.stop();
+    await mqttSession.stop();
     context.log.info(`summary ${JSON.stringify(consumer.counters)}`);
     return 0;
   },

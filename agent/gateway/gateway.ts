@@ -18,11 +18,12 @@ import { MqttSession, type SessionOptions } from '../uplink/session.ts';
 import { RateLimitedLog } from '../uplink/rate-limited-log.ts';
 import { deviceTopic, parseTopic, topicFilter } from '../uplink/topics.ts';
 import type { DeviceRegistry } from './registry.ts';
-import { GatewayStore, type AcceptResult } from './store.ts';
+import { GatewayStore, type AcceptResult, type IncomingReading } from './store.ts';
 
 export const SHARE_GROUP = 'iop-gateway';
 const MAX_MESSAGE_BYTES = 64 * 1024;
 const RECEIPT_EVERY_MS = 100;
+const MAX_BATCH = 500;
 
 export type RejectReason = 'malformed' | 'too-large' | 'bad-signature' | 'unknown-device' | 'topic-mismatch' | 'broken-chain' | 'conflict';
 
@@ -55,6 +56,7 @@ export class Gateway {
   private readonly store: GatewayStore;
   private readonly session: MqttSession;
   private readonly receiptTimers = new Map<string, NodeJS.Timeout>();
+  private pending: { identity: DeviceIdentity; reading: IncomingReading }[] = [];
   private gapTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
   private readonly rejections: RateLimitedLog;
@@ -79,6 +81,7 @@ export class Gateway {
   }
 
   async stop(): Promise<void> {
+    this.flush();
     clearInterval(this.gapTimer);
     for (const timer of this.receiptTimers.values()) clearTimeout(timer);
     await this.session.stop();
@@ -113,15 +116,35 @@ export class Gateway {
     if (!identity.scheme.verify(parsed.signature, sigStructure(parsed.protectedBytes, parsed.payload), identity.publicKey)) {
       return this.reject('bad-signature', `seq ${parsed.header.seq} of ${identity.id}: signature does not verify`);
     }
-    const result = this.store.accept({
-      device: identity.id, seq: parsed.header.seq, hash: messageHash(bytes), prev: parsed.header.prev, message: bytes, receivedMs: Date.now(),
+    this.pending.push({
+      identity,
+      reading: { device: identity.id, seq: parsed.header.seq, hash: messageHash(bytes), prev: parsed.header.prev, message: bytes, receivedMs: Date.now() },
     });
-    if (result.outcome === 'duplicate') this.counters.duplicate++;
-    else if (result.outcome === 'conflict') this.reject('conflict', `seq ${parsed.header.seq} of ${identity.id} differs from the one already accepted`);
-    else this.counters.accepted++;
-    this.afterStep(identity, result);
-    // A duplicate usually means the box missed a receipt: answer it again.
-    if (result.outcome !== 'new' || result.linked.length) this.scheduleReceipt(identity);
+    // Readings arriving together are stored in one transaction: one fsync for many.
+    if (this.pending.length === 1) setImmediate(() => this.flush());
+    else if (this.pending.length >= MAX_BATCH) this.flush();
+  }
+
+  private flush(): void {
+    const batch = this.pending.splice(0);
+    if (batch.length === 0) return;
+    let results: AcceptResult[];
+    try {
+      results = this.store.acceptAll(batch.map((b) => b.reading));
+    } catch (err) {
+      // Nothing of the batch was stored and no receipt covers it: the boxes send it again.
+      this.log.error(`storing ${batch.length} readings failed: ${errorMessage(err)}`);
+      return;
+    }
+    results.forEach((result, i) => {
+      const { identity, reading } = batch[i]!;
+      if (result.outcome === 'duplicate') this.counters.duplicate++;
+      else if (result.outcome === 'conflict') this.reject('conflict', `seq ${reading.seq} of ${identity.id} differs from the one already accepted`);
+      else this.counters.accepted++;
+      this.afterStep(identity, result);
+      // A duplicate usually means the box missed a receipt: answer it again.
+      if (result.outcome !== 'new' || result.linked.length) this.scheduleReceipt(identity);
+    });
   }
 
   private afterStep(identity: DeviceIdentity, result: Omit<AcceptResult, 'outcome'>): void {

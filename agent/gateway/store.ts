@@ -71,21 +71,28 @@ export class GatewayStore {
     };
   }
 
+  /** Stores a batch of signature-checked readings in one transaction (one fsync). */
+  acceptAll(readings: IncomingReading[], nowMs = Date.now()): AcceptResult[] {
+    return this.transaction(() => readings.map((reading) => this.acceptOne(reading, nowMs)));
+  }
+
   accept(reading: IncomingReading, nowMs = Date.now()): AcceptResult {
-    return this.transaction(() => {
-      const existing = this.s.find.get(reading.device, reading.seq) as { hash: Uint8Array } | undefined;
-      if (existing) {
-        const outcome = bytesEqual(existing.hash, reading.hash) ? 'duplicate' : 'conflict';
-        return { outcome, frontier: this.frontier(reading.device), linked: [], broken: [], missing: 0 };
-      }
-      const frontier = this.frontier(reading.device);
-      if (frontier && reading.seq <= frontier.seq) {
-        // Older than the frontier and not stored: the gateway declared it missing earlier.
-        return { outcome: 'conflict', frontier, linked: [], broken: [], missing: 0 };
-      }
-      this.s.insert.run(reading.device, reading.seq, reading.hash, reading.prev, reading.message, reading.receivedMs);
-      return { outcome: 'new', ...this.advance(reading.device, nowMs) };
-    });
+    return this.acceptAll([reading], nowMs)[0]!;
+  }
+
+  private acceptOne(reading: IncomingReading, nowMs: number): AcceptResult {
+    const existing = this.s.find.get(reading.device, reading.seq) as { hash: Uint8Array } | undefined;
+    if (existing) {
+      const outcome = bytesEqual(existing.hash, reading.hash) ? 'duplicate' : 'conflict';
+      return { outcome, frontier: this.frontier(reading.device), linked: [], broken: [], missing: 0 };
+    }
+    const frontier = this.frontier(reading.device);
+    if (frontier && reading.seq <= frontier.seq) {
+      // Older than the frontier and not stored: the gateway declared it missing earlier.
+      return { outcome: 'conflict', frontier, linked: [], broken: [], missing: 0 };
+    }
+    this.s.insert.run(reading.device, reading.seq, reading.hash, reading.prev, reading.message, reading.receivedMs);
+    return { outcome: 'new', ...this.advance(reading.device, nowMs) };
   }
 
   /** Devices whose chain waits on a gap, for the periodic gap check. */

@@ -21,6 +21,8 @@ export interface SessionOptions {
   subscriptions: string[];
   reconnectMinMs: number;
   reconnectMaxMs: number;
+  /** Keep the session (subscriptions, queued QoS 1 messages) this long while disconnected; 0: clean session. */
+  sessionExpiryS?: number;
   log: Logger;
 }
 
@@ -85,7 +87,8 @@ export class MqttSession extends EventEmitter<SessionEvents> {
       ...this.fileOptions,
       clientId: options.clientId,
       protocolVersion: this.protocolVersion,
-      clean: true,
+      clean: !options.sessionExpiryS,
+      ...(options.sessionExpiryS && this.protocolVersion === 5 ? { properties: { sessionExpiryInterval: options.sessionExpiryS } } : {}),
       keepalive: options.keepaliveS,
       reconnectPeriod: 0, // reconnecting is ours
       connectTimeout: 15_000,

@@ -1,6 +1,6 @@
 // A real Mosquitto broker on a free loopback port, started and stopped by a test.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,10 @@ export interface BrokerOptions {
   port?: number;
   persistence?: boolean;
   tls?: { ca: string; cert: string; key: string; requireClientCert?: boolean };
+  /** more mosquitto.conf lines */
+  extra?: string[];
+  /** log connections to this file (readable through log()) */
+  logFile?: string;
 }
 
 export interface Broker {
@@ -17,6 +21,7 @@ export interface Broker {
   stop(): Promise<void>;
   start(): Promise<void>;
   kill(): Promise<void>;
+  log(): string;
 }
 
 export async function freePort(): Promise<number> {
@@ -35,12 +40,14 @@ export async function startMosquitto(options: BrokerOptions = {}): Promise<Broke
   const dir = mkdtempSync(join(tmpdir(), 'iop-mosquitto-'));
   const config = [
     `listener ${port} 127.0.0.1`,
+    'user root', // running as root, mosquitto would drop to its own user and lose access to the test's files
     'allow_anonymous true',
     `persistence ${options.persistence ? 'true' : 'false'}`,
     `persistence_location ${dir}/`,
     'max_queued_messages 100000',
     'max_inflight_messages 0',
-    'log_dest none',
+    ...(options.logFile ? [`log_dest file ${options.logFile}`, 'log_type all'] : ['log_dest none']),
+    ...(options.extra ?? []),
   ];
   if (options.tls) {
     config.push(`cafile ${options.tls.ca}`, `certfile ${options.tls.cert}`, `keyfile ${options.tls.key}`);
@@ -65,12 +72,15 @@ export async function startMosquitto(options: BrokerOptions = {}): Promise<Broke
       await ending(child, 'SIGKILL');
       child = undefined;
     },
+    log() {
+      try {
+        return options.logFile ? readFileSync(options.logFile, 'utf8') : '';
+      } catch {
+        return '';
+      }
+    },
   };
   await broker.start();
-  const stop = broker.stop;
-  broker.stop = async () => {
-    await stop();
-  };
   process.once('exit', () => {
     child?.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,168 @@
+// The uplink against a real Mosquitto: store-and-forward through outages and broker
+// restarts, gateway receipts, broker-ack mode, refused credentials.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from './helpers/cli.ts';
+import { startMosquitto, type Broker } from './helpers/mosquitto.ts';
+import { boxConfig, gatewayKey, queued, readings, sleep, start, until, type Running } from './helpers/system.ts';
+
+const dir = tempDir();
+let broker: Broker;
+const running: Running[] = [];
+const launch = (args: string[]) => {
+  const r = start(args);
+  running.push(r);
+  return r;
+};
+
+test.before(async () => {
+  broker = await startMosquitto();
+});
+test.after(async () => {
+  for (const r of running) await r.stop('SIGKILL');
+  await broker.stop();
+  dir.remove();
+});
+
+async function deviceId(stateDir: string): Promise<string> {
+  const { runCli } = await import('./helpers/cli.ts');
+  return JSON.parse((await runCli(['id', '--json', '--state-dir', stateDir])).stdout.toString()).id;
+}
+
+function assertContiguous(seen: { seq: number; valid: boolean; chain: string }[], from: number, to: number) {
+  const seqs = seen.map((r) => r.seq);
+  const broken = seqs.findIndex((seq, i) => seq !== from + i);
+  assert.is(broken, -1, `every seq once, in order: at index ${broken}: ${seqs.slice(Math.max(0, broken - 3), broken + 3).join(',')}`);
+  assert.is(seqs.length, to - from + 1);
+  for (const r of seen) {
+    assert.ok(r.valid);
+    assert.ok(r.chain === 'ok' || (r.seq === from && r.chain === 'start'), `seq ${r.seq}: chain ${r.chain}`);
+  }
+}
+
+test('readings reach the gateway and a subscriber; receipts empty the box\'s queue', async () => {
+  const gwDir = join(dir.path, 'gw1');
+  const key = await gatewayKey(gwDir);
+  const gateway = launch(['gateway', '--broker', broker.url, '--state-dir', gwDir, '--allow-any']);
+  const subscriber = launch(['subscribe', '--broker', broker.url, '--json']);
+  await until('gateway and subscriber connected', () => /connected/.test(gateway.stderr()) && /connected/.test(subscriber.stderr()), 10_000);
+  const config = boxConfig(dir.path, 'box1', { gatewayKeys: [key] });
+  const box = launch(['run', '--config', config, '--broker', broker.url]);
+  await until('40 readings at the subscriber', () => readings(subscriber).length >= 40, 30_000);
+  const stopped = await box.stop();
+  assert.is(stopped.code, 0, stopped.stderr);
+  const seen = readings(subscriber);
+  assertContiguous(seen, 0, seen.length - 1);
+  await until('box queue empty', async () => (await queued(join(dir.path, 'box1'))) <= 1, 10_000, 300);
+  const stats = JSON.parse((await gateway.stop()).stdout.toString());
+  assert.ok(stats.accepted >= 40);
+  assert.is(Object.values(stats.rejected as Record<string, number>).reduce((a, b) => a + b, 0), 0);
+  await subscriber.stop('SIGINT');
+});
+
+test('broker down for 30 s: everything sampled meanwhile arrives, in order', async () => {
+  const gwDir = join(dir.path, 'gw2');
+  const key = await gatewayKey(gwDir);
+  // A broker as deployed keeps its state on disk; the subscriber keeps a persistent session.
+  const durable = await startMosquitto({ persistence: true });
+  const url = durable.url;
+  const gateway = launch(['gateway', '--broker', url, '--state-dir', gwDir, '--allow-any']);
+  const boxId = await gatewayKey(join(dir.path, 'box2')).then(() => deviceId(join(dir.path, 'box2')));
+  const subscriber = launch(['subscribe', '--broker', url, '--json', '--device', boxId, '--session', 'outage-test']);
+  await until('connected', () => /connected/.test(gateway.stderr()) && /connected/.test(subscriber.stderr()), 10_000);
+  const box = launch(['run', '--config', boxConfig(dir.path, 'box2', { gatewayKeys: [key] }), '--broker', url]);
+  await until('first readings', () => readings(subscriber).length >= 10, 20_000);
+  await durable.stop();
+  const before = readings(subscriber).length;
+  await sleep(30_000);
+  await durable.start();
+  // 30 s at 10 Hz: about 300 readings were made while the broker was away
+  await until('the outage\'s readings', () => readings(subscriber).length >= before + 290, 60_000, 250);
+  await sleep(1000);
+  await box.stop();
+  const seen = readings(subscriber);
+  assertContiguous(seen, 0, seen.length - 1);
+  assert.ok(/disconnected/.test(box.stderr()) && /connected to/.test(box.stderr()));
+  await until('box queue empty', async () => (await queued(join(dir.path, 'box2'))) <= 1, 15_000, 300);
+  await gateway.stop();
+  await subscriber.stop('SIGINT');
+  await durable.stop();
+});
+
+test('broker restarted without persistence while readings are in flight: nothing lost, thanks to receipts', async () => {
+  const gwDir = join(dir.path, 'gw3');
+  const key = await gatewayKey(gwDir);
+  const gateway = launch(['gateway', '--broker', broker.url, '--state-dir', gwDir, '--allow-any']);
+  await until('gateway connected', () => /connected/.test(gateway.stderr()), 10_000);
+  const boxDir = join(dir.path, 'box3');
+  // A backlog first, so that many readings are in flight when the broker dies.
+  const sample = await (await import('./helpers/cli.ts')).runCli(['sample', '--count', '400', '--out', join(dir.path, 'backlog.cbor'), '--state-dir', boxDir]);
+  assert.is(sample.code, 0, sample.stderr);
+  const box = launch(['run', '--config', boxConfig(dir.path, 'box3', { gatewayKeys: [key] }, { sampling: { intervalMs: 20 } }), '--broker', broker.url]);
+  await until('box connected', () => /connected to/.test(box.stderr()), 10_000);
+  await sleep(150);
+  await broker.kill(); // SIGKILL: whatever the broker held is gone
+  await broker.start();
+  await sleep(4000);
+  const boxResult = await box.stop();
+  const gwResult = await gateway.stop();
+  assert.match(boxResult.stderr, /disconnected[\s\S]*connected to/);
+  const stats = JSON.parse(gwResult.stdout.toString());
+  // The gateway holds every reading the box made, without a hole: its store says so.
+  const { DatabaseSync } = await import('node:sqlite');
+  const db = new DatabaseSync(join(gwDir, 'gateway.db'));
+  const rows = db.prepare('SELECT seq FROM readings ORDER BY seq').all() as { seq: number }[];
+  const frontier = db.prepare('SELECT seq FROM frontier').get() as { seq: number };
+  db.close();
+  assert.ok(rows.length > 400, `${rows.length} readings`);
+  const hole = rows.findIndex((r, i) => r.seq !== i);
+  assert.is(hole, -1, `hole at ${hole}: ${rows.slice(Math.max(0, hole - 2), hole + 3).map((r) => r.seq).join(',')} of ${rows.length}; ${JSON.stringify(stats)}`);
+  assert.is(frontier.seq, rows.length - 1);
+  assert.ok(stats.accepted === rows.length);
+  // ...and that is every reading the box signed: its chain head is the gateway's last row.
+  const boxDb = new DatabaseSync(join(boxDir, 'store.db'));
+  const head = boxDb.prepare('SELECT seq FROM chain_head').get() as { seq: number };
+  boxDb.close();
+  assert.is(rows.length, head.seq + 1, 'every reading the box made reached the gateway');
+});
+
+test('broker-ack mode: PUBACK empties the queue without a gateway', async () => {
+  const boxDir = join(dir.path, 'box4');
+  const box = launch(['run', '--config', boxConfig(dir.path, 'box4', { ack: 'broker' }), '--broker', broker.url]);
+  await until('readings forwarded', () => /connected to/.test(box.stderr()), 10_000);
+  await sleep(1500);
+  await box.stop();
+  const { runCli } = await import('./helpers/cli.ts');
+  const head = JSON.parse((await runCli(['id', '--json', '--state-dir', boxDir])).stdout.toString());
+  assert.ok(head.id);
+  assert.ok((await queued(boxDir)) <= 1);
+});
+
+test('a broker refusing the credentials: a clear error, said once, and backing off instead of a hot loop', async () => {
+  const passwords = join(dir.path, 'passwd');
+  writeFileSync(passwords, '');
+  execFileSync('mosquitto_passwd', ['-b', passwords, 'alice', 'right-password']);
+  const locked = await startMosquitto({ extra: ['allow_anonymous false', `password_file ${passwords}`], logFile: join(dir.path, 'locked.log') });
+  try {
+    const secret = join(dir.path, 'secret');
+    writeFileSync(secret, 'wrong-password\n');
+    const box = launch(['run', '--config', boxConfig(dir.path, 'box5', { username: 'alice', passwordFile: secret, reconnectMinMs: 200, reconnectMaxMs: 60_000 }), '--broker', locked.url]);
+    await sleep(5000);
+    const result = await box.stop();
+    assert.is(result.code, 0, 'the agent kept running');
+    const errors = result.stderr.split('\n').filter((l) => /refused the connection/.test(l));
+    assert.is(errors.length, 1, result.stderr);
+    assert.match(errors[0]!, /Bad User Name or Password|Not authorized/i);
+    assert.match(errors[0]!, /check uplink\.username and uplink\.passwordFile/);
+    assert.not.match(result.stderr, /wrong-password/, 'the password is never logged');
+    const attempts = locked.log().split('\n').filter((l) => /New connection from/.test(l)).length;
+    assert.ok(attempts >= 3 && attempts <= 8, `${attempts} connection attempts in 5 s`);
+  } finally {
+    await locked.stop();
+  }
+});
+
+test.run();
