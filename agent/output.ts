@@ -1,7 +1,7 @@
 // Where a command writes binary output: a file (written through and fsynced, so a
 // power cut leaves what was reported written) or standard output (a pipe may be
 // non-blocking, so writes wait for it to drain).
-import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { once } from 'node:events';
 
 export interface Output {
@@ -29,7 +29,8 @@ export function openOutput(path: string, stdout: NodeJS.WritableStream): Output 
       if (closed) return;
       closed = true;
       try {
-        fsyncSync(fd);
+        // Only a regular file is on a disk to flush; /dev/null or a FIFO refuses fsync.
+        if (fstatSync(fd).isFile()) fsyncSync(fd);
       } finally {
         closeSync(fd);
       }

@@ -81,6 +81,9 @@ export class Journal {
       db = new DatabaseSync(path, { timeout: 10_000 });
       db.exec('PRAGMA journal_mode = WAL');
       db.exec('PRAGMA synchronous = FULL');
+      // Small boxes have small partitions: keep the WAL near 1 MiB, not SQLite's 4 MiB default.
+      db.exec('PRAGMA wal_autocheckpoint = 256');
+      db.exec('PRAGMA journal_size_limit = 1048576');
       migrate(db, path);
     } catch (err) {
       if (err instanceof IopError) throw err;
