@@ -122,15 +122,13 @@ export class GatewayStore {
     const linked: LinkedReading[] = [];
     const broken: number[] = [];
     let missing = 0;
-    let frontier = this.frontier(device);
-    let joining: LinkedReading['chain'] = frontier ? 'ok' : 'start';
-    if (!frontier) {
-      // First contact: the chain starts at seq 0 (prev is all zeros) or, for a device
-      // whose earlier readings this gateway never saw, at the lowest seq it holds.
-      const lowest = this.s.lowestAbove.get(device, -1) as { seq: number; prev: Uint8Array } | undefined;
-      if (!lowest) return { frontier, linked, broken, missing };
-      frontier = { seq: lowest.seq - 1, hash: lowest.seq === 0 ? GENESIS_PREV : lowest.prev };
-    }
+    // Before a device's first reading the frontier sits before seq 0. A device whose
+    // early readings this gateway never gets (another gateway took them) starts where
+    // its readings start, once the gap timeout has passed: not at the first reading
+    // that happens to arrive, which may have overtaken its predecessor.
+    const stored = this.frontier(device);
+    let frontier: ChainLink = stored ?? { seq: -1, hash: GENESIS_PREV };
+    let joining: LinkedReading['chain'] = stored ? 'ok' : 'start';
     for (;;) {
       const next = this.s.next.get(device, frontier.seq + 1) as { seq: number; hash: Uint8Array; prev: Uint8Array; message: Uint8Array } | undefined;
       if (next) {
@@ -150,9 +148,9 @@ export class GatewayStore {
       // after the gap, which stays visible in the counts and in the chain status.
       missing += above.seq - frontier.seq - 1;
       frontier = { seq: above.seq - 1, hash: above.prev };
-      joining = 'gap';
+      joining = joining === 'start' ? 'start' : 'gap';
     }
-    if (frontier.seq >= 0 || linked.length) this.s.setFrontier.run(device, frontier.seq, frontier.hash);
+    if (frontier.seq >= 0) this.s.setFrontier.run(device, frontier.seq, frontier.hash);
     return { frontier: frontier.seq >= 0 ? frontier : undefined, linked, broken, missing };
   }
 
