@@ -191,7 +191,8 @@ export class Forwarder {
         return;
       }
       this.onPuback(seq);
-      this.pump();
+      // Refill at half a window: one queue read for many readings, not one per PUBACK.
+      if (this.inFlight <= this.options.window >> 1) this.pump();
     });
   }
 
@@ -204,6 +205,10 @@ export class Forwarder {
       if (oldest !== undefined && oldest > this.pubacked + 1) this.pubacked = oldest - 1;
       while (this.completed.delete(this.pubacked + 1)) this.pubacked++;
     }
-    if (this.options.ack === 'broker' && this.pubacked > this.acked) this.advance(this.pubacked);
+    if (this.options.ack === 'broker' && this.pubacked > this.acked) {
+      this.acked = this.pubacked;
+      this.lastProgressMs = Date.now();
+      this.schedulePrune();
+    }
   }
 }
