@@ -34,8 +34,9 @@ await build({
   minify: true,
   legalComments: 'none',
   // cbor-x's native string extractor is optional; in a single executable it is absent
-  // and cbor-x falls back to JavaScript.
-  external: ['cbor-extract'],
+  // and cbor-x falls back to JavaScript. aedes is the demo's embedded broker, a dev
+  // dependency: a box has a real broker.
+  external: ['cbor-extract', 'aedes'],
   logLevel: 'warning',
 });
 

@@ -141,6 +141,21 @@ test('broker-ack mode: PUBACK empties the queue without a gateway', async () => 
   assert.ok((await queued(boxDir)) <= 1);
 });
 
+test('ws:// works like mqtt://', async () => {
+  const { freePort } = await import('./helpers/mosquitto.ts');
+  const wsPort = await freePort();
+  const ws = await startMosquitto({ extra: [`listener ${wsPort} 127.0.0.1`, 'protocol websockets'] });
+  try {
+    const box = launch(['run', '--config', boxConfig(dir.path, 'box-ws', { ack: 'broker' }), '--broker', `ws://127.0.0.1:${wsPort}`]);
+    await until('connected over WebSocket', () => /connected to ws:/.test(box.stderr()), 10_000);
+    await sleep(800);
+    assert.is((await box.stop()).code, 0);
+    assert.ok((await queued(join(dir.path, 'box-ws'))) <= 1);
+  } finally {
+    await ws.stop();
+  }
+});
+
 test('a broker refusing the credentials: a clear error, said once, and backing off instead of a hot loop', async () => {
   const passwords = join(dir.path, 'passwd');
   writeFileSync(passwords, '');
