@@ -17,13 +17,15 @@ export const gatewayCommand: Command = {
       --allow-any       accept any device (demos and tests)
       --gap-timeout MS  how long to wait for missing readings before the chain goes on (default 300000)
       --no-share        plain subscription instead of the MQTT 5 shared one (brokers without $share)
+      --session NAME    persistent session under this client id (one name per instance): the
+                        broker keeps readings for the gateway while it restarts
 ${CONFIG_HELP}
 The gateway's own key (for receipts) is made in its state dir; 'iop-agent id --state-dir DIR'
 prints the public key boxes list in uplink.gatewayKeys. Several gateways may share one
 state dir: they split the readings through the shared subscription.`,
   options: {
     ...CONFIG_OPTIONS, broker: { type: 'string' }, allow: { type: 'string', multiple: true }, 'allow-file': { type: 'string' },
-    'allow-any': { type: 'boolean' }, 'gap-timeout': { type: 'string' }, 'no-share': { type: 'boolean' },
+    'allow-any': { type: 'boolean' }, 'gap-timeout': { type: 'string' }, 'no-share': { type: 'boolean' }, session: { type: 'string' },
   },
   async run(context) {
     const { config } = configFromFlags(context);
@@ -39,7 +41,9 @@ state dir: they split the readings through the shared subscription.`,
     }
     const { key, identity } = loadDeviceKey(config.stateDir, { create: true });
     const gateway = new Gateway({
-      session: { ...config.uplink, url: broker },
+      // A gateway is one per deployment, not one of a fleet: it may come back quickly.
+      session: { ...config.uplink, url: broker, reconnectMaxMs: Math.min(config.uplink.reconnectMaxMs, 5000) },
+      sessionName: stringOption(context, 'session'),
       stateDir: config.stateDir,
       key,
       identity,

@@ -37,6 +37,8 @@ export interface GatewayCounters {
 
 export interface GatewayOptions {
   session: Omit<SessionOptions, 'subscriptions' | 'clientId' | 'will' | 'log'> & { clientId?: string | undefined };
+  /** A persistent MQTT session under this client id: the broker keeps readings while the gateway restarts. */
+  sessionName?: string | undefined;
   stateDir: string;
   key: DeviceKey;
   identity: DeviceIdentity;
@@ -68,7 +70,8 @@ export class Gateway {
     this.store = new GatewayStore(options.stateDir, { gapTimeoutMs: options.gapTimeoutMs });
     this.session = new MqttSession({
       ...options.session,
-      clientId: options.session.clientId ?? `iop-gw-${options.identity.id.slice(0, 12)}-${randomBytes(3).toString('hex')}`,
+      clientId: options.sessionName ?? options.session.clientId ?? `iop-gw-${options.identity.id.slice(0, 12)}-${randomBytes(3).toString('hex')}`,
+      ...(options.sessionName ? { sessionExpiryS: 7 * 86_400 } : {}),
       subscriptions: [options.share ? `$share/${SHARE_GROUP}/${topicFilter('data')}` : topicFilter('data')],
       log: options.log.child('mqtt'),
     });
@@ -182,6 +185,7 @@ export class Gateway {
         deviceKid: identity.kid, device: identity.id, seq: frontier.seq, hash: frontier.hash, time: Date.now() / 1000,
       });
       // Retained: a box that was offline gets the latest receipt when it subscribes.
+      this.log.debug(`receipt for ${identity.id} through seq ${frontier.seq}`);
       await client.publishAsync(deviceTopic(identity.id, 'ack'), Buffer.from(receipt), { qos: 1, retain: true });
       this.counters.receipts++;
     } catch (err) {

@@ -165,9 +165,11 @@ export class Forwarder {
     try {
       while (this.client && this.inFlight < this.options.window) {
         const room = this.options.window - this.inFlight;
-        const limit = this.options.ack === 'gateway' ? Math.min(room, this.acked + this.unreceiptedLimit - this.nextSeq + 1) : room;
+        const from = Math.max(this.nextSeq, this.firstUnacked());
+        // Receipts pace the flow: no more than unreceiptedLimit beyond the oldest unacknowledged.
+        const limit = this.options.ack === 'gateway' ? Math.min(room, this.firstUnacked() + this.unreceiptedLimit - from) : room;
         if (limit <= 0) break;
-        const batch = this.journal.batch(Math.max(this.nextSeq, this.firstUnacked()), limit);
+        const batch = this.journal.batch(from, limit);
         if (batch.length === 0) break;
         for (const message of batch) this.publish(this.client, message.seq, message.bytes);
         this.nextSeq = batch[batch.length - 1]!.seq + 1;
@@ -199,8 +201,8 @@ export class Forwarder {
   private onPuback(seq: number): void {
     this.completed.add(seq);
     while (this.completed.delete(this.pubacked + 1)) this.pubacked++;
-    if (this.completed.size > 0 && this.pubacked < seq && !this.completed.has(this.pubacked + 1)) {
-      // seq numbers dropped from the queue leave holes the broker never acks
+    if (this.completed.size > 0) {
+      // Readings dropped from a full queue while in flight leave holes no PUBACK fills.
       const oldest = this.journal.oldest();
       if (oldest !== undefined && oldest > this.pubacked + 1) this.pubacked = oldest - 1;
       while (this.completed.delete(this.pubacked + 1)) this.pubacked++;
