@@ -33,6 +33,7 @@ export interface SessionEvents {
 }
 
 const UNSUPPORTED_PROTOCOL = new Set([1, 132]);
+const STOP_WAIT_MS = 2000;
 const REFUSED_CREDENTIALS = new Set([4, 5, 134, 135, 138, 140]);
 
 export class MqttSession extends EventEmitter<SessionEvents> {
@@ -74,10 +75,12 @@ export class MqttSession extends EventEmitter<SessionEvents> {
     clearTimeout(this.timer);
     const client = this.client;
     if (!client) return;
+    // A broker that stopped answering must not hold up the agent's shutdown.
+    const limit = <T>(promise: Promise<T>) => Promise.race([promise.catch(() => undefined), new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), STOP_WAIT_MS).unref())]);
     if (goodbye && this.up) {
-      await client.publishAsync(goodbye.topic, Buffer.from(goodbye.payload), { qos: 1, retain: goodbye.retain }).catch(() => {});
+      await limit(client.publishAsync(goodbye.topic, Buffer.from(goodbye.payload), { qos: 1, retain: goodbye.retain }));
     }
-    await client.endAsync(false).catch(() => {});
+    if ((await limit(client.endAsync(false).then(() => true))) !== true) await client.endAsync(true).catch(() => {});
     this.markDown();
   }
 

@@ -36,7 +36,18 @@ export async function freePort(): Promise<number> {
 }
 
 export async function startMosquitto(options: BrokerOptions = {}): Promise<Broker> {
-  const port = options.port ?? await freePort();
+  // Test files run side by side: a port found free can be taken by another file's broker
+  // before ours binds it. Ours must be the one listening, or it tries another port.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOn(options.port ?? await freePort(), options);
+    } catch (err) {
+      if (options.port !== undefined || attempt >= 5) throw err;
+    }
+  }
+}
+
+async function startOn(port: number, options: BrokerOptions): Promise<Broker> {
   const dir = mkdtempSync(join(tmpdir(), 'iop-mosquitto-'));
   const config = [
     `listener ${port} 127.0.0.1`,
@@ -59,10 +70,16 @@ export async function startMosquitto(options: BrokerOptions = {}): Promise<Broke
     port,
     url: `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
     async start() {
-      child = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const started = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      child = started;
+      // A broker a failed test left running must not keep the test process alive.
+      started.unref();
+      (started.stderr as unknown as { unref(): void }).unref();
       let stderr = '';
-      child.stderr!.on('data', (chunk) => (stderr += chunk));
+      started.stderr!.on('data', (chunk) => (stderr += chunk));
       await waitForPort(port, 10_000).catch((err) => { throw new Error(`${err.message}\n${stderr}`); });
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      if (started.exitCode !== null) throw new Error(`mosquitto on port ${port} exited: ${stderr}`);
     },
     async stop() {
       await ending(child, 'SIGTERM');
