@@ -108,6 +108,7 @@ async function startOn(port: number, options: BrokerOptions): Promise<Broker> {
 function ending(child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
   if (!child || child.exitCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
+    child.ref(); // keep the test process alive until the broker is gone
     child.once('exit', () => resolve());
     child.kill(signal);
   });
