@@ -146,6 +146,24 @@ test('demo: embedded broker, gateway, three boxes and a verifying subscriber; st
   const prefixes = new Set(readings.map((l) => l.slice(0, 10)));
   assert.ok(prefixes.size >= 2, 'readings of several boxes');
   assert.ok([...prefixes].every((p) => devices.some((d) => d.startsWith(p))));
+  // aedes speaks MQTT 3.1.1 only: the boxes fall back
+  assert.match(result.stderr, /does not speak MQTT 5; using MQTT 3\.1\.1/);
+  assert.match(result.stderr, /connected to mqtt:\/\/127\.0\.0\.1:\d+ \(MQTT 3\.1\.1\)/);
+});
+
+test('demo: Ctrl-C stops everything cleanly', async () => {
+  const { startCli, collect } = await import('./helpers/cli.ts');
+  const child = startCli(['demo', '--interval', '100', '--state-dir', join(dir.path, 'demo-int')]);
+  const done = collect(child);
+  let out = '';
+  child.stdout!.on('data', (c) => (out += c));
+  const end = Date.now() + 20_000;
+  while (!/ verified /.test(out) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  child.kill('SIGINT');
+  const result = await done;
+  assert.is(result.code, 0, result.stderr);
+  assert.match(out, / verified /);
+  assert.not.match(result.stderr, /error|while stopping/i);
 });
 
 test('run samples until SIGTERM and stops cleanly with exit 0', async () => {

@@ -80,4 +80,20 @@ test('messages() pages through a large journal in order', async () => {
   journal.close();
 });
 
+test('past its bound the queue drops the oldest readings, counts them, and the chain shows the gap', async () => {
+  const state = join(dir.path, 'bounded');
+  const { key, identity } = loadDeviceKey(state, { create: true });
+  const journal = Journal.open(state, identity, key, { maxMessages: 100 });
+  for (let i = 0; i < 150; i++) await journal.append(payload(i));
+  assert.equal(journal.stats(), { stored: 100, oldest: 50, head: 149, acked: -1, dropped: 50 });
+  journal.removeThrough(119);
+  assert.equal(journal.stats(), { stored: 30, oldest: 120, head: 149, acked: 119, dropped: 50 });
+  journal.removeThrough(100); // an older receipt changes nothing
+  assert.is(journal.acked(), 119);
+  journal.close();
+  const reopened = Journal.open(state, identity, key, { maxMessages: 100 });
+  assert.equal(reopened.stats(), { stored: 30, oldest: 120, head: 149, acked: 119, dropped: 50 }, 'counts survive a restart');
+  reopened.close();
+});
+
 test.run();
