@@ -10,6 +10,7 @@ import { splitCborSequence } from '../agent/codec/cbor.ts';
 import { runCli, tempDir } from './helpers/cli.ts';
 import { startMosquitto, type Broker } from './helpers/mosquitto.ts';
 import { boxConfig, gatewayKey, queued, readings, sleep, start, until, type Running } from './helpers/system.ts';
+import { deviceId } from './helpers/system.ts';
 
 const dir = tempDir();
 let broker: Broker;
@@ -28,9 +29,6 @@ test.after(async () => {
   dir.remove();
 });
 
-async function deviceId(stateDir: string): Promise<string> {
-  return JSON.parse((await runCli(['id', '--json', '--state-dir', stateDir])).stdout.toString()).id;
-}
 
 test('two gateways on one shared subscription split the load; receipts stay correct', async () => {
   const gwDir = join(dir.path, 'shared-gw');

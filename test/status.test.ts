@@ -8,6 +8,7 @@ import mqtt from 'mqtt';
 import { runCli, tempDir } from './helpers/cli.ts';
 import { startMosquitto, type Broker } from './helpers/mosquitto.ts';
 import { boxConfig, gatewayKey, queued, sleep, start, until, type Running } from './helpers/system.ts';
+import { deviceId } from './helpers/system.ts';
 
 const dir = tempDir();
 let broker: Broker;
@@ -26,9 +27,6 @@ test.after(async () => {
   dir.remove();
 });
 
-async function deviceId(stateDir: string): Promise<string> {
-  return JSON.parse((await runCli(['id', '--json', '--state-dir', stateDir])).stdout.toString()).id;
-}
 
 test('retained birth message; offline on a clean stop; the last will marks a killed box offline; dropped readings are reported', async () => {
   const boxDir = join(dir.path, 'box');

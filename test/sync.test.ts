@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { tempDir } from './helpers/cli.ts';
 import { startMosquitto, type Broker } from './helpers/mosquitto.ts';
 import { boxConfig, gatewayKey, queued, readings, sleep, start, until, type Running } from './helpers/system.ts';
+import { deviceId } from './helpers/system.ts';
 
 const dir = tempDir();
 let broker: Broker;
@@ -27,10 +28,6 @@ test.after(async () => {
   dir.remove();
 });
 
-async function deviceId(stateDir: string): Promise<string> {
-  const { runCli } = await import('./helpers/cli.ts');
-  return JSON.parse((await runCli(['id', '--json', '--state-dir', stateDir])).stdout.toString()).id;
-}
 
 function assertContiguous(seen: { seq: number; valid: boolean; chain: string }[], from: number, to: number) {
   const seqs = seen.map((r) => r.seq);

@@ -70,3 +70,8 @@ export async function until(what: string, condition: () => boolean | Promise<boo
 export function readings(subscriber: Running): { device: string; seq: number; valid: boolean; chain: string }[] {
   return subscriber.stdout().split('\n').filter(Boolean).map((l) => JSON.parse(l));
 }
+
+/** The device id of a state dir (made with its key on first use). */
+export async function deviceId(stateDir: string): Promise<string> {
+  return JSON.parse((await runCli(['id', '--json', '--state-dir', stateDir])).stdout.toString()).id;
+}
