@@ -6,7 +6,9 @@ import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
-const FILE_TIMEOUT_MS = 8 * 60_000;
+const FILE_TIMEOUT_MS = 4 * 60_000;
+// A file whose summary is out but which does not exit holds a leaked handle.
+const EXIT_GRACE_MS = 15_000;
 const jobs = Math.max(1, Number(process.env.TEST_JOBS) || 2);
 const filters = process.argv.slice(2);
 
@@ -25,14 +27,25 @@ function runFile(file: string): Promise<FileResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [file], { cwd: root, env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } });
     let output = '';
-    child.stdout.on('data', (chunk) => (output += chunk));
-    child.stderr.on('data', (chunk) => (output += chunk));
+    let lingering: NodeJS.Timeout | undefined;
+    const take = (chunk: Buffer) => {
+      output += chunk;
+      if (!lingering && /Duration:/.test(output)) {
+        lingering = setTimeout(() => {
+          output += `\n[test runner] ${relative(root, file)} did not exit ${EXIT_GRACE_MS / 1000} s after its summary (a leaked handle) and was killed\n`;
+          child.kill('SIGKILL');
+        }, EXIT_GRACE_MS);
+      }
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
     const timer = setTimeout(() => {
       output += `\n[test runner] ${relative(root, file)} ran past ${FILE_TIMEOUT_MS / 1000} s and was killed\n`;
       child.kill('SIGKILL');
     }, FILE_TIMEOUT_MS);
     child.on('close', (code) => {
       clearTimeout(timer);
+      clearTimeout(lingering);
       const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
       const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
       const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);

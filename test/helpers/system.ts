@@ -49,11 +49,15 @@ export function boxConfig(dir: string, name: string, uplink: Record<string, unkn
   return file;
 }
 
-/** Verified readings of the box's store (what is still queued). */
-export async function queued(stateDir: string): Promise<number> {
+/** Sequence numbers of the verified readings in the box's store (what is still queued). */
+export async function queuedSeqs(stateDir: string): Promise<number[]> {
   const exported = await runCli(['export', '--out', '-', '--state-dir', stateDir]);
-  if (exported.stdout.length === 0) return 0;
-  return jsonLines((await runCli(['verify', '-', '--allow-gaps'], { input: exported.stdout })).stdout).length;
+  if (exported.stdout.length === 0) return [];
+  return jsonLines((await runCli(['verify', '-', '--allow-gaps'], { input: exported.stdout })).stdout).map((r) => (r as { seq: number }).seq);
+}
+
+export async function queued(stateDir: string): Promise<number> {
+  return (await queuedSeqs(stateDir)).length;
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
