@@ -51,7 +51,7 @@ const uplinkSchema = z.strictObject({
   gatewayKeys: z.array(z.string().regex(HEX_KEY, { error: 'expected 64 hex digits (an Ed25519 public key)' })).default([]),
   ackTimeoutMs: z.number().int().min(100).max(3_600_000).default(20_000),
   /** Readings published and not yet acknowledged by the broker, at most. */
-  window: z.number().int().min(1).max(10_000).default(512),
+  window: z.number().int().min(1).max(10_000).default(2048),
   keepaliveS: z.number().int().min(5).max(3600).default(30),
   reconnectMinMs: z.number().int().min(10).default(1000),
   reconnectMaxMs: z.number().int().min(10).default(60_000),

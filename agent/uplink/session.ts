@@ -108,6 +108,9 @@ export class MqttSession extends EventEmitter<SessionEvents> {
   }
 
   private async onConnect(client: MqttClient): Promise<void> {
+    // Publishes go out in bursts and wait for PUBACKs: Nagle's algorithm would hold a
+    // burst's tail until the broker's delayed ACK, stalling the window.
+    (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
     try {
       if (this.options.subscriptions.length) await client.subscribeAsync(this.options.subscriptions, { qos: 1 });
     } catch (err) {
