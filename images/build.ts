@@ -5,7 +5,7 @@
 //
 // Usage: node images/build.ts [--target linux-x64|linux-arm64 ...] [--out DIR] [--no-strip]
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
@@ -69,12 +69,29 @@ for (const target of targets) {
     // Code cache and snapshots are CPU-specific: a cross-built blob must not carry them.
     useCodeCache: false,
     useSnapshot: false,
+    // A box idles most of its life: young-generation semi-spaces of 1 MiB instead of up
+    // to 16 MiB keep the resident size down; scavenges are cheap at a reading a second.
+    execArgv: ['--max-semi-space-size=1'],
   }, null, 2));
   rmSync(output, { force: true });
   execFileSync(process.execPath, ['--build-sea', config], { stdio: 'inherit' });
+  rewriteByCopy(output);
   rmSync(executable);
   rmSync(config);
   console.log(`built ${output} (${(statSync(output).size / 1e6).toFixed(1)} MB)`);
+}
+
+/**
+ * --build-sea writes the executable in one large write; on Linux 6.x with ext4 large
+ * folios the kernel then keeps it as huge pages and maps them whole (FilePmdMapped),
+ * which made every run resident for ~35 MB more of the binary than it touches. A plain
+ * copy, as an image build or installer makes, does not.
+ */
+function rewriteByCopy(file: string): void {
+  const copy = `${file}.copy`;
+  copyFileSync(file, copy);
+  chmodSync(copy, 0o755);
+  renameSync(copy, file);
 }
 
 function strip(file: string, tool: string): void {
