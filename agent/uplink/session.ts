@@ -131,7 +131,8 @@ export class MqttSession extends EventEmitter<SessionEvents> {
   }
 
   private onError(client: MqttClient, err: Error & { code?: unknown }): void {
-    if (client !== this.client) return;
+    // While stopping, a broker that goes away first (the demo's, or at shutdown) is expected.
+    if (client !== this.client || this.stopped) return;
     const code = typeof err.code === 'number' ? err.code : undefined;
     if (code !== undefined && UNSUPPORTED_PROTOCOL.has(code) && this.protocolVersion === 5) {
       this.options.log.info(`${this.options.url} does not speak MQTT 5; using MQTT 3.1.1`);
