@@ -1,0 +1,69 @@
+// One interface for every medium a box talks to its neighbours over: simulated radio,
+// UDP on WiFi ad hoc/802.11s or Ethernet, and (later) serial LoRa modems.
+export interface ReceivedFrame {
+  data: Uint8Array;
+  /** Link-layer address of the sender on this link. */
+  from: string;
+  /** Signal strength and signal-to-noise ratio, where the radio reports them. */
+  rssi?: number;
+  snr?: number;
+}
+
+export interface LinkStats {
+  txFrames: number;
+  txBytes: number;
+  rxFrames: number;
+  rxBytes: number;
+  /** Milliseconds this box has occupied the channel. */
+  airtimeMs: number;
+  /** Frames not sent because the transmit budget (duty cycle) was spent. */
+  deferred: number;
+}
+
+export interface Link {
+  /** Names the link in logs and status, e.g. "udp:veth0" or "sim". */
+  readonly name: string;
+  /** Largest frame, in bytes, the link carries. */
+  readonly mtu: number;
+  /** This box's address on the link. */
+  readonly address: string;
+  readonly stats: LinkStats;
+  /** Time on air of a frame of `bytes`, in ms (0 for wired links). */
+  airtimeMs(bytes: number): number;
+  /** Airtime, in ms, the box may still spend now under the link's duty-cycle rule. */
+  budgetMs(): number;
+  /** Sends to one neighbour, or to every neighbour in range when `to` is undefined. */
+  send(data: Uint8Array, to?: string): void;
+  onReceive(handler: (frame: ReceivedFrame) => void): void;
+  close(): void;
+}
+
+export function emptyLinkStats(): LinkStats {
+  return { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, airtimeMs: 0, deferred: 0 };
+}
+
+/**
+ * A sliding-window airtime budget, e.g. 1 % duty cycle over an hour (EU868 g1):
+ * `new DutyCycle(0.01, 3_600_000)`.
+ */
+export class DutyCycle {
+  private readonly share: number;
+  private readonly windowMs: number;
+  private readonly spent: { at: number; ms: number }[] = [];
+  private total = 0;
+
+  constructor(share: number, windowMs: number) {
+    this.share = share;
+    this.windowMs = windowMs;
+  }
+
+  remainingMs(now: number): number {
+    while (this.spent.length && this.spent[0]!.at <= now - this.windowMs) this.total -= this.spent.shift()!.ms;
+    return this.share * this.windowMs - this.total;
+  }
+
+  spend(now: number, ms: number): void {
+    this.spent.push({ at: now, ms });
+    this.total += ms;
+  }
+}

@@ -1,0 +1,176 @@
+// Who this box hears, and how well: hello loss in both directions gives the expected
+// transmission count (ETX) of each link, refined by SNR where the radio reports it and
+// by what the data plane saw (a neighbour that stops acknowledging is down at once).
+import type { Clock, TimerHandle } from '../drivers/clock.ts';
+import { INFINITE_METRIC, nodeIdHex, type NodeId } from './packet.ts';
+
+const HISTORY = 8;
+
+export interface Neighbour {
+  key: string;
+  id: NodeId;
+  idHex: string;
+  link: number;
+  address: string;
+  /** receptions of the last HISTORY hellos, newest in bit 0 */
+  history: number;
+  /** hellos expected since first heard, up to HISTORY: a newcomer is not judged on hellos before it came */
+  expected: number;
+  lastSeq: number;
+  missesInARow: number;
+  /** what the neighbour reports of our hellos (its rxcost of us); INFINITE until heard */
+  txcost: number;
+  txcostExpires: number;
+  deadline: TimerHandle | undefined;
+  intervalMs: number;
+  rssi?: number | undefined;
+  snr?: number | undefined;
+  /** data frames the neighbour failed to acknowledge since its last hello */
+  dataFailures: number;
+  lastHeard: number;
+}
+
+export interface NeighbourEvents {
+  /** cost to some neighbour changed (or one appeared or went) */
+  changed(neighbour: Neighbour, appeared: boolean): void;
+}
+
+export class NeighbourTable {
+  private readonly clock: Clock;
+  private readonly events: NeighbourEvents;
+  private readonly byKey = new Map<string, Neighbour>();
+
+  /** how late a hello may be before it counts as missed, per link (queues, listen-before-talk) */
+  private readonly slackMs: (link: number) => number;
+
+  /** hellos missed in a row after which a neighbour is taken as gone (fast on wires, patient on radio) */
+  private readonly downAfterMisses: number;
+
+  constructor(clock: Clock, events: NeighbourEvents, options: { slackMs?: (link: number) => number; downAfterMisses?: number } = {}) {
+    this.clock = clock;
+    this.events = events;
+    this.slackMs = options.slackMs ?? (() => 100);
+    this.downAfterMisses = options.downAfterMisses ?? 2;
+  }
+
+  all(): Neighbour[] {
+    return [...this.byKey.values()];
+  }
+
+  onLink(link: number): Neighbour[] {
+    return this.all().filter((n) => n.link === link);
+  }
+
+  get(key: string): Neighbour | undefined {
+    return this.byKey.get(key);
+  }
+
+  /** A hello from `id` at `address` on `link`. */
+  hello(link: number, address: string, id: NodeId, seq: number, intervalMs: number, signal: { rssi?: number | undefined; snr?: number | undefined }): Neighbour {
+    const key = `${link}/${address}`;
+    let n = this.byKey.get(key);
+    const appeared = !n;
+    if (!n) {
+      n = { key, id, idHex: nodeIdHex(id), link, address, history: 0, expected: 0, lastSeq: (seq - 1) & 0xffff, missesInARow: 0, txcost: INFINITE_METRIC, txcostExpires: 0, deadline: undefined, intervalMs, dataFailures: 0, lastHeard: 0 };
+      this.byKey.set(key, n);
+    }
+    const before = this.cost(n);
+    const gap = Math.min(HISTORY, Math.max(1, (seq - n.lastSeq) & 0xffff));
+    // Hellos already counted as missed by the deadline are not counted twice.
+    const unseen = Math.max(0, gap - 1 - n.missesInARow);
+    n.history = (((n.history << unseen) << 1) | 1) & ((1 << HISTORY) - 1);
+    n.expected = Math.min(HISTORY, n.expected + unseen + 1);
+    n.lastSeq = seq;
+    n.missesInARow = 0;
+    n.dataFailures = 0;
+    n.intervalMs = intervalMs;
+    n.rssi = signal.rssi;
+    n.snr = signal.snr;
+    n.lastHeard = this.clock.now();
+    this.armDeadline(n);
+    if (appeared || this.cost(n) !== before) this.events.changed(n, appeared);
+    return n;
+  }
+
+  /** The neighbour's I-heard-you about us. */
+  ihu(key: string, rxcost: number, validMs: number): void {
+    const n = this.byKey.get(key);
+    if (!n) return;
+    const before = this.cost(n);
+    n.txcost = rxcost;
+    n.txcostExpires = this.clock.now() + validMs;
+    if (this.cost(n) !== before) this.events.changed(n, false);
+  }
+
+  /** Data-plane feedback: frames sent to the neighbour went unacknowledged. */
+  dataFailed(key: string): void {
+    const n = this.byKey.get(key);
+    if (!n) return;
+    const before = this.cost(n);
+    n.dataFailures++;
+    if (this.cost(n) !== before) this.events.changed(n, false);
+  }
+
+  dataDelivered(key: string): void {
+    const n = this.byKey.get(key);
+    if (n && n.dataFailures > 0) {
+      const before = this.cost(n);
+      n.dataFailures = 0;
+      if (this.cost(n) !== before) this.events.changed(n, false);
+    }
+  }
+
+  /** What we tell the neighbour in our IHU: 256 / (share of its hellos we received). */
+  rxcost(n: Neighbour): number {
+    if (n.missesInARow >= this.downAfterMisses) return INFINITE_METRIC;
+    const received = popcount(n.history);
+    if (received === 0) return INFINITE_METRIC;
+    return Math.min(INFINITE_METRIC - 1, Math.round((256 * n.expected) / received));
+  }
+
+  /** ETX of the link in 1/256 units, with SNR and data-plane penalties; INFINITE if unusable. */
+  cost(n: Neighbour): number {
+    const rx = this.rxcost(n);
+    const tx = this.clock.now() <= n.txcostExpires ? n.txcost : INFINITE_METRIC;
+    if (rx >= INFINITE_METRIC || tx >= INFINITE_METRIC || n.dataFailures > 0) return INFINITE_METRIC;
+    let cost = Math.round((rx * tx) / 256);
+    // Below 0 dB SNR a LoRa link works but is one fade from failing: prefer others.
+    if (n.snr !== undefined && n.snr < 0) cost = Math.round(cost * (1 + -n.snr / 10));
+    return Math.min(INFINITE_METRIC - 1, cost);
+  }
+
+  remove(n: Neighbour): void {
+    this.clock.clearTimeout(n.deadline);
+    this.byKey.delete(n.key);
+    this.events.changed(n, false);
+  }
+
+  stop(): void {
+    for (const n of this.byKey.values()) this.clock.clearTimeout(n.deadline);
+  }
+
+  private armDeadline(n: Neighbour): void {
+    this.clock.clearTimeout(n.deadline);
+    // The next hello is due within the advertised interval; a little slack for jitter and queues.
+    n.deadline = this.clock.setTimeout(() => this.missed(n), n.intervalMs * 1.15 + this.slackMs(n.link));
+  }
+
+  private missed(n: Neighbour): void {
+    const before = this.cost(n);
+    n.missesInARow++;
+    n.history = (n.history << 1) & ((1 << HISTORY) - 1);
+    n.expected = Math.min(HISTORY, n.expected + 1);
+    if (n.history === 0 && n.missesInARow > HISTORY) {
+      this.remove(n);
+      return;
+    }
+    n.deadline = this.clock.setTimeout(() => this.missed(n), n.intervalMs);
+    if (this.cost(n) !== before) this.events.changed(n, false);
+  }
+}
+
+function popcount(x: number): number {
+  let c = 0;
+  for (; x; x &= x - 1) c++;
+  return c;
+}

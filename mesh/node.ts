@@ -1,0 +1,618 @@
+// One box's mesh router: hellos and I-heard-yous on every link, Babel-style route
+// announcements for the boxes that offer an uplink (or announce themselves), seqno
+// requests when starved, and hop-by-hop acknowledged forwarding of fragmented messages
+// with a hop limit and duplicate suppression. Knows links and packets, nothing of MQTT.
+import type { Clock, TimerHandle } from '../drivers/clock.ts';
+import type { Link, ReceivedFrame } from '../drivers/link.ts';
+import { Reassembler, RecentSet, split } from './fragments.ts';
+import { NeighbourTable, type Neighbour } from './neighbours.ts';
+import {
+  decodePacket, encodePacket, INFINITE_METRIC, MeshPacketError, nodeIdFromHex, nodeIdHex,
+  type ControlPacket, type DataPacket, type DataType, type NodeId, type Packet, type Tlv,
+} from './packet.ts';
+import { ReplayGuard } from './replay.ts';
+import { RouteTable, seqNewer } from './routes.ts';
+import { TrickleTimer } from './trickle.ts';
+
+export interface MeshTimers {
+  helloMinMs: number;
+  helloMaxMs: number;
+  updateMinMs: number;
+  updateMaxMs: number;
+  /** least wait for a hop's acknowledgement; radio links add the airtime */
+  ackTimeoutMs: number;
+  /** hellos missed in a row that take a neighbour down */
+  helloMissesDown: number;
+}
+
+export const DEFAULT_TIMERS: MeshTimers = { helloMinMs: 250, helloMaxMs: 4000, updateMinMs: 500, updateMaxMs: 60_000, ackTimeoutMs: 150, helloMissesDown: 2 };
+
+export interface MeshLogger {
+  debug(message: string): void;
+  warn(message: string): void;
+}
+
+export interface MeshNodeOptions {
+  id: NodeId;
+  key: Uint8Array;
+  /** rises at every start of the box (replay protection) */
+  epoch: number;
+  clock: Clock;
+  links: Link[];
+  timers?: Partial<MeshTimers>;
+  hopLimit?: number;
+  /** payload bytes per fragment: fits the smallest link of the mesh */
+  fragmentBytes?: number;
+  random?: () => number;
+  log?: MeshLogger;
+}
+
+export interface MeshMessage {
+  type: DataType;
+  origin: NodeId;
+  originHex: string;
+  payload: Uint8Array;
+}
+
+export interface MeshCounters {
+  controlFrames: number;
+  controlBytes: number;
+  dataFrames: number;
+  dataBytes: number;
+  ackFrames: number;
+  ackBytes: number;
+  forwarded: number;
+  delivered: number;
+  dropped: { noRoute: number; hopLimit: number; unacknowledged: number };
+  rejected: { mac: number; replay: number; malformed: number };
+}
+
+interface PendingFrame {
+  fields: DataFields;
+  neighbourKey: string;
+  tries: number;
+  timer: TimerHandle;
+  rerouted: boolean;
+  bytes: number;
+}
+
+type DataFields = Omit<DataPacket, 'kind' | 'sender' | 'epoch' | 'counter'>;
+
+const MAX_TRIES = 5;
+const REVERSE_HOLD_MS = 300_000;
+const SEQREQ_HOLD_MS = 1000;
+
+export class MeshNode {
+  readonly id: NodeId;
+  readonly idHex: string;
+  readonly links: Link[];
+  readonly counters: MeshCounters = {
+    controlFrames: 0, controlBytes: 0, dataFrames: 0, dataBytes: 0, ackFrames: 0, ackBytes: 0, forwarded: 0, delivered: 0,
+    dropped: { noRoute: 0, hopLimit: 0, unacknowledged: 0 }, rejected: { mac: 0, replay: 0, malformed: 0 },
+  };
+  private readonly key: Uint8Array;
+  private readonly epoch: number;
+  private readonly clock: Clock;
+  private readonly timers: MeshTimers;
+  private readonly hopLimit: number;
+  private readonly fragmentBytes: number;
+  private readonly random: () => number;
+  private readonly log: MeshLogger | undefined;
+  private readonly neighbours: NeighbourTable;
+  private readonly routes = new RouteTable();
+  private readonly replay = new ReplayGuard();
+  private readonly helloSeq: number[];
+  private readonly helloTimers: TrickleTimer[];
+  private readonly updateTimer: TrickleTimer;
+  private readonly reassembler = new Reassembler();
+  private readonly recent = new RecentSet();
+  private readonly seqreqsSeen = new RecentSet(1024, SEQREQ_HOLD_MS);
+  private readonly reverse = new Map<string, { via: string; expires: number }>();
+  private readonly pending = new Map<number, PendingFrame>();
+  /** frames waiting for the one in flight to a neighbour (stop-and-wait per hop) */
+  private readonly waiting = new Map<string, { fields: DataFields; rerouted: boolean }[]>();
+  private readonly inFlightTo = new Set<string>();
+  private readonly triggered = new Set<string>();
+  private triggerTimer: TimerHandle | undefined;
+  private readonly starvedAsked = new Map<string, number>();
+  private readonly probed = new Map<string, number>();
+  /** sources we asked (or passed on a request) for a new seqno, until when */
+  private readonly requested = new Map<string, number>();
+  private readonly answeredAt: number[] = [];
+  private counter = 0;
+  /** control TLVs sent, by type */
+  readonly controlTlvs: Record<string, number> = {};
+  private msgId = 0;
+  private ownSeqno = 0;
+  private announcing: 'no' | 'node' | 'uplink' = 'no';
+  private handler: ((message: MeshMessage) => void) | undefined;
+  private running = false;
+
+  constructor(options: MeshNodeOptions) {
+    this.id = options.id;
+    this.idHex = nodeIdHex(options.id);
+    this.key = options.key;
+    this.epoch = options.epoch;
+    this.clock = options.clock;
+    this.links = options.links;
+    this.timers = { ...DEFAULT_TIMERS, ...options.timers };
+    this.hopLimit = options.hopLimit ?? 16;
+    this.fragmentBytes = options.fragmentBytes ?? 180;
+    this.random = options.random ?? Math.random;
+    this.log = options.log;
+    this.neighbours = new NeighbourTable(this.clock, {
+      changed: (n, appeared) => this.neighbourChanged(n, appeared),
+    }, { slackMs: (link) => 100 + 8 * this.links[link]!.airtimeMs(64), downAfterMisses: this.timers.helloMissesDown });
+    this.helloSeq = this.links.map(() => Math.floor(this.random() * 0xffff));
+    this.helloTimers = this.links.map((_, i) => new TrickleTimer(this.clock, this.timers.helloMinMs, this.timers.helloMaxMs, (next) => this.sendHello(i, next), this.random));
+    this.updateTimer = new TrickleTimer(this.clock, this.timers.updateMinMs, this.timers.updateMaxMs, () => this.sendFullUpdate(), this.random);
+    this.links.forEach((link, i) => link.onReceive((frame) => this.receive(i, frame)));
+  }
+
+  start(): void {
+    this.running = true;
+    for (const t of this.helloTimers) t.start();
+    this.updateTimer.start();
+  }
+
+  stop(): void {
+    this.running = false;
+    for (const t of this.helloTimers) t.stop();
+    this.updateTimer.stop();
+    this.neighbours.stop();
+    this.clock.clearTimeout(this.triggerTimer);
+    for (const p of this.pending.values()) this.clock.clearTimeout(p.timer);
+    this.pending.clear();
+    this.waiting.clear();
+    this.inFlightTo.clear();
+  }
+
+  onMessage(handler: (message: MeshMessage) => void): void {
+    this.handler = handler;
+  }
+
+  /**
+   * What this box offers the mesh: 'uplink' while its MQTT uplink is up (a default route
+   * for the others), 'node' to be reachable by name only, 'no' for nothing. A change is
+   * announced at once with a new sequence number; a withdrawal is a retraction.
+   */
+  announce(what: 'no' | 'node' | 'uplink'): void {
+    if (what === this.announcing) return;
+    this.announcing = what;
+    this.ownSeqno = (this.ownSeqno + 1) & 0xffff;
+    this.trigger(this.idHex);
+    this.updateTimer.reset();
+  }
+
+  /** The best uplink box now, by metric. */
+  bestUplink(): { id: NodeId; idHex: string; metric: number; via: string } | undefined {
+    let best: { id: NodeId; idHex: string; metric: number; via: string } | undefined;
+    for (const r of this.routes.allSelected()) {
+      if (r.uplink && (!best || r.total < best.metric)) best = { id: r.source, idHex: r.sourceHex, metric: r.total, via: r.via };
+    }
+    return best;
+  }
+
+  /** Sends a message to `dest`, fragmented; false if there is no route to it now. */
+  send(dest: NodeId, type: DataType, payload: Uint8Array): boolean {
+    const destHex = nodeIdHex(dest);
+    if (!this.nextHop(destHex)) {
+      this.counters.dropped.noRoute++;
+      return false;
+    }
+    const msgId = this.msgId = (this.msgId + 1) >>> 0;
+    const parts = split(payload, this.fragmentBytes);
+    parts.forEach((part, index) => this.forward({ origin: this.id, dest, msgId, index, count: parts.length, hopLimit: this.hopLimit, type, payload: part }));
+    return true;
+  }
+
+  status() {
+    const now = this.clock.now();
+    return {
+      node: this.idHex,
+      epoch: this.epoch,
+      announcing: this.announcing,
+      links: this.links.map((l) => ({ name: l.name, address: l.address, mtu: l.mtu, ...l.stats })),
+      neighbours: this.neighbours.all().map((n) => ({
+        node: n.idHex, link: this.links[n.link]!.name, address: n.address,
+        cost: this.neighbours.cost(n), rxcost: this.neighbours.rxcost(n), txcost: n.txcost,
+        helloIntervalMs: n.intervalMs, heardMsAgo: Math.round(now - n.lastHeard),
+        ...(n.rssi !== undefined ? { rssi: n.rssi } : {}), ...(n.snr !== undefined ? { snr: n.snr } : {}),
+      })),
+      routes: this.routes.all().map((r) => {
+        const chosen = this.routes.selectedRoute(r.sourceHex);
+        const n = this.neighbours.get(r.via);
+        return {
+          dest: r.sourceHex, uplink: r.uplink, seqno: r.seqno, metric: r.metric,
+          via: n?.idHex ?? null, link: n ? this.links[n.link]!.name : null,
+          total: n ? Math.min(INFINITE_METRIC, r.metric + this.neighbours.cost(n)) : INFINITE_METRIC,
+          selected: chosen?.via === r.via,
+        };
+      }),
+      counters: this.counters,
+    };
+  }
+
+  // ---- receiving ----
+
+  private receive(linkIndex: number, frame: ReceivedFrame): void {
+    if (!this.running) return;
+    let packet: Packet;
+    try {
+      packet = decodePacket(frame.data, this.key);
+    } catch (err) {
+      if (err instanceof MeshPacketError && /MAC/.test(err.message)) this.counters.rejected.mac++;
+      else this.counters.rejected.malformed++;
+      this.log?.debug(`dropped a packet from ${this.links[linkIndex]!.name} ${frame.from}: ${(err as Error).message}`);
+      return;
+    }
+    const senderHex = nodeIdHex(packet.sender);
+    if (senderHex === this.idHex) return; // our own, echoed by the medium
+    const verdict = this.replay.check(senderHex, packet.epoch, packet.counter);
+    if (verdict !== 'fresh') {
+      this.counters.rejected.replay++;
+      this.log?.debug(`dropped a ${verdict} packet from ${senderHex} (epoch ${packet.epoch}, counter ${packet.counter})`);
+      return;
+    }
+    const neighbourKey = `${linkIndex}/${frame.from}`;
+    switch (packet.kind) {
+      case 'control':
+        this.receiveControl(linkIndex, frame, packet);
+        break;
+      case 'data':
+        this.receiveData(neighbourKey, frame, linkIndex, packet);
+        break;
+      case 'ack': {
+        const pending = this.pending.get(packet.acked);
+        if (pending && pending.neighbourKey === neighbourKey) {
+          this.clock.clearTimeout(pending.timer);
+          this.pending.delete(packet.acked);
+          this.neighbours.dataDelivered(neighbourKey);
+          this.nextFor(neighbourKey, pending.bytes);
+        }
+        break;
+      }
+    }
+  }
+
+  private receiveControl(linkIndex: number, frame: ReceivedFrame, packet: ControlPacket): void {
+    const key = `${linkIndex}/${frame.from}`;
+    const hello = packet.tlvs.find((t): t is Extract<Tlv, { t: 'hello' }> => t.t === 'hello');
+    let neighbour = this.neighbours.get(key);
+    if (hello) neighbour = this.neighbours.hello(linkIndex, frame.from, packet.sender, hello.seq, hello.intervalMs, { rssi: frame.rssi, snr: frame.snr });
+    for (const tlv of packet.tlvs) {
+      switch (tlv.t) {
+        case 'ihu':
+          if (nodeIdHex(tlv.neighbour) === this.idHex && neighbour) this.neighbours.ihu(key, tlv.rxcost, Math.max(3.5 * neighbour.intervalMs, 3000));
+          break;
+        case 'update':
+          if (neighbour) this.receiveUpdate(neighbour, tlv);
+          break;
+        case 'seqreq':
+          if (neighbour) this.receiveSeqreq(neighbour, tlv);
+          break;
+        case 'routereq':
+          // A neighbour that is new to us, or in doubt about us: one hello and our routes, now.
+          this.answerRequest(linkIndex);
+          break;
+      }
+    }
+    this.reselect();
+  }
+
+  private receiveUpdate(neighbour: Neighbour, tlv: Extract<Tlv, { t: 'update' }>): void {
+    const sourceHex = nodeIdHex(tlv.source);
+    if (sourceHex === this.idHex) return;
+    this.routes.update({
+      source: tlv.source, sourceHex, via: neighbour.key, seqno: tlv.seqno, metric: tlv.metric, uplink: tlv.uplink,
+      expires: this.clock.now() + this.timers.updateMaxMs * 3.5,
+    });
+  }
+
+  private receiveSeqreq(neighbour: Neighbour, tlv: Extract<Tlv, { t: 'seqreq' }>): void {
+    const sourceHex = nodeIdHex(tlv.source);
+    if (this.seqreqsSeen.seenBefore(`${sourceHex}/${tlv.seqno}`, this.clock.now())) return;
+    if (sourceHex === this.idHex) {
+      if (this.announcing === 'no') return;
+      if (!seqNewer(this.ownSeqno, tlv.seqno)) this.ownSeqno = tlv.seqno;
+      this.trigger(this.idHex);
+      return;
+    }
+    const route = this.routes.selectedRoute(sourceHex);
+    if (route && !seqNewer(tlv.seqno, route.seqno)) {
+      this.trigger(sourceHex);
+      return;
+    }
+    // Pass the request on toward the source, never back where it came from.
+    if (route && tlv.hops > 1 && route.via !== neighbour.key) {
+      const via = this.neighbours.get(route.via);
+      if (via) {
+        this.requested.set(sourceHex, this.clock.now() + 8 * this.timers.helloMinMs);
+        this.sendControl(via.link, [{ ...tlv, hops: tlv.hops - 1 }], via.address);
+      }
+    }
+  }
+
+  private receiveData(neighbourKey: string, frame: ReceivedFrame, linkIndex: number, packet: DataPacket): void {
+    // Acknowledge every copy, so a sender whose ack was lost stops retrying.
+    this.sendAck(linkIndex, frame.from, packet.counter);
+    const originHex = nodeIdHex(packet.origin);
+    if (originHex === this.idHex) return;
+    const now = this.clock.now();
+    if (packet.type === 'reading') this.reverse.set(originHex, { via: neighbourKey, expires: now + REVERSE_HOLD_MS });
+    if (this.recent.seenBefore(`${originHex}/${packet.msgId}/${packet.index}`, now)) return;
+    const destHex = nodeIdHex(packet.dest);
+    if (destHex === this.idHex) {
+      const whole = this.reassembler.add(`${originHex}/${packet.msgId}`, packet.index, packet.count, packet.payload, now);
+      if (whole) {
+        this.counters.delivered++;
+        this.handler?.({ type: packet.type, origin: packet.origin, originHex, payload: whole });
+      }
+      return;
+    }
+    if (packet.hopLimit <= 1) {
+      this.counters.dropped.hopLimit++;
+      return;
+    }
+    this.counters.forwarded++;
+    const { kind: _k, sender: _s, epoch: _e, counter: _c, ...fields } = packet;
+    this.forward({ ...fields, hopLimit: packet.hopLimit - 1 });
+  }
+
+  // ---- forwarding ----
+
+  private nextHop(destHex: string): Neighbour | undefined {
+    const route = this.routes.selectedRoute(destHex);
+    const viaRoute = route && this.neighbours.get(route.via);
+    if (viaRoute && this.neighbours.cost(viaRoute) < INFINITE_METRIC) return viaRoute;
+    // The way a reading came is the way its receipt goes back: that link just carried
+    // data, whatever its hello statistics say.
+    const back = this.reverse.get(destHex);
+    if (back && back.expires > this.clock.now()) {
+      const n = this.neighbours.get(back.via);
+      if (n && n.dataFailures === 0) return n;
+    }
+    return undefined;
+  }
+
+  private forward(fields: DataFields, rerouted = false, avoid?: string): void {
+    const neighbour = this.nextHop(nodeIdHex(fields.dest));
+    if (!neighbour || neighbour.key === avoid) {
+      this.counters.dropped.noRoute++;
+      return;
+    }
+    // One frame in flight per neighbour: on a half-duplex radio, a second frame sent
+    // behind the first would collide with the neighbour's acknowledgement or relay.
+    if (this.inFlightTo.has(neighbour.key)) {
+      const queue = this.waiting.get(neighbour.key) ?? [];
+      if (queue.length >= 64) {
+        this.counters.dropped.noRoute++;
+        return;
+      }
+      queue.push({ fields, rerouted });
+      this.waiting.set(neighbour.key, queue);
+      return;
+    }
+    this.inFlightTo.add(neighbour.key);
+    this.transmit(fields, neighbour, 1, rerouted);
+  }
+
+  /** The frame in flight to a neighbour is done with (acknowledged or given up): send the next. */
+  private nextFor(neighbourKey: string, lastBytes: number): void {
+    const queue = this.waiting.get(neighbourKey);
+    if (!queue?.length) {
+      this.waiting.delete(neighbourKey);
+      this.inFlightTo.delete(neighbourKey);
+      return;
+    }
+    // On a radio the neighbour is now relaying what it just got: sending the next frame
+    // at once would land while it transmits (it cannot hear) or collide with its relay.
+    const neighbour = this.neighbours.get(neighbourKey);
+    const gap = neighbour ? 2 * this.links[neighbour.link]!.airtimeMs(lastBytes) : 0;
+    const send = () => {
+      this.inFlightTo.delete(neighbourKey);
+      const next = queue.shift();
+      if (!queue.length) this.waiting.delete(neighbourKey);
+      if (next) this.forward(next.fields, next.rerouted);
+    };
+    if (gap > 0) this.clock.setTimeout(send, gap * (1 + this.random() * 0.5));
+    else send();
+  }
+
+  private transmit(fields: DataFields, neighbour: Neighbour, tries: number, rerouted: boolean): void {
+    const counter = this.nextCounter();
+    const bytes = encodePacket({ kind: 'data', sender: this.id, epoch: this.epoch, counter, ...fields }, this.key);
+    const link = this.links[neighbour.link]!;
+    link.send(bytes, neighbour.address);
+    this.counters.dataFrames++;
+    this.counters.dataBytes += bytes.length;
+    // The neighbour may be finishing a frame of its own before its ack goes out.
+    const wait = this.timers.ackTimeoutMs + 3 * link.airtimeMs(bytes.length) + link.airtimeMs(40) + this.random() * 50;
+    const timer = this.clock.setTimeout(() => this.unacknowledged(counter), wait);
+    this.pending.set(counter, { fields, neighbourKey: neighbour.key, tries, timer, rerouted, bytes: bytes.length });
+  }
+
+  private unacknowledged(counter: number): void {
+    const p = this.pending.get(counter);
+    if (!p) return;
+    this.pending.delete(counter);
+    const neighbour = this.neighbours.get(p.neighbourKey);
+    if (neighbour && p.tries < MAX_TRIES) {
+      // A random backoff that grows with each try, so two senders that collided do not collide again.
+      const airtime = this.links[neighbour.link]!.airtimeMs(p.bytes);
+      this.clock.setTimeout(() => {
+        const still = this.neighbours.get(p.neighbourKey);
+        if (still) this.transmit(p.fields, still, p.tries + 1, p.rerouted);
+        else this.nextFor(p.neighbourKey, p.bytes);
+      }, this.random() * airtime * 2 ** p.tries);
+      return;
+    }
+    // The data plane says the link is gone before the hellos do: route around it now.
+    this.neighbours.dataFailed(p.neighbourKey);
+    this.reselect();
+    if (!p.rerouted) this.forward(p.fields, true, p.neighbourKey);
+    else this.counters.dropped.unacknowledged++;
+    // What waited for this neighbour goes by the new route, or nowhere.
+    const queued = this.waiting.get(p.neighbourKey) ?? [];
+    this.waiting.delete(p.neighbourKey);
+    this.inFlightTo.delete(p.neighbourKey);
+    for (const q of queued) this.forward(q.fields, true, p.neighbourKey);
+  }
+
+  private sendAck(linkIndex: number, to: string, acked: number): void {
+    const bytes = encodePacket({ kind: 'ack', sender: this.id, epoch: this.epoch, counter: this.nextCounter(), acked }, this.key);
+    this.links[linkIndex]!.send(bytes, to);
+    this.counters.ackFrames++;
+    this.counters.ackBytes += bytes.length;
+  }
+
+  // ---- announcing ----
+
+  private neighbourChanged(n: Neighbour, appeared: boolean): void {
+    if (appeared) {
+      // A newcomer learns our routes at once, and we ask for its.
+      this.sendControl(n.link, [{ t: 'routereq' }], n.address);
+      this.answerRequest(n.link);
+    }
+    if (this.neighbours.cost(n) >= INFINITE_METRIC && this.neighbours.get(n.key)) {
+      // In doubt: ask the neighbour for hellos now rather than at its next (maybe minutes
+      // away), but not so often that a congested channel gets more congested.
+      const now = this.clock.now();
+      if ((this.probed.get(n.key) ?? -Infinity) <= now - Math.max(4 * this.timers.helloMinMs, this.timers.helloMaxMs / 4)) {
+        this.probed.set(n.key, now);
+        this.sendControl(n.link, [{ t: 'routereq' }], n.address);
+      }
+    }
+    if (!this.neighbours.get(n.key)) this.routes.dropVia(n.key);
+    this.reselect();
+  }
+
+  /**
+   * One hello (with our IHUs) and our routes on a link, at most once per shortest hello
+   * interval: answers a request without resetting the timers of a whole dense mesh.
+   */
+  private answerRequest(linkIndex: number): void {
+    const now = this.clock.now();
+    if ((this.answeredAt[linkIndex] ?? -Infinity) > now - this.timers.helloMinMs) return;
+    this.answeredAt[linkIndex] = now;
+    this.sendControl(linkIndex, [...this.helloTlvs(linkIndex, this.helloTimers[linkIndex]!.interval), ...this.routeTlvs()]);
+  }
+
+  private reselect(): void {
+    const { changed, renewed, starved } = this.routes.select(this.clock.now(), (via) => {
+      const n = this.neighbours.get(via);
+      return n ? this.neighbours.cost(n) : INFINITE_METRIC;
+    });
+    for (const sourceHex of changed) this.trigger(sourceHex);
+    // A newer seqno travels on at once only toward those who asked for it.
+    const now = this.clock.now();
+    for (const sourceHex of renewed) {
+      if ((this.requested.get(sourceHex) ?? -Infinity) > now) {
+        this.requested.delete(sourceHex);
+        this.trigger(sourceHex);
+      }
+    }
+    for (const sourceHex of starved) this.askForSeqno(sourceHex);
+  }
+
+  private askForSeqno(sourceHex: string): void {
+    const now = this.clock.now();
+    if ((this.starvedAsked.get(sourceHex) ?? -Infinity) > now - Math.max(SEQREQ_HOLD_MS, 8 * this.timers.helloMinMs)) return;
+    this.starvedAsked.set(sourceHex, now);
+    const fd = this.routes.feasibilityOf(sourceHex);
+    const source = this.routes.all().find((r) => r.sourceHex === sourceHex)?.source;
+    if (!fd || !source) return;
+    const tlv: Tlv = { t: 'seqreq', source, seqno: (fd.seqno + 1) & 0xffff, hops: this.hopLimit };
+    this.requested.set(sourceHex, now + 8 * this.timers.helloMinMs);
+    this.links.forEach((_, i) => this.sendControl(i, [tlv]));
+  }
+
+  private trigger(sourceHex: string): void {
+    this.triggered.add(sourceHex);
+    if (this.triggerTimer) return;
+    // A short jittered delay merges the changes of one event into one packet.
+    this.triggerTimer = this.clock.setTimeout(() => {
+      this.triggerTimer = undefined;
+      const tlvs = [...this.triggered].map((s) => this.updateTlv(s)).filter((t): t is Tlv => t !== undefined);
+      this.triggered.clear();
+      if (tlvs.length) this.links.forEach((_, i) => this.sendControl(i, tlvs));
+    }, 5 + this.random() * 30);
+  }
+
+  private updateTlv(sourceHex: string): Tlv | undefined {
+    if (sourceHex === this.idHex) {
+      const metric = this.announcing === 'no' ? INFINITE_METRIC : 0;
+      return { t: 'update', source: this.id, seqno: this.ownSeqno, metric, uplink: this.announcing === 'uplink' };
+    }
+    const route = this.routes.selectedRoute(sourceHex);
+    if (route) {
+      this.routes.announced(sourceHex, route.seqno, route.total);
+      return { t: 'update', source: route.source, seqno: route.seqno, metric: route.total, uplink: route.uplink };
+    }
+    const known = this.routes.all().find((r) => r.sourceHex === sourceHex);
+    const fd = this.routes.feasibilityOf(sourceHex);
+    if (!known && !fd) return undefined;
+    // A retraction: those routing through us must look elsewhere.
+    return { t: 'update', source: known?.source ?? nodeIdFromHex(sourceHex), seqno: fd?.seqno ?? known?.seqno ?? 0, metric: INFINITE_METRIC, uplink: false };
+  }
+
+  private sendFullUpdate(): void {
+    // A new seqno with every periodic announcement (as DSDV does) lets routes that became
+    // unfeasible through metric noise become feasible again without a request.
+    if (this.announcing !== 'no') this.ownSeqno = (this.ownSeqno + 1) & 0xffff;
+    const tlvs = this.routeTlvs();
+    if (tlvs.length) this.links.forEach((_, i) => this.sendControl(i, tlvs));
+  }
+
+  private routeTlvs(): Tlv[] {
+    const tlvs: Tlv[] = [];
+    if (this.announcing !== 'no') tlvs.push(this.updateTlv(this.idHex)!);
+    for (const r of this.routes.allSelected()) tlvs.push(this.updateTlv(r.sourceHex)!);
+    return tlvs;
+  }
+
+  private helloTlvs(linkIndex: number, nextWithinMs: number): Tlv[] {
+    this.helloSeq[linkIndex] = (this.helloSeq[linkIndex]! + 1) & 0xffff;
+    const tlvs: Tlv[] = [{ t: 'hello', seq: this.helloSeq[linkIndex]!, intervalMs: nextWithinMs }];
+    for (const n of this.neighbours.onLink(linkIndex)) tlvs.push({ t: 'ihu', neighbour: n.id, rxcost: this.neighbours.rxcost(n) });
+    return tlvs;
+  }
+
+  private sendHello(linkIndex: number, nextWithinMs: number): void {
+    this.sendControl(linkIndex, this.helloTlvs(linkIndex, nextWithinMs));
+  }
+
+  /** Sends control TLVs on a link, split over as many packets as its MTU needs. */
+  private sendControl(linkIndex: number, tlvs: Tlv[], to?: string): void {
+    const link = this.links[linkIndex]!;
+    for (const t of tlvs) this.controlTlvs[t.t] = (this.controlTlvs[t.t] ?? 0) + 1;
+    let batch: Tlv[] = [];
+    const flush = () => {
+      if (!batch.length) return;
+      const bytes = this.encodeControl(batch, this.nextCounter());
+      link.send(bytes, to);
+      this.counters.controlFrames++;
+      this.counters.controlBytes += bytes.length;
+      batch = [];
+    };
+    for (const tlv of tlvs) {
+      batch.push(tlv);
+      if (this.encodeControl(batch, this.counter + 1).length > link.mtu) {
+        batch.pop();
+        flush();
+        batch.push(tlv);
+      }
+    }
+    flush();
+  }
+
+  private encodeControl(tlvs: Tlv[], counter: number): Uint8Array {
+    const packet: ControlPacket = { kind: 'control', sender: this.id, epoch: this.epoch, counter, tlvs };
+    return encodePacket(packet, this.key);
+  }
+
+  private nextCounter(): number {
+    this.counter++;
+    return this.counter;
+  }
+}

@@ -1,0 +1,341 @@
+// The mesh simulator behind `iop-agent sim`: N routers on a simulated LoRa channel in
+// virtual time. Boxes without uplink send a reading-sized message to the best uplink
+// box every interval and resend it until a receipt comes back, as the agent does; the
+// same seed is then run with managed flooding for comparison.
+import { SimMedium } from '../drivers/sim/medium.ts';
+import { SF7_BW250 } from '../drivers/sim/lora.ts';
+import { SeededRandom } from '../drivers/sim/random.ts';
+import { VirtualClock } from '../drivers/sim/virtual-clock.ts';
+import { FloodNode } from './flooding.ts';
+import { MeshNode, type MeshTimers } from './node.ts';
+import { NODE_ID_BYTES } from './packet.ts';
+
+export type Topology = 'line' | 'ring' | 'grid' | 'random';
+
+export interface SimOptions {
+  nodes: number;
+  topology: Topology;
+  seed: number;
+  /** virtual seconds simulated; the first third is warm-up */
+  seconds: number;
+  readingIntervalS?: number;
+  readingBytes?: number;
+  rangeM?: number;
+}
+
+export interface SimFigures {
+  converged_s: number | null;
+  delivery_ratio: number;
+  tx_per_delivered: number;
+  control_bytes_per_node_s: number;
+  airtime_share_per_node: number;
+  latency_ms_p50: number;
+  latency_ms_p99: number;
+}
+
+export interface SimResult extends SimFigures {
+  nodes: number;
+  topology: Topology;
+  seed: number;
+  seconds: number;
+  uplinks: number;
+  generated: number;
+  /** boxes with a radio path to an uplink (readings of the others are not counted) */
+  reachable: number;
+  baseline: SimFigures;
+  wall_s: number;
+  speedup: number;
+}
+
+/** Radio-friendly timers: a LoRa channel has little room for control traffic. */
+export const LORA_TIMERS: MeshTimers = { helloMinMs: 4000, helloMaxMs: 120_000, updateMinMs: 8000, updateMaxMs: 600_000, ackTimeoutMs: 300, helloMissesDown: 4 };
+const MESH_KEY = new Uint8Array(32).fill(7);
+const RECEIPT_BYTES = 150;
+/** A reading every five minutes: what a box with slow-changing sensors sends. */
+export const DEFAULT_READING_INTERVAL_S = 300;
+const RESEND_AFTER_MS = 60_000;
+/** readings a box has in flight through the mesh at once */
+const MESH_WINDOW = 2;
+
+export function placeNodes(topology: Topology, n: number, range: number, random: SeededRandom): { x: number; y: number }[] {
+  const step = range * 0.7;
+  switch (topology) {
+    case 'line':
+      return Array.from({ length: n }, (_, i) => ({ x: i * step, y: 0 }));
+    case 'ring': {
+      const radius = n < 3 ? step : step / (2 * Math.sin(Math.PI / n));
+      return Array.from({ length: n }, (_, i) => ({ x: radius * Math.cos((2 * Math.PI * i) / n), y: radius * Math.sin((2 * Math.PI * i) / n) }));
+    }
+    case 'grid': {
+      const side = Math.ceil(Math.sqrt(n));
+      return Array.from({ length: n }, (_, i) => ({ x: (i % side) * step, y: Math.floor(i / side) * step }));
+    }
+    case 'random': {
+      // About eight boxes in range of each, as in a town with a box every few streets.
+      const side = Math.sqrt((n * Math.PI * range * range) / 8);
+      return Array.from({ length: n }, () => ({ x: random.next() * side, y: random.next() * side }));
+    }
+  }
+}
+
+function uplinkIndexes(topology: Topology, n: number, random: SeededRandom): Set<number> {
+  if (topology !== 'random') return new Set([0]);
+  const wanted = Math.max(1, Math.round(n / 25));
+  const out = new Set<number>();
+  while (out.size < wanted) out.add(random.int(n));
+  return out;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+interface World {
+  clock: VirtualClock;
+  medium: SimMedium;
+  random: SeededRandom;
+  uplinks: Set<number>;
+  positions: { x: number; y: number }[];
+}
+
+function makeWorld(options: SimOptions): World {
+  const random = new SeededRandom(options.seed);
+  const range = options.rangeM ?? 2000;
+  const positions = placeNodes(options.topology, options.nodes, range, random);
+  const uplinks = uplinkIndexes(options.topology, options.nodes, random);
+  const clock = new VirtualClock();
+  const medium = new SimMedium({ clock, random, rangeM: range, baseLoss: 0.02, profile: SF7_BW250 });
+  return { clock, medium, random, uplinks, positions };
+}
+
+/** Readings made in the measured window, with the time each reached an uplink. */
+class Ledger {
+  readonly made = new Map<string, number>();
+  readonly arrived = new Map<string, number>();
+  private readonly from: number;
+  private readonly to: number;
+  constructor(from: number, to: number) {
+    this.from = from;
+    this.to = to;
+  }
+  make(id: string, at: number): void {
+    if (at >= this.from && at < this.to) this.made.set(id, at);
+  }
+  arrive(id: string, at: number): void {
+    if (this.made.has(id) && !this.arrived.has(id)) this.arrived.set(id, at - this.made.get(id)!);
+  }
+  figures(): { ratio: number; delivered: number; p50: number; p99: number } {
+    const latencies = [...this.arrived.values()].sort((a, b) => a - b);
+    return { ratio: this.made.size ? this.arrived.size / this.made.size : 1, delivered: this.arrived.size, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+  }
+}
+
+function readingBytes(origin: number, n: number, size: number, random: SeededRandom): Uint8Array {
+  const bytes = random.bytes(size);
+  new DataView(bytes.buffer).setUint32(0, origin);
+  new DataView(bytes.buffer).setUint32(4, n);
+  return bytes;
+}
+
+const readingKey = (bytes: Uint8Array) => `${new DataView(bytes.buffer, bytes.byteOffset).getUint32(0)}/${new DataView(bytes.buffer, bytes.byteOffset).getUint32(4)}`;
+
+export function simulate(options: SimOptions): SimResult {
+  const started = performance.now();
+  const mesh = runMesh(options);
+  const baseline = runFlooding(options);
+  const wall = (performance.now() - started) / 1000;
+  return {
+    nodes: options.nodes, topology: options.topology, seed: options.seed, seconds: options.seconds, uplinks: mesh.uplinks, generated: mesh.generated, reachable: mesh.reachable,
+    ...mesh.figures, baseline: baseline.figures, wall_s: Number(wall.toFixed(2)), speedup: Number(((2 * options.seconds) / wall).toFixed(1)),
+  };
+}
+
+function nodeIdFor(index: number, random: SeededRandom): Uint8Array {
+  const id = random.bytes(NODE_ID_BYTES);
+  new DataView(id.buffer).setUint16(0, index);
+  return id;
+}
+
+function runMesh(options: SimOptions): { figures: SimFigures; uplinks: number; generated: number; reachable: number } {
+  const world = makeWorld(options);
+  const { clock, medium, random, uplinks } = world;
+  const links = world.positions.map((p) => medium.add(p.x, p.y));
+  medium.connect();
+  const nodes = links.map((link, i) => new MeshNode({
+    id: nodeIdFor(i, random), key: MESH_KEY, epoch: 1, clock, links: [link], timers: LORA_TIMERS, random: () => random.next(),
+  }));
+  const endMs = options.seconds * 1000;
+  const windowFrom = endMs / 3;
+  const windowTo = endMs - 120_000 > windowFrom ? endMs - 120_000 : endMs * 0.8;
+  const ledger = new Ledger(windowFrom, windowTo);
+  const size = options.readingBytes ?? 290;
+  const intervalMs = (options.readingIntervalS ?? DEFAULT_READING_INTERVAL_S) * 1000;
+  let generated = 0;
+
+  const reachable = reachableFromUplinks(medium, nodes.length, uplinks);
+  const queues: Map<string, unknown>[] = [];
+  nodes.forEach((node, i) => {
+    if (uplinks.has(i)) {
+      node.announce('uplink');
+      node.onMessage((m) => {
+        if (m.type !== 'reading') return;
+        ledger.arrive(readingKey(m.payload), clock.now());
+        const receipt = new Uint8Array(RECEIPT_BYTES);
+        receipt.set(m.payload.subarray(0, 8));
+        node.send(m.origin, 'receipt', receipt);
+      });
+      return;
+    }
+    // The box's queue, as the agent keeps it: readings wait until a receipt covers them;
+    // a few are in flight at once; a late one is sent again, waiting longer each time.
+    const queue = new Map<string, { bytes: Uint8Array; sentAt: number; tries: number }>();
+    queues[i] = queue;
+    node.onMessage((m) => {
+      if (m.type === 'receipt') queue.delete(readingKey(m.payload));
+    });
+    let n = 0;
+    const pump = () => {
+      const uplink = node.bestUplink();
+      if (!uplink) return;
+      let inFlight = 0;
+      for (const entry of queue.values()) {
+        if (inFlight >= MESH_WINDOW) break;
+        inFlight++;
+        const wait = RESEND_AFTER_MS * 2 ** Math.min(3, entry.tries - 1);
+        if (entry.tries === 0 || entry.sentAt <= clock.now() - wait) {
+          if (node.send(uplink.id, 'reading', entry.bytes)) {
+            entry.sentAt = clock.now();
+            entry.tries++;
+          }
+        }
+      }
+    };
+    const tick = () => {
+      const bytes = readingBytes(i, n++, size, random);
+      generated++;
+      // A box with no radio path to any uplink cannot deliver by any protocol: not counted.
+      if (reachable.has(i)) ledger.make(readingKey(bytes), clock.now());
+      queue.set(readingKey(bytes), { bytes, sentAt: -Infinity, tries: 0 });
+      pump();
+      clock.setTimeout(tick, intervalMs * (0.9 + 0.2 * random.next()));
+    };
+    clock.setTimeout(tick, random.next() * intervalMs);
+    const retry = () => {
+      pump();
+      clock.setTimeout(retry, 5000);
+    };
+    clock.setTimeout(retry, 5000);
+  });
+  nodes.forEach((node) => node.start());
+
+  // Converged: every box that can reach an uplink at all has a route to one.
+  let converged: number | null = null;
+  const check = () => {
+    if (converged === null && nodes.every((node, i) => uplinks.has(i) || !reachable.has(i) || node.bestUplink())) converged = clock.now() / 1000;
+    else if (converged === null) clock.setTimeout(check, 100);
+  };
+  clock.setTimeout(check, 100);
+
+  clock.runUntil(windowFrom);
+  const before = snapshot(nodes, medium);
+  clock.runUntil(windowTo);
+  const during = snapshot(nodes, medium);
+  clock.runUntil(endMs);
+  const windowS = (windowTo - windowFrom) / 1000;
+  const f = ledger.figures();
+  if (process.env.SIM_DEBUG) {
+    const sum: Record<string, number> = {};
+    const add = (prefix: string, o: object) => { for (const [k, v] of Object.entries(o)) typeof v === 'number' ? sum[prefix + k] = (sum[prefix + k] ?? 0) + v : add(k + '.', v); };
+    for (const node of nodes) add('', node.counters);
+    console.error(JSON.stringify(sum), JSON.stringify(medium.totals));
+    nodes.forEach((node, i) => console.error(i, uplinks.has(i) ? 'UPLINK' : '', queues[i]?.size ?? '', JSON.stringify(node.bestUplink()?.metric), node.status().neighbours.map((x) => x.cost).join(',')));
+  }
+  return {
+    uplinks: uplinks.size,
+    generated,
+    reachable: reachable.size,
+    figures: {
+      converged_s: converged,
+      delivery_ratio: round(f.ratio, 4),
+      tx_per_delivered: round((during.frames - before.frames) / Math.max(1, f.delivered), 2),
+      control_bytes_per_node_s: round((during.controlBytes - before.controlBytes) / nodes.length / windowS, 2),
+      airtime_share_per_node: round((during.airtimeMs - before.airtimeMs) / nodes.length / (windowS * 1000), 5),
+      latency_ms_p50: Math.round(f.p50),
+      latency_ms_p99: Math.round(f.p99),
+    },
+  };
+}
+
+function runFlooding(options: SimOptions): { figures: SimFigures } {
+  const world = makeWorld(options);
+  const { clock, medium, random, uplinks } = world;
+  const links = world.positions.map((p) => medium.add(p.x, p.y));
+  medium.connect();
+  const endMs = options.seconds * 1000;
+  const windowFrom = endMs / 3;
+  const windowTo = endMs - 120_000 > windowFrom ? endMs - 120_000 : endMs * 0.8;
+  const ledger = new Ledger(windowFrom, windowTo);
+  const size = options.readingBytes ?? 290;
+  const intervalMs = (options.readingIntervalS ?? DEFAULT_READING_INTERVAL_S) * 1000;
+  const reachable = reachableFromUplinks(medium, links.length, uplinks);
+  links.forEach((link, i) => {
+    const node = new FloodNode({ id: nodeIdFor(i, random), link, clock, key: MESH_KEY, random: () => random.next() });
+    node.uplink = uplinks.has(i);
+    node.onDelivered((_origin, payload) => ledger.arrive(readingKey(payload), clock.now()));
+    if (node.uplink) return;
+    let n = 0;
+    const tick = () => {
+      const bytes = readingBytes(i, n++, size, random);
+      if (reachable.has(i)) ledger.make(readingKey(bytes), clock.now());
+      node.send(bytes);
+      clock.setTimeout(tick, intervalMs * (0.9 + 0.2 * random.next()));
+    };
+    clock.setTimeout(tick, random.next() * intervalMs);
+  });
+  clock.runUntil(windowFrom);
+  const before = { ...medium.totals };
+  clock.runUntil(windowTo);
+  const during = { ...medium.totals };
+  clock.runUntil(endMs);
+  const windowS = (windowTo - windowFrom) / 1000;
+  const f = ledger.figures();
+  return {
+    figures: {
+      converged_s: 0,
+      delivery_ratio: round(f.ratio, 4),
+      tx_per_delivered: round((during.frames - before.frames) / Math.max(1, f.delivered), 2),
+      control_bytes_per_node_s: 0,
+      airtime_share_per_node: round((during.airtimeMs - before.airtimeMs) / links.length / (windowS * 1000), 5),
+      latency_ms_p50: Math.round(f.p50),
+      latency_ms_p99: Math.round(f.p99),
+    },
+  };
+}
+
+function snapshot(nodes: MeshNode[], medium: SimMedium) {
+  return {
+    frames: medium.totals.frames,
+    airtimeMs: medium.totals.airtimeMs,
+    controlBytes: nodes.reduce((n, node) => n + node.counters.controlBytes, 0),
+  };
+}
+
+function reachableFromUplinks(medium: SimMedium, n: number, uplinks: Set<number>): Set<number> {
+  const seen = new Set<number>(uplinks);
+  const queue = [...uplinks];
+  while (queue.length) {
+    const i = queue.shift()!;
+    for (const j of medium.inRange(i)) if (!seen.has(j)) {
+      seen.add(j);
+      queue.push(j);
+    }
+  }
+  void n;
+  return seen;
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
