@@ -27,6 +27,8 @@ export interface Neighbour {
   snr?: number | undefined;
   /** data frames the neighbour failed to acknowledge since its last hello */
   dataFailures: number;
+  /** until when the data plane holds the link down (then hellos judge it again) */
+  dataDownUntil: number;
   lastHeard: number;
 }
 
@@ -71,7 +73,7 @@ export class NeighbourTable {
     let n = this.byKey.get(key);
     const appeared = !n;
     if (!n) {
-      n = { key, id, idHex: nodeIdHex(id), link, address, history: 0, expected: 0, lastSeq: (seq - 1) & 0xffff, missesInARow: 0, txcost: INFINITE_METRIC, txcostExpires: 0, deadline: undefined, intervalMs, dataFailures: 0, lastHeard: 0 };
+      n = { key, id, idHex: nodeIdHex(id), link, address, history: 0, expected: 0, lastSeq: (seq - 1) & 0xffff, missesInARow: 0, txcost: INFINITE_METRIC, txcostExpires: 0, deadline: undefined, intervalMs, dataFailures: 0, dataDownUntil: 0, lastHeard: 0 };
       this.byKey.set(key, n);
     }
     const before = this.cost(n);
@@ -102,12 +104,23 @@ export class NeighbourTable {
     if (this.cost(n) !== before) this.events.changed(n, false);
   }
 
-  /** Data-plane feedback: frames sent to the neighbour went unacknowledged. */
-  dataFailed(key: string): void {
+  /**
+   * Data-plane feedback: frames sent to the neighbour went unacknowledged. The link is
+   * down for `holdMs` (or until the neighbour is heard), not until its next hello,
+   * which on a radio can be minutes away: a burst of collisions is not a dead link.
+   */
+  dataFailed(key: string, holdMs: number): void {
     const n = this.byKey.get(key);
     if (!n) return;
     const before = this.cost(n);
     n.dataFailures++;
+    n.dataDownUntil = this.clock.now() + holdMs;
+    this.clock.setTimeout(() => {
+      if (this.byKey.get(key) === n && n.dataFailures > 0 && this.clock.now() >= n.dataDownUntil) {
+        n.dataFailures = 0;
+        this.events.changed(n, false);
+      }
+    }, holdMs);
     if (this.cost(n) !== before) this.events.changed(n, false);
   }
 

@@ -112,6 +112,8 @@ export class MeshNode {
   /** frames waiting for the one in flight to a neighbour (stop-and-wait per hop) */
   private readonly waiting = new Map<string, { fields: DataFields; rerouted: boolean }[]>();
   private readonly inFlightTo = new Set<string>();
+  private readonly held: { fields: DataFields; until: number }[] = [];
+  private heldTimer: TimerHandle | undefined;
   private readonly triggered = new Set<string>();
   private triggerTimer: TimerHandle | undefined;
   private readonly starvedAsked = new Map<string, number>();
@@ -165,6 +167,8 @@ export class MeshNode {
     this.pending.clear();
     this.waiting.clear();
     this.inFlightTo.clear();
+    this.clock.clearTimeout(this.heldTimer);
+    this.held.length = 0;
   }
 
   onMessage(handler: (message: MeshMessage) => void): void {
@@ -376,9 +380,17 @@ export class MeshNode {
   }
 
   private forward(fields: DataFields, rerouted = false, avoid?: string): void {
-    const neighbour = this.nextHop(nodeIdHex(fields.dest));
+    let neighbour = this.nextHop(nodeIdHex(fields.dest));
+    if ((!neighbour || neighbour.key === avoid) && fields.type === 'reading') {
+      // A reading is for any uplink: with no way to the one its origin chose, take ours.
+      const other = this.bestUplink();
+      if (other && other.idHex !== nodeIdHex(fields.dest)) {
+        fields = { ...fields, dest: other.id };
+        neighbour = this.nextHop(other.idHex);
+      }
+    }
     if (!neighbour || neighbour.key === avoid) {
-      this.counters.dropped.noRoute++;
+      this.hold(fields);
       return;
     }
     // One frame in flight per neighbour: on a half-duplex radio, a second frame sent
@@ -395,6 +407,32 @@ export class MeshNode {
     }
     this.inFlightTo.add(neighbour.key);
     this.transmit(fields, neighbour, 1, rerouted);
+  }
+
+  /**
+   * No route now: keep the frame a little while a seqno request or an update finds one
+   * (a few shortest hello intervals), then drop it; the origin sends again on its timeout.
+   */
+  private hold(fields: DataFields): void {
+    if (this.held.length >= 64) {
+      this.held.shift();
+      this.counters.dropped.noRoute++;
+    }
+    this.held.push({ fields, until: this.clock.now() + 2 * this.timers.helloMinMs });
+    if (!this.heldTimer) this.heldTimer = this.clock.setTimeout(() => this.retryHeld(), this.timers.helloMinMs / 2);
+  }
+
+  private retryHeld(): void {
+    this.heldTimer = undefined;
+    const now = this.clock.now();
+    const held = this.held.splice(0);
+    for (const h of held) {
+      const destHex = nodeIdHex(h.fields.dest);
+      if (this.nextHop(destHex) || (h.fields.type === 'reading' && this.bestUplink())) this.forward(h.fields, true);
+      else if (h.until > now) this.held.push(h);
+      else this.counters.dropped.noRoute++;
+    }
+    if (this.held.length && !this.heldTimer) this.heldTimer = this.clock.setTimeout(() => this.retryHeld(), this.timers.helloMinMs / 2);
   }
 
   /** The frame in flight to a neighbour is done with (acknowledged or given up): send the next. */
@@ -448,7 +486,7 @@ export class MeshNode {
       return;
     }
     // The data plane says the link is gone before the hellos do: route around it now.
-    this.neighbours.dataFailed(p.neighbourKey);
+    this.neighbours.dataFailed(p.neighbourKey, 4 * this.timers.helloMinMs);
     this.reselect();
     if (!p.rerouted) this.forward(p.fields, true, p.neighbourKey);
     else this.counters.dropped.unacknowledged++;

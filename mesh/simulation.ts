@@ -248,7 +248,9 @@ function runMesh(options: SimOptions): { figures: SimFigures; uplinks: number; g
     const sum: Record<string, number> = {};
     const add = (prefix: string, o: object) => { for (const [k, v] of Object.entries(o)) typeof v === 'number' ? sum[prefix + k] = (sum[prefix + k] ?? 0) + v : add(k + '.', v); };
     for (const node of nodes) add('', node.counters);
-    console.error(JSON.stringify(sum), JSON.stringify(medium.totals));
+    const tlvs: Record<string, number> = {};
+    for (const node of nodes) for (const [k, v] of Object.entries(node.controlTlvs)) tlvs[k] = (tlvs[k] ?? 0) + v;
+    console.error(JSON.stringify(sum), JSON.stringify(medium.totals), JSON.stringify(tlvs));
     nodes.forEach((node, i) => console.error(i, uplinks.has(i) ? 'UPLINK' : '', queues[i]?.size ?? '', JSON.stringify(node.bestUplink()?.metric), node.status().neighbours.map((x) => x.cost).join(',')));
   }
   return {

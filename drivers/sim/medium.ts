@@ -135,10 +135,10 @@ export class SimMedium {
     return airtime;
   }
 
-  /** Loss rises from the base loss at 60 % of range to 70 % at the edge. */
+  /** Loss rises from the base loss at 80 % of range to 60 % at the edge. */
   private lossAt(distance: number): number {
-    const edge = Math.max(0, (distance / this.options.rangeM - 0.6) / 0.4);
-    return 1 - (1 - this.options.baseLoss) * (1 - 0.7 * edge);
+    const edge = Math.max(0, (distance / this.options.rangeM - 0.8) / 0.2);
+    return 1 - (1 - this.options.baseLoss) * (1 - 0.6 * edge);
   }
 
   private signalAt(distance: number): { rssi: number; snr: number } {
