@@ -10,7 +10,8 @@ export type ErrorCode =
   | 'KEY_MISMATCH'
   | 'STORE'
   | 'INPUT'
-  | 'VERIFY';
+  | 'VERIFY'
+  | 'AGENT';
 
 /** 2 means the caller asked wrongly (usage or configuration); 1 means it failed. */
 const EXIT_CODES: Partial<Record<ErrorCode, number>> = { USAGE: 2, CONFIG: 2 };

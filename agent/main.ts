@@ -11,12 +11,14 @@ import { idCommand } from './commands/id.ts';
 import { runCommand } from './commands/run.ts';
 import { sampleCommand } from './commands/sample.ts';
 import { verifyCommand } from './commands/verify.ts';
+import { meshCommand } from './commands/mesh.ts';
+import { simCommand } from './commands/sim.ts';
 import { IopError, errorMessage } from './errors.ts';
 import { createLogger, type LogLevel } from './log.ts';
 import { VERSION } from './version.ts';
 
 
-const COMMANDS: Command[] = [runCommand, idCommand, sampleCommand, verifyCommand, exportCommand, gatewayCommand, subscribeCommand, configCommand, demoCommand];
+const COMMANDS: Command[] = [runCommand, idCommand, sampleCommand, verifyCommand, exportCommand, gatewayCommand, subscribeCommand, meshCommand, simCommand, configCommand, demoCommand];
 
 const LOG_LEVELS: readonly string[] = ['debug', 'info', 'warn', 'error'];
 

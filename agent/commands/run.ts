@@ -5,6 +5,9 @@ import { VERSION } from '../version.ts';
 import { RateLimitedLog } from '../uplink/rate-limited-log.ts';
 import { createUplink, type Uplink } from '../uplink/uplink.ts';
 import { configFromFlags } from './options.ts';
+import type { Server } from 'node:net';
+import { startControlSocket } from '../control-socket.ts';
+import { startMesh, type MeshService } from '../mesh/service.ts';
 
 export const runCommand: Command = {
   name: 'run',
@@ -13,7 +16,8 @@ export const runCommand: Command = {
   help: `      --interval MS     sampling period (overrides sampling.intervalMs)
       --broker URL      MQTT broker: mqtt://, mqtts://, ws://, wss:// (overrides uplink.broker)
 ${CONFIG_HELP}
-Without a broker the readings wait in the store until one is configured.`,
+Without a broker the readings wait in the store until one is configured, or, with
+mesh.enabled, go through the mesh to a box that has an uplink.`,
   options: { ...CONFIG_OPTIONS, interval: { type: 'string' }, broker: { type: 'string' } },
   async run(context) {
     const { config, origin } = configFromFlags(context);
@@ -30,12 +34,26 @@ Without a broker the readings wait in the store until one is configured.`,
     log.info(`device ${box.identity.id}: ${box.sensors.length} sensors every ${config.sampling.intervalMs} ms; ` +
       `state dir ${config.stateDir}; config from ${origin}; ${box.journal.count()} readings queued; ` +
       `uplink ${broker ? `${broker} (${config.uplink.ack === 'gateway' ? 'gateway receipts' : 'broker acks'})` : 'none'}`);
+    let mesh: MeshService | undefined;
+    let control: Server | undefined;
+    try {
+      if (config.mesh.enabled) mesh = await startMesh({ config: config.mesh, uplinkConfig: config.uplink, stateDir: config.stateDir, box, uplink, log });
+      control = await startControlSocket(config.stateDir, {
+        mesh: () => mesh?.status() ?? { enabled: false },
+        status: () => ({ device: box.identity.id, queue: box.journal.stats(), uplink: uplink?.session.connected ?? false }),
+      });
+    } catch (err) {
+      await mesh?.stop();
+      await box.close();
+      throw err;
+    }
     const storeErrors = new RateLimitedLog(log);
     box.sampler.start(async (pack) => {
       try {
         const message = await box.record(pack);
         log.debug(`stored seq ${message.seq} (${message.bytes.length} bytes, ${pack.records.length} records)`);
         uplink?.notify();
+        if (!uplink) mesh?.notify();
       } catch (err) {
         // A full or failing disk loses this reading, not the agent: it keeps sampling and
         // stores again as soon as it can. Nothing already stored is touched.
@@ -43,9 +61,12 @@ Without a broker the readings wait in the store until one is configured.`,
       }
     });
     uplink?.start();
+    mesh?.start();
     await new Promise<void>((resolve) => context.signal.addEventListener('abort', () => resolve(), { once: true }));
     log.info('stopping');
     await box.sampler.stop();
+    control?.close();
+    await mesh?.stop();
     await uplink?.stop();
     await box.close();
     return 0;

@@ -57,6 +57,39 @@ const uplinkSchema = z.strictObject({
   reconnectMaxMs: z.number().int().min(10).default(60_000),
 });
 
+const IFACE = /^[A-Za-z0-9][-_.A-Za-z0-9@]{0,14}$/;
+const IPV4_MULTICAST = /^(22[4-9]|23\d)\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
+
+const meshLink = z.discriminatedUnion('type', [z.strictObject({
+  type: z.literal('udp'),
+  interface: z.string().regex(IFACE, { error: 'expected a network interface name, e.g. wlan0' }),
+  port: z.number().int().min(1).max(65535).default(4791),
+  group: z.string().regex(IPV4_MULTICAST, { error: 'expected an IPv4 multicast address (224.0.0.0 to 239.255.255.255)' }).default('239.255.73.80'),
+})]);
+
+const meshSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** File holding the mesh key: 64 hex digits shared by the boxes of one mesh (openssl rand -hex 32). */
+  keyFile: z.string().optional(),
+  links: z.array(meshLink).default([]),
+  /** uplink: a route to this box only while its MQTT uplink is up; always: also as a plain node */
+  announce: z.enum(['uplink', 'always']).default('uplink'),
+  /** readings in flight through the mesh at once */
+  window: z.number().int().min(1).max(64).default(4),
+  /** how long an uplink box has to answer for a reading before it is sent again */
+  ackTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+  hopLimit: z.number().int().min(1).max(64).default(16),
+  fragmentBytes: z.number().int().min(32).max(1100).default(180),
+  timers: z.strictObject({
+    helloMinMs: z.number().int().min(10).optional(),
+    helloMaxMs: z.number().int().min(10).optional(),
+    updateMinMs: z.number().int().min(10).optional(),
+    updateMaxMs: z.number().int().min(10).optional(),
+    ackTimeoutMs: z.number().int().min(10).optional(),
+    helloMissesDown: z.number().int().min(1).max(16).optional(),
+  }).default({}),
+});
+
 export const configSchema = z.strictObject({
   version: z.literal(CONFIG_VERSION, { error: `expected ${CONFIG_VERSION} (the only config version so far)` }).default(CONFIG_VERSION),
   stateDir: z.string().min(1, { error: 'expected a directory path' }).default(DEFAULT_STATE_DIR),
@@ -78,9 +111,7 @@ export const configSchema = z.strictObject({
     /** Queue bound; past it the oldest unacknowledged readings are dropped (counted in status). */
     maxMessages: z.number().int().min(100, { error: 'expected at least 100' }).default(1_000_000),
   }).default({ maxMessages: 1_000_000 }),
-  mesh: z.strictObject({
-    enabled: z.boolean().default(false),
-  }).default({ enabled: false }),
+  mesh: meshSchema.default(meshSchema.parse({})),
   log: z.strictObject({
     level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   }).default({ level: 'info' }),
@@ -91,6 +122,12 @@ export const configSchema = z.strictObject({
   }
   if (config.uplink.reconnectMaxMs < config.uplink.reconnectMinMs) {
     ctx.addIssue({ code: 'custom', path: ['uplink', 'reconnectMaxMs'], message: 'expected at least uplink.reconnectMinMs' });
+  }
+  if (config.mesh.enabled && config.mesh.keyFile === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['mesh', 'keyFile'], message: 'a mesh needs a key file (64 hex digits, e.g. from openssl rand -hex 32)' });
+  }
+  if (config.mesh.enabled && config.mesh.links.length === 0) {
+    ctx.addIssue({ code: 'custom', path: ['mesh', 'links'], message: 'a mesh needs at least one link' });
   }
   config.sensors.forEach((s, index) => {
     if (s.intervalMs !== undefined && s.intervalMs < config.sampling.intervalMs) {
@@ -103,3 +140,4 @@ export const configSchema = z.strictObject({
 export type Config = z.output<typeof configSchema>;
 export type SensorConfig = Config['sensors'][number];
 export type UplinkConfig = Config['uplink'];
+export type MeshConfig = Config['mesh'];

@@ -3,7 +3,6 @@
 // receipt (default) or by the broker's PUBACK (deployments without a gateway).
 // Readings published but not receipted in time are published again; the gateway
 // drops duplicates.
-import type { MqttClient } from 'mqtt';
 import { bytesEqual } from '../codec/hex.ts';
 import { messageHash } from '../codec/chain.ts';
 import type { Journal } from '../store/journal.ts';
@@ -11,6 +10,11 @@ import type { Logger } from '../log.ts';
 import { errorMessage } from '../errors.ts';
 import type { ReceiptTrust } from './receipt-trust.ts';
 import { RateLimitedLog } from './rate-limited-log.ts';
+
+/** Where readings go: an MQTT client, or the mesh toward an uplink box. */
+export interface Publisher {
+  publish(topic: string, payload: Buffer, options: { qos: 1 }, callback: (error?: Error) => void): unknown;
+}
 
 export interface ForwarderOptions {
   journal: Journal;
@@ -31,7 +35,8 @@ export class Forwarder {
   private readonly errors: RateLimitedLog;
   /** published and not yet receipted, at most (gateway mode): receipts pace the flow */
   private readonly unreceiptedLimit: number;
-  private client: MqttClient | undefined;
+  private client: Publisher | undefined;
+  private window: number;
   private generation = 0;
   private nextSeq = 0;
   private inFlight = 0;
@@ -50,13 +55,15 @@ export class Forwarder {
     this.journal = options.journal;
     this.errors = new RateLimitedLog(options.log);
     this.unreceiptedLimit = Math.max(options.window * 16, 256);
+    this.window = options.window;
     this.acked = this.journal.acked();
     this.pubacked = this.acked;
   }
 
   /** A connection is up: start from the oldest reading not yet acknowledged. */
-  attach(client: MqttClient): void {
+  attach(client: Publisher, window = this.options.window): void {
     this.client = client;
+    this.window = window;
     this.generation++;
     this.inFlight = 0;
     this.completed.clear();
@@ -85,6 +92,11 @@ export class Forwarder {
     this.detach();
     clearTimeout(this.pruneTimer);
     this.prune();
+  }
+
+  /** The publisher readings go to now, if any. */
+  get attached(): Publisher | undefined {
+    return this.client;
   }
 
   get ackedSeq(): number {
@@ -163,8 +175,8 @@ export class Forwarder {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      while (this.client && this.inFlight < this.options.window) {
-        const room = this.options.window - this.inFlight;
+      while (this.client && this.inFlight < this.window) {
+        const room = this.window - this.inFlight;
         const from = Math.max(this.nextSeq, this.firstUnacked());
         // Receipts pace the flow: no more than unreceiptedLimit beyond the oldest unacknowledged.
         const limit = this.options.ack === 'gateway' ? Math.min(room, this.firstUnacked() + this.unreceiptedLimit - from) : room;
@@ -181,7 +193,7 @@ export class Forwarder {
     }
   }
 
-  private publish(client: MqttClient, seq: number, bytes: Uint8Array): void {
+  private publish(client: Publisher, seq: number, bytes: Uint8Array): void {
     const generation = this.generation;
     this.inFlight++;
     this.counters.published++;
@@ -194,7 +206,7 @@ export class Forwarder {
       }
       this.onPuback(seq);
       // Refill at half a window: one queue read for many readings, not one per PUBACK.
-      if (this.inFlight <= this.options.window >> 1) this.pump();
+      if (this.inFlight <= this.window >> 1) this.pump();
     });
   }
 

@@ -22,6 +22,20 @@ export interface Uplink {
   readonly session: MqttSession;
 }
 
+/** The forwarder of a box's readings, whichever way they leave it (MQTT or mesh). */
+export function createForwarder(config: UplinkConfig, stateDir: string, box: Box, log: Logger): Forwarder {
+  const id = box.identity.id;
+  return new Forwarder({
+    journal: box.journal,
+    dataTopic: deviceTopic(id, 'data'),
+    ack: config.ack,
+    window: config.window,
+    ackTimeoutMs: config.ackTimeoutMs,
+    trust: new ReceiptTrust({ device: id, gatewayKeys: config.gatewayKeys, stateDir, log: log.child('receipts') }),
+    log: log.child('forward'),
+  });
+}
+
 export function createUplink(options: { config: UplinkConfig & { broker: string }; stateDir: string; box: Box; version: string; log: Logger }): Uplink {
   const { config, box, log } = options;
   const id = box.identity.id;
@@ -40,15 +54,7 @@ export function createUplink(options: { config: UplinkConfig & { broker: string 
     reconnectMaxMs: config.reconnectMaxMs,
     log: log.child('mqtt'),
   });
-  const forwarder = new Forwarder({
-    journal: box.journal,
-    dataTopic: topics.data,
-    ack: config.ack,
-    window: config.window,
-    ackTimeoutMs: config.ackTimeoutMs,
-    trust: new ReceiptTrust({ device: id, gatewayKeys: config.gatewayKeys, stateDir: options.stateDir, log: log.child('receipts') }),
-    log: log.child('forward'),
-  });
+  const forwarder = createForwarder(config, options.stateDir, box, log);
 
   let lastStatus = '';
   const status = () => {

@@ -13,6 +13,8 @@ export interface BrokerOptions {
   extra?: string[];
   /** log connections to this file (readable through log()) */
   logFile?: string;
+  /** run inside this network namespace (listening on its own loopback) */
+  netns?: string;
 }
 
 export interface Broker {
@@ -57,7 +59,7 @@ async function startOn(port: number, options: BrokerOptions): Promise<Broker> {
     `persistence_location ${dir}/`,
     'max_queued_messages 100000',
     'max_inflight_messages 0',
-    ...(options.logFile ? [`log_dest file ${options.logFile}`, 'log_type all'] : ['log_dest none']),
+    ...(options.logFile ? [`log_dest file ${options.logFile}`, 'log_type all'] : options.netns ? ['log_dest stderr', 'log_type information'] : ['log_dest none']),
     ...(options.extra ?? []),
   ];
   if (options.tls) {
@@ -70,14 +72,24 @@ async function startOn(port: number, options: BrokerOptions): Promise<Broker> {
     port,
     url: `${options.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
     async start() {
-      const started = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const command = [...(options.netns ? ['ip', 'netns', 'exec', options.netns] : []), 'mosquitto', '-c', join(dir, 'mosquitto.conf')];
+      const started = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
       child = started;
       // A broker a failed test left running must not keep the test process alive.
       started.unref();
       (started.stderr as unknown as { unref(): void }).unref();
       let stderr = '';
       started.stderr!.on('data', (chunk) => (stderr += chunk));
-      await waitForPort(port, 10_000).catch((err) => { throw new Error(`${err.message}\n${stderr}`); });
+      if (options.netns) {
+        // The port is in another namespace: the broker's own log says when it listens.
+        const end = Date.now() + 10_000;
+        while (!/listen socket on port/.test(stderr)) {
+          if (Date.now() > end || started.exitCode !== null) throw new Error(`mosquitto in ${options.netns} did not start: ${stderr}`);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      } else {
+        await waitForPort(port, 10_000).catch((err) => { throw new Error(`${err.message}\n${stderr}`); });
+      }
       await new Promise((resolve) => setTimeout(resolve, 150));
       if (started.exitCode !== null) throw new Error(`mosquitto on port ${port} exited: ${stderr}`);
     },

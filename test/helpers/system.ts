@@ -3,7 +3,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { collect, jsonLines, runCli, startCli, type CliResult } from './cli.ts';
+import { CLI, collect, jsonLines, runCli, startCli, type CliOptions, type CliResult } from './cli.ts';
 
 export interface Running {
   child: ChildProcess;
@@ -13,8 +13,8 @@ export interface Running {
   stop(signal?: NodeJS.Signals): Promise<CliResult>;
 }
 
-export function start(args: string[]): Running {
-  const child = startCli(args);
+export function start(args: string[], options: CliOptions = {}): Running {
+  const child = startCli(args, options);
   let stderr = '';
   let stdout = '';
   child.stderr!.on('data', (c) => (stderr += c));
@@ -78,4 +78,9 @@ export function readings(subscriber: Running): { device: string; seq: number; va
 /** The device id of a state dir (made with its key on first use). */
 export async function deviceId(stateDir: string): Promise<string> {
   return JSON.parse((await runCli(['id', '--json', '--state-dir', stateDir])).stdout.toString()).id;
+}
+
+/** Runs the CLI inside a network namespace. */
+export function inNamespace(ns: string): CliOptions {
+  return { command: ['ip', 'netns', 'exec', ns, process.execPath, CLI] };
 }
