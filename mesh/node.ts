@@ -25,7 +25,7 @@ export interface MeshTimers {
   helloMissesDown: number;
 }
 
-export const DEFAULT_TIMERS: MeshTimers = { helloMinMs: 250, helloMaxMs: 4000, updateMinMs: 500, updateMaxMs: 60_000, ackTimeoutMs: 150, helloMissesDown: 2 };
+export const DEFAULT_TIMERS: MeshTimers = { helloMinMs: 250, helloMaxMs: 5000, updateMinMs: 500, updateMaxMs: 60_000, ackTimeoutMs: 150, helloMissesDown: 2 };
 
 export interface MeshLogger {
   debug(message: string): void;
@@ -234,6 +234,7 @@ export class MeshNode {
         };
       }),
       counters: this.counters,
+      controlTlvs: this.controlTlvs,
     };
   }
 
