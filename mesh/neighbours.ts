@@ -145,8 +145,12 @@ export class NeighbourTable {
   cost(n: Neighbour): number {
     const rx = this.rxcost(n);
     const tx = this.clock.now() <= n.txcostExpires ? n.txcost : INFINITE_METRIC;
-    if (rx >= INFINITE_METRIC || tx >= INFINITE_METRIC || n.dataFailures > 0) return INFINITE_METRIC;
+    if (rx >= INFINITE_METRIC || tx >= INFINITE_METRIC) return INFINITE_METRIC;
     let cost = Math.round((rx * tx) / 256);
+    // Unacknowledged data makes the link look four times worse for a while: traffic moves
+    // to any feasible alternative at once, but a box with none keeps a path (and does not
+    // flood the mesh with requests) until hellos show the link is really gone.
+    if (n.dataFailures > 0) cost = cost * 4 + 1024;
     // Below 0 dB SNR a LoRa link works but is one fade from failing: prefer others.
     if (n.snr !== undefined && n.snr < 0) cost = Math.round(cost * (1 + -n.snr / 10));
     return Math.min(INFINITE_METRIC - 1, cost);

@@ -106,7 +106,7 @@ export class MeshNode {
   private readonly updateTimer: TrickleTimer;
   private readonly reassembler = new Reassembler();
   private readonly recent = new RecentSet();
-  private readonly seqreqsSeen = new RecentSet(1024, SEQREQ_HOLD_MS);
+  private readonly seqreqsSeen: RecentSet;
   private readonly reverse = new Map<string, { via: string; expires: number }>();
   private readonly pending = new Map<number, PendingFrame>();
   /** frames waiting for the one in flight to a neighbour (stop-and-wait per hop) */
@@ -145,6 +145,8 @@ export class MeshNode {
     this.neighbours = new NeighbourTable(this.clock, {
       changed: (n, appeared) => this.neighbourChanged(n, appeared),
     }, { slackMs: (link) => 100 + 8 * this.links[link]!.airtimeMs(64), downAfterMisses: this.timers.helloMissesDown });
+    // A request seen is not passed on again while an answer may still be travelling.
+    this.seqreqsSeen = new RecentSet(1024, Math.max(SEQREQ_HOLD_MS, 8 * this.timers.helloMinMs));
     this.helloSeq = this.links.map(() => Math.floor(this.random() * 0xffff));
     this.helloTimers = this.links.map((_, i) => new TrickleTimer(this.clock, this.timers.helloMinMs, this.timers.helloMaxMs, (next) => this.sendHello(i, next), this.random));
     this.updateTimer = new TrickleTimer(this.clock, this.timers.updateMinMs, this.timers.updateMaxMs, () => this.sendFullUpdate(), this.random);
@@ -316,7 +318,7 @@ export class MeshNode {
 
   private receiveSeqreq(neighbour: Neighbour, tlv: Extract<Tlv, { t: 'seqreq' }>): void {
     const sourceHex = nodeIdHex(tlv.source);
-    if (this.seqreqsSeen.seenBefore(`${sourceHex}/${tlv.seqno}`, this.clock.now())) return;
+    if (this.seqreqsSeen.seenBefore(sourceHex, this.clock.now())) return;
     if (sourceHex === this.idHex) {
       if (this.announcing === 'no') return;
       if (!seqNewer(this.ownSeqno, tlv.seqno)) this.ownSeqno = tlv.seqno;

@@ -95,7 +95,9 @@ export class RouteTable {
       else this.selected.delete(sourceHex);
       if (!sameChoice(previous, best)) changed.push(sourceHex);
       else if (previous && best && previous.seqno !== best.seqno) renewed.push(sourceHex);
-      if (!best && (anyUsable || previous)) starved.push(sourceHex);
+      // Starved: a usable route exists but none is feasible. With no usable route at all, a
+      // request would go nowhere; the next update brings one.
+      if (!best && anyUsable) starved.push(sourceHex);
       if (bySource.size === 0) this.routes.delete(sourceHex);
     }
     for (const sourceHex of [...this.selected.keys()]) {

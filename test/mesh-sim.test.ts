@@ -1,0 +1,45 @@
+// The simulator: routing against managed flooding on the same seeds, and the CLI.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { runCli } from './helpers/cli.ts';
+import { simulate } from '../mesh/simulation.ts';
+
+for (const nodes of [50, 200]) {
+  test(`${nodes} boxes, random topology: every reading of a box with a path to an uplink arrives, with fewer transmissions than flooding`, () => {
+    const r = simulate({ nodes, topology: 'random', seed: 1, seconds: 3600 });
+    assert.ok(r.delivery_ratio >= 0.99, `delivery ${r.delivery_ratio}`);
+    assert.ok(r.delivery_ratio >= r.baseline.delivery_ratio, 'at least as good as flooding');
+    assert.ok(r.tx_per_delivered < r.baseline.tx_per_delivered, `${r.tx_per_delivered} vs flooding ${r.baseline.tx_per_delivered} transmissions per delivered reading`);
+    assert.ok(r.converged_s !== null && r.converged_s < 600, `converged after ${r.converged_s} s`);
+    assert.ok(r.control_bytes_per_node_s < 5, `control ${r.control_bytes_per_node_s} B/box/s`);
+  });
+}
+
+test('a line converges hop by hop and delivers end to end; the run repeats exactly for a seed', () => {
+  const a = simulate({ nodes: 8, topology: 'line', seed: 5, seconds: 1800 });
+  const b = simulate({ nodes: 8, topology: 'line', seed: 5, seconds: 1800 });
+  assert.ok(a.delivery_ratio >= 0.99, `delivery ${a.delivery_ratio}`);
+  const { wall_s: _a, speedup: _sa, ...figuresA } = a;
+  const { wall_s: _b, speedup: _sb, ...figuresB } = b;
+  assert.equal(figuresA, figuresB);
+  // flooding with hop limit 3 cannot reach an uplink 4 or more hops away
+  assert.ok(a.baseline.delivery_ratio < 0.7, `flooding delivered ${a.baseline.delivery_ratio}`);
+});
+
+test('iop-agent sim --json prints the documented fields; bad flags exit 2 naming the flag', async () => {
+  const result = await runCli(['sim', '--nodes', '12', '--topology', 'grid', '--seconds', '900', '--json']);
+  assert.is(result.code, 0, result.stderr);
+  const out = JSON.parse(result.stdout.toString());
+  for (const key of ['nodes', 'seed', 'converged_s', 'delivery_ratio', 'tx_per_delivered', 'control_bytes_per_node_s', 'airtime_share_per_node', 'latency_ms_p50', 'latency_ms_p99', 'baseline']) {
+    assert.ok(key in out, `field ${key}`);
+  }
+  assert.is(out.nodes, 12);
+  assert.is(typeof out.baseline.delivery_ratio, 'number');
+  const bad = await runCli(['sim', '--nodes', '12', '--topology', 'star']);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--topology expects one of line, ring, grid, random, got 'star'/);
+  const human = await runCli(['sim', '--nodes', '6', '--topology', 'ring', '--seconds', '600']);
+  assert.match(human.stdout.toString(), /managed flooding/);
+});
+
+test.run();
