@@ -285,6 +285,7 @@ export class MeshNode {
   private receiveControl(linkIndex: number, frame: ReceivedFrame, packet: ControlPacket): void {
     const key = `${linkIndex}/${frame.from}`;
     const hello = packet.tlvs.find((t): t is Extract<Tlv, { t: 'hello' }> => t.t === 'hello');
+    const touched = new Set<string>();
     let neighbour = this.neighbours.get(key);
     if (hello) neighbour = this.neighbours.hello(linkIndex, frame.from, packet.sender, hello.seq, hello.intervalMs, { rssi: frame.rssi, snr: frame.snr });
     for (const tlv of packet.tlvs) {
@@ -293,7 +294,7 @@ export class MeshNode {
           if (nodeIdHex(tlv.neighbour) === this.idHex && neighbour) this.neighbours.ihu(key, tlv.rxcost, Math.max(3.5 * neighbour.intervalMs, 3000));
           break;
         case 'update':
-          if (neighbour) this.receiveUpdate(neighbour, tlv);
+          if (neighbour) touched.add(this.receiveUpdate(neighbour, tlv));
           break;
         case 'seqreq':
           if (neighbour) this.receiveSeqreq(neighbour, tlv);
@@ -304,16 +305,18 @@ export class MeshNode {
           break;
       }
     }
-    this.reselect();
+    touched.delete(this.idHex);
+    if (touched.size) this.reselect(touched);
   }
 
-  private receiveUpdate(neighbour: Neighbour, tlv: Extract<Tlv, { t: 'update' }>): void {
+  private receiveUpdate(neighbour: Neighbour, tlv: Extract<Tlv, { t: 'update' }>): string {
     const sourceHex = nodeIdHex(tlv.source);
-    if (sourceHex === this.idHex) return;
+    if (sourceHex === this.idHex) return sourceHex;
     this.routes.update({
       source: tlv.source, sourceHex, via: neighbour.key, seqno: tlv.seqno, metric: tlv.metric, uplink: tlv.uplink,
       expires: this.clock.now() + this.timers.updateMaxMs * 3.5,
     });
+    return sourceHex;
   }
 
   private receiveSeqreq(neighbour: Neighbour, tlv: Extract<Tlv, { t: 'seqreq' }>): void {
@@ -539,11 +542,11 @@ export class MeshNode {
     this.sendControl(linkIndex, [...this.helloTlvs(linkIndex, this.helloTimers[linkIndex]!.interval), ...this.routeTlvs()]);
   }
 
-  private reselect(): void {
+  private reselect(only?: Set<string>): void {
     const { changed, renewed, starved } = this.routes.select(this.clock.now(), (via) => {
       const n = this.neighbours.get(via);
       return n ? this.neighbours.cost(n) : INFINITE_METRIC;
-    });
+    }, only);
     for (const sourceHex of changed) this.trigger(sourceHex);
     // A newer seqno travels on at once only toward those who asked for it.
     const now = this.clock.now();

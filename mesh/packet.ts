@@ -2,8 +2,7 @@
 // and a truncated HMAC-SHA256 under the mesh key. The MAC is checked before a byte of
 // the body is decoded, so an outsider's packet costs one hash and changes nothing.
 import { Decoder, Encoder } from 'cbor-x';
-import { hmac } from '@noble/hashes/hmac.js';
-import { sha256 } from '@noble/hashes/sha2.js';
+import { createHmac } from 'node:crypto';
 
 export const VERSION = 1;
 export const NODE_ID_BYTES = 6;
@@ -54,7 +53,7 @@ const decoder = new Decoder({ useRecords: false, mapsAsObjects: false });
 export class MeshPacketError extends Error {}
 
 export function macOf(key: Uint8Array, bytes: Uint8Array): Uint8Array {
-  return hmac(sha256, key, bytes).subarray(0, MAC_BYTES);
+  return new Uint8Array(createHmac('sha256', key).update(bytes).digest().subarray(0, MAC_BYTES));
 }
 
 export function encodePacket(packet: Packet, key: Uint8Array): Uint8Array {

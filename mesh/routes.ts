@@ -64,11 +64,13 @@ export class RouteTable {
    * Chooses the best feasible route for every source; returns the sources whose choice
    * changed and those left without a feasible route while unfeasible ones exist (starved).
    */
-  select(now: number, linkCost: (via: string) => number): { changed: string[]; renewed: string[]; starved: string[] } {
+  select(now: number, linkCost: (via: string) => number, only?: Iterable<string>): { changed: string[]; renewed: string[]; starved: string[] } {
     const changed: string[] = [];
     const renewed: string[] = [];
     const starved: string[] = [];
-    for (const [sourceHex, bySource] of this.routes) {
+    // Only the sources an update touched, when the caller knows them: a big mesh has many.
+    const sources = only ? [...only].flatMap((s) => (this.routes.has(s) ? [[s, this.routes.get(s)!] as const] : [])) : [...this.routes];
+    for (const [sourceHex, bySource] of sources) {
       let best: Selected | undefined;
       let anyUsable = false;
       const previousVia = this.selected.get(sourceHex)?.via;
@@ -100,8 +102,8 @@ export class RouteTable {
       if (!best && anyUsable) starved.push(sourceHex);
       if (bySource.size === 0) this.routes.delete(sourceHex);
     }
-    for (const sourceHex of [...this.selected.keys()]) {
-      if (!this.routes.has(sourceHex)) {
+    for (const sourceHex of only ?? [...this.selected.keys()]) {
+      if (this.selected.has(sourceHex) && !this.routes.has(sourceHex)) {
         this.selected.delete(sourceHex);
         changed.push(sourceHex);
       }
