@@ -81,6 +81,7 @@ type DataFields = Omit<DataPacket, 'kind' | 'sender' | 'epoch' | 'counter'>;
 const MAX_TRIES = 5;
 const REVERSE_HOLD_MS = 300_000;
 const SEQREQ_HOLD_MS = 1000;
+const MAX_UPLINKS_PASSED_ON = 3;
 
 export class MeshNode {
   readonly id: NodeId;
@@ -121,6 +122,7 @@ export class MeshNode {
   /** sources we asked (or passed on a request) for a new seqno, until when */
   private readonly requested = new Map<string, number>();
   private readonly answeredAt: number[] = [];
+  private passedOn = new Set<string>();
   private counter = 0;
   /** control TLVs sent, by type */
   readonly controlTlvs: Record<string, number> = {};
@@ -547,7 +549,14 @@ export class MeshNode {
       const n = this.neighbours.get(via);
       return n ? this.neighbours.cost(n) : INFINITE_METRIC;
     }, only);
-    for (const sourceHex of changed) this.trigger(sourceHex);
+    // Only the nearest few uplinks are passed on (readings need one; a relay with no
+    // route to the uplink a reading names sends it to its own): control traffic does not
+    // grow with the number of uplinks in a big mesh.
+    const next = this.announceable();
+    for (const sourceHex of changed) if (next.has(sourceHex) || this.passedOn.has(sourceHex)) this.trigger(sourceHex);
+    for (const sourceHex of next) if (!this.passedOn.has(sourceHex)) this.trigger(sourceHex);
+    for (const sourceHex of this.passedOn) if (!next.has(sourceHex)) this.trigger(sourceHex);
+    this.passedOn = next;
     // A newer seqno travels on at once only toward those who asked for it.
     const now = this.clock.now();
     for (const sourceHex of renewed) {
@@ -556,7 +565,20 @@ export class MeshNode {
         this.trigger(sourceHex);
       }
     }
-    for (const sourceHex of starved) this.askForSeqno(sourceHex);
+    // A box that can reach some uplink needs no other: ask for a new seqno only when
+    // none is reachable, and only for the most promising one.
+    const uplinkStarved = starved.filter((s) => this.routes.all().some((r) => r.sourceHex === s && r.uplink));
+    const otherStarved = starved.filter((s) => !uplinkStarved.includes(s));
+    if (uplinkStarved.length && !this.bestUplink()) this.askForSeqno(uplinkStarved[0]!);
+    for (const sourceHex of otherStarved) this.askForSeqno(sourceHex);
+  }
+
+  /** Sources this box passes on: every node source, and its nearest uplinks (hysteresis keeps the set stable). */
+  private announceable(): Set<string> {
+    const selected = this.routes.allSelected();
+    const rank = (r: { sourceHex: string; total: number }) => (this.passedOn.has(r.sourceHex) ? r.total * 0.8 : r.total);
+    const uplinks = selected.filter((r) => r.uplink).sort((a, b) => rank(a) - rank(b)).slice(0, MAX_UPLINKS_PASSED_ON);
+    return new Set([...uplinks.map((r) => r.sourceHex), ...selected.filter((r) => !r.uplink).map((r) => r.sourceHex)]);
   }
 
   private askForSeqno(sourceHex: string): void {
@@ -589,7 +611,7 @@ export class MeshNode {
       return { t: 'update', source: this.id, seqno: this.ownSeqno, metric, uplink: this.announcing === 'uplink' };
     }
     const route = this.routes.selectedRoute(sourceHex);
-    if (route) {
+    if (route && this.passedOn.has(sourceHex)) {
       this.routes.announced(sourceHex, route.seqno, route.total);
       return { t: 'update', source: route.source, seqno: route.seqno, metric: route.total, uplink: route.uplink };
     }
@@ -611,7 +633,10 @@ export class MeshNode {
   private routeTlvs(): Tlv[] {
     const tlvs: Tlv[] = [];
     if (this.announcing !== 'no') tlvs.push(this.updateTlv(this.idHex)!);
-    for (const r of this.routes.allSelected()) tlvs.push(this.updateTlv(r.sourceHex)!);
+    for (const sourceHex of this.passedOn) {
+      const tlv = this.updateTlv(sourceHex);
+      if (tlv) tlvs.push(tlv);
+    }
     return tlvs;
   }
 
