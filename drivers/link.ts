@@ -4,6 +4,8 @@ export interface ReceivedFrame {
   data: Uint8Array;
   /** Link-layer address of the sender on this link. */
   from: string;
+  /** Set on a unicast frame for another box that this radio overheard (links that overhear). */
+  to?: string;
   /** Signal strength and signal-to-noise ratio, where the radio reports them. */
   rssi?: number;
   snr?: number;
@@ -27,6 +29,8 @@ export interface Link {
   readonly mtu: number;
   /** This box's address on the link. */
   readonly address: string;
+  /** A shared medium where frames for others are heard too (radio), as opposed to switched IP. */
+  readonly overhears: boolean;
   readonly stats: LinkStats;
   /** Time on air of a frame of `bytes`, in ms (0 for wired links). */
   airtimeMs(bytes: number): number;

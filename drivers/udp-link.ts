@@ -34,6 +34,7 @@ export function interfaceAddress(name: string): InterfaceAddress {
 class UdpLink implements Link {
   readonly name: string;
   readonly mtu = UDP_MTU;
+  readonly overhears = false;
   readonly address: string;
   readonly stats: LinkStats = emptyLinkStats();
   readonly subnet: InterfaceAddress;

@@ -246,6 +246,7 @@ export class MeshNode {
 
   private receive(linkIndex: number, frame: ReceivedFrame): void {
     if (!this.running) return;
+    if (frame.to !== undefined && frame.to !== this.links[linkIndex]!.address) return this.overheard(linkIndex, frame);
     let packet: Packet;
     try {
       packet = decodePacket(frame.data, this.key);
@@ -273,15 +274,17 @@ export class MeshNode {
         break;
       case 'ack': {
         const pending = this.pending.get(packet.acked);
-        if (pending && pending.neighbourKey === neighbourKey) {
-          this.clock.clearTimeout(pending.timer);
-          this.pending.delete(packet.acked);
-          this.neighbours.dataDelivered(neighbourKey);
-          this.nextFor(neighbourKey, pending.bytes);
-        }
+        if (pending && pending.neighbourKey === neighbourKey) this.acknowledged(packet.acked, pending);
         break;
       }
     }
+  }
+
+  private acknowledged(counter: number, pending: PendingFrame): void {
+    this.clock.clearTimeout(pending.timer);
+    this.pending.delete(counter);
+    this.neighbours.dataDelivered(pending.neighbourKey);
+    this.nextFor(pending.neighbourKey, pending.bytes);
   }
 
   private receiveControl(linkIndex: number, frame: ReceivedFrame, packet: ControlPacket): void {
@@ -346,15 +349,16 @@ export class MeshNode {
   }
 
   private receiveData(neighbourKey: string, frame: ReceivedFrame, linkIndex: number, packet: DataPacket): void {
-    // Acknowledge every copy, so a sender whose ack was lost stops retrying.
-    this.sendAck(linkIndex, frame.from, packet.counter);
+    const ack = () => this.sendAck(linkIndex, frame.from, packet.counter);
     const originHex = nodeIdHex(packet.origin);
-    if (originHex === this.idHex) return;
+    if (originHex === this.idHex) return ack();
     const now = this.clock.now();
     if (packet.type === 'reading') this.reverse.set(originHex, { via: neighbourKey, expires: now + REVERSE_HOLD_MS });
-    if (this.recent.seenBefore(`${originHex}/${packet.msgId}/${packet.index}`, now)) return;
+    // Every copy is acknowledged, so a sender whose ack was lost stops retrying.
+    if (this.recent.seenBefore(`${originHex}/${packet.msgId}/${packet.index}`, now)) return ack();
     const destHex = nodeIdHex(packet.dest);
     if (destHex === this.idHex) {
+      ack();
       const whole = this.reassembler.add(`${originHex}/${packet.msgId}`, packet.index, packet.count, packet.payload, now);
       if (whole) {
         this.counters.delivered++;
@@ -364,11 +368,33 @@ export class MeshNode {
     }
     if (packet.hopLimit <= 1) {
       this.counters.dropped.hopLimit++;
-      return;
+      return ack();
     }
     this.counters.forwarded++;
     const { kind: _k, sender: _s, epoch: _e, counter: _c, ...fields } = packet;
-    this.forward({ ...fields, hopLimit: packet.hopLimit - 1 });
+    const sentOn = this.forward({ ...fields, hopLimit: packet.hopLimit - 1 });
+    // On a radio the previous hop hears us relay the packet: that is its acknowledgement
+    // (a passive ack), and saves a frame per hop. Otherwise, or if the relay waits, say so.
+    if (sentOn !== linkIndex || !this.links[linkIndex]!.overhears) ack();
+  }
+
+  /** A frame for another box, overheard on a radio: our next hop relaying what we sent is its ack. */
+  private overheard(linkIndex: number, frame: ReceivedFrame): void {
+    let packet: Packet;
+    try {
+      packet = decodePacket(frame.data, this.key);
+    } catch {
+      return;
+    }
+    if (packet.kind !== 'data') return;
+    const key = `${linkIndex}/${frame.from}`;
+    const originHex = nodeIdHex(packet.origin);
+    for (const [counter, p] of this.pending) {
+      if (p.neighbourKey === key && p.fields.msgId === packet.msgId && p.fields.index === packet.index && nodeIdHex(p.fields.origin) === originHex) {
+        this.acknowledged(counter, p);
+        return;
+      }
+    }
   }
 
   // ---- forwarding ----
@@ -387,7 +413,8 @@ export class MeshNode {
     return undefined;
   }
 
-  private forward(fields: DataFields, rerouted = false, avoid?: string): void {
+  /** Sends toward `dest`; returns the link it went out on now, or undefined if it waits or is dropped. */
+  private forward(fields: DataFields, rerouted = false, avoid?: string): number | undefined {
     let neighbour = this.nextHop(nodeIdHex(fields.dest));
     if ((!neighbour || neighbour.key === avoid) && fields.type === 'reading') {
       // A reading is for any uplink: with no way to the one its origin chose, take ours.
@@ -399,7 +426,7 @@ export class MeshNode {
     }
     if (!neighbour || neighbour.key === avoid) {
       this.hold(fields);
-      return;
+      return undefined;
     }
     // One frame in flight per neighbour: on a half-duplex radio, a second frame sent
     // behind the first would collide with the neighbour's acknowledgement or relay.
@@ -407,14 +434,15 @@ export class MeshNode {
       const queue = this.waiting.get(neighbour.key) ?? [];
       if (queue.length >= 64) {
         this.counters.dropped.noRoute++;
-        return;
+        return undefined;
       }
       queue.push({ fields, rerouted });
       this.waiting.set(neighbour.key, queue);
-      return;
+      return undefined;
     }
     this.inFlightTo.add(neighbour.key);
     this.transmit(fields, neighbour, 1, rerouted);
+    return neighbour.link;
   }
 
   /**

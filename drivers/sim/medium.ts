@@ -127,9 +127,9 @@ export class SimMedium {
         else if (lost) this.totals.lostToFading++;
         else this.totals.heard++;
         if (arrival.corrupted || lost || !radio.up) return;
-        if (to !== undefined && to !== String(radio.index)) return;
         const { rssi, snr } = this.signalAt(distance);
-        radio.link.deliver({ data, from: String(index), rssi, snr });
+        // A radio hears every frame in range; one for another box comes marked as such.
+        radio.link.deliver({ data, from: String(index), rssi, snr, ...(to !== undefined ? { to } : {}) });
       }, airtime + this.options.latencyMs);
     }
     return airtime;
@@ -150,6 +150,7 @@ export class SimMedium {
 /** One box's radio on a SimMedium. Sends wait for a free channel (listen before talk). */
 export class SimLink implements Link {
   readonly name = 'sim';
+  readonly overhears = true;
   readonly mtu: number;
   readonly address: string;
   readonly stats: LinkStats = emptyLinkStats();
