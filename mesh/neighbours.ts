@@ -27,8 +27,10 @@ export interface Neighbour {
   snr?: number | undefined;
   /** data frames the neighbour failed to acknowledge since its last hello */
   dataFailures: number;
-  /** until when the data plane holds the link down (then hellos judge it again) */
+  /** until when the data plane holds the link down or penalised (then hellos judge it again) */
   dataDownUntil: number;
+  /** down (a wired or IP link) rather than penalised (a radio) */
+  dataDown: boolean;
   lastHeard: number;
 }
 
@@ -73,7 +75,7 @@ export class NeighbourTable {
     let n = this.byKey.get(key);
     const appeared = !n;
     if (!n) {
-      n = { key, id, idHex: nodeIdHex(id), link, address, history: 0, expected: 0, lastSeq: (seq - 1) & 0xffff, missesInARow: 0, txcost: INFINITE_METRIC, txcostExpires: 0, deadline: undefined, intervalMs, dataFailures: 0, dataDownUntil: 0, lastHeard: 0 };
+      n = { key, id, idHex: nodeIdHex(id), link, address, history: 0, expected: 0, lastSeq: (seq - 1) & 0xffff, missesInARow: 0, txcost: INFINITE_METRIC, txcostExpires: 0, deadline: undefined, intervalMs, dataFailures: 0, dataDownUntil: 0, dataDown: false, lastHeard: 0 };
       this.byKey.set(key, n);
     }
     const before = this.cost(n);
@@ -109,11 +111,12 @@ export class NeighbourTable {
    * down for `holdMs` (or until the neighbour is heard), not until its next hello,
    * which on a radio can be minutes away: a burst of collisions is not a dead link.
    */
-  dataFailed(key: string, holdMs: number): void {
+  dataFailed(key: string, holdMs: number, down: boolean): void {
     const n = this.byKey.get(key);
     if (!n) return;
     const before = this.cost(n);
     n.dataFailures++;
+    n.dataDown = down;
     n.dataDownUntil = this.clock.now() + holdMs;
     this.clock.setTimeout(() => {
       if (this.byKey.get(key) === n && n.dataFailures > 0 && this.clock.now() >= n.dataDownUntil) {
@@ -147,10 +150,14 @@ export class NeighbourTable {
     const tx = this.clock.now() <= n.txcostExpires ? n.txcost : INFINITE_METRIC;
     if (rx >= INFINITE_METRIC || tx >= INFINITE_METRIC) return INFINITE_METRIC;
     let cost = Math.round((rx * tx) / 256);
-    // Unacknowledged data makes the link look four times worse for a while: traffic moves
-    // to any feasible alternative at once, but a box with none keeps a path (and does not
-    // flood the mesh with requests) until hellos show the link is really gone.
-    if (n.dataFailures > 0) cost = cost * 4 + 1024;
+    // On a wired or IP link, unanswered tries mean the link is gone. On a radio they more
+    // often mean collisions: the link looks four times worse for a while, so traffic moves
+    // to any feasible alternative at once, but a box with none keeps its path (and does
+    // not flood the mesh with requests) until hellos show the link is really gone.
+    if (n.dataFailures > 0) {
+      if (n.dataDown) return INFINITE_METRIC;
+      cost = cost * 4 + 1024;
+    }
     // Below 0 dB SNR a LoRa link works but is one fade from failing: prefer others.
     if (n.snr !== undefined && n.snr < 0) cost = Math.round(cost * (1 + -n.snr / 10));
     return Math.min(INFINITE_METRIC - 1, cost);

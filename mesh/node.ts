@@ -522,7 +522,7 @@ export class MeshNode {
       return;
     }
     // The data plane says the link is gone before the hellos do: route around it now.
-    this.neighbours.dataFailed(p.neighbourKey, 4 * this.timers.helloMinMs);
+    this.neighbours.dataFailed(p.neighbourKey, 4 * this.timers.helloMinMs, !this.links[neighbour?.link ?? 0]!.overhears);
     this.reselect();
     if (!p.rerouted) this.forward(p.fields, true, p.neighbourKey);
     else this.counters.dropped.unacknowledged++;
