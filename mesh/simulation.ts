@@ -157,23 +157,29 @@ function nodeIdFor(index: number, random: SeededRandom): Uint8Array {
   return id;
 }
 
-function runMesh(options: SimOptions): { figures: SimFigures; uplinks: number; generated: number; reachable: number } {
+/** The placed radios and the measuring window of one run. */
+function setUp(options: SimOptions) {
   const world = makeWorld(options);
-  const { clock, medium, random, uplinks } = world;
-  const links = world.positions.map((p) => medium.add(p.x, p.y));
-  medium.connect();
-  const nodes = links.map((link, i) => new MeshNode({
-    id: nodeIdFor(i, random), key: MESH_KEY, epoch: 1, clock, links: [link], timers: LORA_TIMERS, random: () => random.next(),
-  }));
+  const links = world.positions.map((p) => world.medium.add(p.x, p.y));
+  world.medium.connect();
   const endMs = options.seconds * 1000;
   const windowFrom = endMs / 3;
   const windowTo = endMs - 120_000 > windowFrom ? endMs - 120_000 : endMs * 0.8;
-  const ledger = new Ledger(windowFrom, windowTo);
-  const size = options.readingBytes ?? 290;
-  const intervalMs = (options.readingIntervalS ?? DEFAULT_READING_INTERVAL_S) * 1000;
-  let generated = 0;
+  return {
+    ...world, links, endMs, windowFrom, windowTo,
+    ledger: new Ledger(windowFrom, windowTo),
+    size: options.readingBytes ?? 290,
+    intervalMs: (options.readingIntervalS ?? DEFAULT_READING_INTERVAL_S) * 1000,
+    reachable: reachableFromUplinks(world.medium, links.length, world.uplinks),
+  };
+}
 
-  const reachable = reachableFromUplinks(medium, nodes.length, uplinks);
+function runMesh(options: SimOptions): { figures: SimFigures; uplinks: number; generated: number; reachable: number } {
+  const { clock, medium, random, uplinks, links, endMs, windowFrom, windowTo, ledger, size, intervalMs, reachable } = setUp(options);
+  const nodes = links.map((link, i) => new MeshNode({
+    id: nodeIdFor(i, random), key: MESH_KEY, epoch: 1, clock, links: [link], timers: LORA_TIMERS, random: () => random.next(),
+  }));
+  let generated = 0;
   const queues: Map<string, unknown>[] = [];
   nodes.forEach((node, i) => {
     if (uplinks.has(i)) {
@@ -270,17 +276,7 @@ function runMesh(options: SimOptions): { figures: SimFigures; uplinks: number; g
 }
 
 function runFlooding(options: SimOptions): { figures: SimFigures } {
-  const world = makeWorld(options);
-  const { clock, medium, random, uplinks } = world;
-  const links = world.positions.map((p) => medium.add(p.x, p.y));
-  medium.connect();
-  const endMs = options.seconds * 1000;
-  const windowFrom = endMs / 3;
-  const windowTo = endMs - 120_000 > windowFrom ? endMs - 120_000 : endMs * 0.8;
-  const ledger = new Ledger(windowFrom, windowTo);
-  const size = options.readingBytes ?? 290;
-  const intervalMs = (options.readingIntervalS ?? DEFAULT_READING_INTERVAL_S) * 1000;
-  const reachable = reachableFromUplinks(medium, links.length, uplinks);
+  const { clock, medium, random, uplinks, links, endMs, windowFrom, windowTo, ledger, size, intervalMs, reachable } = setUp(options);
   links.forEach((link, i) => {
     const node = new FloodNode({ id: nodeIdFor(i, random), link, clock, key: MESH_KEY, random: () => random.next() });
     node.uplink = uplinks.has(i);

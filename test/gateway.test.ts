@@ -7,27 +7,11 @@ import { readFileSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import mqtt from 'mqtt';
 import { splitCborSequence } from '../agent/codec/cbor.ts';
-import { runCli, tempDir } from './helpers/cli.ts';
-import { startMosquitto, type Broker } from './helpers/mosquitto.ts';
-import { boxConfig, gatewayKey, queued, readings, sleep, start, until, type Running } from './helpers/system.ts';
+import { runCli } from './helpers/cli.ts';
+import { testDeployment, boxConfig, gatewayKey, queued, readings, sleep, start, until } from './helpers/system.ts';
 import { deviceId } from './helpers/system.ts';
 
-const dir = tempDir();
-let broker: Broker;
-const running: Running[] = [];
-const launch = (args: string[]) => {
-  const r = start(args);
-  running.push(r);
-  return r;
-};
-test.before(async () => {
-  broker = await startMosquitto();
-});
-test.after(async () => {
-  for (const r of running) await r.stop('SIGKILL');
-  await broker.stop();
-  dir.remove();
-});
+const { dir, broker, launch } = testDeployment(test);
 
 
 test('two gateways on one shared subscription split the load; receipts stay correct', async () => {

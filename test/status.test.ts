@@ -5,27 +5,11 @@ import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import mqtt from 'mqtt';
-import { runCli, tempDir } from './helpers/cli.ts';
-import { startMosquitto, type Broker } from './helpers/mosquitto.ts';
-import { boxConfig, gatewayKey, queuedSeqs, sleep, start, until, type Running } from './helpers/system.ts';
+import { runCli } from './helpers/cli.ts';
+import { testDeployment, boxConfig, gatewayKey, queuedSeqs, sleep, until } from './helpers/system.ts';
 import { deviceId } from './helpers/system.ts';
 
-const dir = tempDir();
-let broker: Broker;
-const running: Running[] = [];
-const launch = (args: string[]) => {
-  const r = start(args);
-  running.push(r);
-  return r;
-};
-test.before(async () => {
-  broker = await startMosquitto();
-});
-test.after(async () => {
-  for (const r of running) await r.stop('SIGKILL');
-  await broker.stop();
-  dir.remove();
-});
+const { dir, broker, running, launch } = testDeployment(test);
 
 
 test('retained birth message; offline on a clean stop; the last will marks a killed box offline; dropped readings are reported', async () => {

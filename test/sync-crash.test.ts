@@ -4,21 +4,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { runCli, tempDir } from './helpers/cli.ts';
-import { startMosquitto, type Broker } from './helpers/mosquitto.ts';
-import { boxConfig, gatewayKey, queued, readings, sleep, start, until, type Running } from './helpers/system.ts';
+import { runCli } from './helpers/cli.ts';
+import { testDeployment, boxConfig, gatewayKey, queued, readings, sleep, start, until } from './helpers/system.ts';
 
-const dir = tempDir();
-let broker: Broker;
-const running: Running[] = [];
-test.before(async () => {
-  broker = await startMosquitto();
-});
-test.after(async () => {
-  for (const r of running) await r.stop('SIGKILL');
-  await broker.stop();
-  dir.remove();
-});
+const { dir, broker, running } = testDeployment(test);
 
 test('20 kill -9 at random moments while sampling at 10 Hz: every seq exactly once, chain unbroken, all verified', async () => {
   const gwDir = join(dir.path, 'gw');

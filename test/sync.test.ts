@@ -6,27 +6,11 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './helpers/cli.ts';
-import { startMosquitto, type Broker } from './helpers/mosquitto.ts';
-import { boxConfig, gatewayKey, queued, readings, sleep, start, until, type Running } from './helpers/system.ts';
+import { startMosquitto } from './helpers/mosquitto.ts';
+import { testDeployment, boxConfig, gatewayKey, queued, readings, sleep, start, until } from './helpers/system.ts';
 import { deviceId } from './helpers/system.ts';
 
-const dir = tempDir();
-let broker: Broker;
-const running: Running[] = [];
-const launch = (args: string[]) => {
-  const r = start(args);
-  running.push(r);
-  return r;
-};
-
-test.before(async () => {
-  broker = await startMosquitto();
-});
-test.after(async () => {
-  for (const r of running) await r.stop('SIGKILL');
-  await broker.stop();
-  dir.remove();
-});
+const { dir, broker, running, launch } = testDeployment(test);
 
 
 function assertContiguous(seen: { seq: number; valid: boolean; chain: string }[], from: number, to: number) {

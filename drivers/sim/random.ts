@@ -1,4 +1,5 @@
-// A small seeded generator (mulberry32): the simulator's runs repeat exactly for a seed.
+// A small seeded generator (mulberry32): simulator runs and simulated sensors repeat
+// exactly for a seed.
 export class SeededRandom {
   private state: number;
 
@@ -17,6 +18,12 @@ export class SeededRandom {
 
   int(below: number): number {
     return Math.floor(this.next() * below);
+  }
+
+  /** Standard normal deviate (Box-Muller). */
+  gaussian(): number {
+    const u = Math.max(this.next(), Number.EPSILON);
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
   }
 
   bytes(n: number): Uint8Array {

@@ -3,7 +3,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, collect, jsonLines, runCli, startCli, type CliOptions, type CliResult } from './cli.ts';
+import { CLI, collect, jsonLines, runCli, startCli, tempDir, type CliOptions, type CliResult } from './cli.ts';
+import { startMosquitto, type Broker, type BrokerOptions } from './mosquitto.ts';
 
 export interface Running {
   child: ChildProcess;
@@ -83,4 +84,39 @@ export async function deviceId(stateDir: string): Promise<string> {
 /** Runs the CLI inside a network namespace. */
 export function inNamespace(ns: string): CliOptions {
   return { command: ['ip', 'netns', 'exec', ns, process.execPath, CLI] };
+}
+
+interface Suite {
+  before(hook: () => unknown): void;
+  after(hook: () => unknown): void;
+}
+
+/**
+ * What an end-to-end test file shares: a temp dir, one Mosquitto started before its
+ * tests, and every process it launches, all stopped and removed after them.
+ */
+export function testDeployment(suite: Suite, options: BrokerOptions = {}) {
+  const dir = tempDir();
+  const running: Running[] = [];
+  let started: Broker | undefined;
+  const broker = new Proxy({} as Broker, {
+    get(_target, property) {
+      if (!started) throw new Error('the test broker starts in test.before');
+      return started[property as keyof Broker];
+    },
+  });
+  suite.before(async () => {
+    started = await startMosquitto(options);
+  });
+  suite.after(async () => {
+    for (const r of running) await r.stop('SIGKILL');
+    await started?.stop();
+    dir.remove();
+  });
+  const launch = (args: string[], cli: CliOptions = {}) => {
+    const r = start(args, cli);
+    running.push(r);
+    return r;
+  };
+  return { dir, broker, running, launch };
 }
