@@ -66,6 +66,10 @@ test("a 5-box line: readings of box 4 reach Mosquitto through three relays, veri
   assert.ok(route, 'box 4 has a route to an uplink');
   assert.is(status.neighbours.length, 1, 'box 4 hears only box 3');
   assert.ok(route.total >= 4 * 256, `four hops of cost: ${route.total}`);
+  const human = (await runCli(['mesh', '--state-dir', far])).stdout.toString();
+  assert.match(human, new RegExp(`node ${status.node}  announcing: no  readings via: [0-9a-f]{12}`));
+  assert.match(human, /neighbours:\n  [0-9a-f]{12}  udp:\S+ 10\.4\.0\.1  cost \d\.\d\d \(in \d\.\d\d, out \d\.\d\d\)/);
+  assert.match(human, /routes:\n  \* [0-9a-f]{12} \(uplink\)  via [0-9a-f]{12} on udp:\S+  metric \d+\.\d\d  seqno \d+/);
 });
 
 test('a 5-box ring: cutting a link on the active path reroutes, and no reading is lost', async () => {
