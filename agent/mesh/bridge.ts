@@ -15,6 +15,7 @@ import { nodeIdHex } from '../../mesh/packet.ts';
 import { meshNodeId } from './setup.ts';
 
 const MAX_ORIGINS = 1024;
+const RECEIPT_COALESCE_MS = 300;
 
 export class UplinkBridge {
   private readonly node: MeshNode;
@@ -24,6 +25,7 @@ export class UplinkBridge {
   /** device id -> mesh node id of the boxes relayed for */
   private readonly origins = new Map<string, Uint8Array>();
   readonly counters = { relayed: 0, rejected: 0, receipts: 0 };
+  private readonly receiptsDue = new Map<string, Uint8Array>();
 
   constructor(node: MeshNode, session: MqttSession, log: Logger) {
     this.node = node;
@@ -79,6 +81,15 @@ export class UplinkBridge {
     const origin = this.origins.get(parsed.device);
     if (!origin) return;
     this.counters.receipts++;
-    this.node.send(origin, 'receipt', new Uint8Array(payload));
+    // A receipt covers everything up to its seq: when several come for one origin in a
+    // short while (a backlog draining), only the newest needs the radio.
+    const waiting = this.receiptsDue.get(parsed.device);
+    this.receiptsDue.set(parsed.device, new Uint8Array(payload));
+    if (waiting) return;
+    setTimeout(() => {
+      const newest = this.receiptsDue.get(parsed.device);
+      this.receiptsDue.delete(parsed.device);
+      if (newest) this.node.send(origin, 'receipt', newest);
+    }, RECEIPT_COALESCE_MS).unref();
   }
 }
