@@ -180,7 +180,6 @@ function runMesh(options: SimOptions): { figures: SimFigures; uplinks: number; g
     id: nodeIdFor(i, random), key: MESH_KEY, epoch: 1, clock, links: [link], timers: LORA_TIMERS, random: () => random.next(),
   }));
   let generated = 0;
-  const queues: Map<string, unknown>[] = [];
   nodes.forEach((node, i) => {
     if (uplinks.has(i)) {
       node.announce('uplink');
@@ -196,7 +195,6 @@ function runMesh(options: SimOptions): { figures: SimFigures; uplinks: number; g
     // The box's queue, as the agent keeps it: readings wait until a receipt covers them;
     // a few are in flight at once; a late one is sent again, waiting longer each time.
     const queue = new Map<string, { bytes: Uint8Array; sentAt: number; tries: number }>();
-    queues[i] = queue;
     node.onMessage((m) => {
       if (m.type === 'receipt') queue.delete(readingKey(m.payload));
     });
@@ -250,15 +248,6 @@ function runMesh(options: SimOptions): { figures: SimFigures; uplinks: number; g
   clock.runUntil(endMs);
   const windowS = (windowTo - windowFrom) / 1000;
   const f = ledger.figures();
-  if (process.env.SIM_DEBUG) {
-    const sum: Record<string, number> = {};
-    const add = (prefix: string, o: object) => { for (const [k, v] of Object.entries(o)) typeof v === 'number' ? sum[prefix + k] = (sum[prefix + k] ?? 0) + v : add(k + '.', v); };
-    for (const node of nodes) add('', node.counters);
-    const tlvs: Record<string, number> = {};
-    for (const node of nodes) for (const [k, v] of Object.entries(node.controlTlvs)) tlvs[k] = (tlvs[k] ?? 0) + v;
-    console.error(JSON.stringify(sum), JSON.stringify(medium.totals), JSON.stringify(tlvs));
-    nodes.forEach((node, i) => console.error(i, uplinks.has(i) ? 'UPLINK' : '', queues[i]?.size ?? '', JSON.stringify(node.bestUplink()?.metric), node.status().neighbours.map((x) => x.cost).join(',')));
-  }
   return {
     uplinks: uplinks.size,
     generated,
