@@ -97,13 +97,16 @@ ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
 }
 
 function commandHelp(command: Command): string {
+  // Option lines first, then any prose the command adds after them.
+  const lines = command.help.split('\n');
+  const firstProse = lines.findIndex((line) => /^\S/.test(line));
+  const options = firstProse < 0 ? lines : lines.slice(0, firstProse);
+  const prose = firstProse < 0 ? [] : lines.slice(firstProse);
   return `Usage: ${command.usage}
 
 ${command.summary}
 
 Options:
-${command.help}
-      --log-level L     debug, info, warn or error (default info)
-  -h, --help            this help
-`;
+${[...options, '      --log-level L     debug, info, warn or error (default info)', '  -h, --help            this help'].join('\n')}
+${prose.length ? `\n${prose.join('\n')}\n` : ''}`;
 }

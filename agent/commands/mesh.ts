@@ -17,10 +17,9 @@ const cost = (c: number) => (c >= INFINITE ? 'down' : (c / 256).toFixed(2));
 
 export const meshCommand: Command = {
   name: 'mesh',
-  summary: 'show the running agent\'s mesh: neighbours with link quality, and routes',
+  summary: 'show the running agent\'s mesh: neighbours with link cost (ETX, 1.00 is perfect), and routes',
   usage: 'iop-agent mesh [--state-dir DIR] [--json]',
-  help: `      --json            the whole mesh state as one JSON object\n${CONFIG_HELP}
-Link cost is the expected transmission count (ETX; 1.00 is a perfect link).`,
+  help: `      --json            the whole mesh state as one JSON object\n${CONFIG_HELP}`,
   options: { ...CONFIG_OPTIONS, json: { type: 'boolean' } },
   async run(context) {
     const { config } = configFromFlags(context);
