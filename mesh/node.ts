@@ -1,36 +1,27 @@
 // One box's mesh router: hellos and I-heard-yous on every link, Babel-style route
 // announcements for the boxes that offer an uplink (or announce themselves), seqno
-// requests when starved, and hop-by-hop acknowledged forwarding of fragmented messages
-// with a hop limit and duplicate suppression. Knows links and packets, nothing of MQTT.
+// requests when starved; the data plane (data-plane.ts) forwards over the routes chosen
+// here. Knows links and packets, nothing of MQTT.
 import type { Clock, TimerHandle } from '../drivers/clock.ts';
 import type { Link, ReceivedFrame } from '../drivers/link.ts';
-import { Reassembler, RecentSet, split } from './fragments.ts';
+import { RecentSet } from './fragments.ts';
 import { NeighbourTable, type Neighbour } from './neighbours.ts';
 import {
   decodePacket, encodePacket, INFINITE_METRIC, MeshPacketError, nodeIdFromHex, nodeIdHex,
-  type ControlPacket, type DataPacket, type DataType, type NodeId, type Packet, type Tlv,
+  type ControlPacket, type DataType, type NodeId, type Packet, type Tlv,
 } from './packet.ts';
 import { ReplayGuard } from './replay.ts';
 import { RouteTable, seqNewer } from './routes.ts';
 import { TrickleTimer } from './trickle.ts';
+import { DataPlane } from './data-plane.ts';
+import type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
 
-export interface MeshTimers {
-  helloMinMs: number;
-  helloMaxMs: number;
-  updateMinMs: number;
-  updateMaxMs: number;
-  /** least wait for a hop's acknowledgement; radio links add the airtime */
-  ackTimeoutMs: number;
-  /** hellos missed in a row that take a neighbour down */
-  helloMissesDown: number;
-}
+export type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
+
+const SEQREQ_HOLD_MS = 1000;
+const MAX_UPLINKS_PASSED_ON = 3;
 
 export const DEFAULT_TIMERS: MeshTimers = { helloMinMs: 250, helloMaxMs: 5000, updateMinMs: 500, updateMaxMs: 60_000, ackTimeoutMs: 150, helloMissesDown: 2 };
-
-export interface MeshLogger {
-  debug(message: string): void;
-  warn(message: string): void;
-}
 
 export interface MeshNodeOptions {
   id: NodeId;
@@ -47,42 +38,6 @@ export interface MeshNodeOptions {
   log?: MeshLogger;
 }
 
-export interface MeshMessage {
-  type: DataType;
-  origin: NodeId;
-  originHex: string;
-  payload: Uint8Array;
-}
-
-export interface MeshCounters {
-  controlFrames: number;
-  controlBytes: number;
-  dataFrames: number;
-  dataBytes: number;
-  ackFrames: number;
-  ackBytes: number;
-  forwarded: number;
-  delivered: number;
-  dropped: { noRoute: number; hopLimit: number; unacknowledged: number };
-  rejected: { mac: number; replay: number; malformed: number };
-}
-
-interface PendingFrame {
-  fields: DataFields;
-  neighbourKey: string;
-  tries: number;
-  timer: TimerHandle;
-  rerouted: boolean;
-  bytes: number;
-}
-
-type DataFields = Omit<DataPacket, 'kind' | 'sender' | 'epoch' | 'counter'>;
-
-const MAX_TRIES = 5;
-const REVERSE_HOLD_MS = 300_000;
-const SEQREQ_HOLD_MS = 1000;
-const MAX_UPLINKS_PASSED_ON = 3;
-
 export class MeshNode {
   readonly id: NodeId;
   readonly idHex: string;
@@ -96,25 +51,16 @@ export class MeshNode {
   private readonly clock: Clock;
   private readonly timers: MeshTimers;
   private readonly hopLimit: number;
-  private readonly fragmentBytes: number;
   private readonly random: () => number;
   private readonly log: MeshLogger | undefined;
   private readonly neighbours: NeighbourTable;
+  private readonly data: DataPlane;
   private readonly routes = new RouteTable();
   private readonly replay = new ReplayGuard();
   private readonly helloSeq: number[];
   private readonly helloTimers: TrickleTimer[];
   private readonly updateTimer: TrickleTimer;
-  private readonly reassembler = new Reassembler();
-  private readonly recent = new RecentSet();
   private readonly seqreqsSeen: RecentSet;
-  private readonly reverse = new Map<string, { via: string; expires: number }>();
-  private readonly pending = new Map<number, PendingFrame>();
-  /** frames waiting for the one in flight to a neighbour (stop-and-wait per hop) */
-  private readonly waiting = new Map<string, { fields: DataFields; rerouted: boolean }[]>();
-  private readonly inFlightTo = new Set<string>();
-  private readonly held: { fields: DataFields; until: number }[] = [];
-  private heldTimer: TimerHandle | undefined;
   private readonly triggered = new Set<string>();
   private triggerTimer: TimerHandle | undefined;
   private readonly starvedAsked = new Map<string, number>();
@@ -126,7 +72,6 @@ export class MeshNode {
   private counter = 0;
   /** control TLVs sent, by type */
   readonly controlTlvs: Record<string, number> = {};
-  private msgId = 0;
   private ownSeqno = 0;
   private announcing: 'no' | 'node' | 'uplink' = 'no';
   private handler: ((message: MeshMessage) => void) | undefined;
@@ -141,12 +86,23 @@ export class MeshNode {
     this.links = options.links;
     this.timers = { ...DEFAULT_TIMERS, ...options.timers };
     this.hopLimit = options.hopLimit ?? 16;
-    this.fragmentBytes = options.fragmentBytes ?? 180;
     this.random = options.random ?? Math.random;
     this.log = options.log;
     this.neighbours = new NeighbourTable(this.clock, {
       changed: (n, appeared) => this.neighbourChanged(n, appeared),
     }, { slackMs: (link) => 100 + 8 * this.links[link]!.airtimeMs(64), downAfterMisses: this.timers.helloMissesDown });
+    this.data = new DataPlane({
+      id: this.id, clock: this.clock, links: this.links, neighbours: this.neighbours, counters: this.counters,
+      timers: this.timers, hopLimit: options.hopLimit ?? 16, fragmentBytes: options.fragmentBytes ?? 180, random: this.random,
+      routeVia: (destHex) => this.routes.selectedRoute(destHex)?.via,
+      bestUplink: () => this.bestUplink(),
+      seal: (packet) => {
+        const counter = this.nextCounter();
+        return { counter, bytes: encodePacket({ ...packet, sender: this.id, epoch: this.epoch, counter } as Packet, this.key) };
+      },
+      reselect: () => this.reselect(),
+      deliver: (message) => this.handler?.(message),
+    });
     // A request seen is not passed on again while an answer may still be travelling.
     this.seqreqsSeen = new RecentSet(1024, Math.max(SEQREQ_HOLD_MS, 8 * this.timers.helloMinMs));
     this.helloSeq = this.links.map(() => Math.floor(this.random() * 0xffff));
@@ -167,12 +123,7 @@ export class MeshNode {
     this.updateTimer.stop();
     this.neighbours.stop();
     this.clock.clearTimeout(this.triggerTimer);
-    for (const p of this.pending.values()) this.clock.clearTimeout(p.timer);
-    this.pending.clear();
-    this.waiting.clear();
-    this.inFlightTo.clear();
-    this.clock.clearTimeout(this.heldTimer);
-    this.held.length = 0;
+    this.data.stop();
   }
 
   onMessage(handler: (message: MeshMessage) => void): void {
@@ -203,15 +154,7 @@ export class MeshNode {
 
   /** Sends a message to `dest`, fragmented; false if there is no route to it now. */
   send(dest: NodeId, type: DataType, payload: Uint8Array): boolean {
-    const destHex = nodeIdHex(dest);
-    if (!this.nextHop(destHex)) {
-      this.counters.dropped.noRoute++;
-      return false;
-    }
-    const msgId = this.msgId = (this.msgId + 1) >>> 0;
-    const parts = split(payload, this.fragmentBytes);
-    parts.forEach((part, index) => this.forward({ origin: this.id, dest, msgId, index, count: parts.length, hopLimit: this.hopLimit, type, payload: part }));
-    return true;
+    return this.data.send(dest, type, payload);
   }
 
   status() {
@@ -246,7 +189,13 @@ export class MeshNode {
 
   private receive(linkIndex: number, frame: ReceivedFrame): void {
     if (!this.running) return;
-    if (frame.to !== undefined && frame.to !== this.links[linkIndex]!.address) return this.overheard(linkIndex, frame);
+    if (frame.to !== undefined && frame.to !== this.links[linkIndex]!.address) {
+      try {
+        const packet = decodePacket(frame.data, this.key);
+        if (packet.kind === 'data') this.data.overheard(`${linkIndex}/${frame.from}`, packet);
+      } catch { /* a frame for another box that we cannot read: not ours to judge */ }
+      return;
+    }
     let packet: Packet;
     try {
       packet = decodePacket(frame.data, this.key);
@@ -270,21 +219,12 @@ export class MeshNode {
         this.receiveControl(linkIndex, frame, packet);
         break;
       case 'data':
-        this.receiveData(neighbourKey, frame, linkIndex, packet);
+        this.data.receive(neighbourKey, frame, linkIndex, packet);
         break;
-      case 'ack': {
-        const pending = this.pending.get(packet.acked);
-        if (pending && pending.neighbourKey === neighbourKey) this.acknowledged(packet.acked, pending);
+      case 'ack':
+        this.data.ack(neighbourKey, packet.acked);
         break;
-      }
     }
-  }
-
-  private acknowledged(counter: number, pending: PendingFrame): void {
-    this.clock.clearTimeout(pending.timer);
-    this.pending.delete(counter);
-    this.neighbours.dataDelivered(pending.neighbourKey);
-    this.nextFor(pending.neighbourKey, pending.bytes);
   }
 
   private receiveControl(linkIndex: number, frame: ReceivedFrame, packet: ControlPacket): void {
@@ -346,198 +286,6 @@ export class MeshNode {
         this.sendControl(via.link, [{ ...tlv, hops: tlv.hops - 1 }], via.address);
       }
     }
-  }
-
-  private receiveData(neighbourKey: string, frame: ReceivedFrame, linkIndex: number, packet: DataPacket): void {
-    const ack = () => this.sendAck(linkIndex, frame.from, packet.counter);
-    const originHex = nodeIdHex(packet.origin);
-    if (originHex === this.idHex) return ack();
-    const now = this.clock.now();
-    if (packet.type === 'reading') this.reverse.set(originHex, { via: neighbourKey, expires: now + REVERSE_HOLD_MS });
-    // Every copy is acknowledged, so a sender whose ack was lost stops retrying.
-    if (this.recent.seenBefore(`${originHex}/${packet.msgId}/${packet.index}`, now)) return ack();
-    const destHex = nodeIdHex(packet.dest);
-    if (destHex === this.idHex) {
-      ack();
-      const whole = this.reassembler.add(`${originHex}/${packet.msgId}`, packet.index, packet.count, packet.payload, now);
-      if (whole) {
-        this.counters.delivered++;
-        this.handler?.({ type: packet.type, origin: packet.origin, originHex, payload: whole });
-      }
-      return;
-    }
-    if (packet.hopLimit <= 1) {
-      this.counters.dropped.hopLimit++;
-      return ack();
-    }
-    this.counters.forwarded++;
-    const { kind: _k, sender: _s, epoch: _e, counter: _c, ...fields } = packet;
-    const sentOn = this.forward({ ...fields, hopLimit: packet.hopLimit - 1 });
-    // On a radio the previous hop hears us relay the packet: that is its acknowledgement
-    // (a passive ack), and saves a frame per hop. Otherwise, or if the relay waits, say so.
-    if (sentOn !== linkIndex || !this.links[linkIndex]!.overhears) ack();
-  }
-
-  /** A frame for another box, overheard on a radio: our next hop relaying what we sent is its ack. */
-  private overheard(linkIndex: number, frame: ReceivedFrame): void {
-    let packet: Packet;
-    try {
-      packet = decodePacket(frame.data, this.key);
-    } catch {
-      return;
-    }
-    if (packet.kind !== 'data') return;
-    const key = `${linkIndex}/${frame.from}`;
-    const originHex = nodeIdHex(packet.origin);
-    for (const [counter, p] of this.pending) {
-      if (p.neighbourKey === key && p.fields.msgId === packet.msgId && p.fields.index === packet.index && nodeIdHex(p.fields.origin) === originHex) {
-        this.acknowledged(counter, p);
-        return;
-      }
-    }
-  }
-
-  // ---- forwarding ----
-
-  private nextHop(destHex: string): Neighbour | undefined {
-    const route = this.routes.selectedRoute(destHex);
-    const viaRoute = route && this.neighbours.get(route.via);
-    if (viaRoute && this.neighbours.cost(viaRoute) < INFINITE_METRIC) return viaRoute;
-    // The way a reading came is the way its receipt goes back: that link just carried
-    // data, whatever its hello statistics say.
-    const back = this.reverse.get(destHex);
-    if (back && back.expires > this.clock.now()) {
-      const n = this.neighbours.get(back.via);
-      if (n && n.dataFailures === 0) return n;
-    }
-    return undefined;
-  }
-
-  /** Sends toward `dest`; returns the link it went out on now, or undefined if it waits or is dropped. */
-  private forward(fields: DataFields, rerouted = false, avoid?: string): number | undefined {
-    let neighbour = this.nextHop(nodeIdHex(fields.dest));
-    if ((!neighbour || neighbour.key === avoid) && fields.type === 'reading') {
-      // A reading is for any uplink: with no way to the one its origin chose, take ours.
-      const other = this.bestUplink();
-      if (other && other.idHex !== nodeIdHex(fields.dest)) {
-        fields = { ...fields, dest: other.id };
-        neighbour = this.nextHop(other.idHex);
-      }
-    }
-    if (!neighbour || neighbour.key === avoid) {
-      this.hold(fields);
-      return undefined;
-    }
-    // One frame in flight per neighbour: on a half-duplex radio, a second frame sent
-    // behind the first would collide with the neighbour's acknowledgement or relay.
-    if (this.inFlightTo.has(neighbour.key)) {
-      const queue = this.waiting.get(neighbour.key) ?? [];
-      if (queue.length >= 64) {
-        this.counters.dropped.noRoute++;
-        return undefined;
-      }
-      queue.push({ fields, rerouted });
-      this.waiting.set(neighbour.key, queue);
-      return undefined;
-    }
-    this.inFlightTo.add(neighbour.key);
-    this.transmit(fields, neighbour, 1, rerouted);
-    return neighbour.link;
-  }
-
-  /**
-   * No route now: keep the frame a little while a seqno request or an update finds one
-   * (a few shortest hello intervals), then drop it; the origin sends again on its timeout.
-   */
-  private hold(fields: DataFields): void {
-    if (this.held.length >= 64) {
-      this.held.shift();
-      this.counters.dropped.noRoute++;
-    }
-    this.held.push({ fields, until: this.clock.now() + 2 * this.timers.helloMinMs });
-    if (!this.heldTimer) this.heldTimer = this.clock.setTimeout(() => this.retryHeld(), this.timers.helloMinMs / 2);
-  }
-
-  private retryHeld(): void {
-    this.heldTimer = undefined;
-    const now = this.clock.now();
-    const held = this.held.splice(0);
-    for (const h of held) {
-      const destHex = nodeIdHex(h.fields.dest);
-      if (this.nextHop(destHex) || (h.fields.type === 'reading' && this.bestUplink())) this.forward(h.fields, true);
-      else if (h.until > now) this.held.push(h);
-      else this.counters.dropped.noRoute++;
-    }
-    if (this.held.length && !this.heldTimer) this.heldTimer = this.clock.setTimeout(() => this.retryHeld(), this.timers.helloMinMs / 2);
-  }
-
-  /** The frame in flight to a neighbour is done with (acknowledged or given up): send the next. */
-  private nextFor(neighbourKey: string, lastBytes: number): void {
-    const queue = this.waiting.get(neighbourKey);
-    if (!queue?.length) {
-      this.waiting.delete(neighbourKey);
-      this.inFlightTo.delete(neighbourKey);
-      return;
-    }
-    // On a radio the neighbour is now relaying what it just got: sending the next frame
-    // at once would land while it transmits (it cannot hear) or collide with its relay.
-    const neighbour = this.neighbours.get(neighbourKey);
-    const gap = neighbour ? 2 * this.links[neighbour.link]!.airtimeMs(lastBytes) : 0;
-    const send = () => {
-      this.inFlightTo.delete(neighbourKey);
-      const next = queue.shift();
-      if (!queue.length) this.waiting.delete(neighbourKey);
-      if (next) this.forward(next.fields, next.rerouted);
-    };
-    if (gap > 0) this.clock.setTimeout(send, gap * (1 + this.random() * 0.5));
-    else send();
-  }
-
-  private transmit(fields: DataFields, neighbour: Neighbour, tries: number, rerouted: boolean): void {
-    const counter = this.nextCounter();
-    const bytes = encodePacket({ kind: 'data', sender: this.id, epoch: this.epoch, counter, ...fields }, this.key);
-    const link = this.links[neighbour.link]!;
-    link.send(bytes, neighbour.address);
-    this.counters.dataFrames++;
-    this.counters.dataBytes += bytes.length;
-    // The neighbour may be finishing a frame of its own before its ack goes out.
-    const wait = this.timers.ackTimeoutMs + 3 * link.airtimeMs(bytes.length) + link.airtimeMs(40) + this.random() * 50;
-    const timer = this.clock.setTimeout(() => this.unacknowledged(counter), wait);
-    this.pending.set(counter, { fields, neighbourKey: neighbour.key, tries, timer, rerouted, bytes: bytes.length });
-  }
-
-  private unacknowledged(counter: number): void {
-    const p = this.pending.get(counter);
-    if (!p) return;
-    this.pending.delete(counter);
-    const neighbour = this.neighbours.get(p.neighbourKey);
-    if (neighbour && p.tries < MAX_TRIES) {
-      // A random backoff that grows with each try, so two senders that collided do not collide again.
-      const airtime = this.links[neighbour.link]!.airtimeMs(p.bytes);
-      this.clock.setTimeout(() => {
-        const still = this.neighbours.get(p.neighbourKey);
-        if (still) this.transmit(p.fields, still, p.tries + 1, p.rerouted);
-        else this.nextFor(p.neighbourKey, p.bytes);
-      }, this.random() * airtime * 2 ** p.tries);
-      return;
-    }
-    // The data plane says the link is gone before the hellos do: route around it now.
-    this.neighbours.dataFailed(p.neighbourKey, 4 * this.timers.helloMinMs, !this.links[neighbour?.link ?? 0]!.overhears);
-    this.reselect();
-    if (!p.rerouted) this.forward(p.fields, true, p.neighbourKey);
-    else this.counters.dropped.unacknowledged++;
-    // What waited for this neighbour goes by the new route, or nowhere.
-    const queued = this.waiting.get(p.neighbourKey) ?? [];
-    this.waiting.delete(p.neighbourKey);
-    this.inFlightTo.delete(p.neighbourKey);
-    for (const q of queued) this.forward(q.fields, true, p.neighbourKey);
-  }
-
-  private sendAck(linkIndex: number, to: string, acked: number): void {
-    const bytes = encodePacket({ kind: 'ack', sender: this.id, epoch: this.epoch, counter: this.nextCounter(), acked }, this.key);
-    this.links[linkIndex]!.send(bytes, to);
-    this.counters.ackFrames++;
-    this.counters.ackBytes += bytes.length;
   }
 
   // ---- announcing ----
