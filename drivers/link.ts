@@ -18,8 +18,6 @@ export interface LinkStats {
   rxBytes: number;
   /** Milliseconds this box has occupied the channel. */
   airtimeMs: number;
-  /** Frames not sent because the transmit budget (duty cycle) was spent. */
-  deferred: number;
 }
 
 export interface Link {
@@ -43,31 +41,5 @@ export interface Link {
 }
 
 export function emptyLinkStats(): LinkStats {
-  return { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, airtimeMs: 0, deferred: 0 };
-}
-
-/**
- * A sliding-window airtime budget, e.g. 1 % duty cycle over an hour (EU868 g1):
- * `new DutyCycle(0.01, 3_600_000)`.
- */
-export class DutyCycle {
-  private readonly share: number;
-  private readonly windowMs: number;
-  private readonly spent: { at: number; ms: number }[] = [];
-  private total = 0;
-
-  constructor(share: number, windowMs: number) {
-    this.share = share;
-    this.windowMs = windowMs;
-  }
-
-  remainingMs(now: number): number {
-    while (this.spent.length && this.spent[0]!.at <= now - this.windowMs) this.total -= this.spent.shift()!.ms;
-    return this.share * this.windowMs - this.total;
-  }
-
-  spend(now: number, ms: number): void {
-    this.spent.push({ at: now, ms });
-    this.total += ms;
-  }
+  return { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, airtimeMs: 0 };
 }

@@ -193,6 +193,3 @@ export function nodeIdFromHex(hex: string): NodeId {
   for (let i = 0; i < NODE_ID_BYTES; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
   return out;
 }
-
-/** Bytes a data packet adds around its payload, for fragment sizing. */
-export const DATA_OVERHEAD = 1 + 1 + 3 * (1 + NODE_ID_BYTES) + 5 + 5 + 3 + 2 + 2 + 2 + 1 + 3 + MAC_BYTES;

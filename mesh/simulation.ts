@@ -170,7 +170,7 @@ function setUp(options: SimOptions) {
     ledger: new Ledger(windowFrom, windowTo),
     size: options.readingBytes ?? 290,
     intervalMs: (options.readingIntervalS ?? DEFAULT_READING_INTERVAL_S) * 1000,
-    reachable: reachableFromUplinks(world.medium, links.length, world.uplinks),
+    reachable: reachableFromUplinks(world.medium, world.uplinks),
   };
 }
 
@@ -308,7 +308,7 @@ function snapshot(nodes: MeshNode[], medium: SimMedium) {
   };
 }
 
-function reachableFromUplinks(medium: SimMedium, n: number, uplinks: Set<number>): Set<number> {
+function reachableFromUplinks(medium: SimMedium, uplinks: Set<number>): Set<number> {
   const seen = new Set<number>(uplinks);
   const queue = [...uplinks];
   while (queue.length) {
@@ -318,7 +318,6 @@ function reachableFromUplinks(medium: SimMedium, n: number, uplinks: Set<number>
       queue.push(j);
     }
   }
-  void n;
   return seen;
 }
 

@@ -54,4 +54,3 @@ export class MeshPublisher implements Publisher {
   }
 }
 
-export { hashKey };
