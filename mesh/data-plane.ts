@@ -4,10 +4,11 @@
 // suppressed, reverse routes kept for receipts, frames held briefly when no route exists.
 import type { Clock, TimerHandle } from '../drivers/clock.ts';
 import type { Link, ReceivedFrame } from '../drivers/link.ts';
+import { MessageCodec, openPlainEnvelope, plainEnvelope } from './compression.ts';
 import { Reassembler, RecentSet, split } from './fragments.ts';
 import type { Neighbour, NeighbourTable } from './neighbours.ts';
-import { INFINITE_METRIC, nodeIdHex, type AckPacket, type DataPacket, type DataType, type NodeId } from './packet.ts';
-import type { MeshCounters, MeshMessage, MeshTimers } from './types.ts';
+import { INFINITE_METRIC, MeshPacketError, nodeIdHex, type AckPacket, type DataPacket, type DataType, type NodeId } from './packet.ts';
+import type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
 
 export type DataFields = Omit<DataPacket, 'kind' | 'sender' | 'epoch' | 'counter'>;
 type Unsealed = ({ kind: 'data' } & DataFields) | Omit<AckPacket, 'sender' | 'epoch' | 'counter'>;
@@ -31,10 +32,13 @@ export interface DataPlaneHost {
   /** a link failed in the data plane: choose routes again */
   reselect(): void;
   deliver(message: MeshMessage): void;
+  log?: MeshLogger;
 }
 
 interface PendingFrame {
   fields: DataFields;
+  /** the neighbour a relayed frame came from: never sent back there */
+  cameFrom: string | undefined;
   neighbourKey: string;
   tries: number;
   timer: TimerHandle;
@@ -43,7 +47,10 @@ interface PendingFrame {
 }
 
 const MAX_TRIES = 5;
-const REVERSE_HOLD_MS = 300_000;
+const REVERSE_HOLD_MS = 1_800_000;
+/** messages kept for sending again uncompressed when their destination lacks the reference */
+const SENT_KEPT = 32;
+const OUTGOING_TRACKED = 256;
 
 export class DataPlane {
   private readonly host: DataPlaneHost;
@@ -59,11 +66,15 @@ export class DataPlane {
   private readonly reverse = new Map<string, { via: string; expires: number }>();
   private readonly pending = new Map<number, PendingFrame>();
   /** frames waiting for the one in flight to a neighbour (stop-and-wait per hop) */
-  private readonly waiting = new Map<string, { fields: DataFields; rerouted: boolean }[]>();
+  private readonly waiting = new Map<string, { fields: DataFields; rerouted: boolean; cameFrom: string | undefined }[]>();
   private readonly inFlightTo = new Set<string>();
-  private readonly held: { fields: DataFields; until: number }[] = [];
+  private readonly held: { fields: DataFields; until: number; cameFrom: string | undefined }[] = [];
   private heldTimer: TimerHandle | undefined;
   private msgId = 0;
+  private readonly codec = new MessageCodec();
+  private readonly sent = new Map<number, { dest: NodeId; type: DataType; payload: Uint8Array }>();
+  /** our own messages whose first hop has not yet taken every fragment */
+  private readonly outgoing = new Map<number, { left: number; done: (taken: boolean) => void }>();
 
   constructor(host: DataPlaneHost) {
     this.host = host;
@@ -76,14 +87,27 @@ export class DataPlane {
     this.random = host.random;
   }
 
-  /** Sends a message to `dest`, fragmented; false if there is no route to it now. */
-  send(dest: NodeId, type: DataType, payload: Uint8Array): boolean {
-    if (!this.nextHop(nodeIdHex(dest))) {
+  /**
+   * Sends a message to `dest`, fragmented; false if there is no route to it now. `done`
+   * hears whether the first hop took every fragment (true) or the message was dropped here.
+   */
+  send(dest: NodeId, type: DataType, payload: Uint8Array, done?: (taken: boolean) => void, plain = false): boolean {
+    const destHex = nodeIdHex(dest);
+    if (!this.nextHop(destHex)) {
       this.counters.dropped.noRoute++;
       return false;
     }
     const msgId = this.msgId = (this.msgId + 1) >>> 0;
-    const parts = split(payload, this.host.fragmentBytes);
+    const envelope = type === 'ctxmiss' ? plainEnvelope(payload) : this.codec.encode(destHex, payload, plain);
+    if (type !== 'ctxmiss') {
+      this.sent.set(msgId, { dest, type, payload });
+      if (this.sent.size > SENT_KEPT) this.sent.delete(this.sent.keys().next().value!);
+    }
+    const parts = split(envelope, this.host.fragmentBytes);
+    if (done) {
+      this.outgoing.set(msgId, { left: parts.length, done });
+      if (this.outgoing.size > OUTGOING_TRACKED) this.settle(this.outgoing.keys().next().value!, false);
+    }
     parts.forEach((part, index) => this.forward({ origin: this.host.id, dest, msgId, index, count: parts.length, hopLimit: this.host.hopLimit, type, payload: part }));
     return true;
   }
@@ -95,6 +119,7 @@ export class DataPlane {
   }
 
   stop(): void {
+    for (const msgId of [...this.outgoing.keys()]) this.settle(msgId, false);
     for (const p of this.pending.values()) this.clock.clearTimeout(p.timer);
     this.pending.clear();
     this.waiting.clear();
@@ -106,6 +131,10 @@ export class DataPlane {
   private acknowledged(counter: number, pending: PendingFrame): void {
     this.clock.clearTimeout(pending.timer);
     this.pending.delete(counter);
+    if (this.isOwn(pending.fields)) {
+      const out = this.outgoing.get(pending.fields.msgId);
+      if (out && --out.left === 0) this.settle(pending.fields.msgId, true);
+    }
     this.neighbours.dataDelivered(pending.neighbourKey);
     this.nextFor(pending.neighbourKey, pending.bytes);
   }
@@ -122,10 +151,7 @@ export class DataPlane {
     if (destHex === this.idHex) {
       ack();
       const whole = this.reassembler.add(`${originHex}/${packet.msgId}`, packet.index, packet.count, packet.payload, now);
-      if (whole) {
-        this.counters.delivered++;
-        this.host.deliver({ type: packet.type, origin: packet.origin, originHex, payload: whole });
-      }
+      if (whole) this.arrived(packet, originHex, whole);
       return;
     }
     if (packet.hopLimit <= 1) {
@@ -134,10 +160,64 @@ export class DataPlane {
     }
     this.counters.forwarded++;
     const { kind: _k, sender: _s, epoch: _e, counter: _c, ...fields } = packet;
-    const sentOn = this.forward({ ...fields, hopLimit: packet.hopLimit - 1 });
+    // Never back where it came from: that neighbour routes through us (or has no route).
+    const sentOn = this.forward({ ...fields, hopLimit: packet.hopLimit - 1 }, false, neighbourKey);
     // On a radio the previous hop hears us relay the packet: that is its acknowledgement
     // (a passive ack), and saves a frame per hop. Otherwise, or if the relay waits, say so.
     if (sentOn !== linkIndex || !this.links[linkIndex]!.overhears) ack();
+  }
+
+  /** A whole message for this box: expanded, or (lacking its reference) asked for again. */
+  private arrived(packet: DataPacket, originHex: string, envelope: Uint8Array): void {
+    if (packet.type === 'ctxmiss') return this.resendPlain(envelope);
+    let expanded;
+    try {
+      expanded = this.codec.decode(originHex, envelope);
+    } catch (err) {
+      this.counters.rejected.malformed++;
+      this.host.log?.debug(`dropped a ${packet.type} message from ${originHex}: ${(err as MeshPacketError).message}`);
+      return;
+    }
+    if ('missingReference' in expanded) {
+      const ask = new Uint8Array(4);
+      new DataView(ask.buffer).setUint32(0, packet.msgId);
+      this.send(packet.origin, 'ctxmiss', ask);
+      return;
+    }
+    this.counters.delivered++;
+    this.host.deliver({ type: packet.type, origin: packet.origin, originHex, payload: expanded.message, compressed: expanded.compressed });
+  }
+
+  private isOwn(fields: DataFields): boolean {
+    return nodeIdHex(fields.origin) === this.idHex;
+  }
+
+  private dropped(fields: DataFields, why: 'noRoute' | 'unacknowledged'): void {
+    this.counters.dropped[why]++;
+    if (this.isOwn(fields)) this.settle(fields.msgId, false);
+  }
+
+  private settle(msgId: number, taken: boolean): void {
+    const out = this.outgoing.get(msgId);
+    if (!out) return;
+    this.outgoing.delete(msgId);
+    out.done(taken);
+  }
+
+  /** The destination of a message we sent lacked its reference: send it again uncompressed. */
+  private resendPlain(envelope: Uint8Array): void {
+    let ask: Uint8Array;
+    try {
+      ask = openPlainEnvelope(envelope);
+    } catch {
+      return;
+    }
+    if (ask.length !== 4) return;
+    const msgId = new DataView(ask.buffer, ask.byteOffset).getUint32(0);
+    const original = this.sent.get(msgId);
+    if (!original) return;
+    this.sent.delete(msgId);
+    this.send(original.dest, original.type, original.payload, undefined, true);
   }
 
   /** A data packet for another box, overheard on a radio: our next hop relaying what we sent is its ack. */
@@ -166,9 +246,10 @@ export class DataPlane {
   }
 
   /** Sends toward `dest`; returns the link it went out on now, or undefined if it waits or is dropped. */
-  private forward(fields: DataFields, rerouted = false, avoid?: string): number | undefined {
+  private forward(fields: DataFields, rerouted = false, cameFrom?: string, failed?: string): number | undefined {
+    const avoided = (n: Neighbour | undefined) => !n || n.key === cameFrom || n.key === failed;
     let neighbour = this.nextHop(nodeIdHex(fields.dest));
-    if ((!neighbour || neighbour.key === avoid) && fields.type === 'reading') {
+    if (avoided(neighbour) && fields.type === 'reading') {
       // A reading is for any uplink: with no way to the one its origin chose, take ours.
       const other = this.host.bestUplink();
       if (other && other.idHex !== nodeIdHex(fields.dest)) {
@@ -176,8 +257,8 @@ export class DataPlane {
         neighbour = this.nextHop(other.idHex);
       }
     }
-    if (!neighbour || neighbour.key === avoid) {
-      this.hold(fields);
+    if (!neighbour || avoided(neighbour)) {
+      this.hold(fields, cameFrom);
       return undefined;
     }
     // One frame in flight per neighbour: on a half-duplex radio, a second frame sent
@@ -185,15 +266,15 @@ export class DataPlane {
     if (this.inFlightTo.has(neighbour.key)) {
       const queue = this.waiting.get(neighbour.key) ?? [];
       if (queue.length >= 64) {
-        this.counters.dropped.noRoute++;
+        this.dropped(fields, 'noRoute');
         return undefined;
       }
-      queue.push({ fields, rerouted });
+      queue.push({ fields, rerouted, cameFrom });
       this.waiting.set(neighbour.key, queue);
       return undefined;
     }
     this.inFlightTo.add(neighbour.key);
-    this.transmit(fields, neighbour, 1, rerouted);
+    this.transmit(fields, neighbour, 1, rerouted, cameFrom);
     return neighbour.link;
   }
 
@@ -201,12 +282,9 @@ export class DataPlane {
    * No route now: keep the frame a little while a seqno request or an update finds one
    * (a few shortest hello intervals), then drop it; the origin sends again on its timeout.
    */
-  private hold(fields: DataFields): void {
-    if (this.held.length >= 64) {
-      this.held.shift();
-      this.counters.dropped.noRoute++;
-    }
-    this.held.push({ fields, until: this.clock.now() + 2 * this.timers.helloMinMs });
+  private hold(fields: DataFields, cameFrom: string | undefined): void {
+    if (this.held.length >= 64) this.dropped(this.held.shift()!.fields, 'noRoute');
+    this.held.push({ fields, until: this.clock.now() + 2 * this.timers.helloMinMs, cameFrom });
     if (!this.heldTimer) this.heldTimer = this.clock.setTimeout(() => this.retryHeld(), this.timers.helloMinMs / 2);
   }
 
@@ -216,9 +294,10 @@ export class DataPlane {
     const held = this.held.splice(0);
     for (const h of held) {
       const destHex = nodeIdHex(h.fields.dest);
-      if (this.nextHop(destHex) || (h.fields.type === 'reading' && this.host.bestUplink())) this.forward(h.fields, true);
+      const hop = this.nextHop(destHex) ?? (h.fields.type === 'reading' ? this.nextHop(this.host.bestUplink()?.idHex ?? '') : undefined);
+      if (hop && hop.key !== h.cameFrom) this.forward(h.fields, true, h.cameFrom);
       else if (h.until > now) this.held.push(h);
-      else this.counters.dropped.noRoute++;
+      else this.dropped(h.fields, 'noRoute');
     }
     if (this.held.length && !this.heldTimer) this.heldTimer = this.clock.setTimeout(() => this.retryHeld(), this.timers.helloMinMs / 2);
   }
@@ -239,13 +318,13 @@ export class DataPlane {
       this.inFlightTo.delete(neighbourKey);
       const next = queue.shift();
       if (!queue.length) this.waiting.delete(neighbourKey);
-      if (next) this.forward(next.fields, next.rerouted);
+      if (next) this.forward(next.fields, next.rerouted, next.cameFrom);
     };
     if (gap > 0) this.clock.setTimeout(send, gap * (1 + this.random() * 0.5));
     else send();
   }
 
-  private transmit(fields: DataFields, neighbour: Neighbour, tries: number, rerouted: boolean): void {
+  private transmit(fields: DataFields, neighbour: Neighbour, tries: number, rerouted: boolean, cameFrom: string | undefined): void {
     const { bytes, counter } = this.host.seal({ kind: 'data', ...fields });
     const link = this.links[neighbour.link]!;
     link.send(bytes, neighbour.address);
@@ -254,7 +333,7 @@ export class DataPlane {
     // The neighbour may be finishing a frame of its own before its ack goes out.
     const wait = this.timers.ackTimeoutMs + 3 * link.airtimeMs(bytes.length) + link.airtimeMs(40) + this.random() * 50;
     const timer = this.clock.setTimeout(() => this.unacknowledged(counter), wait);
-    this.pending.set(counter, { fields, neighbourKey: neighbour.key, tries, timer, rerouted, bytes: bytes.length });
+    this.pending.set(counter, { fields, cameFrom, neighbourKey: neighbour.key, tries, timer, rerouted, bytes: bytes.length });
   }
 
   private unacknowledged(counter: number): void {
@@ -267,7 +346,7 @@ export class DataPlane {
       const airtime = this.links[neighbour.link]!.airtimeMs(p.bytes);
       this.clock.setTimeout(() => {
         const still = this.neighbours.get(p.neighbourKey);
-        if (still) this.transmit(p.fields, still, p.tries + 1, p.rerouted);
+        if (still) this.transmit(p.fields, still, p.tries + 1, p.rerouted, p.cameFrom);
         else this.nextFor(p.neighbourKey, p.bytes);
       }, this.random() * airtime * 2 ** p.tries);
       return;
@@ -275,13 +354,13 @@ export class DataPlane {
     // The data plane says the link is gone before the hellos do: route around it now.
     this.neighbours.dataFailed(p.neighbourKey, 4 * this.timers.helloMinMs, !this.links[neighbour?.link ?? 0]!.overhears);
     this.host.reselect();
-    if (!p.rerouted) this.forward(p.fields, true, p.neighbourKey);
-    else this.counters.dropped.unacknowledged++;
+    if (!p.rerouted) this.forward(p.fields, true, p.cameFrom, p.neighbourKey);
+    else this.dropped(p.fields, 'unacknowledged');
     // What waited for this neighbour goes by the new route, or nowhere.
     const queued = this.waiting.get(p.neighbourKey) ?? [];
     this.waiting.delete(p.neighbourKey);
     this.inFlightTo.delete(p.neighbourKey);
-    for (const q of queued) this.forward(q.fields, true, p.neighbourKey);
+    for (const q of queued) this.forward(q.fields, true, q.cameFrom, p.neighbourKey);
   }
 
   private sendAck(linkIndex: number, to: string, acked: number): void {

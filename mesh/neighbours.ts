@@ -79,6 +79,11 @@ export class NeighbourTable {
       this.byKey.set(key, n);
     }
     const before = this.cost(n);
+    if (!appeared && seq === n.lastSeq) {
+      // A hello repeated in a probe: the neighbour is there, but it is not a new sample.
+      n.lastHeard = this.clock.now();
+      return n;
+    }
     const gap = Math.min(HISTORY, Math.max(1, (seq - n.lastSeq) & 0xffff));
     // Hellos already counted as missed by the deadline are not counted twice.
     const unseen = Math.max(0, gap - 1 - n.missesInARow);

@@ -20,6 +20,8 @@ export type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.
 
 const SEQREQ_HOLD_MS = 1000;
 const MAX_UPLINKS_PASSED_ON = 3;
+/** an uplink box in use is kept while its metric is within this factor of the best */
+const UPLINK_STICKINESS = 1.2;
 
 export const DEFAULT_TIMERS: MeshTimers = { helloMinMs: 250, helloMaxMs: 5000, updateMinMs: 500, updateMaxMs: 60_000, ackTimeoutMs: 150, helloMissesDown: 2 };
 
@@ -74,6 +76,7 @@ export class MeshNode {
   readonly controlTlvs: Record<string, number> = {};
   private ownSeqno = 0;
   private announcing: 'no' | 'node' | 'uplink' = 'no';
+  private uplinkInUse: string | undefined;
   private handler: ((message: MeshMessage) => void) | undefined;
   private running = false;
 
@@ -102,6 +105,7 @@ export class MeshNode {
       },
       reselect: () => this.reselect(),
       deliver: (message) => this.handler?.(message),
+      log: this.log,
     });
     // A request seen is not passed on again while an answer may still be travelling.
     this.seqreqsSeen = new RecentSet(1024, Math.max(SEQREQ_HOLD_MS, 8 * this.timers.helloMinMs));
@@ -143,13 +147,31 @@ export class MeshNode {
     this.updateTimer.reset();
   }
 
-  /** The best uplink box now, by metric. */
+  /**
+   * The uplink box this box sends to: the best by metric, but the one in use stays while
+   * it is not much worse, so that its compression reference, receipts and reverse routes
+   * stay with one box rather than following every wobble of the metrics.
+   */
   bestUplink(): { id: NodeId; idHex: string; metric: number; via: string } | undefined {
     let best: { id: NodeId; idHex: string; metric: number; via: string } | undefined;
+    let current: typeof best;
     for (const r of this.routes.allSelected()) {
-      if (r.uplink && (!best || r.total < best.metric)) best = { id: r.source, idHex: r.sourceHex, metric: r.total, via: r.via };
+      if (!r.uplink) continue;
+      const candidate = { id: r.source, idHex: r.sourceHex, metric: r.total, via: r.via };
+      if (!best || r.total < best.metric) best = candidate;
+      if (r.sourceHex === this.uplinkInUse) current = candidate;
     }
-    return best;
+    return current && best && current.metric <= best.metric * UPLINK_STICKINESS ? current : best;
+  }
+
+  /**
+   * Sends a reading to the uplink box chosen by bestUplink(), which stays in use; false if
+   * there is none. `done` hears whether the first hop took it.
+   */
+  sendToUplink(payload: Uint8Array, done?: (taken: boolean) => void): boolean {
+    const uplink = this.bestUplink();
+    this.uplinkInUse = uplink?.idHex;
+    return uplink !== undefined && this.data.send(uplink.id, 'reading', payload, done);
   }
 
   /** Sends a message to `dest`, fragmented; false if there is no route to it now. */
@@ -293,7 +315,7 @@ export class MeshNode {
   private neighbourChanged(n: Neighbour, appeared: boolean): void {
     if (appeared) {
       // A newcomer learns our routes at once, and we ask for its.
-      this.sendControl(n.link, [{ t: 'routereq' }], n.address);
+      this.sendControl(n.link, this.probeTlvs(n.link), n.address);
       this.answerRequest(n.link);
     }
     if (this.neighbours.cost(n) >= INFINITE_METRIC && this.neighbours.get(n.key)) {
@@ -302,7 +324,7 @@ export class MeshNode {
       const now = this.clock.now();
       if ((this.probed.get(n.key) ?? -Infinity) <= now - Math.max(4 * this.timers.helloMinMs, this.timers.helloMaxMs / 4)) {
         this.probed.set(n.key, now);
-        this.sendControl(n.link, [{ t: 'routereq' }], n.address);
+        this.sendControl(n.link, this.probeTlvs(n.link), n.address);
       }
     }
     if (!this.neighbours.get(n.key)) this.routes.dropVia(n.key);
@@ -321,7 +343,7 @@ export class MeshNode {
   }
 
   private reselect(only?: Set<string>): void {
-    const { changed, renewed, starved } = this.routes.select(this.clock.now(), (via) => {
+    const { changed, renewed, starved, stuck } = this.routes.select(this.clock.now(), (via) => {
       const n = this.neighbours.get(via);
       return n ? this.neighbours.cost(n) : INFINITE_METRIC;
     }, only);
@@ -347,6 +369,13 @@ export class MeshNode {
     const otherStarved = starved.filter((s) => !uplinkStarved.includes(s));
     if (uplinkStarved.length && !this.bestUplink()) this.askForSeqno(uplinkStarved[0]!);
     for (const sourceHex of otherStarved) this.askForSeqno(sourceHex);
+    // A route in use (ours, or one we pass on) stuck on a link that stopped carrying data,
+    // while a better one is unfeasible, asks for a new seqno too.
+    for (const sourceHex of stuck) {
+      const via = this.routes.selectedRoute(sourceHex)?.via;
+      const failing = via !== undefined && (this.neighbours.get(via)?.dataFailures ?? 0) > 0;
+      if (failing && (sourceHex === this.uplinkInUse || this.passedOn.has(sourceHex))) this.askForSeqno(sourceHex);
+    }
   }
 
   /** Sources this box passes on: every node source, and its nearest uplinks (hysteresis keeps the set stable). */
@@ -413,6 +442,18 @@ export class MeshNode {
       const tlv = this.updateTlv(sourceHex);
       if (tlv) tlvs.push(tlv);
     }
+    return tlvs;
+  }
+
+  /**
+   * A route request to one neighbour, with our last hello again (same seq, so it counts
+   * once) and our IHUs: a neighbour that restarted and does not know us yet can answer
+   * with an IHU at once instead of after our next hello, minutes away on a radio.
+   */
+  private probeTlvs(linkIndex: number): Tlv[] {
+    const tlvs: Tlv[] = [{ t: 'hello', seq: this.helloSeq[linkIndex]!, intervalMs: this.helloTimers[linkIndex]!.interval }];
+    for (const n of this.neighbours.onLink(linkIndex)) tlvs.push({ t: 'ihu', neighbour: n.id, rxcost: this.neighbours.rxcost(n) });
+    tlvs.push({ t: 'routereq' });
     return tlvs;
   }
 

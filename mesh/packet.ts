@@ -23,8 +23,8 @@ interface Header { sender: NodeId; epoch: number; counter: number }
 export interface ControlPacket extends Header { kind: 'control'; tlvs: Tlv[] }
 
 /** What a data packet carries: a signed reading toward an uplink, a receipt or a broker ack back. */
-export type DataType = 'reading' | 'receipt' | 'puback';
-const DATA_TYPES: DataType[] = ['reading', 'receipt', 'puback'];
+export type DataType = 'reading' | 'receipt' | 'ctxmiss';
+const DATA_TYPES: DataType[] = ['reading', 'receipt', 'ctxmiss'];
 
 export interface DataPacket extends Header {
   kind: 'data';

@@ -62,17 +62,20 @@ export class RouteTable {
 
   /**
    * Chooses the best feasible route for every source; returns the sources whose choice
-   * changed and those left without a feasible route while unfeasible ones exist (starved).
+   * changed, those left without a feasible route while unfeasible ones exist (starved),
+   * and those whose route is much worse than an unfeasible one (stuck).
    */
-  select(now: number, linkCost: (via: string) => number, only?: Iterable<string>): { changed: string[]; renewed: string[]; starved: string[] } {
+  select(now: number, linkCost: (via: string) => number, only?: Iterable<string>): { changed: string[]; renewed: string[]; starved: string[]; stuck: string[] } {
     const changed: string[] = [];
     const renewed: string[] = [];
     const starved: string[] = [];
+    const stuck: string[] = [];
     // Only the sources an update touched, when the caller knows them: a big mesh has many.
     const sources = only ? [...only].flatMap((s) => (this.routes.has(s) ? [[s, this.routes.get(s)!] as const] : [])) : [...this.routes];
     for (const [sourceHex, bySource] of sources) {
       let best: Selected | undefined;
       let anyUsable = false;
+      let bestUnfeasible = INFINITE_METRIC;
       const previousVia = this.selected.get(sourceHex)?.via;
       let current: Selected | undefined;
       for (const [via, route] of bySource) {
@@ -84,7 +87,10 @@ export class RouteTable {
         if (route.metric >= INFINITE_METRIC || cost >= INFINITE_METRIC) continue;
         const total = Math.min(INFINITE_METRIC - 1, route.metric + cost);
         anyUsable = true;
-        if (!this.feasible(sourceHex, route.seqno, route.metric)) continue;
+        if (!this.feasible(sourceHex, route.seqno, route.metric)) {
+          bestUnfeasible = Math.min(bestUnfeasible, total);
+          continue;
+        }
         const candidate = { ...route, total };
         if (via === previousVia) current = candidate;
         if (!best || total < best.total) best = candidate;
@@ -100,6 +106,9 @@ export class RouteTable {
       // Starved: a usable route exists but none is feasible. With no usable route at all, a
       // request would go nowhere; the next update brings one.
       if (!best && anyUsable) starved.push(sourceHex);
+      // Stuck: the route in use got much worse than one the feasibility condition forbids
+      // (RFC 8966 section 3.8.2.2): a new seqno from the source would free the better one.
+      else if (best && bestUnfeasible * 3 < best.total * 2) stuck.push(sourceHex);
       if (bySource.size === 0) this.routes.delete(sourceHex);
     }
     for (const sourceHex of only ?? [...this.selected.keys()]) {
@@ -108,7 +117,7 @@ export class RouteTable {
         changed.push(sourceHex);
       }
     }
-    return { changed, renewed, starved };
+    return { changed, renewed, starved, stuck };
   }
 
   selectedRoute(sourceHex: string): Selected | undefined {

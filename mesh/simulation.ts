@@ -6,11 +6,23 @@ import { SimMedium } from '../drivers/sim/medium.ts';
 import { SF7_BW250 } from '../drivers/sim/lora.ts';
 import { SeededRandom } from '../drivers/sim/random.ts';
 import { VirtualClock } from '../drivers/sim/virtual-clock.ts';
+import type { TimerHandle } from '../drivers/clock.ts';
 import { FloodNode } from './flooding.ts';
 import { MeshNode, type MeshTimers } from './node.ts';
 import { NODE_ID_BYTES } from './packet.ts';
 
 export type Topology = 'line' | 'ring' | 'grid' | 'random';
+
+/**
+ * What the boxes send: by default random bytes (which no compression shrinks); the agent
+ * passes real signed readings and gateway receipts.
+ */
+export interface SimTraffic {
+  /** reading number n (from 0) of box `origin` */
+  reading(origin: number, n: number): Uint8Array;
+  /** a receipt covering box `origin`'s readings up to number n */
+  receipt(origin: number, n: number): Uint8Array;
+}
 
 export interface SimOptions {
   nodes: number;
@@ -21,6 +33,7 @@ export interface SimOptions {
   readingIntervalS?: number;
   readingBytes?: number;
   rangeM?: number;
+  traffic?: SimTraffic;
 }
 
 export interface SimFigures {
@@ -43,19 +56,26 @@ export interface SimResult extends SimFigures {
   /** boxes with a radio path to an uplink (readings of the others are not counted) */
   reachable: number;
   baseline: SimFigures;
+  /** the mesh's transmissions per delivered reading, by kind: hop-by-hop data, hop acks, routing control */
+  frames_per_delivered: { data: number; ack: number; control: number };
   wall_s: number;
   speedup: number;
 }
 
 /** Radio-friendly timers: a LoRa channel has little room for control traffic. */
-export const LORA_TIMERS: MeshTimers = { helloMinMs: 4000, helloMaxMs: 120_000, updateMinMs: 8000, updateMaxMs: 600_000, ackTimeoutMs: 300, helloMissesDown: 4 };
+export const LORA_TIMERS: MeshTimers = { helloMinMs: 4000, helloMaxMs: 240_000, updateMinMs: 8000, updateMaxMs: 600_000, ackTimeoutMs: 300, helloMissesDown: 4 };
 const MESH_KEY = new Uint8Array(32).fill(7);
 const RECEIPT_BYTES = 150;
 /** A reading every five minutes: what a box with slow-changing sensors sends. */
 export const DEFAULT_READING_INTERVAL_S = 300;
-const RESEND_AFTER_MS = 60_000;
+/** an uplink box holds a receipt this long, so that it covers the readings that follow */
+const RECEIPT_HOLD_MS = 900_000;
+/** a reading no receipt covers is sent again after this (doubling each time) */
+const RESEND_AFTER_MS = RECEIPT_HOLD_MS + 120_000;
+/** a reading sent this long before an early receipt that does not cover it was lost */
+const GAP_GRACE_MS = 30_000;
 /** readings a box has in flight through the mesh at once */
-const MESH_WINDOW = 2;
+const MESH_WINDOW = 8;
 
 export function placeNodes(topology: Topology, n: number, range: number, random: SeededRandom): { x: number; y: number }[] {
   const step = range * 0.7;
@@ -131,14 +151,42 @@ class Ledger {
   }
 }
 
-function readingBytes(origin: number, n: number, size: number, random: SeededRandom): Uint8Array {
-  const bytes = random.bytes(size);
-  new DataView(bytes.buffer).setUint32(0, origin);
-  new DataView(bytes.buffer).setUint32(4, n);
-  return bytes;
+function randomTraffic(size: number, random: SeededRandom): SimTraffic {
+  const bytes = (origin: number, n: number, length: number) => {
+    const out = random.bytes(length);
+    new DataView(out.buffer).setUint32(0, origin);
+    new DataView(out.buffer).setUint32(4, n);
+    return out;
+  };
+  return { reading: (origin, n) => bytes(origin, n, size), receipt: (origin, n) => bytes(origin, n, RECEIPT_BYTES) };
 }
 
-const readingKey = (bytes: Uint8Array) => `${new DataView(bytes.buffer, bytes.byteOffset).getUint32(0)}/${new DataView(bytes.buffer, bytes.byteOffset).getUint32(4)}`;
+/** Which box and number the readings and receipts on the air stand for. */
+class Catalogue {
+  private readonly traffic: SimTraffic;
+  private readonly readings = new Map<string, { origin: number; n: number }>();
+  private readonly receipts = new Map<string, { origin: number; n: number }>();
+  constructor(traffic: SimTraffic) {
+    this.traffic = traffic;
+  }
+  reading(origin: number, n: number): { bytes: Uint8Array; key: string } {
+    const bytes = this.traffic.reading(origin, n);
+    this.readings.set(Buffer.from(bytes).toString('base64'), { origin, n });
+    return { bytes, key: `${origin}/${n}` };
+  }
+  readingKey(bytes: Uint8Array): string | undefined {
+    const r = this.readings.get(Buffer.from(bytes).toString('base64'));
+    return r && `${r.origin}/${r.n}`;
+  }
+  receipt(origin: number, n: number): Uint8Array {
+    const bytes = this.traffic.receipt(origin, n);
+    this.receipts.set(Buffer.from(bytes).toString('base64'), { origin, n });
+    return bytes;
+  }
+  receiptOf(bytes: Uint8Array): { origin: number; n: number } | undefined {
+    return this.receipts.get(Buffer.from(bytes).toString('base64'));
+  }
+}
 
 export function simulate(options: SimOptions): SimResult {
   const started = performance.now();
@@ -147,7 +195,7 @@ export function simulate(options: SimOptions): SimResult {
   const wall = (performance.now() - started) / 1000;
   return {
     nodes: options.nodes, topology: options.topology, seed: options.seed, seconds: options.seconds, uplinks: mesh.uplinks, generated: mesh.generated, reachable: mesh.reachable,
-    ...mesh.figures, baseline: baseline.figures, wall_s: Number(wall.toFixed(2)), speedup: Number(((2 * options.seconds) / wall).toFixed(1)),
+    ...mesh.figures, baseline: baseline.figures, frames_per_delivered: mesh.byKind, wall_s: Number(wall.toFixed(2)), speedup: Number(((2 * options.seconds) / wall).toFixed(1)),
   };
 }
 
@@ -174,41 +222,46 @@ function setUp(options: SimOptions) {
   };
 }
 
-function runMesh(options: SimOptions): { figures: SimFigures; uplinks: number; generated: number; reachable: number } {
+function runMesh(options: SimOptions): { figures: SimFigures; byKind: SimResult['frames_per_delivered']; uplinks: number; generated: number; reachable: number } {
   const { clock, medium, random, uplinks, links, endMs, windowFrom, windowTo, ledger, size, intervalMs, reachable } = setUp(options);
   const nodes = links.map((link, i) => new MeshNode({
     id: nodeIdFor(i, random), key: MESH_KEY, epoch: 1, clock, links: [link], timers: LORA_TIMERS, random: () => random.next(),
   }));
   let generated = 0;
+  const catalogue = new Catalogue(options.traffic ?? randomTraffic(size, random));
+  const gateway = new SimGateway();
   nodes.forEach((node, i) => {
     if (uplinks.has(i)) {
       node.announce('uplink');
-      node.onMessage((m) => {
-        if (m.type !== 'reading') return;
-        ledger.arrive(readingKey(m.payload), clock.now());
-        const receipt = new Uint8Array(RECEIPT_BYTES);
-        receipt.set(m.payload.subarray(0, 8));
-        node.send(m.origin, 'receipt', receipt);
-      });
+      serveAsUplink(node, clock, catalogue, ledger, gateway);
       return;
     }
     // The box's queue, as the agent keeps it: readings wait until a receipt covers them;
     // a few are in flight at once; a late one is sent again, waiting longer each time.
-    const queue = new Map<string, { bytes: Uint8Array; sentAt: number; tries: number }>();
+    const queue = new Map<number, { bytes: Uint8Array; sentAt: number; tries: number }>();
+    let lastCovered = -1;
     node.onMessage((m) => {
-      if (m.type === 'receipt') queue.delete(readingKey(m.payload));
+      const covered = m.type === 'receipt' ? catalogue.receiptOf(m.payload) : undefined;
+      if (!covered || covered.origin !== i) return;
+      for (const n of queue.keys()) if (n <= covered.n) queue.delete(n);
+      // The same receipt twice means the uplink box saw a reading arrive after a gap: what
+      // is still uncovered and was sent a while ago was lost, and goes again now.
+      if (covered.n === lastCovered) {
+        for (const entry of queue.values()) if (entry.tries > 0 && entry.sentAt < clock.now() - GAP_GRACE_MS) entry.sentAt = -Infinity;
+      }
+      lastCovered = covered.n;
+      pump();
     });
     let n = 0;
     const pump = () => {
-      const uplink = node.bestUplink();
-      if (!uplink) return;
+      if (!node.bestUplink()) return;
       let inFlight = 0;
       for (const entry of queue.values()) {
         if (inFlight >= MESH_WINDOW) break;
         inFlight++;
         const wait = RESEND_AFTER_MS * 2 ** Math.min(3, entry.tries - 1);
         if (entry.tries === 0 || entry.sentAt <= clock.now() - wait) {
-          if (node.send(uplink.id, 'reading', entry.bytes)) {
+          if (node.sendToUplink(entry.bytes)) {
             entry.sentAt = clock.now();
             entry.tries++;
           }
@@ -216,11 +269,11 @@ function runMesh(options: SimOptions): { figures: SimFigures; uplinks: number; g
       }
     };
     const tick = () => {
-      const bytes = readingBytes(i, n++, size, random);
+      const { bytes, key } = catalogue.reading(i, n);
       generated++;
       // A box with no radio path to any uplink cannot deliver by any protocol: not counted.
-      if (reachable.has(i)) ledger.make(readingKey(bytes), clock.now());
-      queue.set(readingKey(bytes), { bytes, sentAt: -Infinity, tries: 0 });
+      if (reachable.has(i)) ledger.make(key, clock.now());
+      queue.set(n++, { bytes, sentAt: -Infinity, tries: 0 });
       pump();
       clock.setTimeout(tick, intervalMs * (0.9 + 0.2 * random.next()));
     };
@@ -248,10 +301,12 @@ function runMesh(options: SimOptions): { figures: SimFigures; uplinks: number; g
   clock.runUntil(endMs);
   const windowS = (windowTo - windowFrom) / 1000;
   const f = ledger.figures();
+  const per = (k: 'data' | 'ack' | 'control') => round((during[k] - before[k]) / Math.max(1, f.delivered), 2);
   return {
     uplinks: uplinks.size,
     generated,
     reachable: reachable.size,
+    byKind: { data: per('data'), ack: per('ack'), control: per('control') },
     figures: {
       converged_s: converged,
       delivery_ratio: round(f.ratio, 4),
@@ -266,15 +321,19 @@ function runMesh(options: SimOptions): { figures: SimFigures; uplinks: number; g
 
 function runFlooding(options: SimOptions): { figures: SimFigures } {
   const { clock, medium, random, uplinks, links, endMs, windowFrom, windowTo, ledger, size, intervalMs, reachable } = setUp(options);
+  const catalogue = new Catalogue(options.traffic ?? randomTraffic(size, random));
   links.forEach((link, i) => {
     const node = new FloodNode({ id: nodeIdFor(i, random), link, clock, key: MESH_KEY, random: () => random.next() });
     node.uplink = uplinks.has(i);
-    node.onDelivered((_origin, payload) => ledger.arrive(readingKey(payload), clock.now()));
+    node.onDelivered((_origin, payload) => {
+      const key = catalogue.readingKey(payload);
+      if (key) ledger.arrive(key, clock.now());
+    });
     if (node.uplink) return;
     let n = 0;
     const tick = () => {
-      const bytes = readingBytes(i, n++, size, random);
-      if (reachable.has(i)) ledger.make(readingKey(bytes), clock.now());
+      const { bytes, key } = catalogue.reading(i, n++);
+      if (reachable.has(i)) ledger.make(key, clock.now());
       node.send(bytes);
       clock.setTimeout(tick, intervalMs * (0.9 + 0.2 * random.next()));
     };
@@ -300,11 +359,59 @@ function runFlooding(options: SimOptions): { figures: SimFigures } {
   };
 }
 
+/** The gateway behind every uplink box: per origin, the readings it holds and its frontier. */
+class SimGateway {
+  private readonly origins = new Map<number, { got: Set<number>; frontier: number }>();
+  /** Takes reading n of `origin`; says whether it was a duplicate, and the frontier after it. */
+  take(origin: number, n: number): { duplicate: boolean; frontier: number } {
+    let o = this.origins.get(origin);
+    if (!o) this.origins.set(origin, o = { got: new Set(), frontier: -1 });
+    const duplicate = n <= o.frontier || o.got.has(n);
+    o.got.add(n);
+    while (o.got.has(o.frontier + 1)) o.got.delete(++o.frontier);
+    return { duplicate, frontier: o.frontier };
+  }
+}
+
+/**
+ * An uplink box: it publishes what reaches it and passes the gateway's cumulative receipt
+ * back, held a while so that one receipt covers several readings, but sent at once when a
+ * reading shows that the origin missed the last one or that a reading is missing.
+ */
+function serveAsUplink(node: MeshNode, clock: VirtualClock, catalogue: Catalogue, ledger: Ledger, gateway: SimGateway): void {
+  const held = new Map<number, { id: Uint8Array; frontier: number; told: boolean; timer: TimerHandle | undefined }>();
+  const tell = (origin: number) => {
+    const o = held.get(origin)!;
+    clock.clearTimeout(o.timer);
+    o.timer = undefined;
+    if (o.frontier < 0) return;
+    o.told = true;
+    node.send(o.id, 'receipt', catalogue.receipt(origin, o.frontier));
+  };
+  node.onMessage((m) => {
+    const key = m.type === 'reading' ? catalogue.readingKey(m.payload) : undefined;
+    if (!key) return;
+    ledger.arrive(key, clock.now());
+    const [origin, n] = key.split('/').map(Number) as [number, number];
+    const { duplicate, frontier } = gateway.take(origin, n);
+    let o = held.get(origin);
+    if (!o) held.set(origin, o = { id: m.origin, frontier, told: false, timer: undefined });
+    o.frontier = frontier;
+    // An uncompressed reading: the origin holds no reference we confirmed, and a receipt
+    // carries the confirmation.
+    if (duplicate || frontier < n || !o.told || !m.compressed) tell(origin);
+    else if (!o.timer) o.timer = clock.setTimeout(() => tell(origin), RECEIPT_HOLD_MS);
+  });
+}
+
 function snapshot(nodes: MeshNode[], medium: SimMedium) {
   return {
     frames: medium.totals.frames,
     airtimeMs: medium.totals.airtimeMs,
     controlBytes: nodes.reduce((n, node) => n + node.counters.controlBytes, 0),
+    control: nodes.reduce((n, node) => n + node.counters.controlFrames, 0),
+    data: nodes.reduce((n, node) => n + node.counters.dataFrames, 0),
+    ack: nodes.reduce((n, node) => n + node.counters.ackFrames, 0),
   };
 }
 

@@ -22,6 +22,8 @@ export interface MeshMessage {
   origin: NodeId;
   originHex: string;
   payload: Uint8Array;
+  /** it came compressed: the sender holds a reference we confirmed */
+  compressed: boolean;
 }
 
 export interface MeshCounters {

@@ -61,6 +61,10 @@ test("a 5-box line: readings of box 4 reach Mosquitto through three relays, veri
   assert.equal(seqsOf(up.subscriber), Array.from({ length: 20 }, (_, i) => i));
   assert.ok(readings(up.subscriber).every((r) => r.valid && r.chain !== 'broken'), 'every reading verifies, chain unbroken');
   await until("box 4's queue emptied by receipts", async () => (await queuedSeqs(far)).length === 0, 20_000);
+  // The uplink box holds receipts: one answers several readings.
+  const relay = (await meshStatus(join(line, 'box0'))).relay;
+  assert.is(relay.relayed, 20);
+  assert.ok(relay.receiptsSent * 2 <= relay.relayed, `${relay.receiptsSent} receipts sent back for ${relay.relayed} readings`);
   const status = await meshStatus(far);
   const route = status.routes.find((r: { selected: boolean; uplink: boolean }) => r.selected && r.uplink);
   assert.ok(route, 'box 4 has a route to an uplink');

@@ -25,7 +25,9 @@ export interface VerifiedReceipt extends Receipt {
   valid: boolean;
 }
 
-export async function signReceipt(gateway: DeviceIdentity, sign: SignFunction, receipt: Receipt & { deviceKid: Uint8Array }): Promise<Uint8Array> {
+type ReceiptFields = Receipt & { deviceKid: Uint8Array };
+
+function receiptParts(gateway: DeviceIdentity, receipt: ReceiptFields): { protectedBytes: Uint8Array; payload: Uint8Array } {
   const protectedBytes = encodeCbor(new Map<number, unknown>([
     [HEADER.alg, gateway.scheme.coseAlg],
     [HEADER.contentType, CONTENT_FORMAT_CBOR],
@@ -37,7 +39,17 @@ export async function signReceipt(gateway: DeviceIdentity, sign: SignFunction, r
     [RECEIPT.hash, receipt.hash],
     [RECEIPT.time, Math.floor(receipt.time)],
   ]));
+  return { protectedBytes, payload };
+}
+
+export async function signReceipt(gateway: DeviceIdentity, sign: SignFunction, receipt: ReceiptFields): Promise<Uint8Array> {
+  const { protectedBytes, payload } = receiptParts(gateway, receipt);
   return encodeSign1(protectedBytes, payload, await sign(sigStructure(protectedBytes, payload)));
+}
+
+export function signReceiptSync(gateway: DeviceIdentity, sign: (toBeSigned: Uint8Array) => Uint8Array, receipt: ReceiptFields): Uint8Array {
+  const { protectedBytes, payload } = receiptParts(gateway, receipt);
+  return encodeSign1(protectedBytes, payload, sign(sigStructure(protectedBytes, payload)));
 }
 
 /** Throws CoseError for a malformed receipt; `valid` says whether the signature holds. */

@@ -1,6 +1,7 @@
 import { IopError } from '../errors.ts';
 import type { Command } from '../command.ts';
 import { simulate, type SimFigures, type Topology } from '../../mesh/simulation.ts';
+import { signedTraffic } from '../mesh/sim-traffic.ts';
 
 const TOPOLOGIES: Topology[] = ['line', 'ring', 'grid', 'random'];
 
@@ -22,11 +23,12 @@ export const simCommand: Command = {
   help: `      --nodes N         boxes (2 to 5000)
       --topology T      line, ring, grid or random (random: about 1 uplink box per 25)
       --seed S          repeatable runs (default 1)
-      --seconds T       simulated time, in virtual seconds (default 3600); the first third is warm-up
+      --seconds T       simulated time, in virtual seconds (default 7200); the first third is warm-up
       --interval S      seconds between a box's readings (default 300)
       --json            one JSON object
-Runs in accelerated virtual time; the same seed is run again with managed flooding
-(every box rebroadcasts unseen packets once, hop limit 3) as the baseline.`,
+Runs in accelerated virtual time with real signed readings and gateway receipts; the
+same seed is run again with managed flooding (every box rebroadcasts unseen packets
+once, hop limit 3) as the baseline.`,
   options: { nodes: { type: 'string' }, topology: { type: 'string' }, seed: { type: 'string' }, seconds: { type: 'string' }, interval: { type: 'string' }, json: { type: 'boolean' } },
   async run(context) {
     const v = context.values as Record<string, string | boolean | undefined>;
@@ -35,11 +37,12 @@ Runs in accelerated virtual time; the same seed is run again with managed floodi
     if (!TOPOLOGIES.includes(topology)) throw new IopError('USAGE', `--topology expects one of ${TOPOLOGIES.join(', ')}, got '${String(v.topology)}'`);
     const nodes = positiveInt(v.nodes as string, 'nodes', 0, 5000);
     if (nodes < 2) throw new IopError('USAGE', '--nodes expects at least 2');
+    const seed = positiveInt(v.seed as string | undefined, 'seed', 1, 2 ** 31);
+    const readingIntervalS = positiveInt(v.interval as string | undefined, 'interval', 300, 86_400);
     const result = simulate({
-      nodes, topology,
-      seed: positiveInt(v.seed as string | undefined, 'seed', 1, 2 ** 31),
-      seconds: positiveInt(v.seconds as string | undefined, 'seconds', 3600, 30 * 86_400),
-      readingIntervalS: positiveInt(v.interval as string | undefined, 'interval', 300, 86_400),
+      nodes, topology, seed, readingIntervalS,
+      seconds: positiveInt(v.seconds as string | undefined, 'seconds', 7200, 30 * 86_400),
+      traffic: signedTraffic(seed, readingIntervalS),
     });
     if (v.json) {
       context.stdout.write(`${JSON.stringify(result)}\n`);

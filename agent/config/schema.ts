@@ -76,8 +76,14 @@ const meshSchema = z.strictObject({
   announce: z.enum(['uplink', 'always']).default('uplink'),
   /** readings in flight through the mesh at once */
   window: z.number().int().min(1).max(64).default(4),
-  /** how long an uplink box has to answer for a reading before it is sent again */
-  ackTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+  /**
+   * An uplink box holds a relayed origin's receipt this long, so that one receipt covers
+   * the readings that follow (sent at once for a duplicate, a gap or a first reading).
+   * Alike on every box of a mesh: origins wait this long plus ackTimeoutMs for receipts.
+   */
+  receiptHoldMs: z.number().int().min(0).max(3_600_000).default(60_000),
+  /** beyond the hold, how long an origin waits for a receipt before sending again */
+  ackTimeoutMs: z.number().int().min(100).max(3_600_000).default(30_000),
   hopLimit: z.number().int().min(1).max(64).default(16),
   fragmentBytes: z.number().int().min(32).max(1100).default(180),
   timers: z.strictObject({

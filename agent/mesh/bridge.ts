@@ -1,10 +1,14 @@
 // The uplink box's side of relaying: readings that arrive through the mesh are checked
-// (signed by the origin the mesh names), published byte for byte on the origin's data
-// topic, answered with a 'puback' once the broker has them, and the gateway's receipts
-// for those origins travel back through the mesh.
-import { createHash } from 'node:crypto';
+// (signed by the origin the mesh names) and published byte for byte on the origin's data
+// topic; the gateway's receipts for those origins travel back through the mesh. A receipt
+// covers every reading up to its seq, so the bridge holds it a while (`holdMs`) and one
+// receipt answers several readings; it goes at once when the origin needs it now: the
+// first one, a reading sent again (the origin missed a receipt), a reading that came
+// uncompressed (the origin holds no reference we confirmed, and every message back
+// confirms one), or a receipt that stays behind a reading published a while ago (a gap).
 import type { MqttClient } from 'mqtt';
 import { identityFromId } from '../codec/identity.ts';
+import { verifyReceipt } from '../codec/receipt.ts';
 import { ReadingVerifier } from '../codec/verify.ts';
 import type { Logger } from '../log.ts';
 import { RateLimitedLog } from '../uplink/rate-limited-log.ts';
@@ -15,22 +19,36 @@ import { nodeIdHex } from '../../mesh/packet.ts';
 import { meshNodeId } from './setup.ts';
 
 const MAX_ORIGINS = 1024;
-const RECEIPT_COALESCE_MS = 300;
+/** a receipt behind a reading published this long ago means the readings between are missing */
+const GAP_GRACE_MS = 2000;
+
+interface Origin {
+  meshId: Uint8Array;
+  /** newest receipt from the gateway not yet sent to the origin */
+  held: { bytes: Uint8Array; seq: number } | undefined;
+  timer: NodeJS.Timeout | undefined;
+  /** seq of the last receipt sent to the origin */
+  toldSeq: number;
+  /** send the next receipt at once */
+  urgent: boolean;
+  lastPublished: { seq: number; at: number } | undefined;
+}
 
 export class UplinkBridge {
   private readonly node: MeshNode;
   private readonly session: MqttSession;
   private readonly log: Logger;
   private readonly errors: RateLimitedLog;
-  /** device id -> mesh node id of the boxes relayed for */
-  private readonly origins = new Map<string, Uint8Array>();
-  readonly counters = { relayed: 0, rejected: 0, receipts: 0 };
-  private readonly receiptsDue = new Map<string, Uint8Array>();
+  private readonly holdMs: number;
+  /** device id -> what the bridge knows of the box it relays for */
+  private readonly origins = new Map<string, Origin>();
+  readonly counters = { relayed: 0, rejected: 0, receipts: 0, receiptsSent: 0 };
 
-  constructor(node: MeshNode, session: MqttSession, log: Logger) {
+  constructor(node: MeshNode, session: MqttSession, log: Logger, holdMs: number) {
     this.node = node;
     this.session = session;
     this.log = log;
+    this.holdMs = holdMs;
     this.errors = new RateLimitedLog(log);
     session.on('connect', (client) => this.subscribeAll(client));
     session.on('message', (topic, payload) => this.onMqtt(topic, payload));
@@ -41,11 +59,13 @@ export class UplinkBridge {
     const client = this.session.current;
     if (!client) return;
     let device: string;
+    let seq: number;
     try {
       // A fresh verifier: the chain is the gateway's to judge; here only signature and origin.
       const reading = new ReadingVerifier().verify(message.payload);
       if (!reading.valid) throw new Error('signature does not verify');
       device = reading.device;
+      seq = reading.seq;
       const origin = meshNodeId(identityFromId(reading.device).publicKey);
       if (nodeIdHex(origin) !== message.originHex) throw new Error(`signed by device ${device}, whose mesh id is not the origin ${message.originHex}`);
     } catch (err) {
@@ -53,22 +73,33 @@ export class UplinkBridge {
       this.errors.error(`relayed reading from mesh node ${message.originHex} rejected: ${(err as Error).message}`);
       return;
     }
-    if (!this.origins.has(device)) {
-      if (this.origins.size >= MAX_ORIGINS) {
-        const [oldest] = this.origins.keys();
-        this.origins.delete(oldest!);
-        client.unsubscribe(deviceTopic(oldest!, 'ack'));
-      }
-      this.origins.set(device, message.origin);
+    let origin = this.origins.get(device);
+    if (!origin) {
+      if (this.origins.size >= MAX_ORIGINS) this.forget(client, this.origins.keys().next().value!);
+      origin = { meshId: message.origin, held: undefined, timer: undefined, toldSeq: -1, urgent: true, lastPublished: undefined };
+      this.origins.set(device, origin);
+      // The retained receipt on the ack topic comes at once: the origin's first answer.
       client.subscribe(deviceTopic(device, 'ack'), { qos: 1 });
       this.log.info(`relaying for device ${device} (mesh node ${message.originHex})`);
+    }
+    if (seq <= origin.toldSeq || !message.compressed) {
+      origin.urgent = true;
+      // The gateway answers a duplicate with the receipt it has; one we hold already covers it.
+      if (origin.held && origin.held.seq >= seq) this.sendReceipt(origin);
     }
     const payload = Buffer.from(message.payload.buffer, message.payload.byteOffset, message.payload.byteLength);
     client.publish(deviceTopic(device, 'data'), payload, { qos: 1 }, (err) => {
       if (err) return;
       this.counters.relayed++;
-      this.node.send(message.origin, 'puback', createHash('sha256').update(payload).digest());
+      if (!origin.lastPublished || seq > origin.lastPublished.seq) origin.lastPublished = { seq, at: Date.now() };
     });
+  }
+
+  private forget(client: MqttClient, device: string): void {
+    const origin = this.origins.get(device);
+    clearTimeout(origin?.timer);
+    this.origins.delete(device);
+    client.unsubscribe(deviceTopic(device, 'ack'));
   }
 
   private subscribeAll(client: MqttClient): void {
@@ -80,16 +111,35 @@ export class UplinkBridge {
     if (parsed?.kind !== 'ack') return;
     const origin = this.origins.get(parsed.device);
     if (!origin) return;
+    let seq: number;
+    try {
+      seq = verifyReceipt(payload).seq;
+    } catch (err) {
+      this.errors.error(`receipt for device ${parsed.device} is malformed: ${(err as Error).message}`);
+      return;
+    }
     this.counters.receipts++;
-    // A receipt covers everything up to its seq: when several come for one origin in a
-    // short while (a backlog draining), only the newest needs the radio.
-    const waiting = this.receiptsDue.get(parsed.device);
-    this.receiptsDue.set(parsed.device, new Uint8Array(payload));
-    if (waiting) return;
-    setTimeout(() => {
-      const newest = this.receiptsDue.get(parsed.device);
-      this.receiptsDue.delete(parsed.device);
-      if (newest) this.node.send(origin, 'receipt', newest);
-    }, RECEIPT_COALESCE_MS).unref();
+    if (origin.held && origin.held.seq > seq) return;
+    const gap = origin.lastPublished !== undefined && seq < origin.lastPublished.seq && Date.now() - origin.lastPublished.at >= GAP_GRACE_MS;
+    // Nothing new for the origin: unless it needs an answer now, there is nothing to send.
+    if (seq <= origin.toldSeq && !origin.urgent && !gap) return;
+    origin.held = { bytes: new Uint8Array(payload), seq };
+    if (origin.urgent || gap || this.holdMs === 0) {
+      this.sendReceipt(origin);
+      return;
+    }
+    origin.timer ??= setTimeout(() => this.sendReceipt(origin), this.holdMs).unref();
+  }
+
+  private sendReceipt(origin: Origin): void {
+    clearTimeout(origin.timer);
+    origin.timer = undefined;
+    const held = origin.held;
+    if (!held) return;
+    origin.held = undefined;
+    origin.urgent = false;
+    origin.toldSeq = Math.max(origin.toldSeq, held.seq);
+    this.counters.receiptsSent++;
+    this.node.send(origin.meshId, 'receipt', held.bytes);
   }
 }

@@ -17,6 +17,8 @@ import { MeshPublisher } from './mesh-publisher.ts';
 import { meshNodeId, nextMeshEpoch, readMeshKey } from './setup.ts';
 
 const CHECK_EVERY_MS = 250;
+/** a reading published this long before a receipt that does not cover it is taken as lost */
+const GAP_GRACE_MS = 5000;
 
 export interface MeshService {
   readonly node: MeshNode;
@@ -45,13 +47,12 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
     log: { debug: (m) => meshLog.debug(m), warn: (m) => meshLog.warn(m) },
   });
   const forwarder = uplink?.forwarder ?? createForwarder(options.uplinkConfig, options.stateDir, box, log);
-  const publisher = new MeshPublisher(node, config.ackTimeoutMs);
-  const bridge = uplink ? new UplinkBridge(node, uplink.session, meshLog) : undefined;
+  const publisher = new MeshPublisher(node);
+  const bridge = uplink ? new UplinkBridge(node, uplink.session, meshLog, config.receiptHoldMs) : undefined;
   node.onMessage((message) => {
     switch (message.type) {
       case 'reading': bridge?.onReading(message); break;
       case 'receipt': forwarder.onReceipt(message.payload); break;
-      case 'puback': publisher.puback(message.payload); break;
     }
   });
 
@@ -66,7 +67,7 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
     }
     const best = node.bestUplink();
     if (best && forwarder.attached !== publisher) {
-      forwarder.attach(publisher, config.window);
+      forwarder.attach(publisher, { window: config.window, receiptTimeoutMs: config.receiptHoldMs + config.ackTimeoutMs, gapGraceMs: GAP_GRACE_MS });
       meshLog.info(`no uplink of its own: readings go through the mesh to uplink box ${best.idHex}`);
     } else if (!best && forwarder.attached === publisher) {
       forwarder.detach();

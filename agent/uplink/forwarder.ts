@@ -47,6 +47,10 @@ export class Forwarder {
   private pumping = false;
   private resendTimer: NodeJS.Timeout | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
+  private receiptTimeoutMs: number;
+  /** when each reading not yet receipted was last published (mesh: a repeated receipt names the lost ones) */
+  private readonly publishedAt = new Map<number, number>();
+  private gapGraceMs: number | undefined;
   /** counters for status and tests */
   readonly counters = { published: 0, resent: 0, receipts: 0, rejectedReceipts: 0 };
 
@@ -56,14 +60,21 @@ export class Forwarder {
     this.errors = new RateLimitedLog(options.log);
     this.unreceiptedLimit = Math.max(options.window * 16, 256);
     this.window = options.window;
+    this.receiptTimeoutMs = options.ackTimeoutMs;
     this.acked = this.journal.acked();
     this.pubacked = this.acked;
   }
 
-  /** A connection is up: start from the oldest reading not yet acknowledged. */
-  attach(client: Publisher, window = this.options.window): void {
+  /**
+   * A connection is up: start from the oldest reading not yet acknowledged. Through the
+   * mesh, receipts are held by the uplink box (a longer `receiptTimeoutMs`), and the same
+   * receipt twice says the readings after it that were sent `gapGraceMs` ago were lost.
+   */
+  attach(client: Publisher, options: { window?: number; receiptTimeoutMs?: number; gapGraceMs?: number } = {}): void {
     this.client = client;
-    this.window = window;
+    this.window = options.window ?? this.options.window;
+    this.receiptTimeoutMs = options.receiptTimeoutMs ?? this.options.ackTimeoutMs;
+    this.gapGraceMs = options.gapGraceMs;
     this.generation++;
     this.inFlight = 0;
     this.completed.clear();
@@ -72,7 +83,7 @@ export class Forwarder {
     this.lastProgressMs = Date.now();
     clearInterval(this.resendTimer);
     if (this.options.ack === 'gateway') {
-      this.resendTimer = setInterval(() => this.checkReceipts(), Math.max(50, this.options.ackTimeoutMs / 4));
+      this.resendTimer = setInterval(() => this.checkReceipts(), Math.max(50, Math.min(this.receiptTimeoutMs / 4, 60_000)));
     }
     this.pump();
   }
@@ -112,6 +123,7 @@ export class Forwarder {
     }
     const { receipt } = check;
     this.counters.receipts++;
+    if (receipt.seq === this.acked) this.repeatedReceipt();
     if (receipt.seq <= this.acked) return;
     const head = this.journal.head();
     if (!head || receipt.seq > head.seq) {
@@ -130,6 +142,7 @@ export class Forwarder {
 
   private advance(seq: number): void {
     this.acked = seq;
+    for (const published of this.publishedAt.keys()) if (published <= seq) this.publishedAt.delete(published);
     this.lastProgressMs = Date.now();
     if (this.nextSeq <= seq) this.nextSeq = seq + 1;
     this.schedulePrune();
@@ -152,6 +165,17 @@ export class Forwarder {
     }
   }
 
+  private repeatedReceipt(): void {
+    if (this.gapGraceMs === undefined || !this.client || this.pubacked <= this.acked) return;
+    const from = this.firstUnacked();
+    const sentAt = this.publishedAt.get(from);
+    if (sentAt === undefined || Date.now() - sentAt < this.gapGraceMs || this.nextSeq <= from) return;
+    this.options.log.info(`the uplink box lacks seq ${from}: publishing again from there`);
+    this.counters.resent += this.pubacked - from + 1;
+    this.nextSeq = from;
+    this.pump();
+  }
+
   private firstUnacked(): number {
     const oldest = this.journal.oldest();
     return Math.max(this.acked + 1, oldest ?? this.acked + 1);
@@ -162,9 +186,9 @@ export class Forwarder {
       this.lastProgressMs = Date.now();
       return;
     }
-    if (Date.now() - this.lastProgressMs < this.options.ackTimeoutMs) return;
+    if (Date.now() - this.lastProgressMs < this.receiptTimeoutMs) return;
     const from = this.firstUnacked();
-    this.options.log.info(`no receipt for seq ${from}..${this.pubacked} within ${this.options.ackTimeoutMs} ms: publishing again`);
+    this.options.log.info(`no receipt for seq ${from}..${this.pubacked} within ${this.receiptTimeoutMs} ms: publishing again`);
     this.counters.resent += this.pubacked - from + 1;
     this.lastProgressMs = Date.now();
     this.nextSeq = from;
@@ -197,6 +221,8 @@ export class Forwarder {
     const generation = this.generation;
     this.inFlight++;
     this.counters.published++;
+    this.publishedAt.set(seq, Date.now());
+    if (this.publishedAt.size > this.unreceiptedLimit * 2) this.publishedAt.delete(this.publishedAt.keys().next().value!);
     client.publish(this.options.dataTopic, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { qos: 1 }, (err) => {
       if (generation !== this.generation) return; // a connection that is gone
       this.inFlight--;

@@ -95,7 +95,7 @@ export function meshBoxConfig(dir: string, name: string, interfaces: string[], e
     sampling: { intervalMs: extra.intervalMs ?? 3_600_000 },
     uplink: { broker: extra.broker ?? null, ackTimeoutMs: 3000, reconnectMinMs: 100, reconnectMaxMs: 500, ...extra.uplink },
     mesh: {
-      enabled: true, keyFile, ackTimeoutMs: 3000,
+      enabled: true, keyFile, ackTimeoutMs: 3000, receiptHoldMs: 2000,
       links: interfaces.map((i) => ({ type: 'udp', interface: i })),
       ...extra.mesh,
     },

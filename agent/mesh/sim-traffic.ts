@@ -1,0 +1,88 @@
+// What the boxes of `iop-agent sim` send: real signed readings, hash-chained, with the
+// five records of a box with the default sensors, and real gateway receipts. Their size
+// and their likeness from one reading to the next are what the mesh's compression sees.
+// Keys come from the seed, so a run is repeatable.
+import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
+import { messageHash, GENESIS_PREV } from '../codec/chain.ts';
+import { signSign1Sync } from '../codec/cose.ts';
+import { ED25519, identityFromPublicKey, type DeviceIdentity } from '../codec/identity.ts';
+import { signReceiptSync } from '../codec/receipt.ts';
+import { encodeSenmlPack } from '../codec/senml.ts';
+import { SeededRandom } from '../../sensors/random.ts';
+import type { SimTraffic } from '../../mesh/simulation.ts';
+
+/** PKCS#8 wrapping of a raw Ed25519 seed (RFC 8410). */
+const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+const START_TIME_S = 1_795_000_000;
+
+interface SimBox {
+  key: KeyObject;
+  identity: DeviceIdentity;
+  random: SeededRandom;
+  readings: Uint8Array[];
+  hashes: Uint8Array[];
+  temperature: number;
+  pulses: number;
+}
+
+function keyFrom(random: SeededRandom): { key: KeyObject; identity: DeviceIdentity } {
+  const key = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, random.bytes(32)]), format: 'der', type: 'pkcs8' });
+  const jwk = key.export({ format: 'jwk' });
+  return { key, identity: identityFromPublicKey(ED25519, new Uint8Array(Buffer.from(jwk.x!, 'base64url'))) };
+}
+
+export function signedTraffic(seed: number, intervalS: number): SimTraffic {
+  const boxes = new Map<number, SimBox>();
+  const gateway = keyFrom(new SeededRandom(seed ^ 0x5eed));
+  const receipts = new Map<string, Uint8Array>();
+
+  const box = (origin: number): SimBox => {
+    let b = boxes.get(origin);
+    if (!b) {
+      const random = new SeededRandom((seed * 7919 + origin) >>> 0);
+      boxes.set(origin, b = { ...keyFrom(random), random, readings: [], hashes: [], temperature: 12 + random.next() * 10, pulses: 0 });
+    }
+    return b;
+  };
+
+  const reading = (origin: number, n: number): Uint8Array => {
+    const b = box(origin);
+    while (b.readings.length <= n) {
+      const seq = b.readings.length;
+      b.temperature += (b.random.next() - 0.5) * 0.4;
+      const rate = Math.floor(b.random.next() * 4);
+      b.pulses += rate * intervalS;
+      const payload = encodeSenmlPack({
+        time: START_TIME_S + origin * 7 + seq * intervalS + b.random.next(),
+        records: [
+          { n: 'temperature', u: 'Cel', v: Math.fround(b.temperature) },
+          { n: 'humidity', u: '%RH', v: Math.round(40 + b.random.next() * 30) },
+          { n: 'pressure', u: 'Pa', v: Math.round(100_800 + b.random.next() * 900) },
+          { n: 'pulse/total', u: 'count', v: b.pulses },
+          { n: 'pulse/rate', u: '/s', v: rate },
+        ],
+      });
+      const header = { alg: ED25519.coseAlg, kid: b.identity.kid, seq, prev: seq ? b.hashes[seq - 1]! : GENESIS_PREV };
+      const bytes = signSign1Sync(header, payload, (tbs) => new Uint8Array(sign(null, tbs, b.key)));
+      b.readings.push(bytes);
+      b.hashes.push(messageHash(bytes));
+    }
+    return b.readings[n]!;
+  };
+
+  const receipt = (origin: number, n: number): Uint8Array => {
+    const id = `${origin}/${n}`;
+    let bytes = receipts.get(id);
+    if (!bytes) {
+      const b = box(origin);
+      reading(origin, n);
+      bytes = signReceiptSync(gateway.identity, (tbs) => new Uint8Array(sign(null, tbs, gateway.key)), {
+        device: b.identity.id, deviceKid: b.identity.kid, seq: n, hash: b.hashes[n]!, time: START_TIME_S + n * intervalS + 2,
+      });
+      receipts.set(id, bytes);
+    }
+    return bytes;
+  };
+
+  return { reading, receipt };
+}
