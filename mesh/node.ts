@@ -19,7 +19,7 @@ import type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.
 export type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
 
 const SEQREQ_HOLD_MS = 1000;
-const MAX_UPLINKS_PASSED_ON = 3;
+const MAX_UPLINKS_PASSED_ON = 5;
 /** an uplink box in use is kept while its metric is within this factor of the best */
 const UPLINK_STICKINESS = 1.2;
 
