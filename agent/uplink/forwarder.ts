@@ -28,6 +28,7 @@ export interface ForwarderOptions {
 }
 
 const PRUNE_EVERY_MS = 200;
+const RETRY_AFTER_ERROR_MS = 2000;
 
 export class Forwarder {
   private readonly options: ForwarderOptions;
@@ -47,6 +48,7 @@ export class Forwarder {
   private pumping = false;
   private resendTimer: NodeJS.Timeout | undefined;
   private pruneTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
   private receiptTimeoutMs: number;
   /** when each reading not yet receipted was last published (mesh: a repeated receipt names the lost ones) */
   private readonly publishedAt = new Map<number, number>();
@@ -92,6 +94,8 @@ export class Forwarder {
     this.client = undefined;
     this.generation++;
     clearInterval(this.resendTimer);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
   }
 
   /** A reading was stored. */
@@ -165,6 +169,20 @@ export class Forwarder {
     }
   }
 
+  /**
+   * A publish failed while still attached (through the mesh: dropped before the first hop
+   * took it): publish from that reading again after a pause, not at the receipt timeout.
+   */
+  private retryFrom(seq: number): void {
+    if (seq < this.nextSeq) this.nextSeq = Math.max(seq, this.firstUnacked());
+    if (this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.pump();
+    }, RETRY_AFTER_ERROR_MS);
+    this.retryTimer.unref();
+  }
+
   private repeatedReceipt(): void {
     if (this.gapGraceMs === undefined || !this.client || this.pubacked <= this.acked) return;
     const from = this.firstUnacked();
@@ -228,6 +246,7 @@ export class Forwarder {
       this.inFlight--;
       if (err) {
         this.errors.error(`publishing seq ${seq} failed: ${errorMessage(err)}`);
+        this.retryFrom(seq);
         return;
       }
       this.onPuback(seq);
