@@ -31,6 +31,14 @@ for (const [what, mesh, message] of cases) {
   });
 }
 
+test('a mesh box with broker acknowledgements is refused: readings through the mesh need gateway receipts', async () => {
+  const file = join(dir.path, 'broker-ack.json');
+  writeFileSync(file, JSON.stringify({ stateDir: join(dir.path, 'broker-ack'), uplink: { ack: 'broker' }, mesh: { enabled: true, keyFile: 'k', links: [{ type: 'udp', interface: 'lo' }] } }));
+  const result = await runCli(['config', '--config', file]);
+  assert.is(result.code, 2, result.stderr);
+  assert.match(result.stderr, /uplink\.ack: a mesh box deletes readings only on gateway receipts/);
+});
+
 test('a key file that is not 64 hex digits, and an interface that does not exist, stop run with exit 2 and say why', async () => {
   const badKey = join(dir.path, 'bad.key');
   writeFileSync(badKey, 'not a key\n', { mode: 0o600 });

@@ -132,6 +132,11 @@ export const configSchema = z.strictObject({
   if (config.mesh.enabled && config.mesh.keyFile === undefined) {
     ctx.addIssue({ code: 'custom', path: ['mesh', 'keyFile'], message: 'a mesh needs a key file (64 hex digits, e.g. from openssl rand -hex 32)' });
   }
+  if (config.mesh.enabled && config.uplink.ack === 'broker') {
+    // Through the mesh the broker's PUBACK reaches only the uplink box: the origin would
+    // delete readings the mesh may still lose.
+    ctx.addIssue({ code: 'custom', path: ['uplink', 'ack'], message: 'a mesh box deletes readings only on gateway receipts: expected gateway (and a gateway running)' });
+  }
   if (config.mesh.enabled && config.mesh.links.length === 0) {
     ctx.addIssue({ code: 'custom', path: ['mesh', 'links'], message: 'a mesh needs at least one link' });
   }
