@@ -70,7 +70,8 @@ export class DataPlane {
   private readonly inFlightTo = new Set<string>();
   private readonly held: { fields: DataFields; until: number; cameFrom: string | undefined }[] = [];
   private heldTimer: TimerHandle | undefined;
-  private msgId = 0;
+  /** starts anywhere: a box that restarts must not reuse ids that relays still remember as seen */
+  private msgId: number;
   private readonly codec = new MessageCodec();
   private readonly sent = new Map<number, { dest: NodeId; type: DataType; payload: Uint8Array }>();
   /** our own messages whose first hop has not yet taken every fragment */
@@ -85,6 +86,7 @@ export class DataPlane {
     this.counters = host.counters;
     this.timers = host.timers;
     this.random = host.random;
+    this.msgId = Math.floor(this.random() * 0x1_0000_0000) >>> 0;
   }
 
   /**
