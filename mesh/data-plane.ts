@@ -211,10 +211,12 @@ export class DataPlane {
     let ask: Uint8Array;
     try {
       ask = openPlainEnvelope(envelope);
-    } catch {
+      if (ask.length !== 4) throw new MeshPacketError(`ctxmiss of ${ask.length} bytes, expected a 4-byte message id`);
+    } catch (err) {
+      this.counters.rejected.malformed++;
+      this.host.log?.debug(`dropped a ctxmiss: ${(err as Error).message}`);
       return;
     }
-    if (ask.length !== 4) return;
     const msgId = new DataView(ask.buffer, ask.byteOffset).getUint32(0);
     const original = this.sent.get(msgId);
     if (!original) return;
