@@ -1,19 +1,22 @@
-// One box's mesh router: hellos and I-heard-yous on every link, Babel-style route
+// One box's mesh router: neighbours (from hellos, hellos.ts), Babel-style route
 // announcements for the boxes that offer an uplink (or announce themselves), seqno
-// requests when starved; the data plane (data-plane.ts) forwards over the routes chosen
-// here. Knows links and packets, nothing of MQTT.
+// requests when starved or stuck; the data plane (data-plane.ts) forwards over the routes
+// chosen here, and every packet leaves through the outbox (outbox.ts). Knows links and
+// packets, nothing of MQTT.
 import type { Clock, TimerHandle } from '../drivers/clock.ts';
 import type { Link, ReceivedFrame } from '../drivers/link.ts';
 import { RecentSet } from './fragments.ts';
 import { NeighbourTable, type Neighbour } from './neighbours.ts';
 import {
-  decodePacket, encodePacket, INFINITE_METRIC, MeshPacketError, nodeIdFromHex, nodeIdHex,
+  decodePacket, INFINITE_METRIC, MeshPacketError, nodeIdFromHex, nodeIdHex,
   type ControlPacket, type DataType, type NodeId, type Packet, type Tlv,
 } from './packet.ts';
 import { ReplayGuard } from './replay.ts';
 import { RouteTable, seqNewer } from './routes.ts';
 import { TrickleTimer } from './trickle.ts';
 import { DataPlane } from './data-plane.ts';
+import { Hellos } from './hellos.ts';
+import { Outbox } from './outbox.ts';
 import type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
 
 export type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
@@ -59,8 +62,8 @@ export class MeshNode {
   private readonly data: DataPlane;
   private readonly routes = new RouteTable();
   private readonly replay = new ReplayGuard();
-  private readonly helloSeq: number[];
-  private readonly helloTimers: TrickleTimer[];
+  private readonly outbox: Outbox;
+  private readonly hellos: Hellos;
   private readonly updateTimer: TrickleTimer;
   private readonly seqreqsSeen: RecentSet;
   private readonly triggered = new Set<string>();
@@ -71,9 +74,6 @@ export class MeshNode {
   private readonly requested = new Map<string, number>();
   private readonly answeredAt: number[] = [];
   private passedOn = new Set<string>();
-  private counter = 0;
-  /** control TLVs sent, by type */
-  readonly controlTlvs: Record<string, number> = {};
   private ownSeqno = 0;
   private announcing: 'no' | 'node' | 'uplink' = 'no';
   private uplinkInUse: string | undefined;
@@ -94,36 +94,36 @@ export class MeshNode {
     this.neighbours = new NeighbourTable(this.clock, {
       changed: (n, appeared) => this.neighbourChanged(n, appeared),
     }, { slackMs: (link) => 100 + 8 * this.links[link]!.airtimeMs(64), downAfterMisses: this.timers.helloMissesDown });
+    this.outbox = new Outbox({ id: this.id, key: this.key, epoch: this.epoch, links: this.links, counters: this.counters });
     this.data = new DataPlane({
       id: this.id, clock: this.clock, links: this.links, neighbours: this.neighbours, counters: this.counters,
       timers: this.timers, hopLimit: options.hopLimit ?? 16, fragmentBytes: options.fragmentBytes ?? 180, random: this.random,
       routeVia: (destHex) => this.routes.selectedRoute(destHex)?.via,
       bestUplink: () => this.bestUplink(),
-      seal: (packet) => {
-        const counter = this.nextCounter();
-        return { counter, bytes: encodePacket({ ...packet, sender: this.id, epoch: this.epoch, counter } as Packet, this.key) };
-      },
+      seal: (packet) => this.outbox.seal(packet),
       reselect: () => this.reselect(),
       deliver: (message) => this.handler?.(message),
       log: this.log,
     });
     // A request seen is not passed on again while an answer may still be travelling.
     this.seqreqsSeen = new RecentSet(1024, Math.max(SEQREQ_HOLD_MS, 8 * this.timers.helloMinMs));
-    this.helloSeq = this.links.map(() => Math.floor(this.random() * 0xffff));
-    this.helloTimers = this.links.map((_, i) => new TrickleTimer(this.clock, this.timers.helloMinMs, this.timers.helloMaxMs, (next) => this.sendHello(i, next), this.random));
+    this.hellos = new Hellos({
+      links: this.links.length, clock: this.clock, timers: this.timers, neighbours: this.neighbours, random: this.random,
+      send: (linkIndex, tlvs) => this.outbox.sendControl(linkIndex, tlvs),
+    });
     this.updateTimer = new TrickleTimer(this.clock, this.timers.updateMinMs, this.timers.updateMaxMs, () => this.sendFullUpdate(), this.random);
     this.links.forEach((link, i) => link.onReceive((frame) => this.receive(i, frame)));
   }
 
   start(): void {
     this.running = true;
-    for (const t of this.helloTimers) t.start();
+    this.hellos.start();
     this.updateTimer.start();
   }
 
   stop(): void {
     this.running = false;
-    for (const t of this.helloTimers) t.stop();
+    this.hellos.stop();
     this.updateTimer.stop();
     this.neighbours.stop();
     this.clock.clearTimeout(this.triggerTimer);
@@ -203,7 +203,7 @@ export class MeshNode {
         };
       }),
       counters: this.counters,
-      controlTlvs: this.controlTlvs,
+      controlTlvs: this.outbox.controlTlvs,
     };
   }
 
@@ -305,7 +305,7 @@ export class MeshNode {
       const via = this.neighbours.get(route.via);
       if (via) {
         this.requested.set(sourceHex, this.clock.now() + 8 * this.timers.helloMinMs);
-        this.sendControl(via.link, [{ ...tlv, hops: tlv.hops - 1 }], via.address);
+        this.outbox.sendControl(via.link, [{ ...tlv, hops: tlv.hops - 1 }], via.address);
       }
     }
   }
@@ -315,7 +315,7 @@ export class MeshNode {
   private neighbourChanged(n: Neighbour, appeared: boolean): void {
     if (appeared) {
       // A newcomer learns our routes at once, and we ask for its.
-      this.sendControl(n.link, this.probeTlvs(n.link), n.address);
+      this.outbox.sendControl(n.link, [...this.hellos.repeat(n.link), { t: 'routereq' }], n.address);
       this.answerRequest(n.link);
     }
     if (this.neighbours.cost(n) >= INFINITE_METRIC && this.neighbours.get(n.key)) {
@@ -324,7 +324,7 @@ export class MeshNode {
       const now = this.clock.now();
       if ((this.probed.get(n.key) ?? -Infinity) <= now - Math.max(4 * this.timers.helloMinMs, this.timers.helloMaxMs / 4)) {
         this.probed.set(n.key, now);
-        this.sendControl(n.link, this.probeTlvs(n.link), n.address);
+        this.outbox.sendControl(n.link, [...this.hellos.repeat(n.link), { t: 'routereq' }], n.address);
       }
     }
     if (!this.neighbours.get(n.key)) this.routes.dropVia(n.key);
@@ -339,7 +339,7 @@ export class MeshNode {
     const now = this.clock.now();
     if ((this.answeredAt[linkIndex] ?? -Infinity) > now - this.timers.helloMinMs) return;
     this.answeredAt[linkIndex] = now;
-    this.sendControl(linkIndex, [...this.helloTlvs(linkIndex, this.helloTimers[linkIndex]!.interval), ...this.routeTlvs()]);
+    this.outbox.sendControl(linkIndex, [...this.hellos.now(linkIndex), ...this.routeTlvs()]);
   }
 
   private reselect(only?: Set<string>): void {
@@ -395,7 +395,7 @@ export class MeshNode {
     if (!fd || !source) return;
     const tlv: Tlv = { t: 'seqreq', source, seqno: (fd.seqno + 1) & 0xffff, hops: this.hopLimit };
     this.requested.set(sourceHex, now + 8 * this.timers.helloMinMs);
-    this.links.forEach((_, i) => this.sendControl(i, [tlv]));
+    this.links.forEach((_, i) => this.outbox.sendControl(i, [tlv]));
   }
 
   private trigger(sourceHex: string): void {
@@ -406,7 +406,7 @@ export class MeshNode {
       this.triggerTimer = undefined;
       const tlvs = [...this.triggered].map((s) => this.updateTlv(s)).filter((t): t is Tlv => t !== undefined);
       this.triggered.clear();
-      if (tlvs.length) this.links.forEach((_, i) => this.sendControl(i, tlvs));
+      if (tlvs.length) this.links.forEach((_, i) => this.outbox.sendControl(i, tlvs));
     }, 5 + this.random() * 30);
   }
 
@@ -432,7 +432,7 @@ export class MeshNode {
     // unfeasible through metric noise become feasible again without a request.
     if (this.announcing !== 'no') this.ownSeqno = (this.ownSeqno + 1) & 0xffff;
     const tlvs = this.routeTlvs();
-    if (tlvs.length) this.links.forEach((_, i) => this.sendControl(i, tlvs));
+    if (tlvs.length) this.links.forEach((_, i) => this.outbox.sendControl(i, tlvs));
   }
 
   private routeTlvs(): Tlv[] {
@@ -443,62 +443,5 @@ export class MeshNode {
       if (tlv) tlvs.push(tlv);
     }
     return tlvs;
-  }
-
-  /**
-   * A route request to one neighbour, with our last hello again (same seq, so it counts
-   * once) and our IHUs: a neighbour that restarted and does not know us yet can answer
-   * with an IHU at once instead of after our next hello, minutes away on a radio.
-   */
-  private probeTlvs(linkIndex: number): Tlv[] {
-    const tlvs: Tlv[] = [{ t: 'hello', seq: this.helloSeq[linkIndex]!, intervalMs: this.helloTimers[linkIndex]!.interval }];
-    for (const n of this.neighbours.onLink(linkIndex)) tlvs.push({ t: 'ihu', neighbour: n.id, rxcost: this.neighbours.rxcost(n) });
-    tlvs.push({ t: 'routereq' });
-    return tlvs;
-  }
-
-  private helloTlvs(linkIndex: number, nextWithinMs: number): Tlv[] {
-    this.helloSeq[linkIndex] = (this.helloSeq[linkIndex]! + 1) & 0xffff;
-    const tlvs: Tlv[] = [{ t: 'hello', seq: this.helloSeq[linkIndex]!, intervalMs: nextWithinMs }];
-    for (const n of this.neighbours.onLink(linkIndex)) tlvs.push({ t: 'ihu', neighbour: n.id, rxcost: this.neighbours.rxcost(n) });
-    return tlvs;
-  }
-
-  private sendHello(linkIndex: number, nextWithinMs: number): void {
-    this.sendControl(linkIndex, this.helloTlvs(linkIndex, nextWithinMs));
-  }
-
-  /** Sends control TLVs on a link, split over as many packets as its MTU needs. */
-  private sendControl(linkIndex: number, tlvs: Tlv[], to?: string): void {
-    const link = this.links[linkIndex]!;
-    for (const t of tlvs) this.controlTlvs[t.t] = (this.controlTlvs[t.t] ?? 0) + 1;
-    let batch: Tlv[] = [];
-    const flush = () => {
-      if (!batch.length) return;
-      const bytes = this.encodeControl(batch, this.nextCounter());
-      link.send(bytes, to);
-      this.counters.controlFrames++;
-      this.counters.controlBytes += bytes.length;
-      batch = [];
-    };
-    for (const tlv of tlvs) {
-      batch.push(tlv);
-      if (this.encodeControl(batch, this.counter + 1).length > link.mtu) {
-        batch.pop();
-        flush();
-        batch.push(tlv);
-      }
-    }
-    flush();
-  }
-
-  private encodeControl(tlvs: Tlv[], counter: number): Uint8Array {
-    const packet: ControlPacket = { kind: 'control', sender: this.id, epoch: this.epoch, counter, tlvs };
-    return encodePacket(packet, this.key);
-  }
-
-  private nextCounter(): number {
-    this.counter++;
-    return this.counter;
   }
 }
