@@ -3,7 +3,7 @@
 // (sim-boxes.ts), measured over the middle of the run; the same seed is then run with
 // managed flooding for comparison.
 import { SimMedium } from '../drivers/sim/medium.ts';
-import { SF7_BW250 } from '../drivers/sim/lora.ts';
+import { SF7_BW250 } from '../drivers/radio/lora-airtime.ts';
 import { SeededRandom } from '../drivers/sim/random.ts';
 import { VirtualClock } from '../drivers/sim/virtual-clock.ts';
 import { FloodNode } from './flooding.ts';

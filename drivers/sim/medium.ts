@@ -3,7 +3,7 @@
 // (two frames overlapping at a receiver are both lost). Driven by a VirtualClock.
 import type { Clock } from '../clock.ts';
 import { emptyLinkStats, type Link, type LinkStats, type ReceivedFrame } from '../link.ts';
-import { loraAirtimeMs, SF9_BW250, type LoraProfile } from './lora.ts';
+import { loraAirtimeMs, SF9_BW250, type LoraProfile } from '../radio/lora-airtime.ts';
 import type { SeededRandom } from './random.ts';
 
 export interface MediumOptions {
