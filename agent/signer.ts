@@ -1,6 +1,6 @@
 // Makes the next message of the box's chain: sequence number one past the head,
-// prev = hash of the head message. The journal calls it inside the transaction that
-// stores the result, so the two cannot come apart.
+// prev = hash of the head message. The journal stores the result only if the head is
+// still the one signed against, in the transaction that moves the head.
 import { hash } from 'node:crypto';
 import { GENESIS_PREV, type ChainLink } from './codec/chain.ts';
 import { signSign1, signSign1Sync } from './codec/cose.ts';

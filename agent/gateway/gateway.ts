@@ -29,6 +29,8 @@ export type RejectReason = 'malformed' | 'too-large' | 'bad-signature' | 'unknow
 
 export interface GatewayCounters {
   accepted: number;
+  /** accepted after the chain had been walked over their gap (also in accepted) */
+  late: number;
   duplicate: number;
   receipts: number;
   missing: number;
@@ -51,7 +53,7 @@ export interface GatewayOptions {
 
 export class Gateway {
   readonly counters: GatewayCounters = {
-    accepted: 0, duplicate: 0, receipts: 0, missing: 0,
+    accepted: 0, late: 0, duplicate: 0, receipts: 0, missing: 0,
     rejected: { 'malformed': 0, 'too-large': 0, 'bad-signature': 0, 'unknown-device': 0, 'topic-mismatch': 0, 'broken-chain': 0, 'conflict': 0 },
   };
   private readonly options: GatewayOptions;
@@ -142,16 +144,21 @@ export class Gateway {
     results.forEach((result, i) => {
       const { identity, reading } = batch[i]!;
       if (result.outcome === 'duplicate') this.counters.duplicate++;
-      else if (result.outcome === 'conflict') this.reject('conflict', `seq ${reading.seq} of ${identity.id} differs from the one already accepted`);
+      else if (result.outcome === 'conflict') return this.reject('conflict', `seq ${reading.seq} of ${identity.id} differs from the one already accepted`);
+      else if (result.outcome === 'broken') return this.reject('broken-chain', `seq ${reading.seq} of ${identity.id} does not link to the readings held around it`);
       else this.counters.accepted++;
+      if (result.outcome === 'late') {
+        this.counters.late++;
+        this.log.info(`device ${identity.id}: seq ${reading.seq} came late and fills its gap`);
+      }
       this.afterStep(identity, result);
-      // A duplicate usually means the box missed a receipt: answer it again.
-      if (result.outcome !== 'new' || result.linked.length) this.scheduleReceipt(identity);
+      // Every stored reading changes what the receipt says; a duplicate usually means the
+      // box missed a receipt: answer it again.
+      this.scheduleReceipt(identity);
     });
   }
 
   private afterStep(identity: DeviceIdentity, result: Omit<AcceptResult, 'outcome'>): void {
-    for (const seq of result.broken) this.reject('broken-chain', `seq ${seq} of ${identity.id} does not link to seq ${seq - 1}`);
     if (result.missing) {
       this.counters.missing += result.missing;
       this.log.warn(`device ${identity.id}: ${result.missing} readings missing before seq ${result.linked.find((l) => l.chain === 'gap')?.seq ?? '?'}; chain continues after the gap`);
@@ -177,15 +184,15 @@ export class Gateway {
   }
 
   private async sendReceipt(identity: DeviceIdentity): Promise<void> {
-    const frontier = this.store.frontier(identity.id);
+    const ranges = this.store.heldRanges(identity.id);
     const client = this.session.current;
-    if (!frontier || !client) return;
+    if (!ranges.length || !client) return;
     try {
       const receipt = await signReceipt(this.options.identity, this.options.key.sign, {
-        deviceKid: identity.kid, device: identity.id, seq: frontier.seq, hash: frontier.hash, time: Date.now() / 1000,
+        deviceKid: identity.kid, device: identity.id, ranges, time: Date.now() / 1000,
       });
       // Retained: a box that was offline gets the latest receipt when it subscribes.
-      this.log.debug(`receipt for ${identity.id} through seq ${frontier.seq}`);
+      this.log.debug(`receipt for ${identity.id}: ${ranges.map((r) => `${r.first}..${r.last}`).join(', ')}`);
       await client.publishAsync(deviceTopic(identity.id, 'ack'), Buffer.from(receipt), { qos: 1, retain: true });
       this.counters.receipts++;
     } catch (err) {

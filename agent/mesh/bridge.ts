@@ -113,7 +113,7 @@ export class UplinkBridge {
     if (!origin) return;
     let seq: number;
     try {
-      seq = verifyReceipt(payload).seq;
+      seq = verifyReceipt(payload).highest;
     } catch (err) {
       this.errors.error(`receipt for device ${parsed.device} is malformed: ${(err as Error).message}`);
       return;

@@ -1,19 +1,23 @@
 // The journal: every signed message, in sequence order, in SQLite (WAL, synchronous
-// FULL). Signing and storing are one transaction: the sequence number and chain head
-// advance only together with the stored message, so a crash or power cut at any
-// moment neither reuses nor skips a sequence number. It is also the uplink queue:
-// messages leave it only when a receipt covers them, or, past the configured bound,
-// oldest first (counted as dropped).
+// FULL). A message is stored together with the new chain head in one transaction, so
+// the sequence number and chain head advance only with the stored message, and a crash
+// or power cut at any moment neither reuses nor skips a sequence number. It is also the
+// uplink queue: messages leave it only when a receipt covers them (each one exactly, so
+// the queue may have holes), or, past the configured bound, oldest first (counted as
+// dropped).
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { join } from 'node:path';
 import type { ChainLink } from '../codec/chain.ts';
 import type { DeviceIdentity } from '../codec/identity.ts';
 import type { DeviceKey } from '../identity/device-key.ts';
 import { IopError, errorMessage } from '../errors.ts';
-import { signNext } from '../signer.ts';
+import { bytesEqual } from '../codec/hex.ts';
+import { signNext, type SignedMessage } from '../signer.ts';
 
 export const STORE_FILE = 'store.db';
 const SCHEMA_VERSION = 1;
+/** Signing again because another process moved the head: this many times at most. */
+const MAX_SIGN_ATTEMPTS = 100;
 
 export interface StoredMessage {
   seq: number;
@@ -27,7 +31,7 @@ export interface JournalStats {
   oldest: number | undefined;
   /** seq of the last message signed, if any */
   head: number | undefined;
-  /** highest seq a receipt covered (-1 before the first) */
+  /** every message up to here was acknowledged or dropped (-1 before the first receipt) */
   acked: number;
   /** messages removed unacknowledged because the queue was full */
   dropped: number;
@@ -47,10 +51,17 @@ export class Journal {
     range: StatementSync;
     oldest: StatementSync;
     deleteThrough: StatementSync;
+    deleteRange: StatementSync;
+    dropOldest: StatementSync;
     meta: StatementSync;
     setMeta: StatementSync;
   };
-  /** Appends run one after another; each holds the write transaction while it signs. */
+  /**
+   * The writer queue: appends run one after another, because each waits for its
+   * signature. Every write transaction (append, removal) is synchronous, so none spans an
+   * await and the event loop orders them; a removal may run while an append waits for its
+   * signature, and does not touch the chain head the append builds on.
+   */
   private tail: Promise<unknown> = Promise.resolve();
   private readonly identity: DeviceIdentity;
   private readonly key: DeviceKey;
@@ -68,10 +79,13 @@ export class Journal {
       range: db.prepare('SELECT seq, message FROM messages WHERE seq >= ? ORDER BY seq LIMIT ?'),
       oldest: db.prepare('SELECT min(seq) AS seq FROM messages'),
       deleteThrough: db.prepare('DELETE FROM messages WHERE seq <= ?'),
+      deleteRange: db.prepare('DELETE FROM messages WHERE seq BETWEEN ? AND ?'),
+      dropOldest: db.prepare('DELETE FROM messages WHERE seq IN (SELECT seq FROM messages ORDER BY seq LIMIT ?)'),
       meta: db.prepare('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
     };
     this.checkIdentity();
+    this.countStored();
   }
 
   static open(stateDir: string, identity: DeviceIdentity, key: DeviceKey, options: JournalOptions = {}): Journal {
@@ -108,43 +122,93 @@ export class Journal {
     return run;
   }
 
+  /**
+   * Sign, then store, with no transaction open across the signature (a secure element may
+   * take tens of milliseconds). Crash safety: the signature is made from the head read
+   * before it, but nothing is written and nothing leaves this function until the message
+   * and the new head are committed in one transaction, which first checks that the head is
+   * still the one signed against. A crash before the commit leaves the head where it was
+   * and the signed message nowhere (its seq is signed again next time, and no copy of the
+   * first exists); a crash after it leaves both. Another process that moved the head in
+   * between (several on one state dir) makes the check fail: sign again on the new head.
+   */
   private async appendNow(payload: Uint8Array, nowMs: number): Promise<StoredMessage> {
-    // IMMEDIATE takes the write lock first, so another process on the same state dir
-    // waits instead of reading the same head and signing the same seq.
-    this.db.exec('BEGIN IMMEDIATE');
-    try {
-      const { seq, bytes, hash } = await signNext(this.key, this.identity, this.head(), payload);
-      this.statements.insert.run(seq, bytes, nowMs);
-      this.statements.setHead.run(this.identity.id, seq, hash);
-      this.dropBeyondBound(seq);
-      this.db.exec('COMMIT');
-      return { seq, bytes };
-    } catch (err) {
-      try { this.db.exec('ROLLBACK'); } catch { /* the failed statement may have ended the transaction */ }
-      if (err instanceof IopError) throw err;
-      throw storeError('cannot store message', err);
+    for (let attempt = 1; ; attempt++) {
+      const head = this.head();
+      let signed: SignedMessage;
+      try {
+        signed = await signNext(this.key, this.identity, head, payload);
+      } catch (err) {
+        if (err instanceof IopError) throw err;
+        throw storeError('cannot store message', err);
+      }
+      if (this.store(head, signed, nowMs)) return { seq: signed.seq, bytes: signed.bytes };
+      if (attempt >= MAX_SIGN_ATTEMPTS) throw new IopError('STORE', `cannot store message: the chain head moved ${attempt} times while signing (other processes signing on this state dir)`);
     }
   }
 
-  private dropBeyondBound(head: number): void {
-    const oldest = this.oldest();
-    if (oldest === undefined || head - oldest + 1 <= this.maxMessages) return;
-    const through = head - this.maxMessages;
-    this.statements.deleteThrough.run(through);
-    this.setMeta('dropped', this.meta('dropped', 0) + (through - oldest + 1));
+  /** Stores a message signed against `signedOn`, if that is still the head. */
+  private store(signedOn: ChainLink | undefined, signed: SignedMessage, nowMs: number): boolean {
+    // IMMEDIATE takes the write lock first, so another process cannot move the head
+    // between the check and the insert.
+    return this.write('cannot store message', () => {
+      const head = this.head();
+      if (head?.seq !== signedOn?.seq || (head && !bytesEqual(head.hash, signedOn!.hash))) return false;
+      this.statements.insert.run(signed.seq, signed.bytes, nowMs);
+      this.statements.setHead.run(this.identity.id, signed.seq, signed.hash);
+      this.setMeta('stored', this.meta('stored', 0) + 1);
+      this.dropBeyondBound();
+      return true;
+    });
   }
 
-  /** Removes every message up to and including `seq`: a receipt covered them. */
+  private dropBeyondBound(): void {
+    const excess = this.meta('stored', 0) - this.maxMessages;
+    if (excess <= 0) return;
+    const { changes } = this.statements.dropOldest.run(excess);
+    this.setMeta('stored', this.meta('stored', 0) - Number(changes));
+    this.setMeta('dropped', this.meta('dropped', 0) + Number(changes));
+  }
+
+  /** Removes every message up to and including `seq`: the broker acknowledged them. */
   removeThrough(seq: number): void {
     if (seq <= this.acked()) return;
+    this.write('cannot remove acknowledged messages', () => {
+      this.forget(this.statements.deleteThrough.run(seq).changes);
+      this.setMeta('acked', Math.max(seq, this.acked()));
+    });
+  }
+
+  /**
+   * Removes exactly the messages in these ranges (a receipt covered them, checked by the
+   * caller) and returns how many were stored.
+   */
+  removeRanges(ranges: readonly { first: number; last: number }[]): number {
+    return this.write('cannot remove acknowledged messages', () => {
+      let removed = 0;
+      for (const r of ranges) removed += Number(this.statements.deleteRange.run(r.first, r.last).changes);
+      this.forget(removed);
+      return removed;
+    });
+  }
+
+  /** Counts removed messages; `acked` rises to just below the oldest message still held. */
+  private forget(removed: number | bigint): void {
+    this.setMeta('stored', this.meta('stored', 0) - Number(removed));
+    const below = this.oldest() ?? (this.head()?.seq ?? -1) + 1;
+    if (Number(removed) > 0 && below - 1 > this.acked()) this.setMeta('acked', below - 1);
+  }
+
+  private write<T>(what: string, body: () => T): T {
     try {
       this.db.exec('BEGIN IMMEDIATE');
-      this.statements.deleteThrough.run(seq);
-      this.setMeta('acked', seq);
+      const result = body();
       this.db.exec('COMMIT');
+      return result;
     } catch (err) {
-      try { this.db.exec('ROLLBACK'); } catch { /* already ended */ }
-      throw storeError('cannot remove acknowledged messages', err);
+      try { this.db.exec('ROLLBACK'); } catch { /* the failed statement may have ended the transaction */ }
+      if (err instanceof IopError) throw err;
+      throw storeError(what, err);
     }
   }
 
@@ -171,11 +235,26 @@ export class Journal {
     return this.meta('acked', -1);
   }
 
-  /** Stored messages form one run from oldest to head, so counting needs no scan. */
+  /** Kept as a counter beside the messages: receipts leave holes, and a scan of a large queue is slow. */
   count(): number {
-    const oldest = this.oldest();
-    const head = this.head();
-    return oldest === undefined || head === undefined ? 0 : head.seq - oldest + 1;
+    return this.meta('stored', 0);
+  }
+
+  /** A store from before the counter holds one run from oldest to head. */
+  private countStored(): void {
+    if (this.statements.meta.get('stored')) return;
+    this.write('cannot count stored messages', () => {
+      if (this.statements.meta.get('stored')) return;
+      const oldest = this.oldest();
+      const head = this.head();
+      this.setMeta('stored', oldest === undefined || head === undefined ? 0 : head.seq - oldest + 1);
+    });
+  }
+
+  /** The message stored at `seq`, if any. */
+  get(seq: number): StoredMessage | undefined {
+    const [message] = this.batch(seq, 1);
+    return message?.seq === seq ? message : undefined;
   }
 
   stats(): JournalStats {

@@ -1,10 +1,12 @@
 // Moves signed readings from the journal to the broker, in sequence order, and
 // removes them from the journal only when they are acknowledged: by a gateway
-// receipt (default) or by the broker's PUBACK (deployments without a gateway).
-// Readings published but not receipted in time are published again; the gateway
-// drops duplicates.
+// receipt (default), each reading exactly as the receipt covers it, or by the broker's
+// PUBACK (deployments without a gateway). Readings published but not receipted in time
+// are published again; the gateway drops duplicates.
 import { bytesEqual } from '../codec/hex.ts';
-import { messageHash } from '../codec/chain.ts';
+import { messageHash, type ChainLink } from '../codec/chain.ts';
+import { parseSign1 } from '../codec/cose.ts';
+import type { ReceiptRange, VerifiedReceipt } from '../codec/receipt.ts';
 import type { Journal } from '../store/journal.ts';
 import type { Logger } from '../log.ts';
 import { errorMessage } from '../errors.ts';
@@ -127,30 +129,67 @@ export class Forwarder {
     }
     const { receipt } = check;
     this.counters.receipts++;
-    if (receipt.seq === this.acked) this.repeatedReceipt();
-    if (receipt.seq <= this.acked) return;
     const head = this.journal.head();
-    if (!head || receipt.seq > head.seq) {
+    if (!head || receipt.highest > head.seq) {
       this.counters.rejectedReceipts++;
-      this.errors.error(`receipt for seq ${receipt.seq} but this box has signed only up to ${head?.seq ?? 'none'}: ignored`);
+      this.errors.error(`receipt for seq ${receipt.highest} but this box has signed only up to ${head?.seq ?? 'none'}: ignored`);
       return;
     }
-    const [stored] = this.journal.batch(receipt.seq, 1);
-    if (stored && stored.seq === receipt.seq && !bytesEqual(messageHash(stored.bytes), receipt.hash)) {
-      this.counters.rejectedReceipts++;
-      this.errors.error(`receipt for seq ${receipt.seq} names another message than this box sent: ignored`);
+    const covered = this.coveredRanges(receipt, head);
+    if (!covered) return;
+    let freed = 0;
+    try {
+      freed = covered.length ? this.journal.removeRanges(covered) : 0;
+    } catch (err) {
+      this.errors.error(errorMessage(err));
       return;
     }
-    this.advance(receipt.seq);
+    for (const published of this.publishedAt.keys()) if (covered.some((r) => r.first <= published && published <= r.last)) this.publishedAt.delete(published);
+    const acked = this.journal.acked();
+    if (acked > this.acked) {
+      this.acked = acked;
+      this.lastProgressMs = Date.now();
+    }
+    // Through the mesh, a receipt that frees nothing (the same one again) or covers readings
+    // after one still held says the uplink box lacks that one.
+    if (freed === 0 || receipt.highest > this.firstUnacked()) this.repeatedReceipt();
+    this.pump();
   }
 
-  private advance(seq: number): void {
-    this.acked = seq;
-    for (const published of this.publishedAt.keys()) if (published <= seq) this.publishedAt.delete(published);
-    this.lastProgressMs = Date.now();
-    if (this.nextSeq <= seq) this.nextSeq = seq + 1;
-    this.schedulePrune();
-    this.pump();
+  /**
+   * The receipt's runs that may free readings: each one checked against this box's own
+   * chain. A run's last hash vouches for the whole run (the gateway holds only linked
+   * runs), so it is compared with this box's hash at that seq: from the reading itself,
+   * the head, or the prev of the reading after it. A run this box cannot check frees
+   * nothing; a run that names another message rejects the receipt.
+   */
+  private coveredRanges(receipt: VerifiedReceipt, head: ChainLink): ReceiptRange[] | undefined {
+    const covered: ReceiptRange[] = [];
+    for (const range of receipt.ranges) {
+      const [held] = this.journal.batch(range.first, 1);
+      if (!held || held.seq > range.last) continue; // nothing of it left here
+      const own = this.ownHash(range.last, head);
+      if (!own) {
+        this.errors.error(`receipt run ${range.first}..${range.last}: this box no longer has seq ${range.last} to check it against; keeping its readings`);
+        continue;
+      }
+      if (!bytesEqual(own, range.hash)) {
+        this.counters.rejectedReceipts++;
+        this.errors.error(`receipt for seq ${range.last} names another message than this box sent: ignored`);
+        return undefined;
+      }
+      covered.push(range);
+    }
+    return covered;
+  }
+
+  /** This box's hash of its reading `seq`, if it can still tell. */
+  private ownHash(seq: number, head: ChainLink): Uint8Array | undefined {
+    if (seq === head.seq) return head.hash;
+    const [next] = this.journal.batch(seq, 2);
+    if (next?.seq === seq) return messageHash(next.bytes);
+    const after = next?.seq === seq + 1 ? next : undefined;
+    return after ? parseSign1(after.bytes).header.prev : undefined;
   }
 
   private schedulePrune(): void {
@@ -256,13 +295,17 @@ export class Forwarder {
   }
 
   private onPuback(seq: number): void {
-    this.completed.add(seq);
-    while (this.completed.delete(this.pubacked + 1)) this.pubacked++;
-    if (this.completed.size > 0) {
-      // Readings dropped from a full queue while in flight leave holes no PUBACK fills.
-      const oldest = this.journal.oldest();
-      if (oldest !== undefined && oldest > this.pubacked + 1) this.pubacked = oldest - 1;
+    if (seq > this.pubacked) this.completed.add(seq);
+    for (;;) {
       while (this.completed.delete(this.pubacked + 1)) this.pubacked++;
+      if (this.completed.size === 0) break;
+      // Holes no PUBACK fills: readings dropped from a full queue, or freed by a receipt,
+      // before this connection published them.
+      const [held] = this.journal.batch(this.pubacked + 1, 1);
+      const upTo = held ? held.seq - 1 : Math.max(...this.completed);
+      if (upTo <= this.pubacked) break;
+      this.pubacked = upTo;
+      for (const done of this.completed) if (done <= upTo) this.completed.delete(done);
     }
     if (this.options.ack === 'broker' && this.pubacked > this.acked) {
       this.acked = this.pubacked;
