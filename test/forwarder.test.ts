@@ -1,6 +1,7 @@
 // The forwarder through the mesh: a reading the mesh dropped before the first hop took it
 // goes again soon, and a receipt that comes twice while later readings are out makes it
-// publish again from the first one the uplink box lacks.
+// publish again from the first one the uplink box lacks. And what receipts may delete:
+// exactly the runs they name, each checked against the box's own chain.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { generateKeyPairSync, sign } from 'node:crypto';
@@ -12,7 +13,7 @@ import { openBox } from '../agent/box.ts';
 import { silentLogger } from '../agent/log.ts';
 import { createForwarder } from '../agent/uplink/uplink.ts';
 import type { Publisher } from '../agent/uplink/forwarder.ts';
-import { signReceiptSync } from '../agent/codec/receipt.ts';
+import { signReceiptSync, type ReceiptRange } from '../agent/codec/receipt.ts';
 import { ED25519, identityFromPublicKey } from '../agent/codec/identity.ts';
 import { messageHash } from '../agent/codec/chain.ts';
 
@@ -76,6 +77,63 @@ test('the same receipt twice: publish again from the first reading it does not c
   forwarder.onReceipt(receipt);
   await until('seq 2 to 4 published again', () => mesh.published.length === 8);
   assert.is(forwarder.counters.resent, 3);
+  forwarder.stop();
+  box.journal.close();
+});
+
+/** A gateway key of the test's own, and receipts it signs for a box. */
+function testGateway() {
+  const key = generateKeyPairSync('ed25519');
+  const identity = identityFromPublicKey(ED25519, new Uint8Array(Buffer.from(key.publicKey.export({ format: 'jwk' }).x!, 'base64url')));
+  return (box: { identity: { id: string; kid: Uint8Array } }, ranges: ReceiptRange[]) => signReceiptSync(identity, (tbs) => new Uint8Array(sign(null, tbs, key.privateKey)), {
+    device: box.identity.id, deviceKid: box.identity.kid, ranges, time: Date.now() / 1000,
+  });
+}
+
+const seqs = (box: { journal: { messages(): Iterable<{ seq: number }> } }) => [...box.journal.messages()].map((m) => m.seq);
+
+test('a receipt frees exactly the runs it names; a run naming another message rejects the receipt', async () => {
+  const { box, forwarder } = await boxWithReadings('runs', 10);
+  const receipt = testGateway();
+  const hashOf = (seq: number) => messageHash(box.journal.get(seq)!.bytes);
+  const forged = receipt(box, [{ first: 0, last: 2, hash: hashOf(2) }, { first: 4, last: 6, hash: hashOf(5) }]);
+  forwarder.onReceipt(forged);
+  assert.equal(seqs(box), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'nothing deleted');
+  assert.is(forwarder.counters.rejectedReceipts, 1);
+  forwarder.onReceipt(receipt(box, [{ first: 0, last: 2, hash: hashOf(2) }, { first: 4, last: 9, hash: hashOf(9) }]));
+  assert.equal(seqs(box), [3]);
+  assert.is(box.journal.stats().acked, 2);
+  assert.is(box.journal.count(), 1);
+  forwarder.stop();
+  box.journal.close();
+});
+
+test('a run whose last reading the box no longer holds is checked against what it still has', async () => {
+  const { box, forwarder } = await boxWithReadings('checked', 10);
+  const receipt = testGateway();
+  const hashes = new Map([...box.journal.messages()].map((m) => [m.seq, messageHash(m.bytes)]));
+  forwarder.onReceipt(receipt(box, [{ first: 5, last: 7, hash: hashes.get(7)! }]));
+  assert.equal(seqs(box), [0, 1, 2, 3, 4, 8, 9]);
+  // seq 7 is gone: its hash is the prev of seq 8, so a wrong one still shows...
+  forwarder.onReceipt(receipt(box, [{ first: 0, last: 7, hash: hashes.get(6)! }]));
+  assert.equal(seqs(box), [0, 1, 2, 3, 4, 8, 9], 'a run ending on a wrong hash deletes nothing');
+  assert.is(forwarder.counters.rejectedReceipts, 1);
+  // ...and the right one frees the rest of the run.
+  forwarder.onReceipt(receipt(box, [{ first: 0, last: 7, hash: hashes.get(7)! }]));
+  assert.equal(seqs(box), [8, 9]);
+  forwarder.stop();
+  box.journal.close();
+});
+
+test('a run the box cannot check against its own chain deletes nothing', async () => {
+  const { box, forwarder } = await boxWithReadings('unchecked', 10);
+  const receipt = testGateway();
+  const hashes = new Map([...box.journal.messages()].map((m) => [m.seq, messageHash(m.bytes)]));
+  forwarder.onReceipt(receipt(box, [{ first: 5, last: 8, hash: hashes.get(8)! }]));
+  assert.equal(seqs(box), [0, 1, 2, 3, 4, 9]);
+  // Neither seq 6 nor seq 7 is held any more: this box cannot tell what a run ending at 6 holds.
+  forwarder.onReceipt(receipt(box, [{ first: 3, last: 6, hash: hashes.get(6)! }]));
+  assert.equal(seqs(box), [0, 1, 2, 3, 4, 9]);
   forwarder.stop();
   box.journal.close();
 });
