@@ -50,6 +50,7 @@ export class Journal {
     insert: StatementSync;
     range: StatementSync;
     oldest: StatementSync;
+    firstFrom: StatementSync;
     deleteThrough: StatementSync;
     deleteRange: StatementSync;
     dropOldest: StatementSync;
@@ -78,6 +79,7 @@ export class Journal {
       insert: db.prepare('INSERT INTO messages (seq, message, created_ms) VALUES (?, ?, ?)'),
       range: db.prepare('SELECT seq, message FROM messages WHERE seq >= ? ORDER BY seq LIMIT ?'),
       oldest: db.prepare('SELECT min(seq) AS seq FROM messages'),
+      firstFrom: db.prepare('SELECT min(seq) AS seq FROM messages WHERE seq >= ?'),
       deleteThrough: db.prepare('DELETE FROM messages WHERE seq <= ?'),
       deleteRange: db.prepare('DELETE FROM messages WHERE seq BETWEEN ? AND ?'),
       dropOldest: db.prepare('DELETE FROM messages WHERE seq IN (SELECT seq FROM messages ORDER BY seq LIMIT ?)'),
@@ -85,7 +87,6 @@ export class Journal {
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
     };
     this.checkIdentity();
-    this.countStored();
   }
 
   static open(stateDir: string, identity: DeviceIdentity, key: DeviceKey, options: JournalOptions = {}): Journal {
@@ -156,25 +157,25 @@ export class Journal {
       if (head?.seq !== signedOn?.seq || (head && !bytesEqual(head.hash, signedOn!.hash))) return false;
       this.statements.insert.run(signed.seq, signed.bytes, nowMs);
       this.statements.setHead.run(this.identity.id, signed.seq, signed.hash);
-      this.setMeta('stored', this.meta('stored', 0) + 1);
       this.dropBeyondBound();
       return true;
     });
   }
 
   private dropBeyondBound(): void {
-    const excess = this.meta('stored', 0) - this.maxMessages;
-    if (excess <= 0) return;
-    const { changes } = this.statements.dropOldest.run(excess);
-    this.setMeta('stored', this.meta('stored', 0) - Number(changes));
-    this.setMeta('dropped', this.meta('dropped', 0) + Number(changes));
+    const stored = this.count();
+    if (stored <= this.maxMessages) return;
+    const dropped = Number(this.statements.dropOldest.run(stored - this.maxMessages).changes);
+    this.recount(stored - dropped);
+    this.setMeta('dropped', this.meta('dropped', 0) + dropped);
   }
 
   /** Removes every message up to and including `seq`: the broker acknowledged them. */
   removeThrough(seq: number): void {
     if (seq <= this.acked()) return;
     this.write('cannot remove acknowledged messages', () => {
-      this.forget(this.statements.deleteThrough.run(seq).changes);
+      const stored = this.count();
+      this.forget(stored, Number(this.statements.deleteThrough.run(seq).changes));
       this.setMeta('acked', Math.max(seq, this.acked()));
     });
   }
@@ -185,18 +186,31 @@ export class Journal {
    */
   removeRanges(ranges: readonly { first: number; last: number }[]): number {
     return this.write('cannot remove acknowledged messages', () => {
+      const stored = this.count();
       let removed = 0;
       for (const r of ranges) removed += Number(this.statements.deleteRange.run(r.first, r.last).changes);
-      this.forget(removed);
+      this.forget(stored, removed);
       return removed;
     });
   }
 
-  /** Counts removed messages; `acked` rises to just below the oldest message still held. */
-  private forget(removed: number | bigint): void {
-    this.setMeta('stored', this.meta('stored', 0) - Number(removed));
+  /** After a removal: the count, and `acked` rises to just below the oldest message still held. */
+  private forget(storedBefore: number, removed: number): void {
+    if (removed === 0) return;
+    this.recount(storedBefore - removed);
     const below = this.oldest() ?? (this.head()?.seq ?? -1) + 1;
-    if (Number(removed) > 0 && below - 1 > this.acked()) this.setMeta('acked', below - 1);
+    if (below - 1 > this.acked()) this.setMeta('acked', below - 1);
+  }
+
+  /**
+   * The count is the span from oldest to head less the holes receipts left in it. Appends
+   * add no hole, so only removals write it: an append's transaction stays two rows.
+   */
+  private recount(stored: number): void {
+    const oldest = this.oldest();
+    const head = this.head();
+    const span = oldest === undefined || head === undefined ? 0 : head.seq - oldest + 1;
+    this.setMeta('holes', span - stored);
   }
 
   private write<T>(what: string, body: () => T): T {
@@ -227,6 +241,11 @@ export class Journal {
     return (this.statements.range.all(fromSeq, limit) as { seq: number; message: Uint8Array }[]).map((row) => ({ seq: row.seq, bytes: row.message }));
   }
 
+  /** The lowest stored seq from `seq` on, if any (the queue may have holes). */
+  firstFrom(seq: number): number | undefined {
+    return (this.statements.firstFrom.get(seq) as { seq: number | null }).seq ?? undefined;
+  }
+
   oldest(): number | undefined {
     return (this.statements.oldest.get() as { seq: number | null }).seq ?? undefined;
   }
@@ -235,20 +254,11 @@ export class Journal {
     return this.meta('acked', -1);
   }
 
-  /** Kept as a counter beside the messages: receipts leave holes, and a scan of a large queue is slow. */
+  /** Counted without a scan (slow on a large queue): the span from oldest to head, less the holes. */
   count(): number {
-    return this.meta('stored', 0);
-  }
-
-  /** A store from before the counter holds one run from oldest to head. */
-  private countStored(): void {
-    if (this.statements.meta.get('stored')) return;
-    this.write('cannot count stored messages', () => {
-      if (this.statements.meta.get('stored')) return;
-      const oldest = this.oldest();
-      const head = this.head();
-      this.setMeta('stored', oldest === undefined || head === undefined ? 0 : head.seq - oldest + 1);
-    });
+    const oldest = this.oldest();
+    const head = this.head();
+    return oldest === undefined || head === undefined ? 0 : head.seq - oldest + 1 - this.meta('holes', 0);
   }
 
   /** The message stored at `seq`, if any. */

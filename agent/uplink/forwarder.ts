@@ -166,8 +166,8 @@ export class Forwarder {
   private coveredRanges(receipt: VerifiedReceipt, head: ChainLink): ReceiptRange[] | undefined {
     const covered: ReceiptRange[] = [];
     for (const range of receipt.ranges) {
-      const [held] = this.journal.batch(range.first, 1);
-      if (!held || held.seq > range.last) continue; // nothing of it left here
+      const held = this.journal.firstFrom(range.first);
+      if (held === undefined || held > range.last) continue; // nothing of it left here
       const own = this.ownHash(range.last, head);
       if (!own) {
         this.errors.error(`receipt run ${range.first}..${range.last}: this box no longer has seq ${range.last} to check it against; keeping its readings`);
@@ -186,9 +186,9 @@ export class Forwarder {
   /** This box's hash of its reading `seq`, if it can still tell. */
   private ownHash(seq: number, head: ChainLink): Uint8Array | undefined {
     if (seq === head.seq) return head.hash;
-    const [next] = this.journal.batch(seq, 2);
-    if (next?.seq === seq) return messageHash(next.bytes);
-    const after = next?.seq === seq + 1 ? next : undefined;
+    const own = this.journal.get(seq);
+    if (own) return messageHash(own.bytes);
+    const after = this.journal.get(seq + 1);
     return after ? parseSign1(after.bytes).header.prev : undefined;
   }
 
@@ -301,8 +301,8 @@ export class Forwarder {
       if (this.completed.size === 0) break;
       // Holes no PUBACK fills: readings dropped from a full queue, or freed by a receipt,
       // before this connection published them.
-      const [held] = this.journal.batch(this.pubacked + 1, 1);
-      const upTo = held ? held.seq - 1 : Math.max(...this.completed);
+      const held = this.journal.firstFrom(this.pubacked + 1);
+      const upTo = held !== undefined ? held - 1 : Math.max(...this.completed);
       if (upTo <= this.pubacked) break;
       this.pubacked = upTo;
       for (const done of this.completed) if (done <= upTo) this.completed.delete(done);
