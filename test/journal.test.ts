@@ -96,4 +96,22 @@ test('past its bound the queue drops the oldest readings, counts them, and the c
   reopened.close();
 });
 
+test('receipts free runs: the queue keeps its holes, and the count and the bound stay right', async () => {
+  const state = join(dir.path, 'holes');
+  const { key, identity } = loadDeviceKey(state, { create: true });
+  const journal = Journal.open(state, identity, key, { maxMessages: 100 });
+  for (let i = 0; i < 100; i++) await journal.append(payload(i));
+  assert.is(journal.removeRanges([{ first: 10, last: 19 }, { first: 50, last: 89 }, { first: 200, last: 300 }]), 50);
+  assert.equal(journal.stats(), { stored: 50, oldest: 0, head: 99, acked: -1, dropped: 0 }, 'seq 0..9 still held: nothing acknowledged in order yet');
+  assert.is(journal.get(15), undefined);
+  assert.is(journal.get(20)?.seq, 20);
+  for (let i = 100; i < 160; i++) await journal.append(payload(i));
+  // past 100 held, the oldest go: 0..9, and the next one held is 20 (10..19 are a hole)
+  assert.equal(journal.stats(), { stored: 100, oldest: 20, head: 159, acked: -1, dropped: 10 });
+  journal.removeRanges([{ first: 20, last: 49 }]);
+  assert.equal(journal.stats(), { stored: 70, oldest: 90, head: 159, acked: 89, dropped: 10 }, 'acknowledged up to the oldest still held');
+  assert.equal([...journal.messages()].length, 70);
+  journal.close();
+});
+
 test.run();

@@ -157,12 +157,15 @@ export class Journal {
       if (head?.seq !== signedOn?.seq || (head && !bytesEqual(head.hash, signedOn!.hash))) return false;
       this.statements.insert.run(signed.seq, signed.bytes, nowMs);
       this.statements.setHead.run(this.identity.id, signed.seq, signed.hash);
-      this.dropBeyondBound();
+      this.dropBeyondBound(signed.seq);
       return true;
     });
   }
 
-  private dropBeyondBound(): void {
+  private dropBeyondBound(head: number): void {
+    // The span from oldest to head bounds the count: no need to read the holes below it.
+    const oldest = this.oldest();
+    if (oldest === undefined || head - oldest + 1 <= this.maxMessages) return;
     const stored = this.count();
     if (stored <= this.maxMessages) return;
     const dropped = Number(this.statements.dropOldest.run(stored - this.maxMessages).changes);
