@@ -7,7 +7,7 @@ import type { Link, ReceivedFrame } from '../drivers/link.ts';
 import { MessageCodec, openPlainEnvelope, plainEnvelope } from './compression.ts';
 import { Reassembler, RecentSet, split } from './fragments.ts';
 import type { Neighbour, NeighbourTable } from './neighbours.ts';
-import { INFINITE_METRIC, MeshPacketError, nodeIdHex, type AckPacket, type DataPacket, type DataType, type NodeId } from './packet.ts';
+import { FOR_ANY_UPLINK, INFINITE_METRIC, MeshPacketError, nodeIdHex, type AckPacket, type DataPacket, type DataType, type NodeId } from './packet.ts';
 import type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
 
 export type DataFields = Omit<DataPacket, 'kind' | 'sender' | 'epoch' | 'counter'>;
@@ -253,8 +253,8 @@ export class DataPlane {
   private forward(fields: DataFields, rerouted = false, cameFrom?: string, failed?: string): number | undefined {
     const avoided = (n: Neighbour | undefined) => !n || n.key === cameFrom || n.key === failed;
     let neighbour = this.nextHop(nodeIdHex(fields.dest));
-    if (avoided(neighbour) && fields.type === 'reading') {
-      // A reading is for any uplink: with no way to the one its origin chose, take ours.
+    if (avoided(neighbour) && FOR_ANY_UPLINK.includes(fields.type)) {
+      // A reading (or status) is for any uplink: with no way to the one its origin chose, take ours.
       const other = this.host.bestUplink();
       if (other && other.idHex !== nodeIdHex(fields.dest)) {
         fields = { ...fields, dest: other.id };
@@ -298,7 +298,7 @@ export class DataPlane {
     const held = this.held.splice(0);
     for (const h of held) {
       const destHex = nodeIdHex(h.fields.dest);
-      const hop = this.nextHop(destHex) ?? (h.fields.type === 'reading' ? this.nextHop(this.host.bestUplink()?.idHex ?? '') : undefined);
+      const hop = this.nextHop(destHex) ?? (FOR_ANY_UPLINK.includes(h.fields.type) ? this.nextHop(this.host.bestUplink()?.idHex ?? '') : undefined);
       if (hop && hop.key !== h.cameFrom) this.forward(h.fields, true, h.cameFrom);
       else if (h.until > now) this.held.push(h);
       else this.dropped(h.fields, 'noRoute');

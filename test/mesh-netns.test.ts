@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { runCli, tempDir } from './helpers/cli.ts';
 import { startMosquitto, type Broker } from './helpers/mosquitto.ts';
 import { makeMesh, meshBoxConfig, type Mesh } from './helpers/netns.ts';
-import { deviceId, inNamespace, queuedSeqs, readings, start, until, type Running } from './helpers/system.ts';
+import { deviceId, gatewayKey, inNamespace, queuedSeqs, readings, start, until, type Running } from './helpers/system.ts';
 
 const dir = tempDir();
 const running: Running[] = [];
@@ -25,12 +25,14 @@ test.after(async () => {
   dir.remove();
 });
 
+const gatewayDir = (name: string) => join(dir.path, `${name}-gw`);
+
 /** Mosquitto, the gateway and a subscriber for `device` in namespace `ns`. */
 async function uplinkSide(ns: string, name: string, device: string) {
   const broker = await startMosquitto({ port: 1883, netns: ns });
   brokers.push(broker);
   const url = 'mqtt://127.0.0.1:1883';
-  const gateway = launch(['gateway', '--broker', url, '--state-dir', join(dir.path, `${name}-gw`), '--allow-any'], ns);
+  const gateway = launch(['gateway', '--broker', url, '--state-dir', gatewayDir(name), '--allow-any'], ns);
   const subscriber = launch(['subscribe', '--broker', url, '--device', device, '--json'], ns);
   await until(`gateway in ${ns} connected`, () => /connected/.test(gateway.stderr()), 10_000);
   return { broker, url, gateway, subscriber };
@@ -51,10 +53,11 @@ test("a 5-box line: readings of box 4 reach Mosquitto through three relays, veri
   const far = join(line, 'box4');
   const device = await deviceId(far);
   const up = await uplinkSide(mesh.ns(0), 'line', device);
+  const keys = [await gatewayKey(gatewayDir('line'))];
   // box 4 has 20 readings waiting before the mesh exists
   assert.is((await runCli(['sample', '--count', '20', '--out', '/dev/null', '--state-dir', far])).code, 0);
   for (let i = 0; i < 5; i++) {
-    const config = meshBoxConfig(line, `box${i}`, mesh.interfaces(i), i === 0 ? { broker: up.url } : {});
+    const config = meshBoxConfig(line, `box${i}`, mesh.interfaces(i), keys, i === 0 ? { broker: up.url } : {});
     launch(['run', '--config', config], mesh.ns(i));
   }
   await until('every reading of box 4 at the subscriber', () => seqsOf(up.subscriber).length >= 20, 30_000);
@@ -83,9 +86,10 @@ test('a 5-box ring: cutting a link on the active path reroutes, and no reading i
   const origin = join(ring, 'box2');
   const device = await deviceId(origin);
   const up = await uplinkSide(mesh.ns(0), 'ring', device);
+  const keys = [await gatewayKey(gatewayDir('ring'))];
   const boxes: Running[] = [];
   for (let i = 0; i < 5; i++) {
-    const config = meshBoxConfig(ring, `box${i}`, mesh.interfaces(i), i === 0 ? { broker: up.url } : i === 2 ? { intervalMs: 200 } : {});
+    const config = meshBoxConfig(ring, `box${i}`, mesh.interfaces(i), keys, i === 0 ? { broker: up.url } : i === 2 ? { intervalMs: 200 } : {});
     boxes.push(launch(['run', '--config', config], mesh.ns(i)));
   }
   await until('readings of box 2 flowing', () => seqsOf(up.subscriber).length >= 10, 30_000);
@@ -117,10 +121,12 @@ test('stopping the uplink of box 0 and giving box 2 one moves the traffic to box
   const far = join(home, 'box4');
   const device = await deviceId(far);
   const first = await uplinkSide(mesh.ns(0), 'move0', device);
+  // The second gateway's key exists before it runs: boxes trust both.
+  const keys = [await gatewayKey(gatewayDir('move0')), await gatewayKey(gatewayDir('move2'))];
   for (let i = 0; i < 5; i++) {
     // box 2 is configured with a broker of its own that is not there yet
     const extra = i === 0 ? { broker: first.url } : i === 2 ? { broker: 'mqtt://127.0.0.1:1883' } : i === 4 ? { intervalMs: 300 } : {};
-    launch(['run', '--config', meshBoxConfig(home, `box${i}`, mesh.interfaces(i), extra)], mesh.ns(i));
+    launch(['run', '--config', meshBoxConfig(home, `box${i}`, mesh.interfaces(i), keys, extra)], mesh.ns(i));
   }
   await until('readings of box 4 at box 0', () => seqsOf(first.subscriber).length >= 5, 30_000);
   await first.broker.stop();

@@ -85,15 +85,18 @@ function removeAll(n: number, ns: (i: number) => string): void {
   }
 }
 
-/** A box config for a mesh test: its links, fast timers, the shared key. */
-export function meshBoxConfig(dir: string, name: string, interfaces: string[], extra: { broker?: string; uplink?: Record<string, unknown>; intervalMs?: number; mesh?: Record<string, unknown> } = {}): string {
+/**
+ * A box config for a mesh test: its links, fast timers, the shared key, and the public keys
+ * of the gateways whose receipts it trusts (a mesh box must name them).
+ */
+export function meshBoxConfig(dir: string, name: string, interfaces: string[], gatewayKeys: string[], extra: { broker?: string; uplink?: Record<string, unknown>; intervalMs?: number; mesh?: Record<string, unknown> } = {}): string {
   const keyFile = join(dir, 'mesh.key');
   writeFileSync(keyFile, `${MESH_KEY}\n`, { mode: 0o600 });
   const file = join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify({
     stateDir: join(dir, name),
     sampling: { intervalMs: extra.intervalMs ?? 3_600_000 },
-    uplink: { broker: extra.broker ?? null, ackTimeoutMs: 3000, reconnectMinMs: 100, reconnectMaxMs: 500, ...extra.uplink },
+    uplink: { broker: extra.broker ?? null, gatewayKeys, ackTimeoutMs: 3000, reconnectMinMs: 100, reconnectMaxMs: 500, ...extra.uplink },
     mesh: {
       enabled: true, keyFile, ackTimeoutMs: 3000, receiptHoldMs: 2000,
       links: interfaces.map((i) => ({ type: 'udp', interface: i })),
