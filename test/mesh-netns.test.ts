@@ -3,10 +3,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { runCli, tempDir } from './helpers/cli.ts';
+import { ROOT, runCli, tempDir } from './helpers/cli.ts';
 import { startMosquitto, type Broker } from './helpers/mosquitto.ts';
 import { makeMesh, meshBoxConfig, type Mesh } from './helpers/netns.ts';
 import { deviceId, gatewayKey, inNamespace, queuedSeqs, readings, start, until, type Running } from './helpers/system.ts';
+import { verifyStatus } from '../agent/codec/status.ts';
 
 const dir = tempDir();
 const running: Running[] = [];
@@ -137,6 +138,62 @@ test('stopping the uplink of box 0 and giving box 2 one moves the traffic to box
   const box2 = await meshStatus(join(home, 'box2'));
   assert.is(route.dest, box2.node, 'box 4 routes to box 2');
   assert.ok(!status.routes.some((r: { dest: string; total: number; uplink: boolean }) => r.uplink && r.dest !== box2.node && r.total < 0xffff), 'no live route to box 0 as an uplink');
+});
+
+/** Statuses published on `device`'s status topic, as seen inside namespace `ns`. */
+function watchStatus(ns: string, url: string, device: string) {
+  const watcher = start([url, `iop/v1/${device}/status`], { command: ['ip', 'netns', 'exec', ns, process.execPath, join(ROOT, 'test', 'helpers', 'watch-mqtt.ts')] });
+  running.push(watcher);
+  return () => watcher.stdout().split('\n').filter(Boolean).map((line) => JSON.parse(line.slice(line.indexOf(' ') + 1)) as Record<string, unknown>);
+}
+
+test("a mesh-only box's status reaches the broker with \"uplink\": \"mesh\", signed by it; the uplink box marks it offline when it falls silent", async () => {
+  const mesh = makeMesh(3, [[0, 1], [1, 2]]);
+  meshes.push(mesh);
+  const home = join(dir.path, 'status');
+  const far = join(home, 'box2');
+  const device = await deviceId(far);
+  const uplinkBox = await deviceId(join(home, 'box0'));
+  const up = await uplinkSide(mesh.ns(0), 'status', device);
+  const statuses = watchStatus(mesh.ns(0), up.url, device);
+  const keys = [await gatewayKey(gatewayDir('status'))];
+  const configs = [0, 1, 2].map((i) => meshBoxConfig(home, `box${i}`, mesh.interfaces(i), keys,
+    i === 0 ? { broker: up.url } : i === 2 ? { mesh: { statusEveryMs: 1000 } } : {}));
+  for (const i of [0, 1]) launch(['run', '--config', configs[i]!], mesh.ns(i));
+  let origin = launch(['run', '--config', configs[2]!], mesh.ns(2));
+
+  await until('the mesh-only box online at the broker', () => statuses().some((s) => s.online === true), 30_000);
+  const birth = statuses().find((s) => s.online === true)!;
+  assert.is(birth.id, device);
+  assert.is(birth.uplink, 'mesh');
+  assert.is(birth.ack, 'gateway');
+  assert.is(birth.statusEveryS, 1);
+  assert.is(birth.publishedBy, uplinkBox, 'published by the uplink box');
+  const signed = verifyStatus(new Uint8Array(Buffer.from(birth.signed as string, 'base64url')));
+  assert.ok(signed.valid, 'the signed original verifies');
+  assert.is(signed.device, device, 'signed by the mesh-only box itself');
+  const { publishedBy: _p, signed: _s, ...fields } = birth;
+  assert.equal(signed.status, fields, 'the published fields are the signed ones');
+
+  // A clean stop: the box says so itself, signed.
+  assert.is((await origin.stop()).code, 0);
+  await until('a signed offline status', () => statuses().at(-1)?.online === false, 10_000);
+  const goodbye = statuses().at(-1)!;
+  assert.ok(goodbye.signed && verifyStatus(new Uint8Array(Buffer.from(goodbye.signed as string, 'base64url'))).valid);
+  assert.is(goodbye.uplink, 'mesh');
+
+  // Killed: silent for three intervals, it is marked offline by the uplink box, in its own name.
+  origin = launch(['run', '--config', configs[2]!], mesh.ns(2));
+  await until('online again', () => statuses().at(-1)?.online === true, 30_000);
+  await origin.stop('SIGKILL');
+  await until('offline by the uplink box', () => statuses().at(-1)?.online === false, 15_000);
+  const will = statuses().at(-1)!;
+  assert.is(will.publishedBy, uplinkBox);
+  assert.is(will.signed, undefined, 'not signed by the box: stated by the uplink box on its behalf');
+  assert.match(will.reason as string, /no status through the mesh for 3 s/);
+  const relayed = (await meshStatus(join(home, 'box0'))).status.relayed;
+  assert.is(relayed.silent, 1);
+  assert.is(relayed.rejected, 0);
 });
 
 test.run();
