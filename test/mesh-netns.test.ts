@@ -78,6 +78,7 @@ test("a 5-box line: readings of box 4 reach Mosquitto through three relays, veri
   assert.match(human, new RegExp(`node ${status.node}  announcing: no  readings via: [0-9a-f]{12}`));
   assert.match(human, /neighbours:\n  [0-9a-f]{12}  udp:\S+ 10\.4\.0\.1  cost \d\.\d\d \(in \d\.\d\d, out \d\.\d\d\)/);
   assert.match(human, /routes:\n  \* [0-9a-f]{12} \(uplink\)  via [0-9a-f]{12} on udp:\S+  metric \d+\.\d\d  seqno \d+/);
+  assert.match(human, /\nreceipts: [1-9]\d* accepted, refused: none\n/);
 });
 
 test('a 5-box ring: cutting a link on the active path reroutes, and no reading is lost', async () => {

@@ -21,7 +21,7 @@ function device() {
 }
 
 const box = device();
-const statusOf = (time: number, online = true) => ({ online, id: box.identity.id, time, uplink: 'mesh', statusEveryS: 10 });
+const statusOf = (time: number, epoch = 1) => ({ online: true, id: box.identity.id, time, uplink: 'mesh', statusEveryS: 10, epoch });
 
 test('a signed status verifies; any changed byte or a status naming another box does not', async () => {
   const bytes = await signStatus(box.identity, box.sign, statusOf(1000));
@@ -78,6 +78,11 @@ test('the uplink box publishes a signed status once, drops replays and other ori
   relay.onStatus(message(first, device().identity.publicKey)); // from a node that did not sign it
   assert.is(published.length, 1);
   assert.equal(relay.counters, { published: 1, rejected: 1, stale: 2, silent: 0 });
+  // Restarted with its clock gone back: the higher epoch makes it the newer status.
+  relay.onStatus(message(await signStatus(box.identity, box.sign, statusOf(500, 2))));
+  await tick();
+  assert.is(published.length, 2);
+  published.shift();
 
   // Silent for 3 of its 10 s intervals: offline, in the uplink box's name.
   clock.runUntil(29_000);
@@ -88,7 +93,7 @@ test('the uplink box publishes a signed status once, drops replays and other ori
   assert.equal([will.online, will.id, will.publishedBy, will.signed], [false, box.identity.id, 'relay', undefined]);
 
   // Back online, then someone else (the box itself, direct) publishes: no offline from here.
-  relay.onStatus(message(await signStatus(box.identity, box.sign, statusOf(2000))));
+  relay.onStatus(message(await signStatus(box.identity, box.sign, statusOf(2000, 2))));
   await tick();
   emit(`iop/v1/${box.identity.id}/status`, JSON.stringify({ online: true, id: box.identity.id, uplink: 'direct' }));
   clock.runUntil(clock.now() + 60_000);

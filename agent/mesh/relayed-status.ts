@@ -24,8 +24,8 @@ const MIN_INTERVAL_MS = 1000;
 const MAX_INTERVAL_MS = 86_400_000;
 
 interface OriginStatus {
-  /** `time` of the newest signed status accepted (older ones are replays or late copies) */
-  time: number;
+  /** (epoch, time) of the newest signed status accepted: older ones are replays or late copies */
+  order: [number, number];
   /** the origin's announced status interval */
   everyMs: number;
   timer: TimerHandle | undefined;
@@ -77,19 +77,20 @@ export class RelayedStatus {
       return;
     }
     let origin = this.origins.get(device);
-    const time = status.time as number;
-    if (origin && time <= origin.time) {
+    // The epoch rises at every start of the box: its clock may have gone back meanwhile.
+    const order: [number, number] = [typeof status.epoch === 'number' ? status.epoch : 0, status.time as number];
+    if (origin && (order[0] < origin.order[0] || (order[0] === origin.order[0] && order[1] <= origin.order[1]))) {
       this.counters.stale++;
       return;
     }
     if (!origin) {
       if (this.origins.size >= MAX_ORIGINS) this.forget(this.origins.keys().next().value!);
-      origin = { time, everyMs: 0, timer: undefined, published: undefined, current: false, online: false };
+      origin = { order, everyMs: 0, timer: undefined, published: undefined, current: false, online: false };
       this.origins.set(device, origin);
       // Subscribed before publishing: the broker's old retained status comes before ours.
       client.subscribe(deviceTopic(device, 'status'), { qos: 1 });
     }
-    origin.time = time;
+    origin.order = order;
     origin.online = status.online === true;
     const everyS = typeof status.statusEveryS === 'number' ? status.statusEveryS : MAX_INTERVAL_MS / 1000;
     origin.everyMs = Math.min(MAX_INTERVAL_MS, Math.max(MIN_INTERVAL_MS, everyS * 1000));

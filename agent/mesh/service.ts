@@ -54,7 +54,7 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
   const publisher = new MeshPublisher(node);
   const bridge = uplink ? new UplinkBridge(node, uplink.session, meshLog, config.receiptHoldMs) : undefined;
   const relayedStatus = uplink ? new RelayedStatus({ session: uplink.session, relayId: box.identity.id, clock: realClock, log: meshLog }) : undefined;
-  const statusSender = new MeshStatusSender({ node, box, version: VERSION, everyMs: config.statusEveryMs, clock: realClock, log: meshLog });
+  const statusSender = new MeshStatusSender({ node, box, version: VERSION, everyMs: config.statusEveryMs, epoch, clock: realClock, log: meshLog });
   node.onMessage((message) => {
     switch (message.type) {
       case 'reading': bridge?.onReading(message); break;

@@ -13,25 +13,31 @@ import { birthStatus, offlineStatus, statusChangeKey } from '../uplink/status.ts
 
 /** a status the first hop did not take is sent again this soon */
 const RETRY_MS = 2000;
+/** how often to look for a change worth a status (as over MQTT: it counts the queue) */
+const CHANGE_CHECK_MS = 60_000;
 
 export class MeshStatusSender {
   private readonly node: MeshNode;
   private readonly box: Box;
   private readonly version: string;
   private readonly everyMs: number;
+  private readonly epoch: number;
   private readonly clock: Clock;
   private readonly log: Logger;
   private via: string | undefined;
   private lastSentAt = -Infinity;
   private lastKey = '';
+  private lastCheckAt = -Infinity;
   private sending = false;
   readonly counters = { sent: 0, failed: 0 };
 
-  constructor(options: { node: MeshNode; box: Box; version: string; everyMs: number; clock: Clock; log: Logger }) {
+  /** `epoch`: the box's mesh epoch, which rises at every start (orders statuses across a clock that went back) */
+  constructor(options: { node: MeshNode; box: Box; version: string; everyMs: number; epoch: number; clock: Clock; log: Logger }) {
     this.node = options.node;
     this.box = options.box;
     this.version = options.version;
     this.everyMs = options.everyMs;
+    this.epoch = options.epoch;
     this.clock = options.clock;
     this.log = options.log;
   }
@@ -41,13 +47,19 @@ export class MeshStatusSender {
    * Called often: it sends when the uplink box changed, something changed, or a heartbeat is due.
    */
   update(via: string | undefined): void {
+    if (this.sending) return; // a change is seen at the next call
     const changed = via !== this.via;
     this.via = via;
-    if (via === undefined || this.sending) return;
-    const key = statusChangeKey(this.box);
-    if (!changed && key === this.lastKey && this.clock.now() - this.lastSentAt < this.everyMs) return;
-    this.lastKey = key;
-    this.lastSentAt = this.clock.now();
+    if (via === undefined) return;
+    const now = this.clock.now();
+    if (!changed && now - this.lastSentAt < this.everyMs) {
+      if (now - this.lastCheckAt < CHANGE_CHECK_MS) return;
+      this.lastCheckAt = now;
+      if (statusChangeKey(this.box) === this.lastKey) return;
+    }
+    this.lastKey = statusChangeKey(this.box);
+    this.lastCheckAt = now;
+    this.lastSentAt = now;
     void this.send(birthStatus(this.box, { version: this.version, ack: 'gateway', uplink: 'mesh' }));
   }
 
@@ -61,7 +73,7 @@ export class MeshStatusSender {
   private async send(status: Record<string, unknown>): Promise<void> {
     this.sending = true;
     try {
-      const bytes = await signStatus(this.box.identity, (tbs) => this.box.key.sign(tbs), { ...status, statusEveryS: this.everyMs / 1000 });
+      const bytes = await signStatus(this.box.identity, (tbs) => this.box.key.sign(tbs), { ...status, statusEveryS: this.everyMs / 1000, epoch: this.epoch });
       const sent = this.node.sendToUplink(bytes, (taken) => this.taken(taken), 'status');
       if (!sent) this.taken(false);
     } catch (err) {
