@@ -17,6 +17,17 @@ export interface Mesh {
 }
 
 export const MESH_KEY = 'a1'.repeat(32);
+
+/** Why namespace tests cannot run here (they need root and iproute2), or undefined if they can. */
+export function netnsUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'they need root (network namespaces and veth pairs)';
+  try {
+    execFileSync('ip', ['netns', 'list'], { stdio: 'ignore' });
+  } catch {
+    return "they need iproute2's ip with netns support";
+  }
+  return undefined;
+}
 const TAG = String(process.pid % 100_000);
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
