@@ -31,6 +31,11 @@ const DATA_TYPES: DataType[] = ['reading', 'receipt', 'ctxmiss', 'status'];
 
 /** Messages for whichever uplink box takes them (the others go to one box). */
 export const FOR_ANY_UPLINK: readonly DataType[] = ['reading', 'status'];
+/**
+ * Messages that go plain and are no compression reference: a status compresses badly
+ * against readings, and as a reference it would make the readings after it compress badly.
+ */
+export const OUTSIDE_COMPRESSION: readonly DataType[] = ['ctxmiss', 'status'];
 
 export interface DataPacket extends Header {
   kind: 'data';

@@ -5,6 +5,10 @@ import * as assert from 'uvu/assert';
 import { EventEmitter } from 'node:events';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { VirtualClock } from '../drivers/sim/virtual-clock.ts';
+import { SimMedium } from '../drivers/sim/medium.ts';
+import { SeededRandom } from '../drivers/sim/random.ts';
+import { MeshNode } from '../mesh/node.ts';
+import { signedTraffic } from '../agent/mesh/sim-traffic.ts';
 import { ED25519, identityFromPublicKey } from '../agent/codec/identity.ts';
 import { signStatus, verifyStatus } from '../agent/codec/status.ts';
 import { silentLogger } from '../agent/log.ts';
@@ -100,6 +104,41 @@ test('the uplink box publishes a signed status once, drops replays and other ori
   assert.is(published.length, 3, 'nothing published over the newer status');
   assert.is(relay.counters.silent, 1);
   relay.stop();
+});
+
+test('a status crosses the mesh plain and is no compression reference: the readings around it still compress', async () => {
+  const clock = new VirtualClock();
+  const random = new SeededRandom(9);
+  const medium = new SimMedium({ clock, random, rangeM: 1000 });
+  const links = [medium.add(0, 0), medium.add(400, 0)];
+  medium.connect();
+  const key = new Uint8Array(32).fill(3);
+  const [uplink, origin] = [0, 1].map((i) => new MeshNode({ id: new Uint8Array([4, 4, 4, 4, 4, i]), key, epoch: 1, clock, links: [links[i]!], random: () => random.next() }));
+  uplink!.announce('uplink');
+  const got: MeshMessage[] = [];
+  uplink!.onMessage((m) => got.push(m));
+  uplink!.start();
+  origin!.start();
+  clock.runUntil(20_000);
+  const traffic = signedTraffic(4, 300);
+  const confirm = () => {
+    // A message back (a receipt) confirms the newest message the uplink box holds from the origin.
+    uplink!.send(origin!.id, 'receipt', traffic.receipt(1, 0));
+    clock.runUntil(clock.now() + 5000);
+  };
+  origin!.sendToUplink(traffic.reading(1, 0));
+  clock.runUntil(clock.now() + 5000);
+  confirm();
+  const status = await signStatus(box.identity, box.sign, { ...statusOf(1000), sensors: [{ name: 'temperature', kind: 'simulated', ok: true }] });
+  origin!.sendToUplink(status, undefined, 'status');
+  clock.runUntil(clock.now() + 5000);
+  confirm();
+  origin!.sendToUplink(traffic.reading(1, 1));
+  clock.runUntil(clock.now() + 5000);
+  assert.equal(got.map((m) => [m.type, m.compressed]), [['reading', false], ['status', false], ['reading', true]]);
+  assert.equal(got[1]!.payload, status, 'the status arrives byte for byte');
+  uplink!.stop();
+  origin!.stop();
 });
 
 test.run();
