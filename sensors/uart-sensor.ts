@@ -15,6 +15,8 @@ export interface UartSensorContext {
   openUart: UartOpener;
   /** Monotonic milliseconds. */
   monotonic: () => number;
+  /** How long to wait before opening a missing port again (default 5 s). */
+  reopenMs?: number | undefined;
 }
 
 export interface UartProtocol {
@@ -72,7 +74,7 @@ export function createUartSensor(options: UartSensorOptions, protocol: UartProto
 
   const scheduleReopen = () => {
     if (stopped || reopenTimer) return;
-    reopenTimer = setTimeout(() => { reopenTimer = undefined; void open(); }, REOPEN_MS);
+    reopenTimer = setTimeout(() => { reopenTimer = undefined; void open(); }, context.reopenMs ?? REOPEN_MS);
     reopenTimer.unref();
   };
 
