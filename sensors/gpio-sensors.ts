@@ -109,7 +109,10 @@ export function createPulseSensor(options: PulseOptions, context: PulseContext):
       watch = await provider.watch(lineSpec(options), edge, (event) => {
         watchError = undefined;
         edgesThisInterval++;
-        if (event.level !== level) { level = event.level; levelSinceMs = event.monotonicMs; }
+        // Debounce on the backend's edge timestamps; stuck on our own clock, which reads use.
+        if (event.level !== level) { level = event.level; levelSinceMs = context.monotonic(); }
+        // Backends report only the configured edges; an edge the other way only sets the level.
+        if (activeLevel !== undefined && event.level !== activeLevel) return;
         if (event.monotonicMs - lastEdgeMs < debounceMs) return;
         lastEdgeMs = event.monotonicMs;
         pending++;
@@ -150,7 +153,7 @@ export function createPulseSensor(options: PulseOptions, context: PulseContext):
         { n: 'total', u: unit, v: round(total * factor) },
         { n: 'count', u: 'count', v: total },
         { n: 'interval', u: unit, v: round(pulses * factor) },
-        { n: 'rate', u: '1/s', v: round(pulses / seconds) },
+        { n: 'rate', u: '/s', v: round(pulses / seconds) },
       ];
       return records;
     }),

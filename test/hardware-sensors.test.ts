@@ -13,21 +13,13 @@ import { SensorError } from '../sensors/sensor.ts';
 import { Sampler } from '../agent/sampler.ts';
 import { createLogger } from '../agent/log.ts';
 import { FixtureSysfs } from './helpers/fixture-sysfs.ts';
+import { sensorFailure as failure } from './helpers/sensor-failure.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'iop-sysfs-'));
 const fixture = new FixtureSysfs(root);
 const sysfs = new Sysfs(root);
 const NOW = Date.UTC(2026, 11, 1);
 
-async function failure(promise: Promise<unknown>): Promise<SensorError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.instance(err, SensorError);
-    return err as SensorError;
-  }
-  throw new Error('expected the read to fail');
-}
 
 test.after(() => rmSync(root, { recursive: true, force: true }));
 

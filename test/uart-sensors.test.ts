@@ -14,6 +14,7 @@ import { createPms5003Sensor } from '../sensors/pms5003.ts';
 import { createSds011Sensor } from '../sensors/sds011.ts';
 import { createGpsSensor, type GpsTimeFix } from '../sensors/gps.ts';
 import { SensorError, type Sensor, type SensorRecord } from '../sensors/sensor.ts';
+import { sensorFailure } from './helpers/sensor-failure.ts';
 import { ptyPair, socatMissing, type PtyPair } from './helpers/pty-pair.ts';
 
 const missing = socatMissing();
@@ -46,15 +47,7 @@ async function firstReading(sensor: Sensor, ms = 5_000): Promise<SensorRecord[]>
   throw new Error(`no reading from ${sensor.name}: ${String(last)}`);
 }
 
-async function failureOf(sensor: Sensor): Promise<SensorError> {
-  try {
-    await sensor.read(NOW);
-  } catch (err) {
-    assert.instance(err, SensorError);
-    return err as SensorError;
-  }
-  throw new Error('expected a failure');
-}
+const failureOf = (sensor: Sensor) => sensorFailure(sensor.read(NOW));
 
 /** The emulator's end of a pty pair, with what the agent wrote to it. */
 async function emulator(name: string): Promise<{ pair: PtyPair; port: UartPort; received: number[] }> {
