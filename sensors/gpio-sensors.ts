@@ -106,13 +106,13 @@ export function createPulseSensor(options: PulseOptions, context: PulseContext):
   const begin = async (): Promise<void> => {
     try {
       const provider = await context.provider();
-      watch = await provider.watch(lineSpec(options), edge, (event) => {
+      // Both edges, always: the releases tell the level, which a stuck line is judged by.
+      watch = await provider.watch(lineSpec(options), 'both', (event) => {
         watchError = undefined;
-        edgesThisInterval++;
-        // Debounce on the backend's edge timestamps; stuck on our own clock, which reads use.
+        // Stuck is judged on our own clock, which reads use; debounce on the edges' timestamps.
         if (event.level !== level) { level = event.level; levelSinceMs = context.monotonic(); }
-        // Backends report only the configured edges; an edge the other way only sets the level.
         if (activeLevel !== undefined && event.level !== activeLevel) return;
+        edgesThisInterval++;
         if (event.monotonicMs - lastEdgeMs < debounceMs) return;
         lastEdgeMs = event.monotonicMs;
         pending++;
@@ -142,7 +142,8 @@ export function createPulseSensor(options: PulseOptions, context: PulseContext):
         await begin();
         throw new SensorError(name, 'missing', `line not watched: ${watchError?.message ?? 'starting'}`);
       }
-      if (edges / seconds > maxHz) throw new SensorError(name, 'chatter', `${edges} edges in ${seconds.toFixed(1)} s (over ${maxHz} Hz): not counted`);
+      // Judged over at least a second: a read just after start is no chatter.
+      if (edges / Math.max(1, seconds) > maxHz) throw new SensorError(name, 'chatter', `${edges} edges in ${seconds.toFixed(1)} s (over ${maxHz} Hz): not counted`);
       if (activeLevel !== undefined && level === activeLevel && now - levelSinceMs > stuckMs) {
         throw new SensorError(name, 'stuck', `line at ${level} for ${Math.round((now - levelSinceMs) / 1000)} s`);
       }

@@ -125,7 +125,7 @@ test('pulse counter on gpiomon: debounce, total and rate, kept across restarts; 
   const tips = [1, 2, 3, 4, 5].flatMap((s) => [`0 ${s}.000000000`, `0 ${s}.005000000`]);
   await edges.send(tips);
   await edges.send(['1 5.500000000']);
-  await until(() => readFileSync(join(fakeDir, 'calls'), 'utf8').includes('gpiomon -B pull-up -f -F'));
+  await until(() => readFileSync(join(fakeDir, 'calls'), 'utf8').includes('gpiomon -B pull-up -F'));
   mono = 10_000;
   let records: Awaited<ReturnType<Sensor['read']>> = [];
   await until(() => false, 300).catch(() => undefined); // let the pipe drain
@@ -141,7 +141,7 @@ test('pulse counter on gpiomon: debounce, total and rate, kept across restarts; 
   mono = 20_000;
   const chatter = await failure(rain.read(NOW));
   assert.is(chatter.failure, 'chatter');
-  assert.match(chatter.message, /^rain: chatter: \d{4} edges in 10\.0 s \(over 50 Hz\): not counted/);
+  assert.match(chatter.message, /^rain: chatter: \d+ edges in 10\.0 s \(over 50 Hz\): not counted/);
 
   // A restart keeps the total.
   await edges.send(['1 30.000000000']);
