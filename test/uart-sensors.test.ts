@@ -100,6 +100,9 @@ test('pms5003 active: split frames and garbage between them; bad checksums and s
     // Nothing more: silent. The read fails at once, it does not wait for the wire.
     const silent = await failureOf(sensor);
     assert.is(silent.failure, 'silent');
+    // ...and it settles before any I/O could: a silent sensor never holds up a tick.
+    const outcome = sensor.read(NOW).then(() => 'value', () => 'failed');
+    assert.is(await Promise.race([outcome, new Promise((r) => setImmediate(() => r('pending')))]), 'failed');
     // It comes back: used again without a restart.
     await port.write(encodePms5003Frame({ pm1: 5, pm25: 6, pm10: 7 }));
     assert.equal((await firstReading(sensor)).map((r) => r.v), [5, 6, 7]);
