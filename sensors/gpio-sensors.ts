@@ -162,21 +162,52 @@ export function createPulseSensor(options: PulseOptions, context: PulseContext):
   };
 }
 
+/**
+ * On sysfs a read is one file read. On the character device a read is a gpioget
+ * process, so after the first read the sensor follows the line with a gpiomon watch
+ * (both edges) and answers from the last edge; a broken watch falls back to gpioget.
+ */
 export function createGpioInputSensor(options: GpioInputOptions, provider: () => Promise<GpioProvider>): Sensor {
   const health = new HealthCounter();
+  const spec = lineSpec(options);
+  let tracked: Level | undefined;
+  let watch: LineWatch | undefined;
+
+  const follow = async (gpio: GpioProvider, level: Level): Promise<void> => {
+    tracked = level;
+    watch = await gpio.watch(spec, 'both', (event) => { tracked = event.level; }, () => {
+      // Not known any more: read it again (and watch again) at the next read.
+      tracked = undefined;
+      const broken = watch;
+      watch = undefined;
+      void broken?.close();
+    });
+  };
+
+  const level = async (): Promise<Level> => {
+    if (tracked !== undefined && watch) return tracked;
+    const gpio = await provider();
+    const now = await gpio.read(spec);
+    if (gpio.backend === 'chardev' && !watch) await follow(gpio, now);
+    return now;
+  };
+
   return {
     name: options.name,
     kind: 'gpio-input',
     async start() {},
-    async stop() {},
+    async stop() {
+      await watch?.close();
+      watch = undefined;
+    },
     read: (nowMs) => health.track(nowMs, async () => {
-      let level: Level;
+      let value: Level;
       try {
-        level = await (await provider()).read(lineSpec(options));
+        value = await level();
       } catch (err) {
         throw new SensorError(options.name, 'io', err instanceof Error ? err.message : String(err));
       }
-      return [{ n: '', vb: options.activeLow ? level === 0 : level === 1 }];
+      return [{ n: '', vb: options.activeLow ? value === 0 : value === 1 }];
     }),
     health: () => health.snapshot(),
   };

@@ -176,13 +176,21 @@ test('pulse counter on gpiomon: debounce, total and rate, kept across restarts; 
 
 test('gpio-input: a door contact through gpioget, active low; a missing line is a local failure', async () => {
   provider ??= createGpiodCliProvider(1, 'test');
+  const edges = await edgeSource(27);
   const door = createGpioInputSensor({ name: 'door', chip: 'gpiochip0', line: 27, bias: 'pull-up', activeLow: true }, async () => provider!);
   assert.is((await failure(door.read(NOW))).failure, 'io');
   writeFileSync(join(fakeDir, 'level-27'), '0\n');
   assert.equal(await door.read(NOW), [{ n: '', vb: true }]);
-  writeFileSync(join(fakeDir, 'level-27'), '1\n');
-  assert.equal(await door.read(NOW), [{ n: '', vb: false }]);
   assert.match(readFileSync(join(fakeDir, 'calls'), 'utf8'), /gpioget -B pull-up gpiochip0 27/);
+  // From then on it follows the line with gpiomon instead of a process per read.
+  await edges.send(['1 7.000000000']);
+  await until(() => false, 300).catch(() => undefined);
+  const gets = () => readFileSync(join(fakeDir, 'calls'), 'utf8').split('\n').filter((l) => l.startsWith('gpioget')).length;
+  const before = gets();
+  assert.equal(await door.read(NOW), [{ n: '', vb: false }], 'opened');
+  assert.is(gets(), before, 'no gpioget while the watch runs');
+  await door.stop();
+  await edges.close();
 });
 
 test.run();
