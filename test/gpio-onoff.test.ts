@@ -62,4 +62,20 @@ test('epoll addon: found in the executable\'s addon layout first; the arm64 buil
   }
 });
 
+test('in a bundle like the single executable, onoff comes along and epoll loads from <exe>.d/addons', async () => {
+  if (!existsSync(addon('linux-x64'))) return console.log('skip: needs the epoll addon: npm run build:addons');
+  const { build } = await import('esbuild');
+  const bundle = join(dir, 'bundle', 'iop-agent.cjs');
+  await build({
+    entryPoints: [join(import.meta.dirname, 'fixtures', 'onoff-bundle-entry.ts')],
+    outfile: bundle, bundle: true, platform: 'node', format: 'cjs', target: 'node26', logLevel: 'silent',
+  });
+  const shipped = join(dir, 'bundle-addons');
+  mkdirSync(shipped, { recursive: true });
+  const run = (env: Record<string, string>) => JSON.parse(spawnSync(process.execPath, [bundle], { encoding: 'utf8', env: { ...process.env, ...env } }).stdout);
+  assert.match(run({ IOP_AGENT_ADDONS: shipped }).error, /native addon epoll\.node not found \(looked in .*bundle-addons/);
+  copyFileSync(addon('linux-x64'), join(shipped, 'epoll.node'));
+  assert.equal(run({ IOP_AGENT_ADDONS: shipped }), { gpio: 'function' });
+});
+
 test.run();

@@ -16,7 +16,7 @@ export async function selectGpioProvider(sysfs: Sysfs, choice: GpioBackendChoice
       problems.push(`no sysfs GPIO (${sysfs.path(SYSFS_GPIO)}/export missing: kernel without CONFIG_GPIO_SYSFS)`);
     } else {
       try {
-        const Gpio = loadOnoff();
+        const Gpio = await loadOnoff();
         return createOnoffProvider(sysfs, choice === 'sysfs' ? 'sysfs chosen in hardware.gpio' : 'the kernel has sysfs GPIO and onoff loaded', Gpio);
       } catch (err) {
         problems.push(`onoff did not load (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`);

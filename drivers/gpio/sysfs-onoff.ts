@@ -3,7 +3,6 @@
 // onoff always works on /sys/class/gpio; the chip's base (read under hardware.sysfsRoot)
 // turns (chip, offset) into the global number it wants. sysfs cannot set a bias: a
 // pull-up comes from the device tree (config.txt `gpio=17=ip,pu`) on this path.
-import { createRequire } from 'node:module';
 import type { Sysfs } from '../sysfs.ts';
 import { globalLineNumber } from './chips.ts';
 import { describeLine, GpioError, type Edge, type EdgeEvent, type GpioProvider, type Level, type LineSpec, type LineWatch } from './line.ts';
@@ -16,12 +15,19 @@ interface OnoffGpio {
 }
 type OnoffGpioClass = new (gpio: number, direction: 'in', edge?: 'none' | Edge) => OnoffGpio;
 
-/** Loads onoff (and so the epoll addon); throws when the addon is missing or built for another node. */
-export function loadOnoff(): OnoffGpioClass {
-  return (createRequire(import.meta.url)('onoff') as { Gpio: OnoffGpioClass }).Gpio;
+/**
+ * Loads onoff (and so the epoll addon); rejects when the addon is missing or built for
+ * another node. A dynamic import: bundled into the single executable, evaluated only
+ * when a GPIO sensor is configured.
+ */
+export async function loadOnoff(): Promise<OnoffGpioClass> {
+  const module = (await import('onoff')) as unknown as { Gpio?: OnoffGpioClass; default?: { Gpio: OnoffGpioClass } };
+  const Gpio = module.Gpio ?? module.default?.Gpio;
+  if (!Gpio) throw new Error('onoff has no Gpio export');
+  return Gpio;
 }
 
-export function createOnoffProvider(sysfs: Sysfs, reason: string, Gpio: OnoffGpioClass = loadOnoff()): GpioProvider {
+export function createOnoffProvider(sysfs: Sysfs, reason: string, Gpio: OnoffGpioClass): GpioProvider {
   const open = new Map<number, OnoffGpio>();
 
   const gpioFor = async (spec: LineSpec, edge: 'none' | Edge): Promise<{ gpio: OnoffGpio; number: number }> => {
