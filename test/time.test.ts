@@ -91,6 +91,16 @@ test('sampler and codec: untrusted packs carry no time; the first trusted pack a
   assert.is(encodeSenmlPack(plain).length, encodeSenmlPack({ time: plain.time, records: plain.records }).length);
 });
 
+test('sampler: a clock set back an hour does not stop a slow sensor from being read', async () => {
+  const sampler = new Sampler({
+    intervalMs: 1000, log: silentLogger,
+    sensors: [{ sensor: createSimulatedSensor({ name: 'slow', quantity: 'pressure', seed: 2 }), intervalMs: 60_000 }],
+  });
+  assert.ok(await sampler.tick(DEC_2026));
+  assert.is(await sampler.tick(DEC_2026 + 1000), undefined, 'not due a second later');
+  assert.ok(await sampler.tick(DEC_2026 - 3_600_000), 'due at once after the clock went back');
+});
+
 // End to end: iop-agent sample with fixture sensors, at 1970 and at the real time.
 const dir = mkdtempSync(join(tmpdir(), 'iop-time-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
