@@ -1,6 +1,7 @@
 // Plantower PMS5003 particulate sensor on a UART (9600 baud). Active mode (the
 // default) sends a frame about every second by itself; passive mode answers a request,
-// sent at every read, and the answer is the value of the next read.
+// sent at start and at every read: a read returns the answer to the previous request,
+// and a request left unanswered makes the next read fail as silent.
 import { Pms5003Parser, PMS5003_ACTIVE, PMS5003_PASSIVE, PMS5003_READ, type Pms5003Frame } from '../drivers/uart-sensors/pms5003.ts';
 import { checkRange, type Sensor } from './sensor.ts';
 import { createUartSensor, type UartSensorContext, type UartSensorOptions } from './uart-sensor.ts';
@@ -19,8 +20,7 @@ export function createPms5003Sensor(options: Pms5003Options, context: UartSensor
   return createUartSensor(options, {
     kind: 'pms5003',
     defaultBaud: 9600,
-    // Passive answers come one read later: a frame stays good for a long read interval.
-    staleMs: passive ? Math.max(staleMs, 24 * 3_600_000) : staleMs,
+    staleMs,
     greeting: passive ? PMS5003_PASSIVE : PMS5003_ACTIVE,
     request: passive ? PMS5003_READ : undefined,
     feed: (bytes) => {

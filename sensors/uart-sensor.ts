@@ -22,7 +22,8 @@ export interface UartSensorContext {
 export interface UartProtocol {
   kind: string;
   defaultBaud: number;
-  /** A frame older than this is no value (the sensor went silent). */
+  /** A frame older than this is no value (the sensor went silent); with `request`, a
+   * frame must instead answer the previous request. */
   staleMs: number;
   /** Sent once the port is open (e.g. a mode switch). */
   greeting?: Uint8Array | undefined;
@@ -48,6 +49,8 @@ export function createUartSensor(options: UartSensorOptions, protocol: UartProto
   let reopenTimer: NodeJS.Timeout | undefined;
   let stopped = false;
   let checksumsAtLastRead = 0;
+  /** Monotonic ms of the last request sent (sensors that answer only when asked). */
+  let lastRequestMs: number | undefined;
 
   const open = async (): Promise<void> => {
     if (stopped || port) return;
@@ -65,6 +68,11 @@ export function createUartSensor(options: UartSensorOptions, protocol: UartProto
       });
       if (stopped) { await port.close(); port = undefined; return; }
       if (protocol.greeting) await port.write(protocol.greeting);
+      // Ask at once, so the first read already has an answer.
+      if (protocol.request) {
+        lastRequestMs = context.monotonic();
+        await port.write(protocol.request);
+      }
     } catch (err) {
       port = undefined;
       portError = err instanceof Error ? err.message : String(err);
@@ -89,14 +97,21 @@ export function createUartSensor(options: UartSensorOptions, protocol: UartProto
       port = undefined;
     },
     read: (nowMs) => health.track(nowMs, async () => {
-      if (port && protocol.request) port.write(protocol.request).catch(() => undefined);
       const now = context.monotonic();
       const checksums = protocol.badChecksums();
       const newBadFrames = checksums - checksumsAtLastRead;
       checksumsAtLastRead = checksums;
-      if (lastFrameMs === undefined || now - lastFrameMs > protocol.staleMs) {
+      const previousRequest = lastRequestMs;
+      if (port && protocol.request) {
+        lastRequestMs = now;
+        port.write(protocol.request).catch(() => undefined);
+      }
+      // Asked-for frames (passive mode) must answer the previous request; others be fresh.
+      const fresh = lastFrameMs !== undefined && (previousRequest !== undefined ? lastFrameMs >= previousRequest : now - lastFrameMs <= protocol.staleMs);
+      if (!fresh) {
         if (!port) throw new SensorError(name, 'missing', `${options.path}: ${portError}`);
-        if (newBadFrames > 0) throw new SensorError(name, 'checksum', `${newBadFrames} frames with bad checksums on ${options.path}, no good one for ${protocol.staleMs} ms`);
+        if (newBadFrames > 0) throw new SensorError(name, 'checksum', `${newBadFrames} frames with bad checksums on ${options.path} and no good one`);
+        if (previousRequest !== undefined) throw new SensorError(name, 'silent', `no answer on ${options.path} to the last request`);
         throw new SensorError(name, 'silent', `no frame on ${options.path} for ${lastFrameMs === undefined ? 'ever' : `${Math.round(now - lastFrameMs)} ms`}`);
       }
       return protocol.records();

@@ -129,6 +129,13 @@ test('pms5003 passive: switched to passive at open, asked at every read', async 
     assert.equal((await firstReading(sensor)).map((r) => r.v).slice(1), [20, 30]);
     assert.equal(Array.from(received.slice(0, PMS5003_PASSIVE.length)), Array.from(PMS5003_PASSIVE), 'passive mode set first');
     assert.ok(answered >= 1);
+    // The sensor stops answering: the read after an unanswered request fails as silent.
+    clearInterval(responder);
+    await sleep(100);
+    await sensor.read(NOW).catch(() => undefined);
+    const silent = await failureOf(sensor);
+    assert.is(silent.failure, 'silent');
+    assert.match(silent.message, /no answer on .* to the last request/);
   });
 });
 
