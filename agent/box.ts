@@ -5,6 +5,7 @@ import { Sysfs } from '../drivers/sysfs.ts';
 import { openUartSensorPort } from '../drivers/serial/uart-sensor-port.ts';
 import { selectGpioProvider } from '../drivers/gpio/select.ts';
 import type { GpioProvider } from '../drivers/gpio/line.ts';
+import type { GpsPosition } from '../sensors/gps.ts';
 import type { DeviceIdentity } from './codec/identity.ts';
 import { encodeSenmlPack, type SenmlPack } from './codec/senml.ts';
 import type { Config } from './config/schema.ts';
@@ -23,6 +24,8 @@ export interface Box {
   sensors: Sensor[];
   sampler: Sampler;
   time: TimeKeeper;
+  /** The box's position from a GPS sensor with a fix, if it has one. */
+  position(): GpsPosition | undefined;
   /** Encodes one tick's pack, signs it into the chain and stores it. */
   record(pack: SenmlPack): Promise<StoredMessage>;
   close(): Promise<void>;
@@ -37,6 +40,7 @@ export async function openBox(config: Config, log: Logger): Promise<Box> {
   const time = new TimeKeeper(systemTimeSources(config.hardware.sysfsRoot, log.child('time')), log.child('time'));
   const sysfs = new Sysfs(config.hardware.sysfsRoot);
   let gpio: Promise<GpioProvider> | undefined;
+  let position: GpsPosition | undefined;
   const context: SensorContext = {
     device: identity.id,
     sysfs,
@@ -51,6 +55,7 @@ export async function openBox(config: Config, log: Logger): Promise<Box> {
     },
     monotonic: () => performance.now(),
     onGpsTime: (fix) => time.gpsTime(fix),
+    onGpsPosition: (fix) => { position = fix; },
   };
   const sensors = config.sensors.map((sensor) => createSensor(sensor, context));
   // A sensor that cannot start is reported by its reads; the others go on.
@@ -69,6 +74,7 @@ export async function openBox(config: Config, log: Logger): Promise<Box> {
     sensors,
     sampler,
     time,
+    position: () => position,
     // The store's own timestamp is bookkeeping; the reading's time is in the payload.
     record: (pack) => journal.append(encodeSenmlPack(pack), pack.time === undefined ? Date.now() : Math.round(pack.time * 1000)),
     async close() {

@@ -13,8 +13,18 @@ export interface GpsTimeFix {
   monotonicMs: number;
 }
 
+export interface GpsPosition {
+  lat: number;
+  lon: number;
+  alt?: number | undefined;
+  /** Monotonic ms of the fix. */
+  monotonicMs: number;
+}
+
 export interface GpsContext extends UartSensorContext {
   onTime?: ((fix: GpsTimeFix) => void) | undefined;
+  /** The box's position at every GGA with a fix (for the work that needs to know where the box is). */
+  onPosition?: ((position: GpsPosition) => void) | undefined;
 }
 
 export function createGpsSensor(options: UartSensorOptions, context: GpsContext, staleMs = 10_000): Sensor {
@@ -31,6 +41,7 @@ export function createGpsSensor(options: UartSensorOptions, context: GpsContext,
         if (s.type === 'GGA') {
           fix = s.quality > 0 && s.lat !== undefined && s.lon !== undefined;
           position = fix ? { lat: s.lat!, lon: s.lon!, alt: s.alt } : undefined;
+          if (position) context.onPosition?.({ ...position, monotonicMs });
         } else if (s.valid && s.timeMs !== undefined) {
           context.onTime?.({ utcMs: s.timeMs, monotonicMs });
         }

@@ -4,7 +4,7 @@ import type { Sysfs } from '../drivers/sysfs.ts';
 import type { UartOpener } from '../drivers/serial/uart-sensor-port.ts';
 import type { GpioProvider } from '../drivers/gpio/line.ts';
 import { createDs18b20Sensor, type Ds18b20Options } from './ds18b20.ts';
-import { createGpsSensor, type GpsTimeFix } from './gps.ts';
+import { createGpsSensor, type GpsPosition, type GpsTimeFix } from './gps.ts';
 import { createIioSensor, type IioOptions } from './iio.ts';
 import { createPms5003Sensor, type Pms5003Options } from './pms5003.ts';
 import { createSds011Sensor } from './sds011.ts';
@@ -39,6 +39,8 @@ export interface SensorContext {
   monotonic: () => number;
   /** A GPS with a valid fix reports the satellites' time here. */
   onGpsTime?: ((fix: GpsTimeFix) => void) | undefined;
+  /** A GPS with a fix reports the box's position here. */
+  onGpsPosition?: ((position: GpsPosition) => void) | undefined;
 }
 
 type Factories = { [K in SensorType]: (config: Extract<SensorOptions, { type: K }>, context: SensorContext) => Sensor };
@@ -49,7 +51,7 @@ const factories: Factories = {
   iio: (config, context) => createIioSensor(config, context.sysfs),
   pms5003: (config, context) => createPms5003Sensor(config, context),
   sds011: (config, context) => createSds011Sensor(config, context),
-  gps: (config, context) => createGpsSensor(config, { ...context, onTime: context.onGpsTime }),
+  gps: (config, context) => createGpsSensor(config, { ...context, onTime: context.onGpsTime, onPosition: context.onGpsPosition }),
   pulse: (config, context) => createPulseSensor(config, { provider: context.gpio, stateDir: context.stateDir, monotonic: context.monotonic }),
   'gpio-input': (config, context) => createGpioInputSensor(config, context.gpio),
 };

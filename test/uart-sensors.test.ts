@@ -161,7 +161,8 @@ test('gps: no fix is a failure; a fix gives lat, lon, alt and the satellites\' t
   await withTimeout('gps', 30_000, async () => {
     const { pair, port } = await emulator('gps');
     const times: GpsTimeFix[] = [];
-    const sensor = createGpsSensor({ name: 'position', path: pair.agent }, { ...context, onTime: (fix) => times.push(fix) });
+    let where: { lat: number; lon: number } | undefined;
+    const sensor = createGpsSensor({ name: 'position', path: pair.agent }, { ...context, onTime: (fix) => times.push(fix), onPosition: (p) => { where = p; } });
     await sensor.start();
     cleanups.push(() => sensor.stop());
     await sleep(100);
@@ -174,6 +175,7 @@ test('gps: no fix is a failure; a fix gives lat, lon, alt and the satellites\' t
       { n: 'lat', u: 'lat', v: 52.5020567 }, { n: 'lon', u: 'lon', v: 13.4094633 }, { n: 'alt', u: 'm', v: 34.5 },
     ]);
     assert.is(times.length, 1);
+    assert.equal([where?.lat, where?.lon], [52.5020567, 13.4094633], 'the box knows where it is');
     assert.is(times[0]!.utcMs, Date.UTC(2026, 11, 1, 10, 15, 30));
   });
 });
