@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TimeKeeper, TRUSTED_FLOOR_MS, type TimeSources } from '../agent/time/time-keeper.ts';
+import { parseAdjtimexStatus, TimeKeeper, TRUSTED_FLOOR_MS, type TimeSources } from '../agent/time/time-keeper.ts';
 import { Sampler } from '../agent/sampler.ts';
 import { createLogger, silentLogger } from '../agent/log.ts';
 import { encodeSenmlPack, resolveSenmlPack } from '../agent/codec/senml.ts';
@@ -34,6 +34,14 @@ test('time keeper: 1970 is never trusted, even when a check says synchronised; n
   state.synced = true;
   assert.equal(keeper.stamp(), { wallMs: DEC_2026, quality: 'ntp', uptimeS: 105, boot: 'abcd1234' });
   assert.ok(TRUSTED_FLOOR_MS > Date.UTC(2025, 0, 1));
+});
+
+test('the kernel\'s adjtimex status: STA_UNSYNC set or clear', () => {
+  const busybox = '    mode:         0\n    maxerror:     16000000\n    status:       64 (UNSYNC)\n    return value: 5 (clock not synchronized)\n';
+  assert.is(parseAdjtimexStatus(busybox), false);
+  assert.is(parseAdjtimexStatus('    status:       8193 (PLL | NANO)\n'), true);
+  assert.is(parseAdjtimexStatus('         status: 8257\n'), false, 'Debian adjtimex -p: PLL | UNSYNC | NANO');
+  assert.is(parseAdjtimexStatus('no such applet'), undefined);
 });
 
 test('time keeper: a GPS fix is a time source carried on the monotonic clock, for an hour', () => {

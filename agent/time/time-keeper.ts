@@ -2,8 +2,8 @@
 // clock says (1970, or the last shutdown's time with fake-hwclock) until NTP or a GPS
 // sets it. The time keeper tells the sampler, at each tick, whether the wall clock can
 // be trusted and by which source:
-//   ntp   the kernel clock is synchronised (systemd-timesyncd's marker file, or
-//         timedatectl's NTPSynchronized, which is the kernel's adjtimex status)
+//   ntp   the kernel clock is synchronised (systemd-timesyncd's marker file, or the
+//         kernel's adjtimex status through timedatectl, adjtimex or BusyBox's adjtimex)
 //   gps   a GPS with a valid fix gave UTC less than an hour ago; the time is the
 //         GPS time carried forward on the monotonic clock, not the system clock
 //   none  neither: the reading carries only the time since boot (docs/protocol.md)
@@ -43,7 +43,7 @@ export interface TimeSources {
 export const TRUSTED_FLOOR_MS = Date.UTC(2026, 0, 1);
 const JUMP_MS = 60_000;
 const GPS_VALID_MS = 3_600_000;
-const TIMEDATECTL_EVERY_MS = 600_000;
+const KERNEL_SYNC_EVERY_MS = 600_000;
 
 export interface TimeStatus {
   quality: TimeQuality;
@@ -119,22 +119,51 @@ function round3(value: number): number {
   return Math.round(value * 1000) / 1000;
 }
 
+/** STA_UNSYNC in the kernel's adjtimex status: set while no NTP daemon disciplines the clock. */
+const STA_UNSYNC = 0x40;
+
+/** Synchronised or not from `adjtimex` output (BusyBox's applet, Debian's adjtimex -p): its `status:` line. */
+export function parseAdjtimexStatus(output: string): boolean | undefined {
+  const match = /^\s*status:\s*(\d+)/m.exec(output);
+  return match ? (Number(match[1]) & STA_UNSYNC) === 0 : undefined;
+}
+
+function run(command: string, args: string[]): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    execFile(command, args, { timeout: 5_000 }, (err, stdout) => resolve(err ? undefined : stdout));
+  });
+}
+
+/**
+ * The kernel's view, from the first tool there is: timedatectl (systemd: NTPSynchronized
+ * is the adjtimex status), else adjtimex itself (Debian's, or BusyBox's on small images).
+ */
+async function askKernelSync(): Promise<boolean | undefined> {
+  const timedatectl = await run('timedatectl', ['show', '-p', 'NTPSynchronized', '--value']);
+  if (timedatectl !== undefined && /^(yes|no)$/.test(timedatectl.trim())) return timedatectl.trim() === 'yes';
+  for (const [command, args] of [['adjtimex', ['-p']], ['busybox', ['adjtimex']]] as const) {
+    const out = await run(command, [...args]);
+    const synced = out === undefined ? undefined : parseAdjtimexStatus(out);
+    if (synced !== undefined) return synced;
+  }
+  return undefined;
+}
+
 /**
  * The box's own clock state. `root` is hardware.sysfsRoot: the marker file is read
- * under it (tests point it at a tree without one); timedatectl is asked only when the
- * root is the real one, at most every ten minutes, and its answer cached.
+ * under it (tests point it at a tree without one); the kernel is asked (askKernelSync)
+ * only when the root is the real one, at most every ten minutes, and its answer cached.
  */
 export function systemTimeSources(root = '/', log?: Logger): TimeSources {
   const marker = join(root, 'run/systemd/timesync/synchronized');
-  let timedatectl = false;
+  let kernelSynced = false;
   let askedAt = -Infinity;
   const ask = () => {
-    if (root !== '/' || performance.now() - askedAt < TIMEDATECTL_EVERY_MS) return;
+    if (root !== '/' || performance.now() - askedAt < KERNEL_SYNC_EVERY_MS) return;
     askedAt = performance.now();
-    execFile('timedatectl', ['show', '-p', 'NTPSynchronized', '--value'], { timeout: 5_000 }, (err, stdout) => {
-      const synced = !err && stdout.trim() === 'yes';
-      if (synced !== timedatectl) log?.debug(`timedatectl NTPSynchronized=${synced ? 'yes' : 'no'}`);
-      timedatectl = synced;
+    void askKernelSync().then((synced) => {
+      if ((synced ?? false) !== kernelSynced) log?.debug(`kernel clock ${synced ? 'synchronised' : 'not synchronised'}`);
+      kernelSynced = synced ?? false;
     });
   };
   ask();
@@ -145,7 +174,7 @@ export function systemTimeSources(root = '/', log?: Logger): TimeSources {
     boot: readBootId(),
     isSynchronised: () => {
       ask();
-      return existsSync(marker) || timedatectl;
+      return existsSync(marker) || kernelSynced;
     },
   };
 }
