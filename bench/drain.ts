@@ -13,7 +13,7 @@ import { openBox } from '../agent/box.ts';
 import { validateConfig } from '../agent/config/load.ts';
 import { silentLogger } from '../agent/log.ts';
 import { createUplink } from '../agent/uplink/uplink.ts';
-import { startMosquitto } from '../test/helpers/mosquitto.ts';
+import { startMosquitto } from '../harness/mosquitto.ts';
 
 const { values } = parseArgs({ options: { count: { type: 'string' }, rounds: { type: 'string' }, window: { type: 'string' }, quick: { type: 'boolean' } } });
 const count = Number(values.count ?? (values.quick ? 1_000 : 100_000));

@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startMosquitto } from '../test/helpers/mosquitto.ts';
+import { startMosquitto } from '../harness/mosquitto.ts';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string' }, source: { type: 'boolean' }, quick: { type: 'boolean' } } });
 const seconds = Number(values.seconds ?? (values.quick ? 3 : 30));

@@ -26,7 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { askAgent } from '../agent/control-socket.ts';
-import { startMosquitto, type Broker } from '../test/helpers/mosquitto.ts';
+import { startMosquitto, type Broker } from '../harness/mosquitto.ts';
 import { makeMesh, type Mesh } from '../test/helpers/netns.ts';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, hello: { type: 'string' }, settle: { type: 'string' }, warm: { type: 'string' } } });
