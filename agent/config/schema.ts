@@ -47,7 +47,10 @@ const uplinkSchema = z.strictObject({
   }).default({}),
   /** gateway: delete a reading on a gateway receipt; broker: on the broker's PUBACK (no gateway). */
   ack: z.enum(['gateway', 'broker']).default('gateway'),
-  /** Public keys (hex) of gateways whose receipts count; empty: trust the first gateway seen and pin it. */
+  /**
+   * Public keys (hex) of gateways whose receipts count; empty: trust the first gateway seen
+   * and pin it (not on a mesh box, where any box holding the mesh key could sign the first).
+   */
   gatewayKeys: z.array(z.string().regex(HEX_KEY, { error: 'expected 64 hex digits (an Ed25519 public key)' })).default([]),
   ackTimeoutMs: z.number().int().min(100).max(3_600_000).default(20_000),
   /** Readings published and not yet acknowledged by the broker, at most. */
@@ -84,6 +87,11 @@ const meshSchema = z.strictObject({
   receiptHoldMs: z.number().int().min(0).max(3_600_000).default(60_000),
   /** beyond the hold, how long an origin waits for a receipt before sending again */
   ackTimeoutMs: z.number().int().min(100).max(3_600_000).default(30_000),
+  /**
+   * A box without an uplink of its own sends its signed status through the mesh this often
+   * (and when it changes); its uplink box marks it offline after three missed.
+   */
+  statusEveryMs: z.number().int().min(1000).max(86_400_000).default(300_000),
   hopLimit: z.number().int().min(1).max(64).default(16),
   fragmentBytes: z.number().int().min(32).max(1100).default(180),
   timers: z.strictObject({
@@ -136,6 +144,12 @@ export const configSchema = z.strictObject({
     // Through the mesh the broker's PUBACK reaches only the uplink box: the origin would
     // delete readings the mesh may still lose.
     ctx.addIssue({ code: 'custom', path: ['uplink', 'ack'], message: 'a mesh box deletes readings only on gateway receipts: expected gateway (and a gateway running)' });
+  }
+  if (config.mesh.enabled && config.uplink.gatewayKeys.length === 0) {
+    // Receipts reach a mesh box through its neighbours: trusting the first signer would let
+    // any box holding the mesh key sign receipts for readings it relayed, and delete them.
+    ctx.addIssue({ code: 'custom', path: ['uplink', 'gatewayKeys'],
+      message: "a mesh box trusts only the gateways listed here: expected at least one key ('iop-agent id --state-dir <gateway state dir>' prints it)" });
   }
   if (config.mesh.enabled && config.mesh.links.length === 0) {
     ctx.addIssue({ code: 'custom', path: ['mesh', 'links'], message: 'a mesh needs at least one link' });
