@@ -116,21 +116,29 @@ function summary(runs: SimResult[]): string[] {
   ];
 }
 
+/**
+ * One run on a random topology: signed readings every intervalS (incompressible: of random
+ * values, for comparison). The one place that says how the simulator is asked.
+ */
+function run(nodes: number, seed: number, virtualS: number, incompressible = false): SimResult {
+  return simulate({ nodes, topology: 'random', seed, seconds: virtualS, readingIntervalS: intervalS, ...(incompressible ? {} : { traffic: signedTraffic(seed, intervalS) }) });
+}
+
 console.log(`random topologies, ${seconds} s virtual (the first third warm-up), signed readings every ${intervalS} s, seeds ${seeds.join(',')}${QUICK ? ' (quick)' : ''}`);
 for (const nodes of sizes) {
   console.log(`${nodes} boxes:`);
   const runs: SimResult[] = [];
   for (const seed of seeds) {
-    const r = simulate({ nodes, topology: 'random', seed, seconds, readingIntervalS: intervalS, traffic: signedTraffic(seed, intervalS) });
+    const r = run(nodes, seed, seconds);
     runs.push(r);
     console.log(line(r));
   }
   for (const l of summary(runs)) console.log(l);
 }
-const raw = simulate({ nodes: sizes[0]!, topology: 'random', seed: seeds[0]!, seconds, readingIntervalS: intervalS });
-console.log('incompressible random readings (290 bytes), for comparison:');
+const raw = run(sizes[0]!, seeds[0]!, seconds, true);
+console.log('incompressible readings, for comparison:');
 console.log(line(raw, ' random'));
-const fast = simulate({ nodes: big.nodes, topology: 'random', seed: seeds[0]!, seconds: big.seconds, readingIntervalS: intervalS, traffic: signedTraffic(seeds[0]!, intervalS) });
+const fast = run(big.nodes, seeds[0]!, big.seconds);
 const wall = num(fast.wall_s);
 /** the mesh and each baseline are simulated in turn on the same seed */
 const speedup = num(fast.speedup) ?? (wall ? ((1 + baselines(fast).length) * big.seconds) / wall : null);
