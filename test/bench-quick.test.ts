@@ -3,6 +3,7 @@
 // run are rough and not asserted (no timed assertions); `npm run bench:*` gives real ones.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, runCli } from './helpers/cli.ts';
 
@@ -52,6 +53,19 @@ test('bench:mesh --quick compares iop-agent with babeld on a 3-box line (or says
   assert.match(out, /control B\/box\/s +\d+\.\d\d +\d+\.\d\d +ratio \d+\.\d\dx/);
   assert.match(out, /6 queued readings acknowledged by gateway receipts \d+\.\d\d s after the start/);
   assert.match(out, /goal \(3-box line\): convergence once up under 4 s at no more than 60 B\/box\/s: (MET|NOT MET)/);
+});
+
+test('every bench (a bench/ file with a Usage line) has a --quick mode, and a test file runs it', () => {
+  const tests = readdirSync(join(ROOT, 'test')).filter((f) => f.endsWith('.test.ts')).map((f) => readFileSync(join(ROOT, 'test', f), 'utf8'));
+  const benches = readdirSync(join(ROOT, 'bench')).filter((f) => f.endsWith('.ts'))
+    .map((file) => ({ file, usage: /^\/\/ Usage: .*$/m.exec(readFileSync(join(ROOT, 'bench', file), 'utf8'))?.[0] }))
+    .filter((b) => b.usage !== undefined);
+  assert.ok(benches.length >= 5, `benches found: ${benches.map((b) => b.file).join(', ')}`);
+  for (const { file, usage } of benches) {
+    assert.match(usage!, /--quick/, `bench/${file} documents a --quick mode`);
+    const named = new RegExp(`['"/]${file.replace(/[.]/g, '\\.')}['"]`);
+    assert.ok(tests.some((t) => named.test(t) && t.includes('--quick')), `a test file runs bench/${file} --quick`);
+  }
 });
 
 test.run();
