@@ -4,7 +4,6 @@
 // takes them back to MQTT as soon as its own uplink returns.
 import { realClock } from '../../drivers/clock.ts';
 import type { Link } from '../../drivers/link.ts';
-import { openUdpLinks } from '../../drivers/udp-link.ts';
 import { MeshNode } from '../../mesh/node.ts';
 import type { Box } from '../box.ts';
 import type { MeshConfig, UplinkConfig } from '../config/schema.ts';
@@ -13,6 +12,7 @@ import type { Logger } from '../log.ts';
 import type { Forwarder } from '../uplink/forwarder.ts';
 import { createForwarder, type Uplink } from '../uplink/uplink.ts';
 import { UplinkBridge } from './bridge.ts';
+import { fittingFragmentBytes, openMeshLinks, startLinks } from './links.ts';
 import { MeshPublisher } from './mesh-publisher.ts';
 import { meshNodeId, nextMeshEpoch, readMeshKey } from './setup.ts';
 
@@ -35,15 +35,17 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
   const key = readMeshKey(config.keyFile!);
   let links: Link[];
   try {
-    links = await openUdpLinks(config.links.map((l) => ({ interface: l.interface, port: l.port, group: l.group })));
+    links = await openMeshLinks(config, meshNodeId(box.identity.publicKey), log);
   } catch (err) {
     throw new IopError('CONFIG', `mesh.links: ${errorMessage(err)}`);
   }
   const epoch = nextMeshEpoch(options.stateDir);
   const meshLog = log.child('mesh');
+  const fragmentBytes = fittingFragmentBytes(config.fragmentBytes, links);
+  if (fragmentBytes < config.fragmentBytes) meshLog.info(`fragments of ${fragmentBytes} bytes: the smallest link MTU is ${Math.min(...links.map((l) => l.mtu))}`);
   const node = new MeshNode({
     id: meshNodeId(box.identity.publicKey), key, epoch, clock: realClock, links,
-    timers: config.timers, hopLimit: config.hopLimit, fragmentBytes: config.fragmentBytes,
+    timers: config.timers, hopLimit: config.hopLimit, fragmentBytes,
     log: { debug: (m) => meshLog.debug(m), warn: (m) => meshLog.warn(m) },
   });
   const forwarder = uplink?.forwarder ?? createForwarder(options.uplinkConfig, options.stateDir, box, log);
@@ -86,13 +88,19 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
     forwarder,
     start() {
       node.start();
+      startLinks(links);
       meshLog.info(`mesh node ${node.idHex} (epoch ${epoch}) on ${links.map((l) => `${l.name} ${l.address}`).join(', ')}`);
       choose();
       timer = setInterval(choose, CHECK_EVERY_MS);
       timer.unref();
     },
     notify: () => forwarder.notify(),
-    status: () => ({ ...node.status(), relay: bridge?.counters ?? null, via: via ?? null }),
+    status: () => {
+      const status = node.status();
+      // Radios add their airtime, budget and error counters to the node's per-link figures.
+      const linkStatus = status.links.map((l, i) => ({ ...l, ...(links[i]!.report?.() ?? {}) }));
+      return { ...status, links: linkStatus, relay: bridge?.counters ?? null, via: via ?? null };
+    },
     async stop() {
       clearInterval(timer);
       node.announce('no');
