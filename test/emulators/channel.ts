@@ -5,7 +5,7 @@
 import { realClock } from '../../drivers/clock.ts';
 import { SimMedium, type SimLink } from '../../drivers/sim/medium.ts';
 import { SeededRandom } from '../../drivers/sim/random.ts';
-import { SF7_BW250 } from '../../drivers/radio/lora-airtime.ts';
+import { SF7_BW250, type LoraProfile } from '../../drivers/radio/lora-airtime.ts';
 import type { Modem } from './modems.ts';
 import { openPty, type Pty } from './pty.ts';
 
@@ -16,8 +16,8 @@ export class Channel {
   private readonly slots: Slot[] = [];
 
   /** Radios `spacingM` apart on a line; with the default range each hears only its neighbours. */
-  constructor(options: { rangeM?: number; seed?: number } = {}) {
-    this.medium = new SimMedium({ clock: realClock, random: new SeededRandom(options.seed ?? 1), rangeM: options.rangeM ?? 1000, profile: SF7_BW250, latencyMs: 2 });
+  constructor(options: { rangeM?: number; seed?: number; profile?: LoraProfile } = {}) {
+    this.medium = new SimMedium({ clock: realClock, random: new SeededRandom(options.seed ?? 1), rangeM: options.rangeM ?? 1000, profile: options.profile ?? SF7_BW250, latencyMs: 2 });
   }
 
   /** Adds a radio at (x, 0) whose host side is a pty at `path`. */

@@ -1,0 +1,28 @@
+// Boxes on emulated serial radios for end-to-end tests: a config per box with one radio
+// link on its pty, the mesh key, and the gateway's public key pinned.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MESH_KEY } from './netns.ts';
+
+export const TEST_RADIO = { region: 'EU868', frequencyHz: 869_525_000, bandwidthHz: 250_000, spreadingFactor: 5, codingRate: 5, txPowerDbm: 14 } as const;
+
+/** Mesh timers for a fast test over SF5/250 kHz radios (a 255-byte frame is about 70 ms on air). */
+export const RADIO_TEST_TIMERS = { helloMinMs: 1500, helloMaxMs: 6000, updateMinMs: 1500, updateMaxMs: 12_000, ackTimeoutMs: 300, helloMissesDown: 4 };
+
+export function radioBoxConfig(dir: string, name: string, links: object[], options: { broker?: string; gatewayKey: string; intervalMs?: number }): string {
+  const keyFile = join(dir, 'mesh.key');
+  writeFileSync(keyFile, `${MESH_KEY}\n`, { mode: 0o600 });
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify({
+    stateDir: join(dir, name),
+    sampling: { intervalMs: options.intervalMs ?? 3_600_000 },
+    // one sensor: a reading fits one fragment, as a field box reporting one quantity
+    sensors: [{ type: 'simulated', name: 'temperature', quantity: 'temperature' }],
+    uplink: { broker: options.broker ?? null, ack: 'gateway', gatewayKeys: [options.gatewayKey], ackTimeoutMs: 3000, reconnectMinMs: 100, reconnectMaxMs: 500 },
+    mesh: { enabled: true, keyFile, ackTimeoutMs: 5000, receiptHoldMs: 2000, timers: RADIO_TEST_TIMERS, links },
+  }));
+  return file;
+}
+
+export const kissLink = (path: string) => ({ type: 'kiss', path, baud: 115200, radio: TEST_RADIO });
+export const reyaxLink = (path: string) => ({ type: 'reyax', path, baud: 115200, radio: TEST_RADIO, networkId: 18 });
