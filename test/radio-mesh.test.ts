@@ -99,6 +99,8 @@ if (!haveSocat()) {
     assert.ok(link.airtimeLastHourMs > 0 && link.budgetLeftMs < 360_000 && link.budgetLeftMs > 0, JSON.stringify(link));
     assert.ok(link.txFrames > 0 && link.rxFrames > 0 && link.txBytes > 0 && link.rxBytes > 0);
     assert.type(link.errors, 'object');
+    const human = (await runCli(['mesh', '--state-dir', join(home, 'box1')])).stdout.toString();
+    assert.match(human, /links:\n  kiss:\S+ [0-9a-f]{8}  out \d+ frames \d+ B, in \d+ frames \d+ B  up  airtime \d+\.\d s in the last hour, budget left \d+\.\d s/);
     const onAir = [0, 1, 2, 3, 4].map((i) => channel.airLog(i).reduce((s, t) => s + t.airtimeMs, 0));
     console.log(`radio-mesh: airtime per box (ms) ${onAir.map((a) => a.toFixed(0)).join(', ')}`);
     for (const b of boxes) await b.stop();
