@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { profileOf } from '../drivers/radio/lora-airtime.ts';
 import { Channel } from './emulators/channel.ts';
 import { KissTnc, RNodeModem } from './emulators/modems.ts';
-import { haveSocat } from './emulators/pty.ts';
+import { haveCommand, haveSocat } from './emulators/pty.ts';
 import { ROOT, runCli, tempDir } from './helpers/cli.ts';
 import { kissLink, radioBoxConfig, TEST_RADIO } from './helpers/radio-mesh.ts';
 import { gatewayKey, start, until, type Running } from './helpers/system.ts';
@@ -25,21 +25,12 @@ test.after(async () => {
   dir.remove();
 });
 
-function have(command: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function status(stateDir: string) {
   const result = await runCli(['mesh', '--json', '--state-dir', stateDir]);
   return result.code === 0 ? JSON.parse(result.stdout.toString()) : undefined;
 }
 
-if (!haveSocat() || !have('qemu-aarch64-static') || !existsSync(SYSROOT)) {
+if (!haveSocat() || !haveCommand('qemu-aarch64-static') || !existsSync(SYSROOT)) {
   console.log(`sea-serial: skipped, needs socat, qemu-aarch64-static and the arm64 libraries in ${SYSROOT}`);
 } else {
   test('x64 and arm64 (under qemu) executables load the shipped serial addon and exchange KISS frames over ptys', async () => {

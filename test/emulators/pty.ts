@@ -4,14 +4,16 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-export function haveSocat(): boolean {
+export function haveCommand(name: string): boolean {
   try {
-    execFileSync('sh', ['-c', 'command -v socat'], { stdio: 'ignore' });
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' });
     return true;
   } catch {
     return false;
   }
 }
+
+export const haveSocat = () => haveCommand('socat');
 
 export interface Pty {
   readonly path: string;
