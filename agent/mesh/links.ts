@@ -22,16 +22,28 @@ export async function openMeshLinks(config: MeshConfig, nodeId: NodeId, log: Log
   const udpLinks = await openUdpLinks(udp.map((l) => ({ interface: l.interface, port: l.port, group: l.group })));
   const address = linkAddressOf(nodeId);
   const radioLog = log.child('radio');
+  const dutyWindowMs = testDutyWindowMs(radioLog);
   const links: Link[] = [];
   let nextUdp = 0;
   for (const l of config.links) {
     switch (l.type) {
       case 'udp': links.push(udpLinks[nextUdp++]!); break;
-      case 'kiss': links.push(new KissLink({ path: l.path, baud: l.baud, radio: l.radio, maxFrameBytes: l.maxFrameBytes, address, clock: realClock, log: radioLog })); break;
-      case 'reyax': links.push(new ReyaxLink({ path: l.path, baud: l.baud, radio: l.radio, networkId: l.networkId, address, clock: realClock, log: radioLog })); break;
+      case 'kiss': links.push(new KissLink({ path: l.path, baud: l.baud, radio: l.radio, maxFrameBytes: l.maxFrameBytes, address, clock: realClock, log: radioLog, dutyWindowMs })); break;
+      case 'reyax': links.push(new ReyaxLink({ path: l.path, baud: l.baud, radio: l.radio, networkId: l.networkId, address, clock: realClock, log: radioLog, dutyWindowMs })); break;
     }
   }
   return links;
+}
+
+/**
+ * IOP_AGENT_DUTY_WINDOW_MS shortens the duty-cycle ledger's rolling hour so tests see a
+ * radio at its limit within seconds. Never for a box in the field: the rule is per hour.
+ */
+function testDutyWindowMs(log: Logger): number | undefined {
+  const value = Number(process.env.IOP_AGENT_DUTY_WINDOW_MS);
+  if (!process.env.IOP_AGENT_DUTY_WINDOW_MS || !Number.isInteger(value) || value < 1000) return undefined;
+  log.warn(`duty-cycle window shortened to ${value} ms by IOP_AGENT_DUTY_WINDOW_MS (for tests; not the regional rule)`);
+  return value;
 }
 
 /** Starts the radios' serial ports (UDP links need no start). */

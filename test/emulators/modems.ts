@@ -238,3 +238,19 @@ export class ReyaxModem extends BaseModem {
     }
   }
 }
+
+/**
+ * Frames in an emulator's air log that put the radio over `allowanceMs` of airtime in the
+ * `windowMs` before them, by the emulator's own clock.
+ */
+export function framesOverBudget(log: Transmission[], allowanceMs: number, windowMs: number): number {
+  let over = 0;
+  let start = 0;
+  let sum = 0;
+  for (const t of log) {
+    sum += t.airtimeMs;
+    while (log[start]!.at <= t.at - windowMs) sum -= log[start++]!.airtimeMs;
+    if (sum > allowanceMs + 1e-6) over++;
+  }
+  return over;
+}
