@@ -5,7 +5,6 @@
 // budget, and every reading still reaches the gateway.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connectAsync, type MqttClient } from 'mqtt';
 import { join } from 'node:path';
 import { subBandOf, type SubBand } from '../drivers/radio/duty-cycle.ts';
 import { profileOf } from '../drivers/radio/lora-airtime.ts';
@@ -13,15 +12,15 @@ import { Channel } from './emulators/channel.ts';
 import { framesOverBudget, KissTnc, RNodeModem } from './emulators/modems.ts';
 import { haveSocat } from './emulators/pty.ts';
 import { runCli } from './helpers/cli.ts';
-import { kissLink, radioBoxConfig, TEST_RADIO } from './helpers/radio-mesh.ts';
-import { deviceId, gatewayKey, queuedSeqs, testDeployment, until } from './helpers/system.ts';
+import { kissLink, meshStatus, radioBoxConfig, radioUplink, TEST_RADIO } from './helpers/radio-mesh.ts';
+import { deviceId, queuedSeqs, testDeployment, until } from './helpers/system.ts';
 
 const { dir, broker, launch } = testDeployment(test);
 const WINDOW_MS = 5000;
 let channel: Channel | undefined;
-let client: MqttClient | undefined;
+let uplink: { close(): Promise<void> } | undefined;
 test.after(async () => {
-  await client?.endAsync();
+  await uplink?.close();
   await channel?.close();
 });
 
@@ -34,31 +33,29 @@ if (!haveSocat()) {
     await channel.add(paths[0]!, 0, () => new RNodeModem());
     await channel.add(paths[1]!, 500, () => new KissTnc(TEST_RADIO));
     channel.connect();
-    const gatewayDir = join(dir.path, 'gw');
-    const key = await gatewayKey(gatewayDir);
     const far = join(dir.path, 'box1');
     const device = await deviceId(far);
-    launch(['gateway', '--broker', broker.url, '--state-dir', gatewayDir, '--allow-any']);
-    client = await connectAsync(broker.url);
-    const chain: number[] = [];
-    client.on('message', (_t, payload) => chain.push(JSON.parse(payload.toString()).seq));
-    await client.subscribeAsync(`iop/v1/${device}/verified`, { qos: 1 });
+    const up = await radioUplink({ dir, broker, launch }, 'budget', device);
+    uplink = up;
+    const key = up.key;
     assert.is((await runCli(['sample', '--count', '12', '--out', '/dev/null', '--state-dir', far])).code, 0);
     const env = { env: { IOP_AGENT_DUTY_WINDOW_MS: String(WINDOW_MS) } };
     launch(['run', '--config', radioBoxConfig(dir.path, 'box0', [kissLink(paths[0]!)], { gatewayKey: key, broker: broker.url })], env);
     const box = launch(['run', '--config', radioBoxConfig(dir.path, 'box1', [kissLink(paths[1]!)], { gatewayKey: key })], env);
     await until('the shortened window logged', () => /duty-cycle window shortened to 5000 ms/.test(box.stderr()), 20_000);
-    await until('every reading at the gateway', () => new Set(chain).size >= 12, 150_000);
+    await until('every reading at the gateway', () => new Set(up.gatewayChain().map((r) => r.seq)).size >= 12, 150_000);
     await until('box 1 drained', async () => (await queuedSeqs(far)).length === 0, 60_000);
-    const status = JSON.parse((await runCli(['mesh', '--json', '--state-dir', far])).stdout.toString());
+    const status = await meshStatus(far);
     const link = status.links[0];
     assert.ok(link.errors.heldForBudget > 0, `the link was held at its limit: ${JSON.stringify(link.errors)}`);
     assert.is(link.allowanceMs, WINDOW_MS / 10);
     const band = subBandOf(TEST_RADIO.region, TEST_RADIO.frequencyHz, TEST_RADIO.bandwidthHz) as SubBand;
-    // The emulator stamps a frame a few ms after the agent's ledger did: a window 100 ms
-    // shorter keeps that jitter from counting as an excess.
+    // The emulator stamps a frame when this process reads it from the pty, some ms after
+    // the agent's ledger counted it (more on a loaded machine): a window 500 ms shorter
+    // keeps that jitter from counting as an excess. Without the budget the first burst
+    // alone (12 readings at once) would be over it.
     const log = channel.airLog(1);
-    assert.is(framesOverBudget(log, band.dutyCycle! * WINDOW_MS, WINDOW_MS - 100), 0, 'no frame over budget in the emulator\'s airtime log');
+    assert.is(framesOverBudget(log, band.dutyCycle! * WINDOW_MS, WINDOW_MS - 500), 0, 'no frame over budget in the emulator\'s airtime log');
     const total = log.reduce((s, t) => s + t.airtimeMs, 0);
     const spanS = (log.at(-1)!.at - log[0]!.at) / 1000;
     console.log(`radio-budget: ${log.length} frames, ${total.toFixed(0)} ms on air over ${spanS.toFixed(1)} s (allowance ${WINDOW_MS / 10} ms per ${WINDOW_MS / 1000} s), held ${link.errors.heldForBudget} times`);

@@ -1,50 +1,25 @@
 // Five `iop-agent run` boxes in a line on emulated radios (RNodes and plain KISS TNCs on
 // socat ptys, joined through the simulated LoRa medium), one with Mosquitto and the
 // gateway: the far box's readings arrive and verify, and pulling the middle box's radio
-// mid-run and putting it back loses none. Then two boxes over REYAX AT modems.
+// mid-run and putting it back loses none.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connectAsync, type MqttClient } from 'mqtt';
 import { join } from 'node:path';
 import { profileOf } from '../drivers/radio/lora-airtime.ts';
 import { Channel } from './emulators/channel.ts';
-import { KissTnc, ReyaxModem, RNodeModem } from './emulators/modems.ts';
+import { KissTnc, RNodeModem } from './emulators/modems.ts';
 import { haveSocat } from './emulators/pty.ts';
 import { runCli } from './helpers/cli.ts';
-import { kissLink, radioBoxConfig, reyaxLink, TEST_RADIO } from './helpers/radio-mesh.ts';
-import { deviceId, gatewayKey, queuedSeqs, readings, testDeployment, until, type Running } from './helpers/system.ts';
+import { kissLink, meshStatus, radioBoxConfig, radioUplink, TEST_RADIO, verifiedSeqs } from './helpers/radio-mesh.ts';
+import { deviceId, queuedSeqs, readings, testDeployment, until, type Running } from './helpers/system.ts';
 
 const { dir, broker, launch } = testDeployment(test);
 const channels: Channel[] = [];
-const clients: MqttClient[] = [];
+const uplinks: { close(): Promise<void> }[] = [];
 test.after(async () => {
-  for (const c of clients) await c.endAsync();
+  for (const u of uplinks) await u.close();
   for (const c of channels) await c.close();
 });
-
-async function meshStatus(stateDir: string) {
-  const result = await runCli(['mesh', '--json', '--state-dir', stateDir]);
-  if (result.code !== 0) throw new Error(result.stderr);
-  return JSON.parse(result.stdout.toString());
-}
-
-const seqsOf = (subscriber: Running) => [...new Set(readings(subscriber).filter((r) => r.valid).map((r) => r.seq))].sort((a, b) => a - b);
-
-async function uplinkSide(name: string, device: string) {
-  const gatewayDir = join(dir.path, `${name}-gw`);
-  const key = await gatewayKey(gatewayDir);
-  const gateway = launch(['gateway', '--broker', broker.url, '--state-dir', gatewayDir, '--allow-any']);
-  const subscriber = launch(['subscribe', '--broker', broker.url, '--device', device, '--json']);
-  await until('gateway connected', () => /connected/.test(gateway.stderr()), 10_000);
-  // What the gateway verified, stored and linked into the device's chain, in order.
-  const client = await connectAsync(broker.url);
-  clients.push(client);
-  const chain: { seq: number; chain: string }[] = [];
-  client.on('message', (_topic, payload) => chain.push(JSON.parse(payload.toString())));
-  await client.subscribeAsync(`iop/v1/${device}/verified`, { qos: 1 });
-  const gatewayChain = () => chain;
-  return { key, subscriber, gatewayChain };
-}
 
 if (!haveSocat()) {
   console.log('radio-mesh: skipped, needs socat and mosquitto');
@@ -58,25 +33,26 @@ if (!haveSocat()) {
     channel.connect();
     const far = join(home, 'box4');
     const device = await deviceId(far);
-    const up = await uplinkSide('line', device);
+    const up = await radioUplink({ dir, broker, launch }, 'line', device);
+    uplinks.push(up);
     assert.is((await runCli(['sample', '--count', '4', '--out', '/dev/null', '--state-dir', far])).code, 0);
     const boxes: Running[] = [];
     for (let i = 0; i < 5; i++) {
       const config = radioBoxConfig(home, `box${i}`, [kissLink(paths[i]!)], { gatewayKey: up.key, ...(i === 0 ? { broker: broker.url } : {}), ...(i === 4 ? { intervalMs: 5000 } : {}) });
       boxes.push(launch(['run', '--config', config]));
     }
-    await until('the first readings of box 4 at the subscriber', () => seqsOf(up.subscriber).length >= 4, 90_000).catch(async (err) => {
+    await until('the first readings of box 4 at the subscriber', () => verifiedSeqs(up.subscriber).length >= 4, 90_000).catch(async (err) => {
       for (let i = 0; i < 5; i++) console.log(i, boxes[i]!.stderr(), JSON.stringify(await meshStatus(join(home, `box${i}`))));
-      console.log(seqsOf(up.subscriber));
+      console.log(verifiedSeqs(up.subscriber));
       throw err;
     });
     await channel.unplug(2);
     await until('box 2 logs its radio gone', () => /link down/.test(boxes[2]!.stderr()), 10_000);
-    const during = seqsOf(up.subscriber).length;
+    const during = verifiedSeqs(up.subscriber).length;
     await new Promise((resolve) => setTimeout(resolve, 4000));
     await channel.plug(2);
     await until('box 2 radio back', () => /RNode configured/.test(boxes[2]!.stderr().split('link down')[1] ?? ''), 40_000);
-    await until('readings flowing again', () => seqsOf(up.subscriber).length >= during + 2, 60_000);
+    await until('readings flowing again', () => verifiedSeqs(up.subscriber).length >= during + 2, 60_000);
     await boxes[4]!.stop();
     const drained = launch(['run', '--config', join(home, 'box4.json'), '--interval', '3600000']);
     await until('box 4 drained', async () => (await queuedSeqs(far)).length === 0, 120_000).catch(async (err) => {
@@ -91,7 +67,7 @@ if (!haveSocat()) {
     assert.equal(chain.map((r) => r.seq), Array.from({ length: last + 1 }, (_, i) => i), 'the gateway verified every sequence number, none missing');
     assert.ok(chain.slice(1).every((r) => r.chain === 'ok'), 'one unbroken chain');
     assert.ok(readings(up.subscriber).every((r) => r.valid), 'the consumer verified every reading it took');
-    assert.ok(seqsOf(up.subscriber).length >= last - 4, 'the consumer saw nearly all (it refuses readings that arrive after a later one)');
+    assert.ok(verifiedSeqs(up.subscriber).length >= last - 4, 'the consumer saw nearly all (it refuses readings that arrive after a later one)');
     const status = await meshStatus(join(home, 'box1'));
     const link = status.links[0];
     assert.is(link.type, 'kiss');
@@ -106,30 +82,6 @@ if (!haveSocat()) {
     for (const b of boxes) await b.stop();
   });
 
-  test('2 boxes over REYAX AT modems: readings reach the gateway through the modem and its 171-byte MTU', async () => {
-    const home = join(dir.path, 'reyax');
-    const channel = new Channel({ profile: profileOf(TEST_RADIO) });
-    channels.push(channel);
-    const paths = [join(dir.path, 'rylr0'), join(dir.path, 'rylr1')];
-    await channel.add(paths[0]!, 0, () => new ReyaxModem());
-    await channel.add(paths[1]!, 500, () => new ReyaxModem({ okDelayMs: 100 }));
-    channel.connect();
-    const far = join(home, 'box1');
-    const device = await deviceId(far);
-    const up = await uplinkSide('reyax', device);
-    assert.is((await runCli(['sample', '--count', '5', '--out', '/dev/null', '--state-dir', far])).code, 0);
-    launch(['run', '--config', radioBoxConfig(home, 'box0', [reyaxLink(paths[0]!)], { gatewayKey: up.key, broker: broker.url })]);
-    const box1 = launch(['run', '--config', radioBoxConfig(home, 'box1', [reyaxLink(paths[1]!)], { gatewayKey: up.key })]);
-    await until('the readings of box 1 at the subscriber', () => seqsOf(up.subscriber).length >= 5, 60_000).catch((err) => {
-      console.log(box1.stderr(), up.subscriber.stderr(), up.subscriber.stdout());
-      throw err;
-    });
-    assert.match(box1.stderr(), /fragments of \d+ bytes: the smallest link MTU is 171/);
-    assert.ok(readings(up.subscriber).every((r) => r.valid));
-    const status = await meshStatus(far);
-    assert.is(status.links[0].type, 'reyax');
-    assert.ok(status.neighbours[0].rssi !== undefined, 'RSSI reaches the mesh');
-  });
 }
 
 test.run();

@@ -2,7 +2,10 @@
 // link on its pty, the mesh key, and the gateway's public key pinned.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connectAsync } from 'mqtt';
+import { runCli, type CliOptions } from './cli.ts';
 import { MESH_KEY } from './netns.ts';
+import { gatewayKey, readings, until, type Running } from './system.ts';
 
 export const TEST_RADIO = { region: 'EU868', frequencyHz: 869_525_000, bandwidthHz: 250_000, spreadingFactor: 5, codingRate: 5, txPowerDbm: 14 } as const;
 
@@ -26,3 +29,36 @@ export function radioBoxConfig(dir: string, name: string, links: object[], optio
 
 export const kissLink = (path: string) => ({ type: 'kiss', path, baud: 115200, radio: TEST_RADIO });
 export const reyaxLink = (path: string) => ({ type: 'reyax', path, baud: 115200, radio: TEST_RADIO, networkId: 18 });
+
+interface Deployment {
+  dir: { path: string };
+  broker: { url: string };
+  launch(args: string[], cli?: CliOptions): Running;
+}
+
+/**
+ * The gateway on the test broker, a verifying subscriber for `device`, and the
+ * gateway's own stream of what it verified and linked into the device's chain, in order.
+ */
+export async function radioUplink(deployment: Deployment, name: string, device: string) {
+  const { dir, broker, launch } = deployment;
+  const gatewayDir = join(dir.path, `${name}-gw`);
+  const key = await gatewayKey(gatewayDir);
+  const gateway = launch(['gateway', '--broker', broker.url, '--state-dir', gatewayDir, '--allow-any']);
+  const subscriber = launch(['subscribe', '--broker', broker.url, '--device', device, '--json']);
+  await until('gateway connected', () => /connected/.test(gateway.stderr()), 10_000);
+  const client = await connectAsync(broker.url);
+  const chain: { seq: number; chain: string }[] = [];
+  client.on('message', (_topic, payload) => chain.push(JSON.parse(payload.toString())));
+  await client.subscribeAsync(`iop/v1/${device}/verified`, { qos: 1 });
+  return { key, subscriber, gatewayChain: () => chain, close: () => client.endAsync() };
+}
+
+export async function meshStatus(stateDir: string) {
+  const result = await runCli(['mesh', '--json', '--state-dir', stateDir]);
+  if (result.code !== 0) throw new Error(result.stderr);
+  return JSON.parse(result.stdout.toString());
+}
+
+/** Sequence numbers a subscriber verified, each once, in order. */
+export const verifiedSeqs = (subscriber: Running) => [...new Set(readings(subscriber).filter((r) => r.valid).map((r) => r.seq))].sort((a, b) => a - b);
