@@ -7,36 +7,27 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { subBandOf, type SubBand } from '../drivers/radio/duty-cycle.ts';
-import { profileOf } from '../drivers/radio/lora-airtime.ts';
-import { Channel } from './emulators/channel.ts';
 import { framesOverBudget, KissTnc, RNodeModem } from './emulators/modems.ts';
 import { haveSocat } from './emulators/pty.ts';
 import { runCli } from './helpers/cli.ts';
-import { kissLink, meshStatus, radioBoxConfig, radioUplink, TEST_RADIO } from './helpers/radio-mesh.ts';
-import { deviceId, queuedSeqs, testDeployment, until } from './helpers/system.ts';
+import { kissLink, meshStatus, radioBoxConfig, radioDeployment, TEST_RADIO } from './helpers/radio-mesh.ts';
+import { deviceId, queuedSeqs, until } from './helpers/system.ts';
 
-const { dir, broker, launch } = testDeployment(test);
+const { dir, broker, launch, channel: newChannel, uplink } = radioDeployment(test);
 const WINDOW_MS = 5000;
-let channel: Channel | undefined;
-let uplink: { close(): Promise<void> } | undefined;
-test.after(async () => {
-  await uplink?.close();
-  await channel?.close();
-});
 
 if (!haveSocat()) {
   console.log('radio-budget: skipped, needs socat and mosquitto');
 } else {
   test('held at its duty-cycle limit a box sends no frame over budget (the emulator\'s log), and its readings drain', async () => {
-    channel = new Channel({ profile: profileOf(TEST_RADIO) });
+    const channel = newChannel();
     const paths = [join(dir.path, 'radio0'), join(dir.path, 'radio1')];
     await channel.add(paths[0]!, 0, () => new RNodeModem());
     await channel.add(paths[1]!, 500, () => new KissTnc(TEST_RADIO));
     channel.connect();
     const far = join(dir.path, 'box1');
     const device = await deviceId(far);
-    const up = await radioUplink({ dir, broker, launch }, 'budget', device);
-    uplink = up;
+    const up = await uplink('budget', device);
     const key = up.key;
     assert.is((await runCli(['sample', '--count', '12', '--out', '/dev/null', '--state-dir', far])).code, 0);
     const env = { env: { IOP_AGENT_DUTY_WINDOW_MS: String(WINDOW_MS) } };

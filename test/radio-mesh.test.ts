@@ -5,36 +5,26 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { profileOf } from '../drivers/radio/lora-airtime.ts';
-import { Channel } from './emulators/channel.ts';
 import { KissTnc, RNodeModem } from './emulators/modems.ts';
 import { haveSocat } from './emulators/pty.ts';
 import { runCli } from './helpers/cli.ts';
-import { kissLink, meshStatus, radioBoxConfig, radioUplink, TEST_RADIO, verifiedSeqs } from './helpers/radio-mesh.ts';
-import { deviceId, queuedSeqs, readings, testDeployment, until, type Running } from './helpers/system.ts';
+import { kissLink, meshStatus, radioBoxConfig, radioDeployment, TEST_RADIO, verifiedSeqs } from './helpers/radio-mesh.ts';
+import { deviceId, queuedSeqs, readings, until, type Running } from './helpers/system.ts';
 
-const { dir, broker, launch } = testDeployment(test);
-const channels: Channel[] = [];
-const uplinks: { close(): Promise<void> }[] = [];
-test.after(async () => {
-  for (const u of uplinks) await u.close();
-  for (const c of channels) await c.close();
-});
+const { dir, broker, launch, channel: newChannel, uplink } = radioDeployment(test);
 
 if (!haveSocat()) {
   console.log('radio-mesh: skipped, needs socat and mosquitto');
 } else {
   test('5 boxes in a line on emulated radios: every reading of the far box verifies at Mosquitto; the middle radio pulled and put back loses none', async () => {
     const home = join(dir.path, 'line');
-    const channel = new Channel({ rangeM: 1000, profile: profileOf(TEST_RADIO) });
-    channels.push(channel);
+    const channel = newChannel({ rangeM: 1000 });
     const paths = Array.from({ length: 5 }, (_, i) => join(dir.path, `radio${i}`));
     for (let i = 0; i < 5; i++) await channel.add(paths[i]!, i * 800, () => (i % 2 === 0 ? new RNodeModem() : new KissTnc(TEST_RADIO)));
     channel.connect();
     const far = join(home, 'box4');
     const device = await deviceId(far);
-    const up = await radioUplink({ dir, broker, launch }, 'line', device);
-    uplinks.push(up);
+    const up = await uplink('line', device);
     assert.is((await runCli(['sample', '--count', '4', '--out', '/dev/null', '--state-dir', far])).code, 0);
     const boxes: Running[] = [];
     for (let i = 0; i < 5; i++) {

@@ -4,35 +4,26 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { profileOf } from '../drivers/radio/lora-airtime.ts';
-import { Channel } from './emulators/channel.ts';
 import { ReyaxModem } from './emulators/modems.ts';
 import { haveSocat } from './emulators/pty.ts';
 import { runCli } from './helpers/cli.ts';
-import { meshStatus, radioBoxConfig, radioUplink, reyaxLink, TEST_RADIO, verifiedSeqs } from './helpers/radio-mesh.ts';
-import { deviceId, readings, testDeployment, until } from './helpers/system.ts';
+import { meshStatus, radioBoxConfig, radioDeployment, reyaxLink, verifiedSeqs } from './helpers/radio-mesh.ts';
+import { deviceId, readings, until } from './helpers/system.ts';
 
-const { dir, broker, launch } = testDeployment(test);
-let channel: Channel | undefined;
-let uplink: { close(): Promise<void> } | undefined;
-test.after(async () => {
-  await uplink?.close();
-  await channel?.close();
-});
+const { dir, broker, launch, channel: newChannel, uplink } = radioDeployment(test);
 
 if (!haveSocat()) {
   console.log('radio-reyax: skipped, needs socat and mosquitto');
 } else {
   test('2 boxes over REYAX AT modems: readings reach the gateway through the modem and its 171-byte MTU', async () => {
-    channel = new Channel({ profile: profileOf(TEST_RADIO) });
+    const channel = newChannel();
     const paths = [join(dir.path, 'rylr0'), join(dir.path, 'rylr1')];
     await channel.add(paths[0]!, 0, () => new ReyaxModem());
     await channel.add(paths[1]!, 500, () => new ReyaxModem({ okDelayMs: 100 }));
     channel.connect();
     const far = join(dir.path, 'box1');
     const device = await deviceId(far);
-    const up = await radioUplink({ dir, broker, launch }, 'reyax', device);
-    uplink = up;
+    const up = await uplink('reyax', device);
     assert.is((await runCli(['sample', '--count', '5', '--out', '/dev/null', '--state-dir', far])).code, 0);
     launch(['run', '--config', radioBoxConfig(dir.path, 'box0', [reyaxLink(paths[0]!)], { gatewayKey: up.key, broker: broker.url })]);
     const box1 = launch(['run', '--config', radioBoxConfig(dir.path, 'box1', [reyaxLink(paths[1]!)], { gatewayKey: up.key })]);

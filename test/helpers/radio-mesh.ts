@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { connectAsync } from 'mqtt';
 import { runCli, type CliOptions } from './cli.ts';
 import { MESH_KEY } from './netns.ts';
-import { gatewayKey, readings, until, type Running } from './system.ts';
+import { gatewayKey, readings, testDeployment, until, type Running } from './system.ts';
+import { Channel } from '../emulators/channel.ts';
+import { profileOf } from '../../drivers/radio/lora-airtime.ts';
 
 export const TEST_RADIO = { region: 'EU868', frequencyHz: 869_525_000, bandwidthHz: 250_000, spreadingFactor: 5, codingRate: 5, txPowerDbm: 14 } as const;
 
@@ -62,3 +64,33 @@ export async function meshStatus(stateDir: string) {
 
 /** Sequence numbers a subscriber verified, each once, in order. */
 export const verifiedSeqs = (subscriber: Running) => [...new Set(readings(subscriber).filter((r) => r.valid).map((r) => r.seq))].sort((a, b) => a - b);
+
+interface Suite {
+  before(hook: () => unknown): void;
+  after(hook: () => unknown): void;
+}
+
+/**
+ * testDeployment (Mosquitto, temp dir, launched processes) plus emulated radio channels
+ * and gateway sides, all closed after the file's tests.
+ */
+export function radioDeployment(suite: Suite) {
+  const deployment = testDeployment(suite);
+  const closers: (() => Promise<void>)[] = [];
+  suite.after(async () => {
+    for (const close of closers) await close();
+  });
+  return {
+    ...deployment,
+    channel(options: ConstructorParameters<typeof Channel>[0] = {}): Channel {
+      const channel = new Channel({ profile: profileOf(TEST_RADIO), ...options });
+      closers.push(() => channel.close());
+      return channel;
+    },
+    async uplink(name: string, device: string) {
+      const up = await radioUplink(deployment, name, device);
+      closers.push(up.close);
+      return up;
+    },
+  };
+}
