@@ -38,6 +38,8 @@ export interface Link {
   send(data: Uint8Array, to?: string): void;
   onReceive(handler: (frame: ReceivedFrame) => void): void;
   close(): void;
+  /** Link-specific figures for status (a radio's airtime in the last hour, budget left, errors). */
+  report?(): Record<string, unknown>;
 }
 
 export function emptyLinkStats(): LinkStats {

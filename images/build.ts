@@ -5,10 +5,10 @@
 //
 // Usage: node images/build.ts [--target linux-x64|linux-arm64 ...] [--out DIR] [--no-strip]
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 import { fetchNodeBinary, TARGETS, type Target } from './node-binaries.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -21,6 +21,25 @@ if (process.version !== `v${TARGETS['linux-x64'].version}`) {
   // A SEA blob only runs in the exact node version that made it.
   throw new Error(`build with node ${TARGETS['linux-x64'].version} (npm run build uses the pinned one); this is ${process.version}`);
 }
+
+/**
+ * The serial bindings find their addon through node-gyp-build; in the executable they
+ * get it from the shipped layout instead (images/shims/serialport-bindings.ts).
+ */
+const shippedAddons: Plugin = {
+  name: 'shipped-addons',
+  setup(b) {
+    b.onResolve({ filter: /^node-gyp-build$/ }, (args) => (/@serialport[\\/]bindings-cpp/.test(args.importer)
+      ? { path: join(root, 'images', 'shims', 'serialport-bindings.ts') }
+      : { errors: [{ text: `${args.importer} loads a native addon through node-gyp-build: give it a shim in images/shims` }] }));
+  },
+};
+
+/** Native addons per target: <name>.node in the layout drivers/native/addons.ts reads. */
+const ADDONS: Record<Target, Record<string, string>> = {
+  'linux-x64': { serialport: 'node_modules/@serialport/bindings-cpp/prebuilds/linux-x64/@serialport+bindings-cpp.glibc.node' },
+  'linux-arm64': { serialport: 'node_modules/@serialport/bindings-cpp/prebuilds/linux-arm64/@serialport+bindings-cpp.armv8.glibc.node' },
+};
 
 mkdirSync(dist, { recursive: true });
 const bundle = join(dist, 'iop-agent.cjs');
@@ -37,6 +56,7 @@ await build({
   // and cbor-x falls back to JavaScript. aedes is the demo's embedded broker, a dev
   // dependency: a box has a real broker.
   external: ['cbor-extract', 'aedes'],
+  plugins: [shippedAddons],
   logLevel: 'warning',
 });
 
@@ -78,7 +98,14 @@ for (const target of targets) {
   rewriteByCopy(output);
   rmSync(executable);
   rmSync(config);
-  console.log(`built ${output} (${(statSync(output).size / 1e6).toFixed(1)} MB)`);
+  const addons = join(`${output}.d`, 'addons');
+  rmSync(`${output}.d`, { recursive: true, force: true });
+  mkdirSync(addons, { recursive: true });
+  for (const [name, file] of Object.entries(ADDONS[target])) copyFileSync(join(root, file), join(addons, `${name}.node`));
+  // Addons this project builds itself (onoff's epoll: `npm run build:addons`) ship too.
+  const built = join(root, 'build', 'addons', target);
+  if (existsSync(built)) for (const file of readdirSync(built).filter((f) => f.endsWith('.node'))) copyFileSync(join(built, file), join(addons, file));
+  console.log(`built ${output} (${(statSync(output).size / 1e6).toFixed(1)} MB) and ${readdirSync(addons).join(', ')} in ${addons}`);
 }
 
 /**

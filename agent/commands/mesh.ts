@@ -7,7 +7,11 @@ interface MeshStatus {
   node: string;
   announcing: string;
   via: string | null;
-  links: { name: string; address: string; txFrames: number; rxFrames: number }[];
+  links: {
+    name: string; address: string; txFrames: number; rxFrames: number; txBytes: number; rxBytes: number;
+    /** radio links only */
+    up?: boolean; airtimeLastHourMs?: number; budgetLeftMs?: number | null; errors?: Record<string, number>;
+  }[];
   neighbours: { node: string; link: string; address: string; cost: number; rxcost: number; txcost: number; heardMsAgo: number; rssi?: number; snr?: number }[];
   routes: { dest: string; uplink: boolean; seqno: number; metric: number; via: string | null; link: string | null; total: number; selected: boolean }[];
   receipts?: { accepted: number; refused: Record<string, number> };
@@ -34,6 +38,14 @@ export const meshCommand: Command = {
       return 0;
     }
     const out: string[] = [`node ${status.node}  announcing: ${status.announcing}  readings via: ${status.via ?? (status.announcing === 'uplink' ? 'own uplink' : 'none')}`];
+    out.push('', 'links:');
+    for (const l of status.links) {
+      const radio = l.airtimeLastHourMs !== undefined
+        ? `  ${l.up ? 'up' : 'DOWN'}  airtime ${(l.airtimeLastHourMs / 1000).toFixed(1)} s in the last hour, budget left ${l.budgetLeftMs === null ? 'unlimited' : `${((l.budgetLeftMs ?? 0) / 1000).toFixed(1)} s`}`
+        : '';
+      const errors = Object.entries(l.errors ?? {}).map(([k, v]) => `${k} ${v}`).join(', ');
+      out.push(`  ${l.name} ${l.address}  out ${l.txFrames} frames ${l.txBytes} B, in ${l.rxFrames} frames ${l.rxBytes} B${radio}${errors ? `  errors: ${errors}` : ''}`);
+    }
     out.push('', 'neighbours:');
     if (!status.neighbours.length) out.push('  (none heard)');
     for (const n of status.neighbours) {

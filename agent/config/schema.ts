@@ -3,6 +3,11 @@ import * as z from 'zod';
 import { SIMULATED_QUANTITIES } from '../../sensors/simulated.ts';
 import { IIO_CHANNELS } from '../../sensors/iio.ts';
 import { DEFAULT_STATE_DIR } from '../state-dir.ts';
+import { REGIONS, subBandOf } from '../../drivers/radio/duty-cycle.ts';
+import { REYAX_BANDWIDTHS } from '../../drivers/serial/reyax.ts';
+import { channelFrequencyMHz } from '../../drivers/wifi.ts';
+
+const LORA_BANDWIDTHS = [7800, 10400, 15600, 20800, 31250, 41700, 62500, 125000, 250000, 500000];
 
 export const CONFIG_VERSION = 1;
 
@@ -26,7 +31,7 @@ const simulatedSensor = z.strictObject({
 // Hardware sensors (docs/hardware.md). Every sensor takes `name` and optional `intervalMs`.
 const sensorName = simulatedSensor.shape.name;
 const devicePath = z.string().regex(/^\/dev\/[-_.A-Za-z0-9/]+$/, { error: 'expected a device path such as /dev/ttyAMA0' });
-const baud = z.number().int().refine((b) => [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200].includes(b), { error: 'expected a standard baud rate (1200..115200)' });
+const sensorBaud = z.number().int().refine((b) => [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200].includes(b), { error: 'expected a standard baud rate (1200..115200)' });
 const gpioChip = z.string().regex(/^[-_.:A-Za-z0-9]+$/, { error: 'expected a chip label or gpiochipN' });
 const gpioLine = z.number().int().min(0).max(1023);
 const bias = z.enum(['pull-up', 'pull-down', 'disable', 'as-is']);
@@ -44,10 +49,10 @@ const hardwareSensors = [
   }),
   z.strictObject({
     type: z.literal('pms5003'), name: sensorName, intervalMs: interval.optional(),
-    path: devicePath, baud: baud.optional(), mode: z.enum(['active', 'passive']).optional(),
+    path: devicePath, baud: sensorBaud.optional(), mode: z.enum(['active', 'passive']).optional(),
   }),
-  z.strictObject({ type: z.literal('sds011'), name: sensorName, intervalMs: interval.optional(), path: devicePath, baud: baud.optional() }),
-  z.strictObject({ type: z.literal('gps'), name: sensorName, intervalMs: interval.optional(), path: devicePath, baud: baud.optional() }),
+  z.strictObject({ type: z.literal('sds011'), name: sensorName, intervalMs: interval.optional(), path: devicePath, baud: sensorBaud.optional() }),
+  z.strictObject({ type: z.literal('gps'), name: sensorName, intervalMs: interval.optional(), path: devicePath, baud: sensorBaud.optional() }),
   z.strictObject({
     type: z.literal('pulse'), name: sensorName, intervalMs: interval.optional(),
     chip: gpioChip, line: gpioLine, bias: bias.optional(),
@@ -112,11 +117,52 @@ const uplinkSchema = z.strictObject({
 const IFACE = /^[A-Za-z0-9][-_.A-Za-z0-9@]{0,14}$/;
 const IPV4_MULTICAST = /^(22[4-9]|23\d)\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
 
+const wifiSchema = z.strictObject({
+  /** 80211s: an 802.11s mesh point; ibss: ad hoc */
+  mode: z.enum(['80211s', 'ibss']),
+  meshId: z.string().min(1).max(32, { error: 'expected at most 32 characters (an SSID)' }),
+  channel: z.number().int().refine((c) => channelFrequencyMHz(c) !== undefined, { error: 'expected a WiFi channel: 1 to 14, or a 5 GHz channel 32 to 177' }),
+});
+
+const SERIAL_PATH = /^\/dev\/\S+$|^\/\S+$/;
+const serialPath = z.string().regex(SERIAL_PATH, { error: 'expected the absolute path of a serial device, e.g. /dev/ttyUSB0 or /dev/serial/by-id/...' });
+const radioBaud = z.number().int().refine((b) => [9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600].includes(b), { error: 'expected a standard baud rate (9600 to 921600)' }).default(115200);
+
+/** A LoRa radio's settings; the channel must lie inside one sub-band of its region. */
+const radioSchema = z.strictObject({
+  region: z.enum(REGIONS),
+  frequencyHz: z.number().int().min(137_000_000).max(1_020_000_000),
+  bandwidthHz: z.number().int().refine((b) => LORA_BANDWIDTHS.includes(b), { error: `expected a LoRa bandwidth in Hz: ${LORA_BANDWIDTHS.join(', ')}` }),
+  spreadingFactor: z.number().int().min(5).max(12),
+  /** the denominator: 5..8 for 4/5..4/8 */
+  codingRate: z.number().int().min(5).max(8),
+  txPowerDbm: z.number().int().min(-9).max(22),
+}).superRefine((radio, ctx) => {
+  const band = subBandOf(radio.region, radio.frequencyHz, radio.bandwidthHz);
+  if (band instanceof Error) ctx.addIssue({ code: 'custom', path: ['frequencyHz'], message: band.message });
+});
+
 const meshLink = z.discriminatedUnion('type', [z.strictObject({
   type: z.literal('udp'),
   interface: z.string().regex(IFACE, { error: 'expected a network interface name, e.g. wlan0' }),
   port: z.number().int().min(1).max(65535).default(4791),
   group: z.string().regex(IPV4_MULTICAST, { error: 'expected an IPv4 multicast address (224.0.0.0 to 239.255.255.255)' }).default('239.255.73.80'),
+  /** brings the interface up in this mode first; absent: the interface is left alone */
+  wifi: wifiSchema.optional(),
+}), z.strictObject({
+  type: z.literal('kiss'),
+  path: serialPath,
+  baud: radioBaud,
+  radio: radioSchema,
+  /** largest KISS data frame the TNC takes */
+  maxFrameBytes: z.number().int().min(64).max(1024).default(255),
+}), z.strictObject({
+  type: z.literal('reyax'),
+  path: serialPath,
+  baud: radioBaud,
+  radio: radioSchema.refine((r) => r.bandwidthHz in REYAX_BANDWIDTHS, { error: 'a REYAX modem takes 7.8 to 500 kHz in its steps', path: ['bandwidthHz'] }),
+  /** the modem's network id: boxes of one mesh share it (3 to 15, or 18, the default) */
+  networkId: z.number().int().refine((n) => n === 18 || (n >= 3 && n <= 15), { error: 'expected 3 to 15, or 18' }).default(18),
 })]);
 
 const meshSchema = z.strictObject({
@@ -217,3 +263,4 @@ export type SensorConfig = Config['sensors'][number];
 export type HardwareConfig = Config['hardware'];
 export type UplinkConfig = Config['uplink'];
 export type MeshConfig = Config['mesh'];
+export type MeshLinkConfig = MeshConfig['links'][number];

@@ -4,7 +4,6 @@
 // takes them back to MQTT as soon as its own uplink returns.
 import { realClock } from '../../drivers/clock.ts';
 import type { Link } from '../../drivers/link.ts';
-import { openUdpLinks } from '../../drivers/udp-link.ts';
 import { MeshNode } from '../../mesh/node.ts';
 import type { Box } from '../box.ts';
 import type { MeshConfig, UplinkConfig } from '../config/schema.ts';
@@ -14,6 +13,7 @@ import type { Forwarder } from '../uplink/forwarder.ts';
 import { createForwarder, type Uplink } from '../uplink/uplink.ts';
 import { VERSION } from '../version.ts';
 import { UplinkBridge } from './bridge.ts';
+import { fittingFragmentBytes, openMeshLinks, startLinks } from './links.ts';
 import { MeshPublisher } from './mesh-publisher.ts';
 import { RelayedStatus } from './relayed-status.ts';
 import { MeshStatusSender } from './status-sender.ts';
@@ -40,15 +40,17 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
   const forwarder = uplink?.forwarder ?? createForwarder(options.uplinkConfig, options.stateDir, box, log);
   let links: Link[];
   try {
-    links = await openUdpLinks(config.links.map((l) => ({ interface: l.interface, port: l.port, group: l.group })));
+    links = await openMeshLinks(config, meshNodeId(box.identity.publicKey), log);
   } catch (err) {
     throw new IopError('CONFIG', `mesh.links: ${errorMessage(err)}`);
   }
   const epoch = nextMeshEpoch(options.stateDir);
   const meshLog = log.child('mesh');
+  const fragmentBytes = fittingFragmentBytes(config.fragmentBytes, links);
+  if (fragmentBytes < config.fragmentBytes) meshLog.info(`fragments of ${fragmentBytes} bytes: the smallest link MTU is ${Math.min(...links.map((l) => l.mtu))}`);
   const node = new MeshNode({
     id: meshNodeId(box.identity.publicKey), key, epoch, clock: realClock, links,
-    timers: config.timers, hopLimit: config.hopLimit, fragmentBytes: config.fragmentBytes,
+    timers: config.timers, hopLimit: config.hopLimit, fragmentBytes,
     log: { debug: (m) => meshLog.debug(m), warn: (m) => meshLog.warn(m) },
   });
   const publisher = new MeshPublisher(node);
@@ -95,17 +97,23 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
     forwarder,
     start() {
       node.start();
+      startLinks(links);
       meshLog.info(`mesh node ${node.idHex} (epoch ${epoch}) on ${links.map((l) => `${l.name} ${l.address}`).join(', ')}`);
       choose();
       timer = setInterval(choose, CHECK_EVERY_MS);
       timer.unref();
     },
     notify: () => forwarder.notify(),
-    status: () => ({
-      ...node.status(), relay: bridge?.counters ?? null, via: via ?? null,
-      receipts: { accepted: forwarder.counters.receipts, refused: forwarder.trust.refused },
-      status: { sent: statusSender.counters, relayed: relayedStatus?.status() ?? null },
-    }),
+    status: () => {
+      const status = node.status();
+      // Radios add their airtime, budget and error counters to the node's per-link figures.
+      const linkStatus = status.links.map((l, i) => ({ ...l, ...(links[i]!.report?.() ?? {}) }));
+      return {
+        ...status, links: linkStatus, relay: bridge?.counters ?? null, via: via ?? null,
+        receipts: { accepted: forwarder.counters.receipts, refused: forwarder.trust.refused },
+        status: { sent: statusSender.counters, relayed: relayedStatus?.status() ?? null },
+      };
+    },
     async stop() {
       clearInterval(timer);
       await statusSender.stop();
