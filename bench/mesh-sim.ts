@@ -5,7 +5,7 @@
 // Usage: npm run bench:sim [-- --seeds 1,2,3 --seconds T]
 import { parseArgs } from 'node:util';
 import { simulate, type SimResult } from '../mesh/simulation.ts';
-import { signedTraffic } from '../agent/mesh/sim-traffic.ts';
+import { shippedBoxes } from '../agent/mesh/sim-boxes.ts';
 
 const { values } = parseArgs({ options: { seeds: { type: 'string' }, seconds: { type: 'string' } } });
 const seeds = (values.seeds ?? '1,2,3,4,5,6,7,8,9,10').split(',').map(Number);
@@ -23,7 +23,7 @@ function line(r: SimResult, label = ''): string {
 
 for (const nodes of [50, 200]) {
   console.log(`${nodes} boxes, random topology, ${seconds} s, signed readings (about 285 bytes) every 300 s:`);
-  const runs = seeds.map((seed) => simulate({ nodes, topology: 'random', seed, seconds, traffic: signedTraffic(seed, 300) }));
+  const runs = seeds.map((seed) => simulate({ nodes, topology: 'random', seed, seconds, boxes: shippedBoxes({ seed, intervalS: 300 }) }));
   for (const r of runs) console.log(line(r));
   const savings = runs.map((r) => r.baseline.tx_per_delivered / r.tx_per_delivered);
   const delivered = runs.filter((r) => r.delivery_ratio >= 0.99).length;
@@ -31,8 +31,8 @@ for (const nodes of [50, 200]) {
   console.log(`  median flooding/mesh ${median(savings).toFixed(2)}x; delivery >= 99 % in ${delivered}/${runs.length} seeds; both goals in ${both}/${runs.length} seeds; ` +
     `seed ${seeds[0]}: ${verdict(runs[0]!.delivery_ratio >= 0.99 && savings[0]! >= 3)}`);
 }
-const raw = simulate({ nodes: 50, topology: 'random', seed: seeds[0]!, seconds });
-console.log('incompressible random readings (290 bytes), for comparison:');
+const raw = simulate({ nodes: 50, topology: 'random', seed: seeds[0]!, seconds, boxes: shippedBoxes({ seed: seeds[0]!, intervalS: 300, incompressible: true }) });
+console.log('signed readings of random numbers (incompressible, about the same size), for comparison:');
 console.log(line(raw, ' random'));
-const big = simulate({ nodes: 1000, topology: 'random', seed: seeds[0]!, seconds: 1200, traffic: signedTraffic(seeds[0]!, 300) });
+const big = simulate({ nodes: 1000, topology: 'random', seed: seeds[0]!, seconds: 1200, boxes: shippedBoxes({ seed: seeds[0]!, intervalS: 300 }) });
 console.log(`1000 boxes, random: ${big.seconds} s simulated twice (mesh and flooding) in ${big.wall_s} s: ${big.speedup}x real time (goal >= 10x): ${verdict(big.speedup >= 10)}`);

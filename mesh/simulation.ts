@@ -1,18 +1,44 @@
-// The mesh simulator behind `iop-agent sim`: N routers on a simulated LoRa channel in
-// virtual time, placed by topology, their readings handled as the agent does
-// (sim-boxes.ts), measured over the middle of the run; the same seed is then run with
-// managed flooding for comparison.
+// The mesh simulator behind `iop-agent sim`: N boxes on a simulated LoRa channel in
+// virtual time, placed by topology, measured over the middle of the run; the same seed
+// is then run with managed flooding for comparison. What runs on each box (router,
+// forwarder, relay bridge) is given as `boxes`: the agent passes its own classes
+// (agent/mesh/sim-boxes.ts), since mesh/ knows nothing of the agent.
+import type { Link } from '../drivers/link.ts';
 import { SimMedium } from '../drivers/sim/medium.ts';
 import { SF7_BW250 } from '../drivers/radio/lora-airtime.ts';
 import { SeededRandom } from '../drivers/sim/random.ts';
 import { VirtualClock } from '../drivers/sim/virtual-clock.ts';
 import { FloodNode } from './flooding.ts';
-import { Catalogue, Ledger, randomTraffic, serveAsUplink, sendAsOrigin, SimGateway, type SimTraffic } from './sim-boxes.ts';
-import { MeshNode, type MeshTimers } from './node.ts';
+import type { MeshNode, MeshTimers } from './node.ts';
 import { NODE_ID_BYTES } from './packet.ts';
 
 export type Topology = 'line' | 'ring' | 'grid' | 'random';
-export type { SimTraffic } from './sim-boxes.ts';
+
+/** One simulated box: its router, started by start(), and the readings it makes. */
+export interface SimBox {
+  readonly node: MeshNode;
+  start(): void;
+  /** the box makes its reading number n (from 0) now */
+  read(n: number): void;
+}
+
+/** What one run gives the boxes. */
+export interface SimWorld {
+  clock: VirtualClock;
+  random: () => number;
+  /** the mesh key shared by every box */
+  key: Uint8Array;
+  /** reading n of box `origin` reached the gateway (now) */
+  arrived(origin: number, n: number): void;
+}
+
+/** What runs on the boxes, and what they send. */
+export interface SimBoxes {
+  /** reading n of box `origin`, as the flooding baseline sends it */
+  reading(origin: number, n: number): Uint8Array;
+  /** the boxes of one run: box `index` on its radio link, an uplink box or not */
+  run(world: SimWorld): (index: number, link: Link, uplink: boolean) => SimBox;
+}
 
 export interface SimOptions {
   nodes: number;
@@ -21,9 +47,8 @@ export interface SimOptions {
   /** virtual seconds simulated; the first third is warm-up */
   seconds: number;
   readingIntervalS?: number;
-  readingBytes?: number;
   rangeM?: number;
-  traffic?: SimTraffic;
+  boxes: SimBoxes;
 }
 
 export interface SimFigures {
@@ -132,29 +157,28 @@ function setUp(options: SimOptions) {
   return {
     ...world, links, endMs, windowFrom, windowTo,
     ledger: new Ledger(windowFrom, windowTo),
-    size: options.readingBytes ?? 290,
     intervalMs: (options.readingIntervalS ?? DEFAULT_READING_INTERVAL_S) * 1000,
     reachable: reachableFromUplinks(world.medium, world.uplinks),
   };
 }
 
 function runMesh(options: SimOptions): { figures: SimFigures; byKind: SimResult['frames_per_delivered']; uplinks: number; generated: number; reachable: number } {
-  const { clock, medium, random, uplinks, links, endMs, windowFrom, windowTo, ledger, size, intervalMs, reachable } = setUp(options);
-  const nodes = links.map((link, i) => new MeshNode({
-    id: nodeIdFor(i, random), key: MESH_KEY, epoch: 1, clock, links: [link], timers: LORA_TIMERS, random: () => random.next(),
-  }));
+  const { clock, medium, random, uplinks, links, endMs, windowFrom, windowTo, ledger, intervalMs, reachable } = setUp(options);
   let generated = 0;
-  const catalogue = new Catalogue(options.traffic ?? randomTraffic(size, random));
-  const gateway = new SimGateway();
-  nodes.forEach((node, i) => {
-    if (uplinks.has(i)) {
-      node.announce('uplink');
-      serveAsUplink(node, clock, catalogue, ledger, gateway);
-      return;
-    }
-    sendAsOrigin(node, i, { clock, random, catalogue, ledger, intervalMs, counted: reachable.has(i), made: () => generated++ });
+  const box = options.boxes.run({ clock, random: () => random.next(), key: MESH_KEY, arrived: (origin, n) => ledger.arrive(`${origin}/${n}`, clock.now()) });
+  const boxes = links.map((link, i) => box(i, link, uplinks.has(i)));
+  const nodes = boxes.map((b) => b.node);
+  boxes.forEach((b) => b.start());
+  boxes.forEach((b, i) => {
+    // Uplink boxes send their own readings over MQTT: not the mesh's to carry.
+    if (uplinks.has(i)) return;
+    readEvery(clock, random, intervalMs, (n) => {
+      generated++;
+      // A box with no radio path to any uplink cannot deliver by any protocol: not counted.
+      if (reachable.has(i)) ledger.make(`${i}/${n}`, clock.now());
+      b.read(n);
+    });
   });
-  nodes.forEach((node) => node.start());
 
   // Converged: every box that can reach an uplink at all has a route to one.
   let converged: number | null = null;
@@ -190,8 +214,8 @@ function runMesh(options: SimOptions): { figures: SimFigures; byKind: SimResult[
 }
 
 function runFlooding(options: SimOptions): { figures: SimFigures } {
-  const { clock, medium, random, uplinks, links, endMs, windowFrom, windowTo, ledger, size, intervalMs, reachable } = setUp(options);
-  const catalogue = new Catalogue(options.traffic ?? randomTraffic(size, random));
+  const { clock, medium, random, uplinks, links, endMs, windowFrom, windowTo, ledger, intervalMs, reachable } = setUp(options);
+  const catalogue = new Catalogue(options.boxes);
   links.forEach((link, i) => {
     const node = new FloodNode({ id: nodeIdFor(i, random), link, clock, key: MESH_KEY, random: () => random.next() });
     node.uplink = uplinks.has(i);
@@ -200,14 +224,11 @@ function runFlooding(options: SimOptions): { figures: SimFigures } {
       if (key) ledger.arrive(key, clock.now());
     });
     if (node.uplink) return;
-    let n = 0;
-    const tick = () => {
-      const { bytes, key } = catalogue.reading(i, n++);
+    readEvery(clock, random, intervalMs, (n) => {
+      const { bytes, key } = catalogue.reading(i, n);
       if (reachable.has(i)) ledger.make(key, clock.now());
       node.send(bytes);
-      clock.setTimeout(tick, intervalMs * (0.9 + 0.2 * random.next()));
-    };
-    clock.setTimeout(tick, random.next() * intervalMs);
+    });
   });
   clock.runUntil(windowFrom);
   const before = { ...medium.totals };
@@ -227,6 +248,61 @@ function runFlooding(options: SimOptions): { figures: SimFigures } {
       latency_ms_p99: Math.round(f.p99),
     },
   };
+}
+
+/** A box's readings: the first at a random moment of the first interval, then about one an interval. */
+function readEvery(clock: VirtualClock, random: SeededRandom, intervalMs: number, read: (n: number) => void): void {
+  let n = 0;
+  const tick = () => {
+    read(n++);
+    clock.setTimeout(tick, intervalMs * (0.9 + 0.2 * random.next()));
+  };
+  clock.setTimeout(tick, random.next() * intervalMs);
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Readings made in the measured window, with the time each reached the gateway. */
+class Ledger {
+  readonly made = new Map<string, number>();
+  readonly arrived = new Map<string, number>();
+  private readonly from: number;
+  private readonly to: number;
+  constructor(from: number, to: number) {
+    this.from = from;
+    this.to = to;
+  }
+  make(id: string, at: number): void {
+    if (at >= this.from && at < this.to) this.made.set(id, at);
+  }
+  arrive(id: string, at: number): void {
+    if (this.made.has(id) && !this.arrived.has(id)) this.arrived.set(id, at - this.made.get(id)!);
+  }
+  figures(): { ratio: number; delivered: number; p50: number; p99: number } {
+    const latencies = [...this.arrived.values()].sort((a, b) => a - b);
+    return { ratio: this.made.size ? this.arrived.size / this.made.size : 1, delivered: this.arrived.size, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+  }
+}
+
+/** Which box and number the readings flooded through the mesh stand for. */
+class Catalogue {
+  private readonly boxes: SimBoxes;
+  private readonly readings = new Map<string, string>();
+  constructor(boxes: SimBoxes) {
+    this.boxes = boxes;
+  }
+  reading(origin: number, n: number): { bytes: Uint8Array; key: string } {
+    const bytes = this.boxes.reading(origin, n);
+    const key = `${origin}/${n}`;
+    this.readings.set(Buffer.from(bytes).toString('base64'), key);
+    return { bytes, key };
+  }
+  readingKey(bytes: Uint8Array): string | undefined {
+    return this.readings.get(Buffer.from(bytes).toString('base64'));
+  }
 }
 
 function snapshot(nodes: MeshNode[], medium: SimMedium) {

@@ -3,11 +3,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runCli } from './helpers/cli.ts';
 import { simulate } from '../mesh/simulation.ts';
-import { signedTraffic } from '../agent/mesh/sim-traffic.ts';
+import { shippedBoxes } from '../agent/mesh/sim-boxes.ts';
 
 for (const nodes of [50, 200]) {
   test(`${nodes} boxes, random topology, signed readings: 99 % arrive, with a third of flooding's transmissions or fewer`, () => {
-    const r = simulate({ nodes, topology: 'random', seed: 1, seconds: 7200, traffic: signedTraffic(1, 300) });
+    const r = simulate({ nodes, topology: 'random', seed: 1, seconds: 7200, boxes: shippedBoxes({ seed: 1, intervalS: 300 }) });
     assert.ok(r.delivery_ratio >= 0.99, `delivery ${r.delivery_ratio}`);
     assert.ok(r.delivery_ratio >= r.baseline.delivery_ratio, 'at least as good as flooding');
     assert.ok(r.tx_per_delivered * 3 <= r.baseline.tx_per_delivered, `${r.tx_per_delivered} vs flooding ${r.baseline.tx_per_delivered} transmissions per delivered reading`);
@@ -17,14 +17,14 @@ for (const nodes of [50, 200]) {
 }
 
 test('random (incompressible) readings still arrive, with fewer transmissions than flooding', () => {
-  const r = simulate({ nodes: 50, topology: 'random', seed: 1, seconds: 3600 });
+  const r = simulate({ nodes: 50, topology: 'random', seed: 1, seconds: 3600, boxes: shippedBoxes({ seed: 1, intervalS: 300, incompressible: true }) });
   assert.ok(r.delivery_ratio >= 0.99, `delivery ${r.delivery_ratio}`);
   assert.ok(r.tx_per_delivered < r.baseline.tx_per_delivered, `${r.tx_per_delivered} vs flooding ${r.baseline.tx_per_delivered}`);
 });
 
 test('a line converges hop by hop and delivers end to end; the run repeats exactly for a seed', () => {
-  const a = simulate({ nodes: 8, topology: 'line', seed: 5, seconds: 1800 });
-  const b = simulate({ nodes: 8, topology: 'line', seed: 5, seconds: 1800 });
+  const a = simulate({ nodes: 8, topology: 'line', seed: 5, seconds: 1800, boxes: shippedBoxes({ seed: 5, intervalS: 300 }) });
+  const b = simulate({ nodes: 8, topology: 'line', seed: 5, seconds: 1800, boxes: shippedBoxes({ seed: 5, intervalS: 300 }) });
   assert.ok(a.delivery_ratio >= 0.99, `delivery ${a.delivery_ratio}`);
   const { wall_s: _a, speedup: _sa, ...figuresA } = a;
   const { wall_s: _b, speedup: _sb, ...figuresB } = b;

@@ -1,7 +1,7 @@
 import { IopError } from '../errors.ts';
 import type { Command } from '../command.ts';
 import { simulate, type SimFigures, type Topology } from '../../mesh/simulation.ts';
-import { signedTraffic } from '../mesh/sim-traffic.ts';
+import { shippedBoxes } from '../mesh/sim-boxes.ts';
 
 const TOPOLOGIES: Topology[] = ['line', 'ring', 'grid', 'random'];
 
@@ -26,7 +26,8 @@ export const simCommand: Command = {
       --seconds T       simulated time, in virtual seconds (default 7200); the first third is warm-up
       --interval S      seconds between a box's readings (default 300)
       --json            one JSON object
-Runs in accelerated virtual time with real signed readings and gateway receipts; the
+Runs the agent's own router, forwarder and relay bridge in accelerated virtual time,
+with real signed readings and gateway receipts; the
 same seed is run again with managed flooding (every box rebroadcasts unseen packets
 once, hop limit 3) as the baseline.`,
   options: { nodes: { type: 'string' }, topology: { type: 'string' }, seed: { type: 'string' }, seconds: { type: 'string' }, interval: { type: 'string' }, json: { type: 'boolean' } },
@@ -42,7 +43,7 @@ once, hop limit 3) as the baseline.`,
     const result = simulate({
       nodes, topology, seed, readingIntervalS,
       seconds: positiveInt(v.seconds as string | undefined, 'seconds', 7200, 30 * 86_400),
-      traffic: signedTraffic(seed, readingIntervalS),
+      boxes: shippedBoxes({ seed, intervalS: readingIntervalS }),
     });
     if (v.json) {
       context.stdout.write(`${JSON.stringify(result)}\n`);

@@ -14,11 +14,8 @@ import type { Forwarder } from '../uplink/forwarder.ts';
 import { createForwarder, type Uplink } from '../uplink/uplink.ts';
 import { UplinkBridge } from './bridge.ts';
 import { MeshPublisher } from './mesh-publisher.ts';
+import { MeshRole } from './mesh-role.ts';
 import { meshNodeId, nextMeshEpoch, readMeshKey } from './setup.ts';
-
-const CHECK_EVERY_MS = 250;
-/** a reading published this long before a receipt that does not cover it is taken as lost */
-const GAP_GRACE_MS = 5000;
 
 export interface MeshService {
   readonly node: MeshNode;
@@ -49,37 +46,9 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
   const forwarder = uplink?.forwarder ?? createForwarder(options.uplinkConfig, options.stateDir, box, log);
   const publisher = new MeshPublisher(node);
   const bridge = uplink ? new UplinkBridge(node, uplink.session, meshLog, config.receiptHoldMs) : undefined;
-  node.onMessage((message) => {
-    switch (message.type) {
-      case 'reading': bridge?.onReading(message); break;
-      case 'receipt': forwarder.onReceipt(message.payload); break;
-    }
-  });
-
-  let via: string | undefined;
-  const choose = () => {
-    const direct = uplink?.session.connected ?? false;
-    node.announce(direct ? 'uplink' : config.announce === 'always' ? 'node' : 'no');
-    if (direct) {
-      if (forwarder.attached === publisher) publisher.abandon();
-      via = undefined;
-      return;
-    }
-    const best = node.bestUplink();
-    if (best && forwarder.attached !== publisher) {
-      forwarder.attach(publisher, { window: config.window, receiptTimeoutMs: config.receiptHoldMs + config.ackTimeoutMs, gapGraceMs: GAP_GRACE_MS });
-      meshLog.info(`no uplink of its own: readings go through the mesh to uplink box ${best.idHex}`);
-    } else if (!best && forwarder.attached === publisher) {
-      forwarder.detach();
-      publisher.abandon();
-      meshLog.info('no uplink box reachable through the mesh: readings wait in the store');
-    }
-    if (best && best.idHex !== via) forwarder.notify();
-    via = best?.idHex;
-  };
-  let timer: NodeJS.Timeout | undefined;
-  uplink?.session.on('connect', () => setImmediate(choose));
-  uplink?.session.on('disconnect', () => setImmediate(choose));
+  const role = new MeshRole({ node, forwarder, publisher, bridge, config, direct: () => uplink?.session.connected ?? false, clock: realClock, log: meshLog });
+  uplink?.session.on('connect', () => setImmediate(() => role.choose()));
+  uplink?.session.on('disconnect', () => setImmediate(() => role.choose()));
 
   return {
     node,
@@ -87,14 +56,12 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
     start() {
       node.start();
       meshLog.info(`mesh node ${node.idHex} (epoch ${epoch}) on ${links.map((l) => `${l.name} ${l.address}`).join(', ')}`);
-      choose();
-      timer = setInterval(choose, CHECK_EVERY_MS);
-      timer.unref();
+      role.start();
     },
     notify: () => forwarder.notify(),
-    status: () => ({ ...node.status(), relay: bridge?.counters ?? null, via: via ?? null }),
+    status: () => ({ ...node.status(), relay: bridge?.counters ?? null, via: role.via ?? null }),
     async stop() {
-      clearInterval(timer);
+      role.stop();
       node.announce('no');
       // Let the retraction go out before the links close.
       await new Promise((resolve) => setTimeout(resolve, 50));

@@ -11,14 +11,12 @@ import type { DeviceIdentity } from '../codec/identity.ts';
 import type { DeviceKey } from '../identity/device-key.ts';
 import { IopError, errorMessage } from '../errors.ts';
 import { signNext } from '../signer.ts';
+import type { ReadingQueue, StoredMessage } from './reading-queue.ts';
 
 export const STORE_FILE = 'store.db';
 const SCHEMA_VERSION = 1;
 
-export interface StoredMessage {
-  seq: number;
-  bytes: Uint8Array;
-}
+export type { StoredMessage } from './reading-queue.ts';
 
 export interface JournalStats {
   /** messages waiting for a receipt */
@@ -38,7 +36,7 @@ export interface JournalOptions {
   maxMessages?: number;
 }
 
-export class Journal {
+export class Journal implements ReadingQueue {
   private readonly db: DatabaseSync;
   private readonly statements: {
     head: StatementSync;

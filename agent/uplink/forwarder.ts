@@ -3,9 +3,10 @@
 // receipt (default) or by the broker's PUBACK (deployments without a gateway).
 // Readings published but not receipted in time are published again; the gateway
 // drops duplicates.
+import { realClock, type Clock, type TimerHandle } from '../../drivers/clock.ts';
 import { bytesEqual } from '../codec/hex.ts';
 import { messageHash } from '../codec/chain.ts';
-import type { Journal } from '../store/journal.ts';
+import type { ReadingQueue } from '../store/reading-queue.ts';
 import type { Logger } from '../log.ts';
 import { errorMessage } from '../errors.ts';
 import type { ReceiptTrust } from './receipt-trust.ts';
@@ -17,7 +18,8 @@ export interface Publisher {
 }
 
 export interface ForwarderOptions {
-  journal: Journal;
+  /** the box's journal (or, in the simulator, an in-memory queue that behaves alike) */
+  journal: ReadingQueue;
   dataTopic: string;
   ack: 'gateway' | 'broker';
   /** published and not yet PUBACKed, at most */
@@ -25,6 +27,8 @@ export interface ForwarderOptions {
   ackTimeoutMs: number;
   trust: ReceiptTrust;
   log: Logger;
+  /** virtual time in the simulator; the real clock on a box */
+  clock?: Clock;
 }
 
 const PRUNE_EVERY_MS = 200;
@@ -32,7 +36,8 @@ const RETRY_AFTER_ERROR_MS = 2000;
 
 export class Forwarder {
   private readonly options: ForwarderOptions;
-  private readonly journal: Journal;
+  private readonly journal: ReadingQueue;
+  private readonly clock: Clock;
   private readonly errors: RateLimitedLog;
   /** published and not yet receipted, at most (gateway mode): receipts pace the flow */
   private readonly unreceiptedLimit: number;
@@ -44,11 +49,11 @@ export class Forwarder {
   private acked: number;
   private pubacked: number;
   private readonly completed = new Set<number>();
-  private lastProgressMs = Date.now();
+  private lastProgressMs: number;
   private pumping = false;
-  private resendTimer: NodeJS.Timeout | undefined;
-  private pruneTimer: NodeJS.Timeout | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private resendTimer: TimerHandle | undefined;
+  private pruneTimer: TimerHandle | undefined;
+  private retryTimer: TimerHandle | undefined;
   private receiptTimeoutMs: number;
   /** when each reading not yet receipted was last published (mesh: a repeated receipt names the lost ones) */
   private readonly publishedAt = new Map<number, number>();
@@ -59,6 +64,8 @@ export class Forwarder {
   constructor(options: ForwarderOptions) {
     this.options = options;
     this.journal = options.journal;
+    this.clock = options.clock ?? realClock;
+    this.lastProgressMs = this.clock.now();
     this.errors = new RateLimitedLog(options.log);
     this.unreceiptedLimit = Math.max(options.window * 16, 256);
     this.window = options.window;
@@ -82,19 +89,29 @@ export class Forwarder {
     this.completed.clear();
     this.nextSeq = this.firstUnacked();
     this.pubacked = this.nextSeq - 1;
-    this.lastProgressMs = Date.now();
-    clearInterval(this.resendTimer);
-    if (this.options.ack === 'gateway') {
-      this.resendTimer = setInterval(() => this.checkReceipts(), Math.max(50, Math.min(this.receiptTimeoutMs / 4, 60_000)));
-    }
+    this.lastProgressMs = this.clock.now();
+    this.clock.clearTimeout(this.resendTimer);
+    this.resendTimer = undefined;
+    if (this.options.ack === 'gateway') this.checkReceiptsEvery(Math.max(50, Math.min(this.receiptTimeoutMs / 4, 60_000)));
     this.pump();
+  }
+
+  /** The Clock has no interval: the check re-arms itself, for this attachment only. */
+  private checkReceiptsEvery(ms: number): void {
+    const generation = this.generation;
+    this.resendTimer = this.clock.setTimeout(() => {
+      if (generation !== this.generation) return;
+      this.checkReceipts();
+      this.checkReceiptsEvery(ms);
+    }, ms);
   }
 
   detach(): void {
     this.client = undefined;
     this.generation++;
-    clearInterval(this.resendTimer);
-    clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.resendTimer);
+    this.resendTimer = undefined;
+    this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
   }
 
@@ -105,7 +122,8 @@ export class Forwarder {
 
   stop(): void {
     this.detach();
-    clearTimeout(this.pruneTimer);
+    this.clock.clearTimeout(this.pruneTimer);
+    this.pruneTimer = undefined;
     this.prune();
   }
 
@@ -147,7 +165,7 @@ export class Forwarder {
   private advance(seq: number): void {
     this.acked = seq;
     for (const published of this.publishedAt.keys()) if (published <= seq) this.publishedAt.delete(published);
-    this.lastProgressMs = Date.now();
+    this.lastProgressMs = this.clock.now();
     if (this.nextSeq <= seq) this.nextSeq = seq + 1;
     this.schedulePrune();
     this.pump();
@@ -155,7 +173,7 @@ export class Forwarder {
 
   private schedulePrune(): void {
     if (this.pruneTimer) return;
-    this.pruneTimer = setTimeout(() => {
+    this.pruneTimer = this.clock.setTimeout(() => {
       this.pruneTimer = undefined;
       this.prune();
     }, PRUNE_EVERY_MS);
@@ -176,18 +194,17 @@ export class Forwarder {
   private retryFrom(seq: number): void {
     if (seq < this.nextSeq) this.nextSeq = Math.max(seq, this.firstUnacked());
     if (this.retryTimer) return;
-    this.retryTimer = setTimeout(() => {
+    this.retryTimer = this.clock.setTimeout(() => {
       this.retryTimer = undefined;
       this.pump();
     }, RETRY_AFTER_ERROR_MS);
-    this.retryTimer.unref();
   }
 
   private repeatedReceipt(): void {
     if (this.gapGraceMs === undefined || !this.client || this.pubacked <= this.acked) return;
     const from = this.firstUnacked();
     const sentAt = this.publishedAt.get(from);
-    if (sentAt === undefined || Date.now() - sentAt < this.gapGraceMs || this.nextSeq <= from) return;
+    if (sentAt === undefined || this.clock.now() - sentAt < this.gapGraceMs || this.nextSeq <= from) return;
     this.options.log.info(`the uplink box lacks seq ${from}: publishing again from there`);
     this.counters.resent += this.pubacked - from + 1;
     this.nextSeq = from;
@@ -201,14 +218,14 @@ export class Forwarder {
 
   private checkReceipts(): void {
     if (!this.client || this.pubacked <= this.acked) {
-      this.lastProgressMs = Date.now();
+      this.lastProgressMs = this.clock.now();
       return;
     }
-    if (Date.now() - this.lastProgressMs < this.receiptTimeoutMs) return;
+    if (this.clock.now() - this.lastProgressMs < this.receiptTimeoutMs) return;
     const from = this.firstUnacked();
     this.options.log.info(`no receipt for seq ${from}..${this.pubacked} within ${this.receiptTimeoutMs} ms: publishing again`);
     this.counters.resent += this.pubacked - from + 1;
-    this.lastProgressMs = Date.now();
+    this.lastProgressMs = this.clock.now();
     this.nextSeq = from;
     this.pump();
   }
@@ -239,7 +256,7 @@ export class Forwarder {
     const generation = this.generation;
     this.inFlight++;
     this.counters.published++;
-    this.publishedAt.set(seq, Date.now());
+    this.publishedAt.set(seq, this.clock.now());
     if (this.publishedAt.size > this.unreceiptedLimit * 2) this.publishedAt.delete(this.publishedAt.keys().next().value!);
     client.publish(this.options.dataTopic, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { qos: 1 }, (err) => {
       if (generation !== this.generation) return; // a connection that is gone
@@ -266,7 +283,7 @@ export class Forwarder {
     }
     if (this.options.ack === 'broker' && this.pubacked > this.acked) {
       this.acked = this.pubacked;
-      this.lastProgressMs = Date.now();
+      this.lastProgressMs = this.clock.now();
       this.schedulePrune();
     }
   }

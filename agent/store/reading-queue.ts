@@ -1,0 +1,84 @@
+// What the forwarder needs of the journal: the queue of signed readings waiting for a
+// receipt. The Journal (SQLite, journal.ts) is the one a box uses; MemoryQueue is the
+// simulator's, so that a thousand simulated boxes run the shipped forwarder without a
+// thousand databases. test/reading-queue.test.ts runs one behaviour against both.
+import type { ChainLink } from '../codec/chain.ts';
+
+export interface StoredMessage {
+  seq: number;
+  bytes: Uint8Array;
+}
+
+export interface ReadingQueue {
+  /** The last message's sequence number and hash, or undefined before the first. */
+  head(): ChainLink | undefined;
+  /** Up to `limit` stored messages from `fromSeq` on, in order. */
+  batch(fromSeq: number, limit: number): StoredMessage[];
+  /** Lowest stored seq, if any. */
+  oldest(): number | undefined;
+  /** Highest seq a receipt covered (-1 before the first). */
+  acked(): number;
+  /** Removes every message up to and including `seq`: a receipt covered them. */
+  removeThrough(seq: number): void;
+}
+
+/**
+ * The queue in memory, for the simulator: messages signed elsewhere are added in chain
+ * order; past `maxMessages` the oldest go, as in the Journal.
+ */
+export class MemoryQueue implements ReadingQueue {
+  private readonly messages = new Map<number, Uint8Array>();
+  private readonly maxMessages: number;
+  private last: ChainLink | undefined;
+  private first: number | undefined;
+  private ackedSeq = -1;
+  /** messages removed unacknowledged because the queue was full */
+  dropped = 0;
+
+  constructor(options: { maxMessages?: number } = {}) {
+    this.maxMessages = options.maxMessages ?? Number.MAX_SAFE_INTEGER;
+  }
+
+  /** Stores the next message of the chain (its seq follows the head's). */
+  add(message: StoredMessage & { hash: Uint8Array }): void {
+    const expected = this.last ? this.last.seq + 1 : 0;
+    if (message.seq !== expected) throw new Error(`seq ${message.seq} does not follow the head (expected ${expected})`);
+    this.messages.set(message.seq, message.bytes);
+    this.first ??= message.seq;
+    this.last = { seq: message.seq, hash: message.hash };
+    while (this.last.seq - this.first! + 1 > this.maxMessages) {
+      this.messages.delete(this.first!);
+      this.first!++;
+      this.dropped++;
+    }
+  }
+
+  head(): ChainLink | undefined {
+    return this.last;
+  }
+
+  batch(fromSeq: number, limit: number): StoredMessage[] {
+    const out: StoredMessage[] = [];
+    if (this.first === undefined) return out;
+    for (let seq = Math.max(fromSeq, this.first); out.length < limit && seq <= this.last!.seq; seq++) {
+      out.push({ seq, bytes: this.messages.get(seq)! });
+    }
+    return out;
+  }
+
+  oldest(): number | undefined {
+    return this.first;
+  }
+
+  acked(): number {
+    return this.ackedSeq;
+  }
+
+  removeThrough(seq: number): void {
+    if (seq <= this.ackedSeq) return;
+    this.ackedSeq = seq;
+    if (this.first === undefined) return;
+    for (; this.first <= Math.min(seq, this.last!.seq); this.first++) this.messages.delete(this.first);
+    if (this.first > this.last!.seq) this.first = undefined;
+  }
+}
