@@ -31,6 +31,8 @@ export interface MeshRoleOptions {
 export class MeshRole {
   private readonly options: MeshRoleOptions;
   private timer: TimerHandle | undefined;
+  /** since when no uplink box is reachable, while the forwarder still sends through the mesh */
+  private lostSince: number | undefined;
   /** the uplink box this box's readings go to, if they go through the mesh */
   via: string | undefined;
 
@@ -70,10 +72,18 @@ export class MeshRole {
       return;
     }
     const best = node.bestUplink();
+    const receiptTimeoutMs = config.receiptHoldMs + config.ackTimeoutMs;
+    const now = this.options.clock.now();
+    if (best) this.lostSince = undefined;
+    else this.lostSince ??= now;
     if (best && forwarder.attached !== publisher) {
-      forwarder.attach(publisher, { window: config.window, receiptTimeoutMs: config.receiptHoldMs + config.ackTimeoutMs, gapGraceMs: GAP_GRACE_MS });
+      forwarder.attach(publisher, { window: config.window, receiptTimeoutMs, gapGraceMs: GAP_GRACE_MS });
       log.info(`no uplink of its own: readings go through the mesh to uplink box ${best.idHex}`);
-    } else if (!best && forwarder.attached === publisher) {
+    } else if (!best && forwarder.attached === publisher && now - this.lostSince! >= receiptTimeoutMs) {
+      // Routes on a radio mesh come and go for seconds at a time. Readings the first hop
+      // took before may still arrive and be receipted, so the forwarder stays on the mesh
+      // (a publish fails meanwhile and is tried again) as long as it would wait for a
+      // receipt anyway: detaching would publish every unreceipted reading again on return.
       forwarder.detach();
       publisher.abandon();
       log.info('no uplink box reachable through the mesh: readings wait in the store');
