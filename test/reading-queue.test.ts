@@ -30,9 +30,9 @@ async function both(name: string, count: number, maxMessages?: number): Promise<
 }
 
 /** Everything the forwarder can ask of a queue. */
-function view(queue: ReadingQueue) {
+function view(queue: ReadingQueue & { count(): number }) {
   return {
-    head: queue.head(), oldest: queue.oldest(), acked: queue.acked(),
+    head: queue.head(), oldest: queue.oldest(), acked: queue.acked(), count: queue.count(),
     batches: [[0, 3], [2, 2], [5, 100], [9, 1], [40, 4]].map(([from, limit]) => queue.batch(from!, limit!).map((m) => [m.seq, Buffer.from(m.bytes).toString('hex')])),
   };
 }

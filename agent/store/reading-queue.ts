@@ -24,13 +24,13 @@ export interface ReadingQueue {
 
 /**
  * The queue in memory, for the simulator: messages signed elsewhere are added in chain
- * order; past `maxMessages` the oldest go, as in the Journal.
+ * order; past `maxMessages` the oldest go, as in the Journal. A Map in seq order, so that
+ * removing from the middle (a receipt for some readings only) leaves no other work.
  */
 export class MemoryQueue implements ReadingQueue {
   private readonly messages = new Map<number, Uint8Array>();
   private readonly maxMessages: number;
   private last: ChainLink | undefined;
-  private first: number | undefined;
   private ackedSeq = -1;
   /** messages removed unacknowledged because the queue was full */
   dropped = 0;
@@ -44,11 +44,10 @@ export class MemoryQueue implements ReadingQueue {
     const expected = this.last ? this.last.seq + 1 : 0;
     if (message.seq !== expected) throw new Error(`seq ${message.seq} does not follow the head (expected ${expected})`);
     this.messages.set(message.seq, message.bytes);
-    this.first ??= message.seq;
     this.last = { seq: message.seq, hash: message.hash };
-    while (this.last.seq - this.first! + 1 > this.maxMessages) {
-      this.messages.delete(this.first!);
-      this.first!++;
+    for (const seq of this.messages.keys()) {
+      if (this.messages.size <= this.maxMessages) break;
+      this.messages.delete(seq);
       this.dropped++;
     }
   }
@@ -59,26 +58,33 @@ export class MemoryQueue implements ReadingQueue {
 
   batch(fromSeq: number, limit: number): StoredMessage[] {
     const out: StoredMessage[] = [];
-    if (this.first === undefined) return out;
-    for (let seq = Math.max(fromSeq, this.first); out.length < limit && seq <= this.last!.seq; seq++) {
-      out.push({ seq, bytes: this.messages.get(seq)! });
+    const oldest = this.oldest();
+    if (oldest === undefined) return out;
+    for (let seq = Math.max(fromSeq, oldest); out.length < limit && seq <= this.last!.seq; seq++) {
+      const bytes = this.messages.get(seq);
+      if (bytes) out.push({ seq, bytes });
     }
     return out;
   }
 
   oldest(): number | undefined {
-    return this.first;
+    return this.messages.keys().next().value;
   }
 
   acked(): number {
     return this.ackedSeq;
   }
 
+  count(): number {
+    return this.messages.size;
+  }
+
   removeThrough(seq: number): void {
     if (seq <= this.ackedSeq) return;
+    for (const stored of this.messages.keys()) {
+      if (stored > seq) break;
+      this.messages.delete(stored);
+    }
     this.ackedSeq = seq;
-    if (this.first === undefined) return;
-    for (; this.first <= Math.min(seq, this.last!.seq); this.first++) this.messages.delete(this.first);
-    if (this.first > this.last!.seq) this.first = undefined;
   }
 }
