@@ -30,6 +30,8 @@ export interface SimOptions {
   dutyCycle?: boolean;
   /** dB a frame must exceed the sum of overlapping ones by to survive (default 6) */
   captureDb?: number;
+  /** how far below sensitivity a frame still interferes, dB (default 10) */
+  interferenceDb?: number;
 }
 
 export interface SimFigures {
@@ -120,6 +122,7 @@ function makeWorld(options: SimOptions): World {
   const medium = new SimMedium({
     clock, random, rangeM: range, baseLoss: 0.02, profile: SF7_BW250, region: 'EU868', frequencyHz: 869_525_000,
     dutyCycle: options.dutyCycle ?? true, ...(options.captureDb !== undefined ? { captureDb: options.captureDb } : {}),
+    ...(options.interferenceDb !== undefined ? { interferenceDb: options.interferenceDb } : {}),
   });
   return { clock, medium, random, uplinks, positions };
 }

@@ -14,7 +14,7 @@ import type { Forwarder } from '../uplink/forwarder.ts';
 import { createForwarder, type Uplink } from '../uplink/uplink.ts';
 import { UplinkBridge } from './bridge.ts';
 import { MeshPublisher } from './mesh-publisher.ts';
-import { meshNodeId, nextMeshEpoch, readMeshKey } from './setup.ts';
+import { meshNodeId, meshSeqnoStore, nextMeshEpoch, readMeshKey } from './setup.ts';
 
 const CHECK_EVERY_MS = 250;
 /** a reading published this long before a receipt that does not cover it is taken as lost */
@@ -43,7 +43,7 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
   const meshLog = log.child('mesh');
   const node = new MeshNode({
     id: meshNodeId(box.identity.publicKey), key, epoch, clock: realClock, links,
-    timers: config.timers, hopLimit: config.hopLimit, fragmentBytes: config.fragmentBytes,
+    timers: config.timers, hopLimit: config.hopLimit, fragmentBytes: config.fragmentBytes, seqno: meshSeqnoStore(options.stateDir),
     log: { debug: (m) => meshLog.debug(m), warn: (m) => meshLog.warn(m) },
   });
   const forwarder = uplink?.forwarder ?? createForwarder(options.uplinkConfig, options.stateDir, box, log);
