@@ -3,7 +3,7 @@
 // (sim-boxes.ts), measured over the middle of the run; the same seed is then run with
 // managed flooding for comparison, with readings as they are and compressed. The channel
 // is EU868 869.525 MHz with its 10 % duty cycle enforced on every radio.
-import { SimMedium } from '../drivers/sim/medium.ts';
+import { SimMedium, type SimLink } from '../drivers/sim/medium.ts';
 import { SF7_BW250 } from '../drivers/radio/lora-airtime.ts';
 import { SeededRandom } from '../drivers/sim/random.ts';
 import { VirtualClock } from '../drivers/sim/virtual-clock.ts';
@@ -44,6 +44,11 @@ export interface SimFigures {
   airtime_share_per_node: number;
   /** the busiest box's share of airtime over the measured window */
   airtime_share_max: number;
+  /**
+   * the busiest box's share of its most used rolling hour (the duty-cycle ledger, sampled
+   * each minute): what the regional budget limits; null when no duty cycle is enforced
+   */
+  airtime_peak_hour_share: number | null;
   latency_ms_p50: number;
   latency_ms_p99: number;
 }
@@ -191,6 +196,7 @@ function runMesh(options: SimOptions): {
     else if (converged === null) clock.setTimeout(check, 100);
   };
   clock.setTimeout(check, 100);
+  const peak = peakHourShare(clock, links);
 
   clock.runUntil(windowFrom);
   const before = snapshot(nodes, medium);
@@ -199,6 +205,7 @@ function runMesh(options: SimOptions): {
   const during = snapshot(nodes, medium);
   const shares = links.map((l, i) => round((l.stats.airtimeMs - airtimeBefore[i]!) / (windowTo - windowFrom), 5));
   clock.runUntil(endMs);
+
   const windowS = (windowTo - windowFrom) / 1000;
   const f = ledger.figures();
   const per = (k: 'data' | 'ack' | 'control') => round((during[k] - before[k]) / Math.max(1, f.delivered), 2);
@@ -216,6 +223,7 @@ function runMesh(options: SimOptions): {
       control_bytes_per_node_s: round((during.controlBytes - before.controlBytes) / nodes.length / windowS, 2),
       airtime_share_per_node: round((during.airtimeMs - before.airtimeMs) / nodes.length / (windowS * 1000), 5),
       airtime_share_max: Math.max(0, ...shares),
+      airtime_peak_hour_share: peak(),
       latency_ms_p50: Math.round(f.p50),
       latency_ms_p99: Math.round(f.p99),
     },
@@ -252,6 +260,7 @@ function runFlooding(options: SimOptions, compress: boolean): { figures: SimFigu
     };
     clock.setTimeout(tick, random.next() * intervalMs);
   });
+  const peak = peakHourShare(clock, links);
   clock.runUntil(windowFrom);
   const before = { ...medium.totals };
   const airtimeBefore = links.map((l) => l.stats.airtimeMs);
@@ -269,10 +278,23 @@ function runFlooding(options: SimOptions, compress: boolean): { figures: SimFigu
       control_bytes_per_node_s: null,
       airtime_share_per_node: round((during.airtimeMs - before.airtimeMs) / links.length / (windowS * 1000), 5),
       airtime_share_max: round(Math.max(0, ...shares), 5),
+      airtime_peak_hour_share: peak(),
       latency_ms_p50: Math.round(f.p50),
       latency_ms_p99: Math.round(f.p99),
     },
   };
+}
+
+/** Samples every radio's rolling-hour ledger each minute; returns the highest share seen. */
+function peakHourShare(clock: VirtualClock, links: SimLink[]): () => number | null {
+  if (!links[0]?.duty) return () => null;
+  let peak = 0;
+  const sample = () => {
+    for (const link of links) peak = Math.max(peak, link.duty!.usedMs());
+    clock.setTimeout(sample, 60_000);
+  };
+  clock.setTimeout(sample, 60_000);
+  return () => round(peak / 3_600_000, 5);
 }
 
 function snapshot(nodes: MeshNode[], medium: SimMedium) {
