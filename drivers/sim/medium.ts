@@ -182,11 +182,12 @@ export class SimMedium {
       const lost = random.next() < this.lossAt(distance);
       clock.setTimeout(() => {
         radio.arriving.delete(arrival);
+        const drowned = arrival.powerMw < this.captureRatio * arrival.interferenceMw;
         if (arrival.deaf) this.totals.lostToHalfDuplex++;
-        else if (arrival.powerMw < this.captureRatio * arrival.interferenceMw) this.totals.lostToCollision++;
+        else if (drowned) this.totals.lostToCollision++;
         else if (lost) this.totals.lostToFading++;
         else this.totals.heard++;
-        if (arrival.deaf || arrival.powerMw < this.captureRatio * arrival.interferenceMw || lost || !radio.up) return;
+        if (arrival.deaf || drowned || lost || !radio.up) return;
         const { rssi, snr } = this.signalAt(distance);
         // A radio hears every frame in range; one for another box comes marked as such.
         radio.link.deliver({ data, from: String(index), rssi, snr, ...(to !== undefined ? { to } : {}) });
