@@ -15,7 +15,7 @@ import { createForwarder, type Uplink } from '../uplink/uplink.ts';
 import { UplinkBridge } from './bridge.ts';
 import { MeshPublisher } from './mesh-publisher.ts';
 import { MeshRole } from './mesh-role.ts';
-import { meshNodeId, nextMeshEpoch, readMeshKey } from './setup.ts';
+import { meshNodeId, meshSeqnoStore, nextMeshEpoch, readMeshKey } from './setup.ts';
 
 export interface MeshService {
   readonly node: MeshNode;
@@ -40,7 +40,7 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
   const meshLog = log.child('mesh');
   const node = new MeshNode({
     id: meshNodeId(box.identity.publicKey), key, epoch, clock: realClock, links,
-    timers: config.timers, hopLimit: config.hopLimit, fragmentBytes: config.fragmentBytes,
+    timers: config.timers, hopLimit: config.hopLimit, fragmentBytes: config.fragmentBytes, seqno: meshSeqnoStore(options.stateDir),
     log: { debug: (m) => meshLog.debug(m), warn: (m) => meshLog.warn(m) },
   });
   const forwarder = uplink?.forwarder ?? createForwarder(options.uplinkConfig, options.stateDir, box, log);
