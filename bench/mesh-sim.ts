@@ -11,7 +11,7 @@
 //   --quick: 10 boxes, two seeds, half an hour of virtual time, 50 boxes for the speed (for CI)
 import { parseArgs } from 'node:util';
 import { simulate, type SimResult } from '../mesh/simulation.ts';
-import { signedTraffic } from '../agent/mesh/sim-traffic.ts';
+import { shippedBoxes } from '../agent/mesh/sim-boxes.ts';
 
 const { values } = parseArgs({
   options: {
@@ -121,7 +121,7 @@ function summary(runs: SimResult[]): string[] {
  * values, for comparison). The one place that says how the simulator is asked.
  */
 function run(nodes: number, seed: number, virtualS: number, incompressible = false): SimResult {
-  return simulate({ nodes, topology: 'random', seed, seconds: virtualS, readingIntervalS: intervalS, ...(incompressible ? {} : { traffic: signedTraffic(seed, intervalS) }) });
+  return simulate({ nodes, topology: 'random', seed, seconds: virtualS, readingIntervalS: intervalS, boxes: shippedBoxes({ seed, intervalS, incompressible }) });
 }
 
 console.log(`random topologies, ${seconds} s virtual (the first third warm-up), signed readings every ${intervalS} s, seeds ${seeds.join(',')}${QUICK ? ' (quick)' : ''}`);

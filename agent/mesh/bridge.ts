@@ -6,13 +6,12 @@
 // first one, a reading sent again (the origin missed a receipt), a reading that came
 // uncompressed (the origin holds no reference we confirmed, and every message back
 // confirms one), or a receipt that stays behind a reading published a while ago (a gap).
-import type { MqttClient } from 'mqtt';
+import { realClock, type Clock, type TimerHandle } from '../../drivers/clock.ts';
 import { identityFromId } from '../codec/identity.ts';
 import { verifyReceipt } from '../codec/receipt.ts';
 import { ReadingVerifier } from '../codec/verify.ts';
 import type { Logger } from '../log.ts';
 import { RateLimitedLog } from '../uplink/rate-limited-log.ts';
-import type { MqttSession } from '../uplink/session.ts';
 import { deviceTopic, parseTopic } from '../uplink/topics.ts';
 import type { MeshMessage, MeshNode } from '../../mesh/node.ts';
 import { nodeIdHex } from '../../mesh/packet.ts';
@@ -22,11 +21,25 @@ const MAX_ORIGINS = 1024;
 /** a receipt behind a reading published this long ago means the readings between are missing */
 const GAP_GRACE_MS = 2000;
 
+/** What the bridge uses of an MQTT client: the broker's on a box, a simulated one in the simulator. */
+export interface RelayClient {
+  subscribe(topic: string, options: { qos: 1 }): unknown;
+  unsubscribe(topic: string): unknown;
+  publish(topic: string, payload: Buffer, options: { qos: 1 }, callback: (error?: Error) => void): unknown;
+}
+
+/** What the bridge uses of the box's MQTT session (MqttSession on a box). */
+export interface RelaySession {
+  readonly current: RelayClient | undefined;
+  on(event: 'connect', listener: (client: RelayClient) => void): unknown;
+  on(event: 'message', listener: (topic: string, payload: Buffer) => void): unknown;
+}
+
 interface Origin {
   meshId: Uint8Array;
   /** newest receipt from the gateway not yet sent to the origin */
   held: { bytes: Uint8Array; seq: number } | undefined;
-  timer: NodeJS.Timeout | undefined;
+  timer: TimerHandle | undefined;
   /** seq of the last receipt sent to the origin */
   toldSeq: number;
   /** send the next receipt at once */
@@ -36,16 +49,18 @@ interface Origin {
 
 export class UplinkBridge {
   private readonly node: MeshNode;
-  private readonly session: MqttSession;
+  private readonly session: RelaySession;
   private readonly log: Logger;
+  private readonly clock: Clock;
   private readonly errors: RateLimitedLog;
   private readonly holdMs: number;
   /** device id -> what the bridge knows of the box it relays for */
   private readonly origins = new Map<string, Origin>();
   readonly counters = { relayed: 0, rejected: 0, receipts: 0, receiptsSent: 0 };
 
-  constructor(node: MeshNode, session: MqttSession, log: Logger, holdMs: number) {
+  constructor(node: MeshNode, session: RelaySession, log: Logger, holdMs: number, clock: Clock = realClock) {
     this.node = node;
+    this.clock = clock;
     this.session = session;
     this.log = log;
     this.holdMs = holdMs;
@@ -91,18 +106,18 @@ export class UplinkBridge {
     client.publish(deviceTopic(device, 'data'), payload, { qos: 1 }, (err) => {
       if (err) return;
       this.counters.relayed++;
-      if (!origin.lastPublished || seq > origin.lastPublished.seq) origin.lastPublished = { seq, at: Date.now() };
+      if (!origin.lastPublished || seq > origin.lastPublished.seq) origin.lastPublished = { seq, at: this.clock.now() };
     });
   }
 
-  private forget(client: MqttClient, device: string): void {
+  private forget(client: RelayClient, device: string): void {
     const origin = this.origins.get(device);
-    clearTimeout(origin?.timer);
+    this.clock.clearTimeout(origin?.timer);
     this.origins.delete(device);
     client.unsubscribe(deviceTopic(device, 'ack'));
   }
 
-  private subscribeAll(client: MqttClient): void {
+  private subscribeAll(client: RelayClient): void {
     for (const device of this.origins.keys()) client.subscribe(deviceTopic(device, 'ack'), { qos: 1 });
   }
 
@@ -120,7 +135,7 @@ export class UplinkBridge {
     }
     this.counters.receipts++;
     if (origin.held && origin.held.seq > seq) return;
-    const gap = origin.lastPublished !== undefined && seq < origin.lastPublished.seq && Date.now() - origin.lastPublished.at >= GAP_GRACE_MS;
+    const gap = origin.lastPublished !== undefined && seq < origin.lastPublished.seq && this.clock.now() - origin.lastPublished.at >= GAP_GRACE_MS;
     // Nothing new for the origin: unless it needs an answer now, there is nothing to send.
     if (seq <= origin.toldSeq && !origin.urgent && !gap) return;
     origin.held = { bytes: new Uint8Array(payload), seq };
@@ -128,11 +143,11 @@ export class UplinkBridge {
       this.sendReceipt(origin);
       return;
     }
-    origin.timer ??= setTimeout(() => this.sendReceipt(origin), this.holdMs).unref();
+    origin.timer ??= this.clock.setTimeout(() => this.sendReceipt(origin), this.holdMs);
   }
 
   private sendReceipt(origin: Origin): void {
-    clearTimeout(origin.timer);
+    this.clock.clearTimeout(origin.timer);
     origin.timer = undefined;
     const held = origin.held;
     if (!held) return;

@@ -2,15 +2,18 @@
 // through the mesh to the uplink box in use, which publishes it unchanged. A publish
 // completes when the first hop has taken the reading, so the forwarder's window paces
 // what this box puts on the air; the gateway's receipt, relayed back, is what deletes it.
+import { realClock, type Clock } from '../../drivers/clock.ts';
 import type { MeshNode } from '../../mesh/node.ts';
 import type { Publisher } from '../uplink/forwarder.ts';
 
 export class MeshPublisher implements Publisher {
   private readonly node: MeshNode;
+  private readonly clock: Clock;
   private readonly inFlight = new Set<(error?: Error) => void>();
 
-  constructor(node: MeshNode) {
+  constructor(node: MeshNode, clock: Clock = realClock) {
     this.node = node;
+    this.clock = clock;
   }
 
   publish(_topic: string, payload: Buffer, _options: { qos: 1 }, callback: (error?: Error) => void): void {
@@ -23,7 +26,8 @@ export class MeshPublisher implements Publisher {
     const sent = uplink !== undefined && this.node.sendToUplink(payload, (taken) => {
       done(taken ? undefined : new Error(`the mesh dropped the reading on its way to uplink box ${uplink.idHex}`));
     });
-    if (!sent) setImmediate(() => done(new Error('no uplink box reachable through the mesh')));
+    // Failed later, not inside publish(): the forwarder is still counting what it publishes.
+    if (!sent) this.clock.setTimeout(() => done(new Error('no uplink box reachable through the mesh')), 0);
   }
 
   /** Fails everything in flight (the forwarder detaches from the mesh). */

@@ -15,13 +15,10 @@ import { VERSION } from '../version.ts';
 import { UplinkBridge } from './bridge.ts';
 import { fittingFragmentBytes, openMeshLinks, startLinks } from './links.ts';
 import { MeshPublisher } from './mesh-publisher.ts';
+import { MeshRole } from './mesh-role.ts';
 import { RelayedStatus } from './relayed-status.ts';
 import { MeshStatusSender } from './status-sender.ts';
-import { meshNodeId, nextMeshEpoch, readMeshKey } from './setup.ts';
-
-const CHECK_EVERY_MS = 250;
-/** a reading published this long before a receipt that does not cover it is taken as lost */
-const GAP_GRACE_MS = 5000;
+import { meshNodeId, meshSeqnoStore, nextMeshEpoch, readMeshKey } from './setup.ts';
 
 export interface MeshService {
   readonly node: MeshNode;
@@ -50,47 +47,20 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
   if (fragmentBytes < config.fragmentBytes) meshLog.info(`fragments of ${fragmentBytes} bytes: the smallest link MTU is ${Math.min(...links.map((l) => l.mtu))}`);
   const node = new MeshNode({
     id: meshNodeId(box.identity.publicKey), key, epoch, clock: realClock, links,
-    timers: config.timers, hopLimit: config.hopLimit, fragmentBytes,
+    timers: config.timers, hopLimit: config.hopLimit, fragmentBytes, seqno: meshSeqnoStore(options.stateDir),
     log: { debug: (m) => meshLog.debug(m), warn: (m) => meshLog.warn(m) },
   });
   const publisher = new MeshPublisher(node);
   const bridge = uplink ? new UplinkBridge(node, uplink.session, meshLog, config.receiptHoldMs) : undefined;
   const relayedStatus = uplink ? new RelayedStatus({ session: uplink.session, relayId: box.identity.id, clock: realClock, log: meshLog }) : undefined;
   const statusSender = new MeshStatusSender({ node, box, version: VERSION, everyMs: config.statusEveryMs, epoch, clock: realClock, log: meshLog });
-  node.onMessage((message) => {
-    switch (message.type) {
-      case 'reading': bridge?.onReading(message); break;
-      case 'receipt': forwarder.onReceipt(message.payload); break;
-      case 'status': relayedStatus?.onStatus(message); break;
-    }
+  const role = new MeshRole({
+    node, forwarder, publisher, bridge, config, direct: () => uplink?.session.connected ?? false, clock: realClock, log: meshLog,
+    onStatus: (message) => relayedStatus?.onStatus(message),
+    onVia: (via) => statusSender.update(via),
   });
-
-  let via: string | undefined;
-  const choose = () => {
-    const direct = uplink?.session.connected ?? false;
-    node.announce(direct ? 'uplink' : config.announce === 'always' ? 'node' : 'no');
-    if (direct) {
-      if (forwarder.attached === publisher) publisher.abandon();
-      via = undefined;
-      statusSender.update(undefined);
-      return;
-    }
-    const best = node.bestUplink();
-    if (best && forwarder.attached !== publisher) {
-      forwarder.attach(publisher, { window: config.window, receiptTimeoutMs: config.receiptHoldMs + config.ackTimeoutMs, gapGraceMs: GAP_GRACE_MS });
-      meshLog.info(`no uplink of its own: readings go through the mesh to uplink box ${best.idHex}`);
-    } else if (!best && forwarder.attached === publisher) {
-      forwarder.detach();
-      publisher.abandon();
-      meshLog.info('no uplink box reachable through the mesh: readings wait in the store');
-    }
-    if (best && best.idHex !== via) forwarder.notify();
-    via = best?.idHex;
-    statusSender.update(via);
-  };
-  let timer: NodeJS.Timeout | undefined;
-  uplink?.session.on('connect', () => setImmediate(choose));
-  uplink?.session.on('disconnect', () => setImmediate(choose));
+  uplink?.session.on('connect', () => setImmediate(() => role.choose()));
+  uplink?.session.on('disconnect', () => setImmediate(() => role.choose()));
 
   return {
     node,
@@ -99,9 +69,7 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
       node.start();
       startLinks(links);
       meshLog.info(`mesh node ${node.idHex} (epoch ${epoch}) on ${links.map((l) => `${l.name} ${l.address}`).join(', ')}`);
-      choose();
-      timer = setInterval(choose, CHECK_EVERY_MS);
-      timer.unref();
+      role.start();
     },
     notify: () => forwarder.notify(),
     status: () => {
@@ -109,13 +77,13 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
       // Radios add their airtime, budget and error counters to the node's per-link figures.
       const linkStatus = status.links.map((l, i) => ({ ...l, ...(links[i]!.report?.() ?? {}) }));
       return {
-        ...status, links: linkStatus, relay: bridge?.counters ?? null, via: via ?? null,
+        ...status, links: linkStatus, relay: bridge?.counters ?? null, via: role.via ?? null,
         receipts: { accepted: forwarder.counters.receipts, refused: forwarder.trust.refused },
         status: { sent: statusSender.counters, relayed: relayedStatus?.status() ?? null },
       };
     },
     async stop() {
-      clearInterval(timer);
+      role.stop();
       await statusSender.stop();
       relayedStatus?.stop();
       node.announce('no');

@@ -1,15 +1,30 @@
 // What the boxes of `iop-agent sim` send: real signed readings, hash-chained, with the
 // five records of a box with the default sensors, and real gateway receipts. Their size
 // and their likeness from one reading to the next are what the mesh's compression sees.
-// Keys come from the seed, so a run is repeatable.
+// Keys come from the seed, so a run is repeatable. With `incompressible`, the records are
+// random numbers of about the same size instead, which no compression shrinks.
 import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { messageHash, GENESIS_PREV } from '../codec/chain.ts';
 import { signSign1Sync } from '../codec/cose.ts';
+import { toHex } from '../codec/hex.ts';
 import { ED25519, identityFromPublicKey, type DeviceIdentity } from '../codec/identity.ts';
 import { signReceiptSync } from '../codec/receipt.ts';
-import { encodeSenmlPack } from '../codec/senml.ts';
+import { encodeSenmlPack, type SenmlRecord } from '../codec/senml.ts';
 import { SeededRandom } from '../../sensors/random.ts';
-import type { SimTraffic } from '../../mesh/simulation.ts';
+
+/** The readings and receipts of a simulated mesh, signed for real. */
+export interface SimTraffic {
+  /** reading n (from 0) of box `origin`: seq n of its chain */
+  reading(origin: number, n: number): Uint8Array;
+  /** the hash of that reading (the chain link) */
+  hash(origin: number, n: number): Uint8Array;
+  /** the gateway's receipt covering box `origin`'s readings up to number n */
+  receipt(origin: number, n: number): Uint8Array;
+  /** box `origin`'s device identity */
+  identity(origin: number): DeviceIdentity;
+  /** the gateway's public key, hex (what uplink.gatewayKeys holds) */
+  readonly gatewayKey: string;
+}
 
 /** PKCS#8 wrapping of a raw Ed25519 seed (RFC 8410). */
 const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -31,7 +46,12 @@ function keyFrom(random: SeededRandom): { key: KeyObject; identity: DeviceIdenti
   return { key, identity: identityFromPublicKey(ED25519, new Uint8Array(Buffer.from(jwk.x!, 'base64url'))) };
 }
 
-export function signedTraffic(seed: number, intervalS: number): SimTraffic {
+/** Random numbers, 9 bytes each in CBOR: about the size of the default five records. */
+function noise(random: SeededRandom): SenmlRecord[] {
+  return Array.from({ length: 18 }, (_, i) => ({ n: `r${i}`, v: random.next() }));
+}
+
+export function signedTraffic(seed: number, intervalS: number, options: { incompressible?: boolean } = {}): SimTraffic {
   const boxes = new Map<number, SimBox>();
   const gateway = keyFrom(new SeededRandom(seed ^ 0x5eed));
   const receipts = new Map<string, Uint8Array>();
@@ -54,7 +74,7 @@ export function signedTraffic(seed: number, intervalS: number): SimTraffic {
       b.pulses += rate * intervalS;
       const payload = encodeSenmlPack({
         time: START_TIME_S + origin * 7 + seq * intervalS + b.random.next(),
-        records: [
+        records: options.incompressible ? noise(b.random) : [
           { n: 'temperature', u: 'Cel', v: Math.fround(b.temperature) },
           { n: 'humidity', u: '%RH', v: Math.round(40 + b.random.next() * 30) },
           { n: 'pressure', u: 'Pa', v: Math.round(100_800 + b.random.next() * 900) },
@@ -84,5 +104,13 @@ export function signedTraffic(seed: number, intervalS: number): SimTraffic {
     return bytes;
   };
 
-  return { reading, receipt };
+  return {
+    reading, receipt,
+    hash: (origin, n) => {
+      reading(origin, n);
+      return box(origin).hashes[n]!;
+    },
+    identity: (origin) => box(origin).identity,
+    gatewayKey: toHex(gateway.identity.publicKey),
+  };
 }

@@ -13,16 +13,14 @@ import type { DeviceKey } from '../identity/device-key.ts';
 import { IopError, errorMessage } from '../errors.ts';
 import { bytesEqual } from '../codec/hex.ts';
 import { signNext, type SignedMessage } from '../signer.ts';
+import type { ReadingQueue, StoredMessage } from './reading-queue.ts';
 
 export const STORE_FILE = 'store.db';
 const SCHEMA_VERSION = 1;
 /** Signing again because another process moved the head: this many times at most. */
 const MAX_SIGN_ATTEMPTS = 100;
 
-export interface StoredMessage {
-  seq: number;
-  bytes: Uint8Array;
-}
+export type { StoredMessage } from './reading-queue.ts';
 
 export interface JournalStats {
   /** messages waiting for a receipt */
@@ -42,7 +40,7 @@ export interface JournalOptions {
   maxMessages?: number;
 }
 
-export class Journal {
+export class Journal implements ReadingQueue {
   private readonly db: DatabaseSync;
   private readonly statements: {
     head: StatementSync;

@@ -3,11 +3,12 @@
 // receipt (default), each reading exactly as the receipt covers it, or by the broker's
 // PUBACK (deployments without a gateway). Readings published but not receipted in time
 // are published again; the gateway drops duplicates.
+import { realClock, type Clock, type TimerHandle } from '../../drivers/clock.ts';
 import { bytesEqual } from '../codec/hex.ts';
 import { messageHash, type ChainLink } from '../codec/chain.ts';
 import { parseSign1 } from '../codec/cose.ts';
 import type { ReceiptRange, VerifiedReceipt } from '../codec/receipt.ts';
-import type { Journal } from '../store/journal.ts';
+import type { ReadingQueue } from '../store/reading-queue.ts';
 import type { Logger } from '../log.ts';
 import { errorMessage } from '../errors.ts';
 import type { ReceiptTrust } from './receipt-trust.ts';
@@ -19,7 +20,8 @@ export interface Publisher {
 }
 
 export interface ForwarderOptions {
-  journal: Journal;
+  /** the box's journal (or, in the simulator, an in-memory queue that behaves alike) */
+  journal: ReadingQueue;
   dataTopic: string;
   ack: 'gateway' | 'broker';
   /** published and not yet PUBACKed, at most */
@@ -27,6 +29,8 @@ export interface ForwarderOptions {
   ackTimeoutMs: number;
   trust: ReceiptTrust;
   log: Logger;
+  /** virtual time in the simulator; the real clock on a box */
+  clock?: Clock;
 }
 
 const PRUNE_EVERY_MS = 200;
@@ -34,7 +38,8 @@ const RETRY_AFTER_ERROR_MS = 2000;
 
 export class Forwarder {
   private readonly options: ForwarderOptions;
-  private readonly journal: Journal;
+  private readonly journal: ReadingQueue;
+  private readonly clock: Clock;
   private readonly errors: RateLimitedLog;
   /** published and not yet receipted, at most (gateway mode): receipts pace the flow */
   private readonly unreceiptedLimit: number;
@@ -46,11 +51,11 @@ export class Forwarder {
   private acked: number;
   private pubacked: number;
   private readonly completed = new Set<number>();
-  private lastProgressMs = Date.now();
+  private lastProgressMs: number;
   private pumping = false;
-  private resendTimer: NodeJS.Timeout | undefined;
-  private pruneTimer: NodeJS.Timeout | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private resendTimer: TimerHandle | undefined;
+  private pruneTimer: TimerHandle | undefined;
+  private retryTimer: TimerHandle | undefined;
   private receiptTimeoutMs: number;
   /** when each reading not yet receipted was last published (mesh: a repeated receipt names the lost ones) */
   private readonly publishedAt = new Map<number, number>();
@@ -61,6 +66,8 @@ export class Forwarder {
   constructor(options: ForwarderOptions) {
     this.options = options;
     this.journal = options.journal;
+    this.clock = options.clock ?? realClock;
+    this.lastProgressMs = this.clock.now();
     this.errors = new RateLimitedLog(options.log);
     this.unreceiptedLimit = Math.max(options.window * 16, 256);
     this.window = options.window;
@@ -84,19 +91,29 @@ export class Forwarder {
     this.completed.clear();
     this.nextSeq = this.firstUnacked();
     this.pubacked = this.nextSeq - 1;
-    this.lastProgressMs = Date.now();
-    clearInterval(this.resendTimer);
-    if (this.options.ack === 'gateway') {
-      this.resendTimer = setInterval(() => this.checkReceipts(), Math.max(50, Math.min(this.receiptTimeoutMs / 4, 60_000)));
-    }
+    this.lastProgressMs = this.clock.now();
+    this.clock.clearTimeout(this.resendTimer);
+    this.resendTimer = undefined;
+    if (this.options.ack === 'gateway') this.checkReceiptsEvery(Math.max(50, Math.min(this.receiptTimeoutMs / 4, 60_000)));
     this.pump();
+  }
+
+  /** The Clock has no interval: the check re-arms itself, for this attachment only. */
+  private checkReceiptsEvery(ms: number): void {
+    const generation = this.generation;
+    this.resendTimer = this.clock.setTimeout(() => {
+      if (generation !== this.generation) return;
+      this.checkReceipts();
+      this.checkReceiptsEvery(ms);
+    }, ms);
   }
 
   detach(): void {
     this.client = undefined;
     this.generation++;
-    clearInterval(this.resendTimer);
-    clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.resendTimer);
+    this.resendTimer = undefined;
+    this.clock.clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
   }
 
@@ -107,7 +124,8 @@ export class Forwarder {
 
   stop(): void {
     this.detach();
-    clearTimeout(this.pruneTimer);
+    this.clock.clearTimeout(this.pruneTimer);
+    this.pruneTimer = undefined;
     this.prune();
   }
 
@@ -153,7 +171,7 @@ export class Forwarder {
     const acked = this.journal.acked();
     if (acked > this.acked) {
       this.acked = acked;
-      this.lastProgressMs = Date.now();
+      this.lastProgressMs = this.clock.now();
     }
     // Through the mesh, a receipt that frees nothing (the same one again) or covers readings
     // after one still held says the uplink box lacks that one.
@@ -199,7 +217,7 @@ export class Forwarder {
 
   private schedulePrune(): void {
     if (this.pruneTimer) return;
-    this.pruneTimer = setTimeout(() => {
+    this.pruneTimer = this.clock.setTimeout(() => {
       this.pruneTimer = undefined;
       this.prune();
     }, PRUNE_EVERY_MS);
@@ -220,18 +238,17 @@ export class Forwarder {
   private retryFrom(seq: number): void {
     if (seq < this.nextSeq) this.nextSeq = Math.max(seq, this.firstUnacked());
     if (this.retryTimer) return;
-    this.retryTimer = setTimeout(() => {
+    this.retryTimer = this.clock.setTimeout(() => {
       this.retryTimer = undefined;
       this.pump();
     }, RETRY_AFTER_ERROR_MS);
-    this.retryTimer.unref();
   }
 
   private repeatedReceipt(): void {
     if (this.gapGraceMs === undefined || !this.client || this.pubacked <= this.acked) return;
     const from = this.firstUnacked();
     const sentAt = this.publishedAt.get(from);
-    if (sentAt === undefined || Date.now() - sentAt < this.gapGraceMs || this.nextSeq <= from) return;
+    if (sentAt === undefined || this.clock.now() - sentAt < this.gapGraceMs || this.nextSeq <= from) return;
     this.options.log.info(`the uplink box lacks seq ${from}: publishing again from there`);
     this.counters.resent += this.pubacked - from + 1;
     this.nextSeq = from;
@@ -245,14 +262,14 @@ export class Forwarder {
 
   private checkReceipts(): void {
     if (!this.client || this.pubacked <= this.acked) {
-      this.lastProgressMs = Date.now();
+      this.lastProgressMs = this.clock.now();
       return;
     }
-    if (Date.now() - this.lastProgressMs < this.receiptTimeoutMs) return;
+    if (this.clock.now() - this.lastProgressMs < this.receiptTimeoutMs) return;
     const from = this.firstUnacked();
     this.options.log.info(`no receipt for seq ${from}..${this.pubacked} within ${this.receiptTimeoutMs} ms: publishing again`);
     this.counters.resent += this.pubacked - from + 1;
-    this.lastProgressMs = Date.now();
+    this.lastProgressMs = this.clock.now();
     this.nextSeq = from;
     this.pump();
   }
@@ -283,7 +300,7 @@ export class Forwarder {
     const generation = this.generation;
     this.inFlight++;
     this.counters.published++;
-    this.publishedAt.set(seq, Date.now());
+    this.publishedAt.set(seq, this.clock.now());
     if (this.publishedAt.size > this.unreceiptedLimit * 2) this.publishedAt.delete(this.publishedAt.keys().next().value!);
     client.publish(this.options.dataTopic, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { qos: 1 }, (err) => {
       if (generation !== this.generation) return; // a connection that is gone
@@ -314,7 +331,7 @@ export class Forwarder {
     }
     if (this.options.ack === 'broker' && this.pubacked > this.acked) {
       this.acked = this.pubacked;
-      this.lastProgressMs = Date.now();
+      this.lastProgressMs = this.clock.now();
       this.schedulePrune();
     }
   }
