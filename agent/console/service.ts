@@ -1,0 +1,43 @@
+// Wires the field console into the running agent: the owner pairing, the last values,
+// the log ring and the tty server.
+import { realClock } from '../../drivers/clock.ts';
+import type { Box } from '../box.ts';
+import type { SenmlPack } from '../codec/senml.ts';
+import type { ConsoleConfig } from '../config/schema.ts';
+import type { Logger } from '../log.ts';
+import type { MeshService } from '../mesh/service.ts';
+import { OwnerStore } from '../pairing/owner-store.ts';
+import { Pairing } from '../pairing/pairing.ts';
+import type { Uplink } from '../uplink/uplink.ts';
+import { LastValues, createAgentView } from './agent-view.ts';
+import { LogRing, teeLogger } from './log-ring.ts';
+import { ConsoleServer } from './server.ts';
+
+export interface ConsoleService {
+  pairing: Pairing;
+  onPack(pack: SenmlPack): void;
+  stop(): Promise<void>;
+}
+
+/** The agent's logger, with the last lines kept for `log N`. */
+export function consoleLogger(log: Logger): { log: Logger; ring: LogRing } {
+  const ring = new LogRing();
+  return { log: teeLogger(log, ring), ring };
+}
+
+export function startConsole(options: {
+  config: ConsoleConfig; stateDir: string; box: Box; broker: string | null;
+  uplink: () => Uplink | undefined; mesh: () => MeshService | undefined;
+  log: Logger; ring: LogRing; restart: () => void;
+}): ConsoleService {
+  const log = options.log.child('console');
+  const pairing = new Pairing({
+    device: options.box.identity.id, store: new OwnerStore(options.stateDir), clock: realClock,
+    onPaired: (record) => log.info(`paired to owner ${record.owner}`),
+  });
+  const values = new LastValues();
+  const agent = createAgentView({ ...options, values, pairing });
+  const server = new ConsoleServer({ tty: options.config.tty, baud: options.config.baud, agent, log });
+  server.start();
+  return { pairing, onPack: (pack) => values.onPack(pack), stop: () => server.stop() };
+}
