@@ -50,7 +50,7 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
     const stopped = new Promise<void>((resolve) => {
       context.signal.addEventListener('abort', () => resolve(), { once: true });
       if (consoleLog) {
-        fieldConsole = startConsole({ config: config.console!, stateDir: config.stateDir, box, broker, uplink: () => uplink, mesh: () => mesh, log, ring: consoleLog.ring,
+        fieldConsole = startConsole({ config: config.console!, stateDir: config.stateDir, box, broker, gatewayKeys: config.uplink.gatewayKeys, uplink: () => uplink, mesh: () => mesh, log, ring: consoleLog.ring,
           restart: () => { restart = true; resolve(); } });
       }
     });

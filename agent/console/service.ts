@@ -8,6 +8,7 @@ import type { Logger } from '../log.ts';
 import type { MeshService } from '../mesh/service.ts';
 import { OwnerStore } from '../pairing/owner-store.ts';
 import { Pairing } from '../pairing/pairing.ts';
+import { ClaimOutbox, makeClaim } from '../pairing/claim.ts';
 import type { Uplink } from '../uplink/uplink.ts';
 import { LastValues, createAgentView } from './agent-view.ts';
 import { LogRing, teeLogger } from './log-ring.ts';
@@ -26,14 +27,24 @@ export function consoleLogger(log: Logger): { log: Logger; ring: LogRing } {
 }
 
 export function startConsole(options: {
-  config: ConsoleConfig; stateDir: string; box: Box; broker: string | null;
+  config: ConsoleConfig; stateDir: string; box: Box; broker: string | null; gatewayKeys: string[];
   uplink: () => Uplink | undefined; mesh: () => MeshService | undefined;
   log: Logger; ring: LogRing; restart: () => void;
 }): ConsoleService {
   const log = options.log.child('console');
+  const { box } = options;
+  const store = new OwnerStore(options.stateDir);
+  const outbox = new ClaimOutbox({ identity: box.identity, stateDir: options.stateDir, gatewayKeys: options.gatewayKeys,
+    currentNonce: () => store.current?.typedData.message.nonce, log: options.log.child('pairing') });
+  const uplink = options.uplink();
+  if (uplink) outbox.attach(uplink.session);
   const pairing = new Pairing({
-    device: options.box.identity.id, store: new OwnerStore(options.stateDir), clock: realClock,
-    onPaired: (record) => log.info(`paired to owner ${record.owner}`),
+    device: box.identity.id, store, clock: realClock,
+    onPaired: (record) => {
+      log.info(`paired to owner ${record.owner}`);
+      makeClaim(box.identity, box.key, record).then((claim) => outbox.store(claim))
+        .catch((err) => log.error(`pairing claim not stored: ${err instanceof Error ? err.message : String(err)}`));
+    },
   });
   const values = new LastValues();
   const agent = createAgentView({ ...options, values, pairing });

@@ -1,0 +1,157 @@
+// Pairing end to end: a box paired on its console (ptys), its claim through a real
+// Mosquitto to the gateway, the retained owner record, the receipt pinning the gateway;
+// then forged and replayed claims refused by the gateway with the reason.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { Wallet } from 'ethers';
+import { ConsoleClient } from '../agent/console/client.ts';
+import { loadDeviceKey } from '../agent/identity/software-key.ts';
+import { pairingTypedData, ZERO_ADDRESS, type PairingMessage } from '../agent/pairing/eip712.ts';
+import { signJson } from '../agent/pairing/signed-json.ts';
+import { tempDir } from './helpers/cli.ts';
+import { startMosquitto, type Broker } from './helpers/mosquitto.ts';
+import { ptyPair, socatMissing, within, type PtyPair } from './helpers/pty.ts';
+import { gatewayKey, start, type Running } from './helpers/system.ts';
+
+const missing = socatMissing();
+const dir = tempDir('iop-pair-gw-');
+let broker: Broker;
+let pty: PtyPair;
+let gateway: Running;
+let box: Running;
+const gwDir = join(dir.path, 'gateway');
+const boxDir = join(dir.path, 'box');
+
+async function until<T>(what: string, check: () => T | undefined, ms = 30_000): Promise<T> {
+  return within(ms, what, (async () => {
+    for (;;) {
+      const value = check();
+      if (value !== undefined && value !== false) return value;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })());
+}
+
+/** Retained messages on a topic filter, newest per topic. */
+async function retained(filter: string, waitMs = 1500): Promise<Map<string, Buffer>> {
+  const client = await mqtt.connectAsync(broker.url);
+  const seen = new Map<string, Buffer>();
+  client.on('message', (topic, payload) => seen.set(topic, payload));
+  await client.subscribeAsync(filter, { qos: 1 });
+  await new Promise((r) => setTimeout(r, waitMs));
+  await client.endAsync();
+  return seen;
+}
+
+const sign = (wallet: Pick<Wallet, 'signTypedData'>, message: PairingMessage) => {
+  const { EIP712Domain: _, ...types } = pairingTypedData(message).types;
+  return wallet.signTypedData({ name: 'iop-agent', version: '1' }, types as never, message as never);
+};
+
+test.before(async () => {
+  if (missing) return;
+  broker = await startMosquitto();
+  pty = await ptyPair(dir.path);
+  gateway = start(['gateway', '--broker', broker.url, '--state-dir', gwDir, '--no-share']);
+  writeFileSync(join(dir.path, 'box.yaml'), `stateDir: ${boxDir}\nsampling: {intervalMs: 200}\nconsole: {tty: ${pty.box}}\n` +
+    `uplink: {broker: '${broker.url}', ackTimeoutMs: 500}\n`);
+  box = start(['run', '-c', join(dir.path, 'box.yaml')]);
+});
+
+test.after(async () => {
+  await box?.stop();
+  await gateway?.stop();
+  await pty?.unplug();
+  await broker?.stop();
+  dir.remove();
+});
+
+test('a box paired on its console is recorded by the gateway, which it then pins', async () => {
+  if (missing) return console.log(`skipped: ${missing}`);
+  const owner = Wallet.createRandom();
+  const client = await until('console', () => true).then(async () => {
+    for (let i = 0; ; i++) {
+      try { return await ConsoleClient.open(pty.tech, 115200); } catch (err) { if (i > 100) throw err; await new Promise((r) => setTimeout(r, 100)); }
+    }
+  });
+  let device: string;
+  let nonce: string;
+  try {
+    const started = JSON.parse(await client.run(`pair start --owner ${owner.address} --json`));
+    const message = started.typedData.message as PairingMessage;
+    device = message.device;
+    nonce = message.nonce;
+    const finished = JSON.parse(await client.run(`pair finish ${await sign(owner, message)} --json`));
+    assert.is(finished.ok, true, JSON.stringify(finished));
+  } finally {
+    await client.close();
+  }
+  let record: Record<string, unknown> | undefined;
+  await within(30_000, 'retained owner', (async () => {
+    while (!record) {
+      const payload = (await retained(`iop/v1/${device}/owner`, 500)).get(`iop/v1/${device}/owner`);
+      if (payload) record = JSON.parse(payload.toString());
+    }
+  })());
+  assert.equal(Object.keys(record!).sort(), ['device', 'nonce', 'owner', 'pairedAt']);
+  assert.is(record!.owner, owner.address);
+  assert.is(record!.nonce, nonce);
+  // The box got the gateway's pairing receipt: the claim is no longer pending, the gateway is pinned.
+  await until('claim confirmed', () => !existsSync(join(boxDir, 'pair-claim.cose')));
+  const pinned = JSON.parse(readFileSync(join(boxDir, 'gateways.json'), 'utf8')).publicKeys;
+  assert.equal(pinned, [await gatewayKey(gwDir)]);
+  // Paired, the device's readings are accepted without --allow.
+  await until('pairings.json', () => existsSync(join(gwDir, 'pairings.json')));
+  await new Promise((r) => setTimeout(r, 1500));
+  await box.stop();
+  const result = await gateway.stop();
+  const counters = JSON.parse(result.stdout.toString().trim().split('\n').pop()!);
+  assert.ok(counters.accepted > 0, JSON.stringify(counters));
+  // Restart the gateway for the next test.
+  gateway = start(['gateway', '--broker', broker.url, '--state-dir', gwDir, '--no-share']);
+});
+
+test('forged, foreign and replayed claims are refused by the gateway with the reason', async () => {
+  if (missing) return console.log(`skipped: ${missing}`);
+  const other = tempDir('iop-pair-dev-');
+  const { key, identity } = loadDeviceKey(other.path, { create: true });
+  const intruder = loadDeviceKey(join(other.path, 'x'), { create: true });
+  const owner = Wallet.createRandom();
+  const stranger = Wallet.createRandom();
+  const topic = `iop/v1/${identity.id}/pair`;
+  const message: PairingMessage = { device: identity.id, owner: owner.address, previousOwner: ZERO_ADDRESS, nonce: '0x' + '42'.repeat(32), expires: 1_900_000_000 };
+  const typedData = pairingTypedData(message);
+  const client = await mqtt.connectAsync(broker.url);
+  const send = async (bytes: Uint8Array) => client.publishAsync(topic, Buffer.from(bytes), { qos: 1 });
+  try {
+    await new Promise((r) => setTimeout(r, 1000)); // the restarted gateway subscribes
+    await send(await signJson(identity, key, { typedData, signature: await sign(stranger, message) }));
+    await send(await signJson(intruder.identity, intruder.key, { typedData, signature: await sign(owner, message) }));
+    await send(await signJson(identity, key, { typedData: pairingTypedData({ ...message, device: 'another' }), signature: await sign(owner, { ...message, device: 'another' }) }));
+    await send(new TextEncoder().encode('garbage'));
+    await until('refusals logged', () => (gateway.stderr().match(/pairing refused/g)?.length ?? 0) >= 4 || undefined);
+    assert.match(gateway.stderr(), /pairing refused \(bad-owner-signature\)/);
+    assert.match(gateway.stderr(), /pairing refused \(other-device\): claim signed by/);
+    assert.match(gateway.stderr(), /pairing refused \(other-device\): claim of .* pairs device another/);
+    assert.match(gateway.stderr(), /pairing refused \(bad-box-signature\)/);
+    assert.is((await retained(`iop/v1/${identity.id}/owner`)).size, 0);
+
+    // The real claim is recorded; a second owner's claim with the spent nonce is refused.
+    await send(await signJson(identity, key, { typedData, signature: await sign(owner, message) }));
+    const second = Wallet.createRandom();
+    const replay: PairingMessage = { ...message, owner: second.address, previousOwner: owner.address };
+    await until('recorded', () => gateway.stderr().includes(`device ${identity.id} paired to ${owner.address}`) || undefined);
+    await send(await signJson(identity, key, { typedData: pairingTypedData(replay), signature: await sign(owner, replay) }));
+    await until('replay refused', () => /pairing refused \(nonce-reused\)/.test(gateway.stderr()) || undefined);
+    const owners = await retained(`iop/v1/${identity.id}/owner`);
+    assert.is(JSON.parse(owners.get(`iop/v1/${identity.id}/owner`)!.toString()).owner, owner.address);
+  } finally {
+    await client.endAsync();
+    other.remove();
+  }
+});
+
+test.run();
