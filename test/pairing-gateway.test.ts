@@ -105,7 +105,10 @@ test('a box paired on its console is recorded by the gateway, which it then pins
   assert.equal(pinned, [await gatewayKey(gwDir)]);
   // Paired, the device's readings are accepted without --allow.
   await until('pairings.json', () => existsSync(join(gwDir, 'pairings.json')));
-  await new Promise((r) => setTimeout(r, 1500));
+  // A receipt on the box's ack topic means the gateway accepted its readings.
+  await within(30_000, 'receipt for readings', (async () => {
+    while (!(await retained(`iop/v1/${device}/ack`, 300)).size) { /* again */ }
+  })());
   await box.stop();
   const result = await gateway.stop();
   const counters = JSON.parse(result.stdout.toString().trim().split('\n').pop()!);
@@ -127,7 +130,7 @@ test('forged, foreign and replayed claims are refused by the gateway with the re
   const client = await mqtt.connectAsync(broker.url);
   const send = async (bytes: Uint8Array) => client.publishAsync(topic, Buffer.from(bytes), { qos: 1 });
   try {
-    await new Promise((r) => setTimeout(r, 1000)); // the restarted gateway subscribes
+    await until('the restarted gateway subscribes', () => /pairing-mqtt: connected/.test(gateway.stderr()) || undefined);
     await send(await signJson(identity, key, { typedData, signature: await sign(stranger, message) }));
     await send(await signJson(intruder.identity, intruder.key, { typedData, signature: await sign(owner, message) }));
     await send(await signJson(identity, key, { typedData: pairingTypedData({ ...message, device: 'another' }), signature: await sign(owner, { ...message, device: 'another' }) }));
