@@ -25,6 +25,7 @@ export class Sampler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = true;
+  private readonly disabled = new Set<string>();
 
   private readonly options: SamplerOptions;
 
@@ -35,6 +36,7 @@ export class Sampler {
   /** Reads every due sensor (every sensor with `all`) once; undefined when no sensor produced a record. */
   async tick(nowMs: number, { all = false } = {}): Promise<SenmlPack | undefined> {
     const due = this.options.sensors.filter(({ sensor, intervalMs }) => {
+      if (this.disabled.has(sensor.name)) return false;
       const last = this.lastRead.get(sensor);
       if (all) return true;
       // Half a tick of slack so timer jitter does not push a sensor to the next tick.
@@ -75,6 +77,19 @@ export class Sampler {
     const records = results.flat();
     if (records.length === 0) return undefined;
     return { time: nowMs / 1000, records, ...(this.options.baseName ? { baseName: this.options.baseName } : {}) };
+  }
+
+  /** Changes the tick period from the next tick on (an owner's remote command). */
+  setIntervalMs(intervalMs: number): void {
+    this.options.intervalMs = intervalMs;
+  }
+
+  /** Stops or resumes reading one sensor; false if no sensor has that name. */
+  setEnabled(name: string, enabled: boolean): boolean {
+    if (!this.options.sensors.some(({ sensor }) => sensor.name === name)) return false;
+    if (enabled) this.disabled.delete(name);
+    else this.disabled.add(name);
+    return true;
   }
 
   /** Ticks until stop(), aligned to multiples of the interval; a slow tick skips ticks rather than piling them up. */

@@ -9,8 +9,8 @@ import mqtt from 'mqtt';
 import { Wallet } from 'ethers';
 import { ConsoleClient } from '../agent/console/client.ts';
 import { loadDeviceKey } from '../agent/identity/software-key.ts';
-import { pairingTypedData, ZERO_ADDRESS, type PairingMessage } from '../agent/pairing/eip712.ts';
-import { signJson } from '../agent/pairing/signed-json.ts';
+import { commandTypedData, pairingTypedData, ZERO_ADDRESS, type CommandMessage, type PairingMessage } from '../agent/pairing/eip712.ts';
+import { openJson, signJson } from '../agent/pairing/signed-json.ts';
 import { tempDir } from './helpers/cli.ts';
 import { startMosquitto, type Broker } from './helpers/mosquitto.ts';
 import { ptyPair, socatMissing, within, type PtyPair } from './helpers/pty.ts';
@@ -105,6 +105,26 @@ test('a box paired on its console is recorded by the gateway, which it then pins
   assert.equal(pinned, [await gatewayKey(gwDir)]);
   // Paired, the device's readings are accepted without --allow.
   await until('pairings.json', () => existsSync(join(gwDir, 'pairings.json')));
+  // The owner commands the box over MQTT: applied once, the replay refused; results device-signed.
+  const mq = await mqtt.connectAsync(broker.url);
+  const results: { signer: string; value: Record<string, unknown> }[] = [];
+  mq.on('message', (_topic, payload) => {
+    const opened = openJson(new Uint8Array(payload));
+    results.push({ signer: opened.signer.id, value: opened.value as Record<string, unknown> });
+  });
+  await mq.subscribeAsync(`iop/v1/${device}/cmd/result`, { qos: 1 });
+  const command: CommandMessage = { device, counter: 1, expires: Math.floor(Date.now() / 1000) + 300, action: 'set-interval', args: '{"intervalMs":300}' };
+  const { EIP712Domain: _, ...commandTypes } = commandTypedData(command).types;
+  const body = JSON.stringify({ command, signature: await owner.signTypedData({ name: 'iop-agent', version: '1' }, commandTypes as never, command as never) });
+  await mq.publishAsync(`iop/v1/${device}/cmd`, body, { qos: 1 });
+  await until('command result', () => results.length >= 1 || undefined);
+  await mq.publishAsync(`iop/v1/${device}/cmd`, body, { qos: 1 });
+  await until('replay result', () => results.length >= 2 || undefined);
+  await mq.endAsync();
+  assert.is(results[0]!.signer, device);
+  assert.equal(results[0]!.value, { device, counter: 1, action: 'set-interval', ok: true });
+  assert.is(results[1]!.value.reason, 'replayed');
+  assert.is(JSON.parse(readFileSync(join(boxDir, 'console-settings.json'), 'utf8')).intervalMs, 300);
   // A receipt on the box's ack topic means the gateway accepted its readings.
   await within(30_000, 'receipt for readings', (async () => {
     while (!(await retained(`iop/v1/${device}/ack`, 300)).size) { /* again */ }

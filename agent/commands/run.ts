@@ -27,8 +27,10 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
   async run(context) {
     const { config, origin } = configFromFlags(context);
     // A broker set on the console applies unless --broker says otherwise.
-    const setOnConsole = readConsoleSettings(config.stateDir).broker;
-    if (setOnConsole && context.values.broker === undefined) config.uplink.broker = setOnConsole;
+    const settings = readConsoleSettings(config.stateDir);
+    if (settings.broker && context.values.broker === undefined) config.uplink.broker = settings.broker;
+    // The owner's remote set-interval, unless --interval says otherwise.
+    if (settings.intervalMs && context.values.interval === undefined) config.sampling.intervalMs = settings.intervalMs;
     const consoleLog = config.console ? consoleLogger(context.log) : undefined;
     const log = consoleLog?.log ?? context.log;
     const box = await openBox(config, log);

@@ -9,6 +9,8 @@ import type { MeshService } from '../mesh/service.ts';
 import { OwnerStore } from '../pairing/owner-store.ts';
 import { Pairing } from '../pairing/pairing.ts';
 import { ClaimOutbox, makeClaim } from '../pairing/claim.ts';
+import { ActionError, RemoteCommands } from '../pairing/remote-commands.ts';
+import { readConsoleSettings, storeSettings } from './settings.ts';
 import type { Uplink } from '../uplink/uplink.ts';
 import { LastValues, createAgentView } from './agent-view.ts';
 import { LogRing, teeLogger } from './log-ring.ts';
@@ -46,6 +48,24 @@ export function startConsole(options: {
         .catch((err) => log.error(`pairing claim not stored: ${err instanceof Error ? err.message : String(err)}`));
     },
   });
+  const remote = new RemoteCommands({
+    identity: box.identity, key: box.key, store, log: options.log.child('owner-commands'),
+    actions: {
+      setInterval: (ms) => {
+        box.sampler.setIntervalMs(ms);
+        storeSettings(options.stateDir, { intervalMs: ms });
+      },
+      setSensor: (name, enabled) => {
+        if (!box.sampler.setEnabled(name, enabled)) throw new ActionError(`no sensor named '${name.slice(0, 40)}'`);
+        const disabled = new Set(readConsoleSettings(options.stateDir).disabledSensors ?? []);
+        if (enabled) disabled.delete(name); else disabled.add(name);
+        storeSettings(options.stateDir, { disabledSensors: [...disabled] });
+      },
+      restart: () => setTimeout(options.restart, 500), // the signed result goes out first
+    },
+  });
+  if (uplink) remote.attach(uplink.session);
+  for (const name of readConsoleSettings(options.stateDir).disabledSensors ?? []) box.sampler.setEnabled(name, false);
   const values = new LastValues();
   const agent = createAgentView({ ...options, values, pairing });
   const server = new ConsoleServer({ tty: options.config.tty, baud: options.config.baud, agent, log });
