@@ -3,7 +3,7 @@
 // then forged and replayed claims refused by the gateway with the reason.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { Wallet } from 'ethers';
@@ -135,6 +135,42 @@ test('a box paired on its console is recorded by the gateway, which it then pins
   assert.ok(counters.accepted > 0, JSON.stringify(counters));
   // Restart the gateway for the next test.
   gateway = start(['gateway', '--broker', broker.url, '--state-dir', gwDir, '--no-share']);
+});
+
+test('a box paired while its broker is down sends the claim once it connects', async () => {
+  if (missing) return console.log(`skipped: ${missing}`);
+  const offlineDir = join(dir.path, 'offline');
+  await broker.stop();
+  let brokerUp = false;
+  const ptys = await ptyPair(mkdtempSync(join(dir.path, 'pty-')));
+  writeFileSync(join(dir.path, 'offline.yaml'), `stateDir: ${offlineDir}\nsampling: {intervalMs: 1000}\nconsole: {tty: ${ptys.box}}\n` +
+    `uplink: {broker: '${broker.url}', reconnectMinMs: 100, reconnectMaxMs: 500}\n`);
+  const offline = start(['run', '-c', join(dir.path, 'offline.yaml')]);
+  try {
+    const owner = Wallet.createRandom();
+    let client: ConsoleClient | undefined;
+    for (let i = 0; !client; i++) {
+      try { client = await ConsoleClient.open(ptys.tech, 115200); } catch (err) { if (i > 100) throw err; await new Promise((r) => setTimeout(r, 100)); }
+    }
+    let device: string;
+    try {
+      const message = JSON.parse(await client.run(`pair start --owner ${owner.address} --json`)).typedData.message as PairingMessage;
+      device = message.device;
+      assert.is(JSON.parse(await client.run(`pair finish ${await sign(owner, message)} --json`)).ok, true);
+    } finally {
+      await client.close();
+    }
+    await until('claim stored while offline', () => existsSync(join(offlineDir, 'pair-claim.cose')));
+    await broker.start();
+    brokerUp = true;
+    await until('claim confirmed after the broker came back', () => !existsSync(join(offlineDir, 'pair-claim.cose')), 60_000);
+    const record = (await retained(`iop/v1/${device}/owner`)).get(`iop/v1/${device}/owner`);
+    assert.is(JSON.parse(record!.toString()).owner, owner.address);
+  } finally {
+    await offline.stop();
+    await ptys.unplug();
+    if (!brokerUp) await broker.start();
+  }
 });
 
 test('forged, foreign and replayed claims are refused by the gateway with the reason', async () => {
