@@ -7,7 +7,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Wallet } from 'ethers';
 import { ConsoleClient } from '../agent/console/client.ts';
-import { runCli, startCli, tempDir } from './helpers/cli.ts';
+import { runCli, tempDir } from './helpers/cli.ts';
+import { fieldPairing } from './helpers/field-session.ts';
 import { ptyPair, socatMissing, within, type PtyPair } from './helpers/pty.ts';
 import { start, type Running } from './helpers/system.ts';
 
@@ -81,35 +82,11 @@ test('one command: printed answer and exit 0 or 1; port errors exit 2 with the r
 test('a tech pairs the box in three typed commands', async () => {
   if (missing) return console.log(`skipped: ${missing}`);
   const owner = Wallet.createRandom();
-  const typed: string[] = [];
-  // 1: the tech opens the console.
-  typed.push(`iop-agent console ${pty.tech}`);
-  const session = startCli(['console', pty.tech]);
-  let out = '';
-  session.stdout!.on('data', (c) => (out += c));
-  let err = '';
-  session.stderr!.on('data', (c) => (err += c));
-  const waitFor = (pattern: RegExp) => within(20_000, `output ${pattern}`, (async () => {
-    while (!pattern.test(out)) await new Promise((r) => setTimeout(r, 20));
-    return out.match(pattern)!;
-  })());
-  await waitFor(/type help/);
-  // 2: pair start with the owner's address (read off the owner's wallet).
-  typed.push(`pair start --owner ${owner.address}`);
-  session.stdin!.write(typed[1] + '\n');
-  const [line] = await waitFor(/\{"types".*\}\n/);
-  assert.match(out, /signs this typed data \(eth_signTypedData_v4\) within 15 minutes/);
-  assert.match(out, /Then type: pair finish 0x<signature>/);
-  const data = JSON.parse(line) as { domain: { name: string; version: string }; types: Record<string, { name: string; type: string }[]>; message: Record<string, unknown> };
-  const { EIP712Domain: _, ...types } = data.types;
-  // The owner signs in their wallet; the tech pastes the signature.
-  const signature = await owner.signTypedData(data.domain, types, data.message);
-  typed.push(`pair finish ${signature}`);
-  session.stdin!.write(typed[2] + '\n');
-  await waitFor(/Paired: owner 0x/);
-  session.stdin!.end();
-  const code = await new Promise((r) => session.on('close', r));
-  assert.is(code, 0, err);
+  const { typed, output, code, stderr } = await fieldPairing(pty.tech, owner);
+  assert.is(code, 0, stderr);
+  assert.match(output, /signs this typed data \(eth_signTypedData_v4\) within 15 minutes/);
+  assert.match(output, /Then type: pair finish 0x<signature>/);
+  assert.match(output, /Paired: owner 0x/);
   assert.is(typed.length, 3);
   assert.ok(existsSync(join(stateDir, 'owner.json')));
   assert.is(JSON.parse(readFileSync(join(stateDir, 'owner.json'), 'utf8')).current.owner, owner.address);

@@ -11,7 +11,8 @@ import { ConsoleClient } from '../agent/console/client.ts';
 import { loadDeviceKey } from '../agent/identity/software-key.ts';
 import { commandTypedData, pairingTypedData, ZERO_ADDRESS, type CommandMessage, type PairingMessage } from '../agent/pairing/eip712.ts';
 import { openJson, signJson } from '../agent/pairing/signed-json.ts';
-import { tempDir } from './helpers/cli.ts';
+import { runCli, tempDir } from './helpers/cli.ts';
+import { fieldPairing } from './helpers/field-session.ts';
 import { startMosquitto, type Broker } from './helpers/mosquitto.ts';
 import { ptyPair, socatMissing, within, type PtyPair } from './helpers/pty.ts';
 import { gatewayKey, start, type Running } from './helpers/system.ts';
@@ -72,23 +73,16 @@ test.after(async () => {
 test('a box paired on its console is recorded by the gateway, which it then pins', async () => {
   if (missing) return console.log(`skipped: ${missing}`);
   const owner = Wallet.createRandom();
-  const client = await until('console', () => true).then(async () => {
-    for (let i = 0; ; i++) {
-      try { return await ConsoleClient.open(pty.tech, 115200); } catch (err) { if (i > 100) throw err; await new Promise((r) => setTimeout(r, 100)); }
-    }
-  });
-  let device: string;
-  let nonce: string;
-  try {
-    const started = JSON.parse(await client.run(`pair start --owner ${owner.address} --json`));
-    const message = started.typedData.message as PairingMessage;
-    device = message.device;
-    nonce = message.nonce;
-    const finished = JSON.parse(await client.run(`pair finish ${await sign(owner, message)} --json`));
-    assert.is(finished.ok, true, JSON.stringify(finished));
-  } finally {
-    await client.close();
+  const device = JSON.parse((await runCli(['id', '--json', '--state-dir', boxDir])).stdout.toString()).id as string;
+  // The goal of issue 12: three typed commands, from the console to the retained owner record.
+  for (let i = 0; (await runCli(['console', pty.tech, 'id'], { timeoutMs: 20_000 })).code !== 0; i++) {
+    if (i > 100) throw new Error(`the console never answered:\n${box.stderr()}`);
+    await new Promise((r) => setTimeout(r, 100));
   }
+  const session = await fieldPairing(pty.tech, owner);
+  assert.is(session.code, 0, session.stderr);
+  assert.is(session.typed.length, 3);
+  const nonce = session.nonce;
   let record: Record<string, unknown> | undefined;
   await within(30_000, 'retained owner', (async () => {
     while (!record) {
