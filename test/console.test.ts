@@ -39,6 +39,7 @@ const agent: ConsoleAgent = {
   status: snapshot,
   logs: (n) => ['2026-12-01T10:00:00Z info  run: started', 'uplink: key [hex masked]'].slice(-n),
   pairing,
+  claimPending: () => false,
   setBroker: (url) => storeBroker(dir, url),
   restart: () => { restarts++; },
 };

@@ -155,9 +155,13 @@ test('a box paired while its broker is down sends the claim once it connects', a
       await client.close();
     }
     await until('claim stored while offline', () => existsSync(join(offlineDir, 'pair-claim.cose')));
+    const waiting = await runCli(['console', ptys.tech, 'pair', 'status']);
+    assert.match(waiting.stdout.toString(), /gateway +claim waiting to reach the gateway/);
     await broker.start();
     brokerUp = true;
     await until('claim confirmed after the broker came back', () => !existsSync(join(offlineDir, 'pair-claim.cose')), 60_000);
+    const recorded = await runCli(['console', ptys.tech, '--json', 'pair', 'status']);
+    assert.is(JSON.parse(recorded.stdout.toString()).claimPending, false);
     const record = (await retained(`iop/v1/${device}/owner`)).get(`iop/v1/${device}/owner`);
     assert.is(JSON.parse(record!.toString()).owner, owner.address);
   } finally {

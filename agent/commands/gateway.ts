@@ -22,6 +22,8 @@ export const gatewayCommand: Command = {
       --session NAME    persistent session under this client id (one name per instance): the
                         broker keeps readings for the gateway while it restarts
 ${CONFIG_HELP}
+Devices paired to an owner (claims on iop/v1/+/pair, docs/pairing.md) are accepted without
+--allow; their owners are published retained on iop/v1/<id>/owner.
 The gateway's own key (for receipts) is made in its state dir; 'iop-agent id --state-dir DIR'
 prints the public key boxes list in uplink.gatewayKeys. Several gateways may share one
 state dir: they split the readings through the shared subscription.`,

@@ -33,6 +33,7 @@ export interface AgentViewOptions {
   ring: LogRing;
   values: LastValues;
   pairing: Pairing;
+  claimPending: () => boolean;
   restart: () => void;
   startedAt?: number;
 }
@@ -79,6 +80,7 @@ export function createAgentView(options: AgentViewOptions): ConsoleAgent {
     },
     logs: (count) => options.ring.last(count),
     pairing: options.pairing,
+    claimPending: options.claimPending,
     setBroker: (url) => storeBroker(options.stateDir, url),
     restart: options.restart,
   };

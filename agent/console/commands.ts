@@ -23,6 +23,8 @@ export interface ConsoleAgent {
   status(): StatusSnapshot;
   logs(count: number): string[];
   pairing: Pairing;
+  /** Whether the pairing claim still waits for the gateway's receipt. */
+  claimPending(): boolean;
   /** Validates and stores the broker URL; returns where it was stored. Throws on a bad URL. */
   setBroker(url: string): string;
   /** Stops the agent so its supervisor starts it again. */
@@ -156,7 +158,9 @@ function pairFinish(args: string[], agent: ConsoleAgent): Answer {
 function pairStatus(agent: ConsoleAgent): Answer {
   const s = agent.pairing.status();
   const pending = s.pending ? `waiting for ${s.pending.signer}'s signature, ${s.pending.expiresInS} s left` : 'none';
-  return ok({ ...s }, table([['owner', ownerText(s.owner)], ['paired at', s.pairedAt ?? '-'], ['pairing', pending],
+  const claimPending = agent.claimPending();
+  const gateway = s.owner === null ? '-' : claimPending ? 'claim waiting to reach the gateway (sent when the uplink is up)' : 'recorded by the gateway';
+  return ok({ ...s, claimPending }, table([['owner', ownerText(s.owner)], ['paired at', s.pairedAt ?? '-'], ['gateway', gateway], ['pairing', pending],
     ['attempts', `${s.counters.paired} paired, ${s.counters.refused} refused`]]));
 }
 

@@ -67,7 +67,7 @@ export function startConsole(options: {
   if (uplink) remote.attach(uplink.session);
   for (const name of readConsoleSettings(options.stateDir).disabledSensors ?? []) box.sampler.setEnabled(name, false);
   const values = new LastValues();
-  const agent = createAgentView({ ...options, values, pairing });
+  const agent = createAgentView({ ...options, values, pairing, claimPending: () => outbox.pending });
   const server = new ConsoleServer({ tty: options.config.tty, baud: options.config.baud, agent, log });
   server.start();
   return { pairing, onPack: (pack) => values.onPack(pack), stop: () => server.stop() };
