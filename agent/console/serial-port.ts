@@ -1,8 +1,8 @@
 // Opens a serial device (or pseudo-terminal) with @serialport/stream and says in words
 // why it could not: no such device, permission, busy.
 import { readdirSync, write } from 'node:fs';
-import { autoDetect, type AutoDetectTypes, type OpenOptions } from '@serialport/bindings-cpp';
-import { SerialPortStream } from '@serialport/stream';
+import type { AutoDetectTypes, OpenOptions } from '@serialport/bindings-cpp';
+import type { SerialPortStream } from '@serialport/stream';
 
 export type SerialPort = SerialPortStream;
 const WRITE_RETRY_MS = 5;
@@ -25,7 +25,7 @@ export class SerialOpenError extends Error {
  * - a write that met a full tty buffer waits for a "writable" poll that can be lost while
  *   a read is polled too, and then never finishes: writes here retry on a short timer.
  */
-function kickedBinding(): AutoDetectTypes {
+function kickedBinding(autoDetect: () => AutoDetectTypes): AutoDetectTypes {
   const base = autoDetect();
   return {
     list: () => base.list(),
@@ -54,9 +54,23 @@ async function writeAll(port: { fd: number | null; isOpen: boolean }, buffer: Bu
   }
 }
 
-export function openSerial(path: string, baudRate: number): Promise<SerialPort> {
+/**
+ * The native serial binding is loaded on first use, not at start: an agent without a
+ * console (or a build without the addon) runs without it.
+ */
+async function loadSerialport(): Promise<{ autoDetect: () => AutoDetectTypes; SerialPortStream: typeof SerialPortStream }> {
+  try {
+    const [bindings, stream] = await Promise.all([import('@serialport/bindings-cpp'), import('@serialport/stream')]);
+    return { autoDetect: bindings.autoDetect, SerialPortStream: stream.SerialPortStream };
+  } catch (err) {
+    throw new SerialOpenError('OTHER', `serial ports are not available in this build: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+  }
+}
+
+export async function openSerial(path: string, baudRate: number): Promise<SerialPort> {
+  const { autoDetect, SerialPortStream: Stream } = await loadSerialport();
   return new Promise((resolve, reject) => {
-    const port = new SerialPortStream({ binding: kickedBinding(), path, baudRate, autoOpen: false, lock: true });
+    const port = new Stream({ binding: kickedBinding(autoDetect), path, baudRate, autoOpen: false, lock: true });
     port.open((err) => (err ? reject(explainOpenError(path, err)) : resolve(port)));
   });
 }
