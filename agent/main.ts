@@ -13,12 +13,13 @@ import { sampleCommand } from './commands/sample.ts';
 import { verifyCommand } from './commands/verify.ts';
 import { meshCommand } from './commands/mesh.ts';
 import { simCommand } from './commands/sim.ts';
+import { consoleCommand } from './commands/console.ts';
 import { IopError, errorMessage } from './errors.ts';
 import { createLogger, type LogLevel } from './log.ts';
 import { VERSION } from './version.ts';
 
 
-const COMMANDS: Command[] = [runCommand, idCommand, sampleCommand, verifyCommand, exportCommand, gatewayCommand, subscribeCommand, meshCommand, simCommand, configCommand, demoCommand];
+const COMMANDS: Command[] = [runCommand, idCommand, sampleCommand, verifyCommand, exportCommand, gatewayCommand, subscribeCommand, meshCommand, simCommand, consoleCommand, configCommand, demoCommand];
 
 const LOG_LEVELS: readonly string[] = ['debug', 'info', 'warn', 'error'];
 

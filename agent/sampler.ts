@@ -33,6 +33,7 @@ export class Sampler {
   private stopped = true;
   /** The last pack had no trusted time: the next trusted one also carries uptime and boot. */
   private untrustedBefore = false;
+  private readonly disabled = new Set<string>();
 
   private readonly options: SamplerOptions;
 
@@ -43,6 +44,7 @@ export class Sampler {
   /** Reads every due sensor (every sensor with `all`) once; undefined when no sensor produced a record. */
   async tick(nowMs: number, { all = false } = {}): Promise<SenmlPack | undefined> {
     const due = this.options.sensors.filter(({ sensor, intervalMs }) => {
+      if (this.disabled.has(sensor.name)) return false;
       const last = this.lastRead.get(sensor);
       if (all) return true;
       // Half a tick of slack so timer jitter does not push a sensor to the next tick.
@@ -105,6 +107,19 @@ export class Sampler {
       timeQuality: stamp.quality,
       ...(anchor ? { uptime: stamp.uptimeS, boot: stamp.boot } : {}),
     };
+  }
+
+  /** Changes the tick period from the next tick on (an owner's remote command). */
+  setIntervalMs(intervalMs: number): void {
+    this.options.intervalMs = intervalMs;
+  }
+
+  /** Stops or resumes reading one sensor; false if no sensor has that name. */
+  setEnabled(name: string, enabled: boolean): boolean {
+    if (!this.options.sensors.some(({ sensor }) => sensor.name === name)) return false;
+    if (enabled) this.disabled.delete(name);
+    else this.disabled.add(name);
+    return true;
   }
 
   /** Ticks until stop(), aligned to multiples of the interval; a slow tick skips ticks rather than piling them up. */

@@ -3,6 +3,8 @@ import { CONFIG_HELP, CONFIG_OPTIONS, stringOption } from '../command.ts';
 import { IopError } from '../errors.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { DeviceRegistry } from '../gateway/registry.ts';
+import { Pairings } from '../gateway/pairings.ts';
+import { randomBytes } from 'node:crypto';
 import { loadDeviceKey } from '../identity/software-key.ts';
 import { toHex } from '../codec/hex.ts';
 import { configFromFlags, integerOption } from './options.ts';
@@ -20,6 +22,8 @@ export const gatewayCommand: Command = {
       --session NAME    persistent session under this client id (one name per instance): the
                         broker keeps readings for the gateway while it restarts
 ${CONFIG_HELP}
+Devices paired to an owner (claims on iop/v1/+/pair, docs/pairing.md) are accepted without
+--allow; their owners are published retained on iop/v1/<id>/owner.
 The gateway's own key (for receipts) is made in its state dir; 'iop-agent id --state-dir DIR'
 prints the public key boxes list in uplink.gatewayKeys. Several gateways may share one
 state dir: they split the readings through the shared subscription.`,
@@ -36,13 +40,18 @@ state dir: they split the readings through the shared subscription.`,
       allowFile: stringOption(context, 'allow-file'),
       allowAny: context.values['allow-any'] === true,
     });
-    if (!registry.allowAny && registry.size === 0) {
-      throw new IopError('USAGE', 'no device would be accepted: give --allow ID, --allow-file FILE or --allow-any');
-    }
     const { key, identity } = loadDeviceKey(config.stateDir, { create: true });
+    const session = { ...config.uplink, url: broker, reconnectMaxMs: Math.min(config.uplink.reconnectMaxMs, 5000) };
+    const pairings = new Pairings({
+      session: { ...session, clientId: `iop-gwp-${identity.id.slice(0, 12)}-${randomBytes(3).toString('hex')}` },
+      stateDir: config.stateDir, key, identity, registry, log: context.log.child('pairing'),
+    });
+    if (!registry.allowAny && registry.size === 0) {
+      context.log.warn('no device allowed by --allow, --allow-file or --allow-any: only devices paired to an owner are accepted');
+    }
     const gateway = new Gateway({
       // A gateway is one per deployment, not one of a fleet: it may come back quickly.
-      session: { ...config.uplink, url: broker, reconnectMaxMs: Math.min(config.uplink.reconnectMaxMs, 5000) },
+      session,
       sessionName: stringOption(context, 'session'),
       stateDir: config.stateDir,
       key,
@@ -54,9 +63,11 @@ state dir: they split the readings through the shared subscription.`,
     });
     context.log.info(`gateway ${toHex(identity.publicKey)} on ${broker}; ${registry.allowAny ? 'any device' : `${registry.size} devices allowed`}`);
     gateway.start();
+    pairings.start();
     const statsTimer = setInterval(() => context.log.info(`stats ${JSON.stringify(gateway.counters)}`), 60_000);
     await new Promise<void>((resolve) => context.signal.addEventListener('abort', () => resolve(), { once: true }));
     clearInterval(statsTimer);
+    await pairings.stop();
     await gateway.stop();
     context.stdout.write(JSON.stringify({ gateway: identity.id, ...gateway.counters }) + '\n');
     return 0;

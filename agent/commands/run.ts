@@ -9,6 +9,11 @@ import { configFromFlags } from './options.ts';
 import type { Server } from 'node:net';
 import { startControlSocket } from '../control-socket.ts';
 import { startMesh, type MeshService } from '../mesh/service.ts';
+import { consoleLogger, startConsole, type ConsoleService } from '../console/service.ts';
+import { readConsoleSettings } from '../console/settings.ts';
+
+/** Exit code after `restart` on the console: the supervisor (systemd Restart=) starts the agent again. */
+export const RESTART_EXIT_CODE = 75;
 
 export const runCommand: Command = {
   name: 'run',
@@ -22,7 +27,13 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
   options: { ...CONFIG_OPTIONS, interval: { type: 'string' }, broker: { type: 'string' } },
   async run(context) {
     const { config, origin } = configFromFlags(context);
-    const log = context.log;
+    // A broker set on the console applies unless --broker says otherwise.
+    const settings = readConsoleSettings(config.stateDir);
+    if (settings.broker && context.values.broker === undefined) config.uplink.broker = settings.broker;
+    // The owner's remote set-interval, unless --interval says otherwise.
+    if (settings.intervalMs && context.values.interval === undefined) config.sampling.intervalMs = settings.intervalMs;
+    const consoleLog = config.console ? consoleLogger(context.log) : undefined;
+    const log = consoleLog?.log ?? context.log;
     const box = await openBox(config, log);
     const broker = config.uplink.broker;
     let uplink: Uplink | undefined;
@@ -37,6 +48,15 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
       `uplink ${broker ? `${broker} (${config.uplink.ack === 'gateway' ? 'gateway receipts' : 'broker acks'})` : 'none'}`);
     let mesh: MeshService | undefined;
     let control: Server | undefined;
+    let fieldConsole: ConsoleService | undefined;
+    let restart = false;
+    const stopped = new Promise<void>((resolve) => {
+      context.signal.addEventListener('abort', () => resolve(), { once: true });
+      if (consoleLog) {
+        fieldConsole = startConsole({ config: config.console!, stateDir: config.stateDir, box, broker, gatewayKeys: config.uplink.gatewayKeys, uplink: () => uplink, mesh: () => mesh, log, ring: consoleLog.ring,
+          restart: () => { restart = true; resolve(); } });
+      }
+    });
     try {
       if (config.mesh.enabled) mesh = await startMesh({ config: config.mesh, uplinkConfig: config.uplink, stateDir: config.stateDir, box, uplink, log });
       control = await startControlSocket(config.stateDir, {
@@ -44,6 +64,7 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
         status: () => ({ device: box.identity.id, queue: box.journal.stats(), uplink: uplink?.session.connected ?? false, ...sensorStatus(box) }),
       });
     } catch (err) {
+      await fieldConsole?.stop();
       await mesh?.stop();
       await box.close();
       throw err;
@@ -51,6 +72,7 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
     const storeErrors = new RateLimitedLog(log);
     box.sampler.start(async (pack) => {
       try {
+        fieldConsole?.onPack(pack);
         const message = await box.record(pack);
         log.debug(`stored seq ${message.seq} (${message.bytes.length} bytes, ${pack.records.length} records)`);
         uplink?.notify();
@@ -63,13 +85,14 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
     });
     uplink?.start();
     mesh?.start();
-    await new Promise<void>((resolve) => context.signal.addEventListener('abort', () => resolve(), { once: true }));
-    log.info('stopping');
+    await stopped;
+    log.info(restart ? 'restarting (asked on the console)' : 'stopping');
+    await fieldConsole?.stop();
     await box.sampler.stop();
     control?.close();
     await mesh?.stop();
     await uplink?.stop();
     await box.close();
-    return 0;
+    return restart ? RESTART_EXIT_CODE : 0;
   },
 };

@@ -199,6 +199,12 @@ const meshSchema = z.strictObject({
   }).default({}),
 });
 
+/** A restricted line console served by the agent itself on a tty; absent: no console. */
+const consoleSchema = z.strictObject({
+  tty: z.string().regex(/^\/\S+$/, { error: 'expected an absolute device path, e.g. /dev/ttyGS0' }),
+  baud: z.number().int().min(300).max(4_000_000).default(115_200),
+});
+
 export const configSchema = z.strictObject({
   version: z.literal(CONFIG_VERSION, { error: `expected ${CONFIG_VERSION} (the only config version so far)` }).default(CONFIG_VERSION),
   stateDir: z.string().min(1, { error: 'expected a directory path' }).default(DEFAULT_STATE_DIR),
@@ -222,6 +228,7 @@ export const configSchema = z.strictObject({
     maxMessages: z.number().int().min(100, { error: 'expected at least 100' }).default(1_000_000),
   }).default({ maxMessages: 1_000_000 }),
   mesh: meshSchema.default(meshSchema.parse({})),
+  console: consoleSchema.optional(),
   log: z.strictObject({
     level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   }).default({ level: 'info' }),
@@ -264,3 +271,4 @@ export type HardwareConfig = Config['hardware'];
 export type UplinkConfig = Config['uplink'];
 export type MeshConfig = Config['mesh'];
 export type MeshLinkConfig = MeshConfig['links'][number];
+export type ConsoleConfig = NonNullable<Config['console']>;

@@ -30,6 +30,11 @@ export class DeviceRegistry {
     return this.allowAny || this.allowed.has(device);
   }
 
+  /** A device paired to an owner (gateway/pairings.ts) is allowed without --allow. */
+  allowPaired(device: string): void {
+    this.allowed.add(device);
+  }
+
   get size(): number {
     return this.allowed.size;
   }
