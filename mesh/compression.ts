@@ -141,6 +141,22 @@ export class MessageCodec {
   }
 }
 
+/**
+ * The envelope of `message` deflated against `reference` (coding 1, no confirmation), or
+ * plain when that is not smaller: what a sender that trusted its peer to hold the
+ * reference would send. The simulator's flooding baseline uses it.
+ */
+export function envelopeAgainst(reference: Uint8Array, message: Uint8Array): Uint8Array {
+  const ref = referenceOf(reference);
+  const deflated = deflateRawSync(message, { dictionary: ref.dictionary, level: 9, memLevel: 9 });
+  if (deflated.length + ID_BYTES >= message.length) return plainEnvelope(message);
+  const out = new Uint8Array(1 + ID_BYTES + deflated.length);
+  out[0] = CODING_DEFLATE;
+  new DataView(out.buffer).setUint32(1, ref.id);
+  out.set(deflated, 1 + ID_BYTES);
+  return out;
+}
+
 /** A message that takes no part in compression (a request to send one again). */
 export function plainEnvelope(message: Uint8Array): Uint8Array {
   const out = new Uint8Array(1 + message.length);

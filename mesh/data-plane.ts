@@ -4,6 +4,7 @@
 // suppressed, reverse routes kept for receipts, frames held briefly when no route exists.
 import type { Clock, TimerHandle } from '../drivers/clock.ts';
 import type { Link, ReceivedFrame } from '../drivers/link.ts';
+import { BUDGET_POLL_MS, DataBudget } from './airtime-budget.ts';
 import { MessageCodec, openPlainEnvelope, plainEnvelope } from './compression.ts';
 import { Reassembler, RecentSet, split } from './fragments.ts';
 import type { Neighbour, NeighbourTable } from './neighbours.ts';
@@ -70,6 +71,9 @@ export class DataPlane {
   private readonly inFlightTo = new Set<string>();
   private readonly held: { fields: DataFields; until: number; cameFrom: string | undefined }[] = [];
   private heldTimer: TimerHandle | undefined;
+  private readonly budget: DataBudget;
+  /** frames waiting for duty-cycle budget */
+  private readonly budgetWaits = new Set<TimerHandle>();
   /** starts anywhere: a box that restarts must not reuse ids that relays still remember as seen */
   private msgId: number;
   private readonly codec = new MessageCodec();
@@ -86,6 +90,7 @@ export class DataPlane {
     this.counters = host.counters;
     this.timers = host.timers;
     this.random = host.random;
+    this.budget = new DataBudget(host.links);
     this.msgId = Math.floor(this.random() * 0x1_0000_0000) >>> 0;
   }
 
@@ -129,6 +134,8 @@ export class DataPlane {
     this.inFlightTo.clear();
     this.clock.clearTimeout(this.heldTimer);
     this.held.length = 0;
+    for (const timer of this.budgetWaits) this.clock.clearTimeout(timer);
+    this.budgetWaits.clear();
   }
 
   private acknowledged(counter: number, pending: PendingFrame): void {
@@ -293,8 +300,10 @@ export class DataPlane {
       return undefined;
     }
     this.inFlightTo.add(neighbour.key);
+    // Over the data budget the frame waits (and the previous hop gets an explicit ack).
+    const now = this.budget.allows(neighbour.link, fields.payload.length);
     this.transmit(fields, neighbour, 1, rerouted, cameFrom);
-    return neighbour.link;
+    return now ? neighbour.link : undefined;
   }
 
   /**
@@ -344,6 +353,20 @@ export class DataPlane {
   }
 
   private transmit(fields: DataFields, neighbour: Neighbour, tries: number, rerouted: boolean, cameFrom: string | undefined): void {
+    if (!this.budget.allows(neighbour.link, fields.payload.length)) {
+      const timer = this.clock.setTimeout(() => {
+        this.budgetWaits.delete(timer);
+        const still = this.neighbours.get(neighbour.key);
+        if (still) return this.transmit(fields, still, tries, rerouted, cameFrom);
+        // The neighbour went while we waited: this frame and those behind it take another way.
+        const queued = this.waiting.get(neighbour.key) ?? [];
+        this.waiting.delete(neighbour.key);
+        this.inFlightTo.delete(neighbour.key);
+        for (const q of [{ fields, rerouted, cameFrom }, ...queued]) this.forward(q.fields, true, q.cameFrom, neighbour.key);
+      }, BUDGET_POLL_MS);
+      this.budgetWaits.add(timer);
+      return;
+    }
     const { bytes, counter } = this.host.seal({ kind: 'data', ...fields });
     const link = this.links[neighbour.link]!;
     link.send(bytes, neighbour.address);

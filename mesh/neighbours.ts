@@ -32,6 +32,8 @@ export interface Neighbour {
   /** down (a wired or IP link) rather than penalised (a radio) */
   dataDown: boolean;
   lastHeard: number;
+  /** the epoch the neighbour's hellos came with: a new one means it restarted */
+  epoch: number;
 }
 
 export interface NeighbourEvents {
@@ -69,14 +71,20 @@ export class NeighbourTable {
     return this.byKey.get(key);
   }
 
-  /** A hello from `id` at `address` on `link`. */
-  hello(link: number, address: string, id: NodeId, seq: number, intervalMs: number, signal: { rssi?: number | undefined; snr?: number | undefined }): Neighbour {
+  /** A hello from `id` at `address` on `link`, in a packet of `epoch`. */
+  hello(link: number, address: string, id: NodeId, seq: number, intervalMs: number, signal: { rssi?: number | undefined; snr?: number | undefined }, epoch = 0): Neighbour {
     const key = `${link}/${address}`;
     let n = this.byKey.get(key);
-    const appeared = !n;
+    let appeared = !n;
     if (!n) {
-      n = { key, id, idHex: nodeIdHex(id), link, address, history: 0, expected: 0, lastSeq: (seq - 1) & 0xffff, missesInARow: 0, txcost: INFINITE_METRIC, txcostExpires: 0, deadline: undefined, intervalMs, dataFailures: 0, dataDownUntil: 0, dataDown: false, lastHeard: 0 };
+      n = { key, id, idHex: nodeIdHex(id), link, address, history: 0, expected: 0, lastSeq: (seq - 1) & 0xffff, missesInARow: 0, txcost: INFINITE_METRIC, txcostExpires: 0, deadline: undefined, intervalMs, dataFailures: 0, dataDownUntil: 0, dataDown: false, lastHeard: 0, epoch };
       this.byKey.set(key, n);
+    } else if (epoch !== n.epoch) {
+      // The neighbour restarted: its hello seq starts anew, so its history starts anew
+      // (not as hellos missed), and it is greeted as a newcomer so that it learns our
+      // routes and IHUs at once. The link itself is what it was: its txcost stands.
+      Object.assign(n, { history: 0, expected: 0, lastSeq: (seq - 1) & 0xffff, missesInARow: 0, dataFailures: 0, dataDownUntil: 0, epoch });
+      appeared = true;
     }
     const before = this.cost(n);
     if (!appeared && seq === n.lastSeq) {

@@ -26,6 +26,22 @@ const MAX_UPLINKS_PASSED_ON = 5;
 /** an uplink box in use is kept while its metric is within this factor of the best */
 const UPLINK_STICKINESS = 1.2;
 
+/** seqnos reserved in the store at a time: one durable write per this many announcements */
+export const SEQNO_BLOCK = 64;
+
+/**
+ * Where a box keeps its route seqno across restarts (the agent: `<state dir>/mesh-seqno`).
+ * The box never announces a seqno beyond the last `reserve`d one, so that after a
+ * restart it starts above everything relays may remember, and they take its first
+ * announcement as fresh instead of waiting minutes for their routes to expire.
+ */
+export interface SeqnoStore {
+  /** the last value passed to reserve() before this start (0 if none) */
+  start(): number;
+  /** store durably, before returning, that seqnos up to `upTo` may be in use */
+  reserve(upTo: number): void;
+}
+
 export const DEFAULT_TIMERS: MeshTimers = { helloMinMs: 250, helloMaxMs: 5000, updateMinMs: 500, updateMaxMs: 60_000, ackTimeoutMs: 150, helloMissesDown: 2 };
 
 export interface MeshNodeOptions {
@@ -41,6 +57,8 @@ export interface MeshNodeOptions {
   fragmentBytes?: number;
   random?: () => number;
   log?: MeshLogger;
+  /** keeps the route seqno across restarts; without it a box starts from 0 */
+  seqno?: SeqnoStore;
 }
 
 export class MeshNode {
@@ -75,6 +93,9 @@ export class MeshNode {
   private readonly answeredAt: number[] = [];
   private passedOn = new Set<string>();
   private ownSeqno = 0;
+  private readonly seqnoStore: SeqnoStore | undefined;
+  /** the highest seqno the store allows without another write */
+  private seqnoReserved = 0;
   private announcing: 'no' | 'node' | 'uplink' = 'no';
   private uplinkInUse: string | undefined;
   private handler: ((message: MeshMessage) => void) | undefined;
@@ -91,6 +112,12 @@ export class MeshNode {
     this.hopLimit = options.hopLimit ?? 16;
     this.random = options.random ?? Math.random;
     this.log = options.log;
+    this.seqnoStore = options.seqno;
+    if (this.seqnoStore) {
+      this.ownSeqno = this.seqnoStore.start() & 0xffff;
+      this.seqnoReserved = (this.ownSeqno + SEQNO_BLOCK) & 0xffff;
+      this.seqnoStore.reserve(this.seqnoReserved);
+    }
     this.neighbours = new NeighbourTable(this.clock, {
       changed: (n, appeared) => this.neighbourChanged(n, appeared),
     }, { slackMs: (link) => 100 + 8 * this.links[link]!.airtimeMs(64), downAfterMisses: this.timers.helloMissesDown });
@@ -142,7 +169,7 @@ export class MeshNode {
   announce(what: 'no' | 'node' | 'uplink'): void {
     if (what === this.announcing) return;
     this.announcing = what;
-    this.ownSeqno = (this.ownSeqno + 1) & 0xffff;
+    this.setOwnSeqno((this.ownSeqno + 1) & 0xffff);
     this.trigger(this.idHex);
     this.updateTimer.reset();
   }
@@ -254,7 +281,7 @@ export class MeshNode {
     const hello = packet.tlvs.find((t): t is Extract<Tlv, { t: 'hello' }> => t.t === 'hello');
     const touched = new Set<string>();
     let neighbour = this.neighbours.get(key);
-    if (hello) neighbour = this.neighbours.hello(linkIndex, frame.from, packet.sender, hello.seq, hello.intervalMs, { rssi: frame.rssi, snr: frame.snr });
+    if (hello) neighbour = this.neighbours.hello(linkIndex, frame.from, packet.sender, hello.seq, hello.intervalMs, { rssi: frame.rssi, snr: frame.snr }, packet.epoch);
     for (const tlv of packet.tlvs) {
       switch (tlv.t) {
         case 'ihu':
@@ -291,7 +318,7 @@ export class MeshNode {
     if (this.seqreqsSeen.seenBefore(sourceHex, this.clock.now())) return;
     if (sourceHex === this.idHex) {
       if (this.announcing === 'no') return;
-      if (!seqNewer(this.ownSeqno, tlv.seqno)) this.ownSeqno = tlv.seqno;
+      if (!seqNewer(this.ownSeqno, tlv.seqno)) this.setOwnSeqno(tlv.seqno);
       this.trigger(this.idHex);
       return;
     }
@@ -430,9 +457,18 @@ export class MeshNode {
   private sendFullUpdate(): void {
     // A new seqno with every periodic announcement (as DSDV does) lets routes that became
     // unfeasible through metric noise become feasible again without a request.
-    if (this.announcing !== 'no') this.ownSeqno = (this.ownSeqno + 1) & 0xffff;
+    if (this.announcing !== 'no') this.setOwnSeqno((this.ownSeqno + 1) & 0xffff);
     const tlvs = this.routeTlvs();
     if (tlvs.length) this.links.forEach((_, i) => this.outbox.sendControl(i, tlvs));
+  }
+
+  /** Every change of our seqno goes through here: it stays within what the store reserved. */
+  private setOwnSeqno(seqno: number): void {
+    if (this.seqnoStore && !seqNewer(this.seqnoReserved, seqno)) {
+      this.seqnoReserved = (seqno + SEQNO_BLOCK) & 0xffff;
+      this.seqnoStore.reserve(this.seqnoReserved);
+    }
+    this.ownSeqno = seqno;
   }
 
   private routeTlvs(): Tlv[] {

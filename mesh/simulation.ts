@@ -1,12 +1,14 @@
 // The mesh simulator behind `iop-agent sim`: N routers on a simulated LoRa channel in
 // virtual time, placed by topology, their readings handled as the agent does
 // (sim-boxes.ts), measured over the middle of the run; the same seed is then run with
-// managed flooding for comparison.
-import { SimMedium } from '../drivers/sim/medium.ts';
+// managed flooding for comparison, with readings as they are and compressed. The channel
+// is EU868 869.525 MHz with its 10 % duty cycle enforced on every radio.
+import { SimMedium, type SimLink } from '../drivers/sim/medium.ts';
 import { SF7_BW250 } from '../drivers/radio/lora-airtime.ts';
 import { SeededRandom } from '../drivers/sim/random.ts';
 import { VirtualClock } from '../drivers/sim/virtual-clock.ts';
 import { FloodNode } from './flooding.ts';
+import { envelopeAgainst } from './compression.ts';
 import { Catalogue, Ledger, randomTraffic, serveAsUplink, sendAsOrigin, SimGateway, type SimTraffic } from './sim-boxes.ts';
 import { MeshNode, type MeshTimers } from './node.ts';
 import { NODE_ID_BYTES } from './packet.ts';
@@ -24,14 +26,29 @@ export interface SimOptions {
   readingBytes?: number;
   rangeM?: number;
   traffic?: SimTraffic;
+  /** enforce the channel's duty cycle on every radio (default true) */
+  dutyCycle?: boolean;
+  /** dB a frame must exceed the sum of overlapping ones by to survive (default 6) */
+  captureDb?: number;
+  /** how far below sensitivity a frame still interferes, dB (default 10) */
+  interferenceDb?: number;
 }
 
 export interface SimFigures {
+  /** null for flooding, which has no routes to converge */
   converged_s: number | null;
   delivery_ratio: number;
   tx_per_delivered: number;
-  control_bytes_per_node_s: number;
+  /** null for flooding, which sends no control traffic */
+  control_bytes_per_node_s: number | null;
   airtime_share_per_node: number;
+  /** the busiest box's share of airtime over the measured window */
+  airtime_share_max: number;
+  /**
+   * the busiest box's share of its most used rolling hour (the duty-cycle ledger, sampled
+   * each minute): what the regional budget limits; null when no duty cycle is enforced
+   */
+  airtime_peak_hour_share: number | null;
   latency_ms_p50: number;
   latency_ms_p99: number;
 }
@@ -45,7 +62,14 @@ export interface SimResult extends SimFigures {
   generated: number;
   /** boxes with a radio path to an uplink (readings of the others are not counted) */
   reachable: number;
+  /** managed flooding, readings as they are */
   baseline: SimFigures;
+  /** managed flooding, each reading deflated against its origin's previous one */
+  baseline_compressed: SimFigures;
+  /** the share of airtime the sub-band allows each radio (0.1 on 869.4-869.65 MHz), null if not enforced */
+  airtime_budget_share: number | null;
+  /** each box's share of airtime over the measured window (the mesh run) */
+  airtime_share_by_box: number[];
   /** the mesh's transmissions per delivered reading, by kind: hop-by-hop data, hop acks, routing control */
   frames_per_delivered: { data: number; ack: number; control: number };
   wall_s: number;
@@ -100,18 +124,25 @@ function makeWorld(options: SimOptions): World {
   const positions = placeNodes(options.topology, options.nodes, range, random);
   const uplinks = uplinkIndexes(options.topology, options.nodes, random);
   const clock = new VirtualClock();
-  const medium = new SimMedium({ clock, random, rangeM: range, baseLoss: 0.02, profile: SF7_BW250 });
+  const medium = new SimMedium({
+    clock, random, rangeM: range, baseLoss: 0.02, profile: SF7_BW250, region: 'EU868', frequencyHz: 869_525_000,
+    dutyCycle: options.dutyCycle ?? true, ...(options.captureDb !== undefined ? { captureDb: options.captureDb } : {}),
+    ...(options.interferenceDb !== undefined ? { interferenceDb: options.interferenceDb } : {}),
+  });
   return { clock, medium, random, uplinks, positions };
 }
 
 export function simulate(options: SimOptions): SimResult {
   const started = performance.now();
   const mesh = runMesh(options);
-  const baseline = runFlooding(options);
+  const baseline = runFlooding(options, false);
+  const compressed = runFlooding(options, true);
   const wall = (performance.now() - started) / 1000;
   return {
     nodes: options.nodes, topology: options.topology, seed: options.seed, seconds: options.seconds, uplinks: mesh.uplinks, generated: mesh.generated, reachable: mesh.reachable,
-    ...mesh.figures, baseline: baseline.figures, frames_per_delivered: mesh.byKind, wall_s: Number(wall.toFixed(2)), speedup: Number(((2 * options.seconds) / wall).toFixed(1)),
+    ...mesh.figures, baseline: baseline.figures, baseline_compressed: compressed.figures,
+    airtime_budget_share: mesh.budgetShare, airtime_share_by_box: mesh.shares,
+    frames_per_delivered: mesh.byKind, wall_s: Number(wall.toFixed(2)), speedup: Number(((3 * options.seconds) / wall).toFixed(1)),
   };
 }
 
@@ -138,7 +169,9 @@ function setUp(options: SimOptions) {
   };
 }
 
-function runMesh(options: SimOptions): { figures: SimFigures; byKind: SimResult['frames_per_delivered']; uplinks: number; generated: number; reachable: number } {
+function runMesh(options: SimOptions): {
+  figures: SimFigures; byKind: SimResult['frames_per_delivered']; uplinks: number; generated: number; reachable: number; shares: number[]; budgetShare: number | null;
+} {
   const { clock, medium, random, uplinks, links, endMs, windowFrom, windowTo, ledger, size, intervalMs, reachable } = setUp(options);
   const nodes = links.map((link, i) => new MeshNode({
     id: nodeIdFor(i, random), key: MESH_KEY, epoch: 1, clock, links: [link], timers: LORA_TIMERS, random: () => random.next(),
@@ -163,12 +196,16 @@ function runMesh(options: SimOptions): { figures: SimFigures; byKind: SimResult[
     else if (converged === null) clock.setTimeout(check, 100);
   };
   clock.setTimeout(check, 100);
+  const peak = peakHourShare(clock, links);
 
   clock.runUntil(windowFrom);
   const before = snapshot(nodes, medium);
+  const airtimeBefore = links.map((l) => l.stats.airtimeMs);
   clock.runUntil(windowTo);
   const during = snapshot(nodes, medium);
+  const shares = links.map((l, i) => round((l.stats.airtimeMs - airtimeBefore[i]!) / (windowTo - windowFrom), 5));
   clock.runUntil(endMs);
+
   const windowS = (windowTo - windowFrom) / 1000;
   const f = ledger.figures();
   const per = (k: 'data' | 'ack' | 'control') => round((during[k] - before[k]) / Math.max(1, f.delivered), 2);
@@ -176,6 +213,8 @@ function runMesh(options: SimOptions): { figures: SimFigures; byKind: SimResult[
     uplinks: uplinks.size,
     generated,
     reachable: reachable.size,
+    shares,
+    budgetShare: links[0]?.duty?.band.dutyCycle ?? null,
     byKind: { data: per('data'), ack: per('ack'), control: per('control') },
     figures: {
       converged_s: converged,
@@ -183,50 +222,79 @@ function runMesh(options: SimOptions): { figures: SimFigures; byKind: SimResult[
       tx_per_delivered: round((during.frames - before.frames) / Math.max(1, f.delivered), 2),
       control_bytes_per_node_s: round((during.controlBytes - before.controlBytes) / nodes.length / windowS, 2),
       airtime_share_per_node: round((during.airtimeMs - before.airtimeMs) / nodes.length / (windowS * 1000), 5),
+      airtime_share_max: Math.max(0, ...shares),
+      airtime_peak_hour_share: peak(),
       latency_ms_p50: Math.round(f.p50),
       latency_ms_p99: Math.round(f.p99),
     },
   };
 }
 
-function runFlooding(options: SimOptions): { figures: SimFigures } {
+/**
+ * Managed flooding on the same seed. `compress`: each reading deflated against its
+ * origin's previous one, the uplink box assumed to hold that reference (flooding has no
+ * way back to confirm it, so this favours the baseline).
+ */
+function runFlooding(options: SimOptions, compress: boolean): { figures: SimFigures } {
   const { clock, medium, random, uplinks, links, endMs, windowFrom, windowTo, ledger, size, intervalMs, reachable } = setUp(options);
   const catalogue = new Catalogue(options.traffic ?? randomTraffic(size, random));
+  const compressedKeys = new Map<string, string>();
   links.forEach((link, i) => {
-    const node = new FloodNode({ id: nodeIdFor(i, random), link, clock, key: MESH_KEY, random: () => random.next() });
+    const node = new FloodNode({ id: nodeIdFor(i, random), link, clock, key: MESH_KEY, random: () => random.next(), profile: medium.options.profile });
     node.uplink = uplinks.has(i);
     node.onDelivered((_origin, payload) => {
-      const key = catalogue.readingKey(payload);
+      const key = compress ? compressedKeys.get(Buffer.from(payload).toString('base64')) : catalogue.readingKey(payload);
       if (key) ledger.arrive(key, clock.now());
     });
     if (node.uplink) return;
     let n = 0;
+    let previous: Uint8Array | undefined;
     const tick = () => {
       const { bytes, key } = catalogue.reading(i, n++);
       if (reachable.has(i)) ledger.make(key, clock.now());
-      node.send(bytes);
+      const sent = compress && previous ? envelopeAgainst(previous, bytes) : bytes;
+      if (compress) compressedKeys.set(Buffer.from(sent).toString('base64'), key);
+      previous = bytes;
+      node.send(sent);
       clock.setTimeout(tick, intervalMs * (0.9 + 0.2 * random.next()));
     };
     clock.setTimeout(tick, random.next() * intervalMs);
   });
+  const peak = peakHourShare(clock, links);
   clock.runUntil(windowFrom);
   const before = { ...medium.totals };
+  const airtimeBefore = links.map((l) => l.stats.airtimeMs);
   clock.runUntil(windowTo);
   const during = { ...medium.totals };
+  const shares = links.map((l, i) => (l.stats.airtimeMs - airtimeBefore[i]!) / (windowTo - windowFrom));
   clock.runUntil(endMs);
   const windowS = (windowTo - windowFrom) / 1000;
   const f = ledger.figures();
   return {
     figures: {
-      converged_s: 0,
+      converged_s: null,
       delivery_ratio: round(f.ratio, 4),
       tx_per_delivered: round((during.frames - before.frames) / Math.max(1, f.delivered), 2),
-      control_bytes_per_node_s: 0,
+      control_bytes_per_node_s: null,
       airtime_share_per_node: round((during.airtimeMs - before.airtimeMs) / links.length / (windowS * 1000), 5),
+      airtime_share_max: round(Math.max(0, ...shares), 5),
+      airtime_peak_hour_share: peak(),
       latency_ms_p50: Math.round(f.p50),
       latency_ms_p99: Math.round(f.p99),
     },
   };
+}
+
+/** Samples every radio's rolling-hour ledger each minute; returns the highest share seen. */
+function peakHourShare(clock: VirtualClock, links: SimLink[]): () => number | null {
+  if (!links[0]?.duty) return () => null;
+  let peak = 0;
+  const sample = () => {
+    for (const link of links) peak = Math.max(peak, link.duty!.usedMs());
+    clock.setTimeout(sample, 60_000);
+  };
+  clock.setTimeout(sample, 60_000);
+  return () => round(peak / 3_600_000, 5);
 }
 
 function snapshot(nodes: MeshNode[], medium: SimMedium) {

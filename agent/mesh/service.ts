@@ -17,7 +17,7 @@ import { UplinkBridge } from './bridge.ts';
 import { MeshPublisher } from './mesh-publisher.ts';
 import { RelayedStatus } from './relayed-status.ts';
 import { MeshStatusSender } from './status-sender.ts';
-import { meshNodeId, nextMeshEpoch, readMeshKey } from './setup.ts';
+import { meshNodeId, meshSeqnoStore, nextMeshEpoch, readMeshKey } from './setup.ts';
 
 const CHECK_EVERY_MS = 250;
 /** a reading published this long before a receipt that does not cover it is taken as lost */
@@ -48,7 +48,7 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
   const meshLog = log.child('mesh');
   const node = new MeshNode({
     id: meshNodeId(box.identity.publicKey), key, epoch, clock: realClock, links,
-    timers: config.timers, hopLimit: config.hopLimit, fragmentBytes: config.fragmentBytes,
+    timers: config.timers, hopLimit: config.hopLimit, fragmentBytes: config.fragmentBytes, seqno: meshSeqnoStore(options.stateDir),
     log: { debug: (m) => meshLog.debug(m), warn: (m) => meshLog.warn(m) },
   });
   const publisher = new MeshPublisher(node);
