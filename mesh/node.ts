@@ -125,8 +125,8 @@ export class MeshNode {
     this.data = new DataPlane({
       id: this.id, clock: this.clock, links: this.links, neighbours: this.neighbours, counters: this.counters,
       timers: this.timers, hopLimit: options.hopLimit ?? 16, fragmentBytes: options.fragmentBytes ?? 180, random: this.random,
-      routeVia: (destHex) => this.routes.selectedRoute(destHex)?.via,
-      bestUplink: () => this.bestUplink(),
+      routeVia: (destHex, avoid) => this.routeAvoiding(destHex, avoid)?.via,
+      bestUplink: (avoid) => this.bestUplink(avoid),
       seal: (packet) => this.outbox.seal(packet),
       reselect: () => this.reselect(),
       deliver: (message) => this.handler?.(message),
@@ -179,16 +179,30 @@ export class MeshNode {
    * it is not much worse, so that its compression reference, receipts and reverse routes
    * stay with one box rather than following every wobble of the metrics.
    */
-  bestUplink(): { id: NodeId; idHex: string; metric: number; via: string } | undefined {
+  bestUplink(avoid?: ReadonlySet<string>): { id: NodeId; idHex: string; metric: number; via: string } | undefined {
     let best: { id: NodeId; idHex: string; metric: number; via: string } | undefined;
     let current: typeof best;
-    for (const r of this.routes.allSelected()) {
-      if (!r.uplink) continue;
+    for (const selected of this.routes.allSelected()) {
+      if (!selected.uplink) continue;
+      const r = avoid?.size ? this.routeAvoiding(selected.sourceHex, avoid) : selected;
+      if (!r) continue;
       const candidate = { id: r.source, idHex: r.sourceHex, metric: r.total, via: r.via };
       if (!best || r.total < best.metric) best = candidate;
       if (r.sourceHex === this.uplinkInUse) current = candidate;
     }
     return current && best && current.metric <= best.metric * UPLINK_STICKINESS ? current : best;
+  }
+
+  /** The selected route to a source, or where it goes through one of `avoid`, the best feasible other. */
+  private routeAvoiding(sourceHex: string, avoid: ReadonlySet<string> | undefined) {
+    const selected = this.routes.selectedRoute(sourceHex);
+    if (!avoid?.size || (selected && !avoid.has(selected.via))) return selected;
+    return this.routes.alternative(sourceHex, this.clock.now(), (via) => this.linkCost(via), avoid);
+  }
+
+  private linkCost(via: string): number {
+    const n = this.neighbours.get(via);
+    return n ? this.neighbours.cost(n) : INFINITE_METRIC;
   }
 
   /**
@@ -241,6 +255,7 @@ export class MeshNode {
     if (frame.to !== undefined && frame.to !== this.links[linkIndex]!.address) {
       try {
         const packet = decodePacket(frame.data, this.key);
+        this.neighbours.heard(`${linkIndex}/${frame.from}`);
         if (packet.kind === 'data') this.data.overheard(`${linkIndex}/${frame.from}`, packet);
       } catch { /* a frame for another box that we cannot read: not ours to judge */ }
       return;
@@ -263,6 +278,7 @@ export class MeshNode {
       return;
     }
     const neighbourKey = `${linkIndex}/${frame.from}`;
+    this.neighbours.heard(neighbourKey);
     switch (packet.kind) {
       case 'control':
         this.receiveControl(linkIndex, frame, packet);
@@ -370,10 +386,7 @@ export class MeshNode {
   }
 
   private reselect(only?: Set<string>): void {
-    const { changed, renewed, starved, stuck } = this.routes.select(this.clock.now(), (via) => {
-      const n = this.neighbours.get(via);
-      return n ? this.neighbours.cost(n) : INFINITE_METRIC;
-    }, only);
+    const { changed, renewed, starved, stuck } = this.routes.select(this.clock.now(), (via) => this.linkCost(via), only);
     // Only the nearest few uplinks are passed on (readings need one; a relay with no
     // route to the uplink a reading names sends it to its own): control traffic does not
     // grow with the number of uplinks in a big mesh.
