@@ -56,6 +56,8 @@ const MAX_TRIES = 5;
  * which would send the reading again only many minutes later.
  */
 const HOLD_HELLO_INTERVALS = 15;
+/** rounds of MAX_TRIES a held frame gets after its first try and its reroute failed */
+const MAX_HELD_ROUNDS = 1;
 const REVERSE_HOLD_MS = 1_800_000;
 /** messages kept for sending again uncompressed when their destination lacks the reference */
 const SENT_KEPT = 32;
@@ -80,7 +82,7 @@ export class DataPlane {
   private readonly inFlightTo = new Set<string>();
   private readonly held: { fields: DataFields; until: number; notBefore: number; cameFrom: string | undefined }[] = [];
   /** until when each frame (origin/msgId/index) may still be held: holding again does not extend it */
-  private readonly holdUntil = new Map<string, number>();
+  private readonly holdUntil = new Map<string, { until: number; rounds: number }>();
   private heldTimer: TimerHandle | undefined;
   private readonly budget: DataBudget;
   /** frames waiting for duty-cycle budget */
@@ -342,12 +344,16 @@ export class DataPlane {
   private hold(fields: DataFields, cameFrom: string | undefined, why: 'noRoute' | 'unacknowledged' = 'noRoute'): void {
     const now = this.clock.now();
     const id = `${nodeIdHex(fields.origin)}/${fields.msgId}/${fields.index}`;
-    const until = this.holdUntil.get(id) ?? now + HOLD_HELLO_INTERVALS * this.timers.helloMinMs;
-    if (until <= now) {
+    const before = this.holdUntil.get(id);
+    const until = before?.until ?? now + HOLD_HELLO_INTERVALS * this.timers.helloMinMs;
+    // Rounds of tries that all went unanswered: past a few, the channel is saturated
+    // rather than briefly busy, and more tries only take airtime from other frames.
+    const rounds = (before?.rounds ?? 0) + (why === 'unacknowledged' ? 1 : 0);
+    if (until <= now || rounds > MAX_HELD_ROUNDS) {
       this.holdUntil.delete(id);
       return this.dropped(fields, why);
     }
-    this.holdUntil.set(id, until);
+    this.holdUntil.set(id, { until, rounds });
     if (this.holdUntil.size > 1024) this.holdUntil.delete(this.holdUntil.keys().next().value!);
     if (this.held.length >= 64) this.dropped(this.held.shift()!.fields, 'noRoute');
     // After a round of unanswered tries, a pause (a few seconds on LoRa) lets the burst pass.
