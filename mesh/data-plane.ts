@@ -169,9 +169,11 @@ export class DataPlane {
     if (originHex === this.idHex) return ack();
     const now = this.clock.now();
     if (packet.type === 'reading') this.reverse.set(originHex, { via: neighbourKey, expires: now + REVERSE_HOLD_MS });
-    // Every copy is acknowledged, so a sender whose ack was lost stops retrying.
-    if (this.recent.seenBefore(`${originHex}/${packet.msgId}/${packet.index}`, now)) return ack();
+    // Every copy is acknowledged, so a sender whose ack was lost stops retrying. A copy for
+    // another uplink is not one: a relay that could not reach the uplink the reading first
+    // went to sent it to its own, and that way may lead back through this box.
     const destHex = nodeIdHex(packet.dest);
+    if (this.recent.seenBefore(`${originHex}/${packet.msgId}/${packet.index}/${destHex}`, now)) return ack();
     if (destHex === this.idHex) {
       ack();
       const whole = this.reassembler.add(`${originHex}/${packet.msgId}`, packet.index, packet.count, packet.payload, now);
@@ -295,18 +297,21 @@ export class DataPlane {
     // A radio neighbour that failed to acknowledge lately is passed by while a feasible
     // other way exists (its metric stays as announced: section 4), and used if none does.
     const failing = this.neighbours.all().filter((n) => this.neighbours.failing(n)).map((n) => n.key);
-    return (failing.length ? this.routeAvoiding(fields, new Set([...avoid, ...failing])) : undefined) ?? this.routeAvoiding(fields, avoid);
-  }
-
-  private routeAvoiding(fields: DataFields, avoid: ReadonlySet<string>): { fields: DataFields; neighbour: Neighbour } | undefined {
-    const neighbour = this.nextHop(nodeIdHex(fields.dest), avoid);
+    const avoidFailing = failing.length ? new Set([...avoid, ...failing]) : avoid;
+    const destHex = nodeIdHex(fields.dest);
+    const neighbour = this.nextHop(destHex, avoidFailing) ?? this.nextHop(destHex, avoid);
     if (neighbour) return { fields, neighbour };
     if (!FOR_ANY_UPLINK.includes(fields.type)) return undefined;
-    // A reading (or status) is for any uplink: with no way to the one its origin chose, take ours.
-    const other = this.host.bestUplink(avoid);
-    if (!other || other.idHex === nodeIdHex(fields.dest)) return undefined;
-    const viaOther = this.nextHop(other.idHex, avoid);
-    return viaOther && { fields: { ...fields, dest: other.id }, neighbour: viaOther };
+    // A reading (or status) is for any uplink: with no way to the one its origin chose but
+    // back where it came from, take ours. Only then: another uplink lacks the origin's
+    // compression reference, and a frame sent from uplink to uplink may go round in circles.
+    for (const without of [avoidFailing, avoid]) {
+      const other = this.host.bestUplink(without);
+      if (!other || other.idHex === destHex) continue;
+      const viaOther = this.nextHop(other.idHex, without);
+      if (viaOther) return { fields: { ...fields, dest: other.id }, neighbour: viaOther };
+    }
+    return undefined;
   }
 
   /** Sends toward `dest`; returns the link it went out on now, or undefined if it waits or is dropped. */

@@ -86,6 +86,8 @@ export class MeshNode {
   private readonly seqreqsSeen: RecentSet;
   private readonly triggered = new Set<string>();
   private triggerTimer: TimerHandle | undefined;
+  /** while starved of every uplink: when to ask again (a request or its answer may be lost) */
+  private starvedTimer: TimerHandle | undefined;
   private readonly starvedAsked = new Map<string, number>();
   private readonly probed = new Map<string, number>();
   /** sources we asked (or passed on a request) for a new seqno, until when */
@@ -154,6 +156,7 @@ export class MeshNode {
     this.updateTimer.stop();
     this.neighbours.stop();
     this.clock.clearTimeout(this.triggerTimer);
+    this.clock.clearTimeout(this.starvedTimer);
     this.data.stop();
   }
 
@@ -407,7 +410,17 @@ export class MeshNode {
     // none is reachable, and only for the most promising one.
     const uplinkStarved = starved.filter((s) => this.routes.all().some((r) => r.sourceHex === s && r.uplink));
     const otherStarved = starved.filter((s) => !uplinkStarved.includes(s));
-    if (uplinkStarved.length && !this.bestUplink()) this.askForSeqno(uplinkStarved[0]!);
+    if (uplinkStarved.length && !this.bestUplink()) {
+      this.askForSeqno(uplinkStarved[0]!);
+      // On a radio a request or its answer is easily lost, and nothing else may happen
+      // for minutes (the next periodic update with a new seqno): ask again while starved.
+      if (!this.starvedTimer) {
+        this.starvedTimer = this.clock.setTimeout(() => {
+          this.starvedTimer = undefined;
+          if (this.running) this.reselect();
+        }, this.seqreqHoldMs() * (1 + this.random() * 0.25));
+      }
+    }
     for (const sourceHex of otherStarved) this.askForSeqno(sourceHex);
     // A route in use (ours, or one we pass on) stuck on a link that stopped carrying data,
     // while a better one is unfeasible, asks for a new seqno too.
@@ -428,7 +441,7 @@ export class MeshNode {
 
   private askForSeqno(sourceHex: string): void {
     const now = this.clock.now();
-    if ((this.starvedAsked.get(sourceHex) ?? -Infinity) > now - Math.max(SEQREQ_HOLD_MS, 8 * this.timers.helloMinMs)) return;
+    if ((this.starvedAsked.get(sourceHex) ?? -Infinity) > now - this.seqreqHoldMs()) return;
     this.starvedAsked.set(sourceHex, now);
     const fd = this.routes.feasibilityOf(sourceHex);
     const source = this.routes.all().find((r) => r.sourceHex === sourceHex)?.source;
@@ -436,6 +449,11 @@ export class MeshNode {
     const tlv: Tlv = { t: 'seqreq', source, seqno: (fd.seqno + 1) & 0xffff, hops: this.hopLimit };
     this.requested.set(sourceHex, now + 8 * this.timers.helloMinMs);
     this.links.forEach((_, i) => this.outbox.sendControl(i, [tlv]));
+  }
+
+  /** how long a seqno request is left to be answered before it is sent again */
+  private seqreqHoldMs(): number {
+    return Math.max(SEQREQ_HOLD_MS, 8 * this.timers.helloMinMs);
   }
 
   private trigger(sourceHex: string): void {
