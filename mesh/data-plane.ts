@@ -354,7 +354,10 @@ export class DataPlane {
     // Rounds of tries that all went unanswered: past a few, the channel is saturated
     // rather than briefly busy, and more tries only take airtime from other frames.
     const rounds = (before?.rounds ?? 0) + (why === 'unacknowledged' ? 1 : 0);
-    if (until <= now || rounds > MAX_HELD_ROUNDS) {
+    // More than one neighbour failing at once: the channel round this box is congested,
+    // not briefly busy, and another round of tries would only add to it.
+    const congested = this.neighbours.all().filter((n) => this.neighbours.failing(n)).length > 1;
+    if (until <= now || rounds > (congested ? 0 : MAX_HELD_ROUNDS)) {
       this.holdUntil.delete(id);
       return this.dropped(fields, why);
     }
