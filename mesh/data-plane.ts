@@ -25,9 +25,10 @@ export interface DataPlaneHost {
   hopLimit: number;
   fragmentBytes: number;
   random: () => number;
-  /** the neighbour key of the selected route to a destination */
-  routeVia(destHex: string): string | undefined;
-  bestUplink(): { id: NodeId; idHex: string } | undefined;
+  /** the neighbour key of the selected route to a destination, or of the best feasible one through none of `avoid` */
+  routeVia(destHex: string, avoid?: ReadonlySet<string>): string | undefined;
+  /** the uplink box to send to (in use, or best), reached through none of `avoid` */
+  bestUplink(avoid?: ReadonlySet<string>): { id: NodeId; idHex: string } | undefined;
   /** adds sender, epoch and the next counter, and the MAC */
   seal(packet: Unsealed): { bytes: Uint8Array; counter: number };
   /** a link failed in the data plane: choose routes again */
@@ -48,10 +49,20 @@ interface PendingFrame {
 }
 
 const MAX_TRIES = 5;
+/**
+ * How long a relay keeps a frame it cannot pass on (no route, or every try unanswered),
+ * in shortest hello intervals (60 s on LoRa): long enough for hellos, an update or a
+ * seqno request to bring a route back, far shorter than the origin's wait for a receipt,
+ * which would send the reading again only many minutes later.
+ */
+const HOLD_HELLO_INTERVALS = 15;
+/** rounds of MAX_TRIES a held frame gets after its first try and its reroute failed */
+const MAX_HELD_ROUNDS = 1;
 const REVERSE_HOLD_MS = 1_800_000;
 /** messages kept for sending again uncompressed when their destination lacks the reference */
 const SENT_KEPT = 32;
 const OUTGOING_TRACKED = 256;
+const NONE: ReadonlySet<string> = new Set();
 
 export class DataPlane {
   private readonly host: DataPlaneHost;
@@ -69,7 +80,9 @@ export class DataPlane {
   /** frames waiting for the one in flight to a neighbour (stop-and-wait per hop) */
   private readonly waiting = new Map<string, { fields: DataFields; rerouted: boolean; cameFrom: string | undefined }[]>();
   private readonly inFlightTo = new Set<string>();
-  private readonly held: { fields: DataFields; until: number; cameFrom: string | undefined }[] = [];
+  private readonly held: { fields: DataFields; until: number; notBefore: number; cameFrom: string | undefined }[] = [];
+  /** until when each frame (origin/msgId/index) may still be held: holding again does not extend it */
+  private readonly holdUntil = new Map<string, { until: number; rounds: number }>();
   private heldTimer: TimerHandle | undefined;
   private readonly budget: DataBudget;
   /** frames waiting for duty-cycle budget */
@@ -134,6 +147,7 @@ export class DataPlane {
     this.inFlightTo.clear();
     this.clock.clearTimeout(this.heldTimer);
     this.held.length = 0;
+    this.holdUntil.clear();
     for (const timer of this.budgetWaits) this.clock.clearTimeout(timer);
     this.budgetWaits.clear();
   }
@@ -155,9 +169,11 @@ export class DataPlane {
     if (originHex === this.idHex) return ack();
     const now = this.clock.now();
     if (packet.type === 'reading') this.reverse.set(originHex, { via: neighbourKey, expires: now + REVERSE_HOLD_MS });
-    // Every copy is acknowledged, so a sender whose ack was lost stops retrying.
-    if (this.recent.seenBefore(`${originHex}/${packet.msgId}/${packet.index}`, now)) return ack();
+    // Every copy is acknowledged, so a sender whose ack was lost stops retrying. A copy for
+    // another uplink is not one: a relay that could not reach the uplink the reading first
+    // went to sent it to its own, and that way may lead back through this box.
     const destHex = nodeIdHex(packet.dest);
+    if (this.recent.seenBefore(`${originHex}/${packet.msgId}/${packet.index}/${destHex}`, now)) return ack();
     if (destHex === this.idHex) {
       ack();
       const whole = this.reassembler.add(`${originHex}/${packet.msgId}`, packet.index, packet.count, packet.payload, now);
@@ -257,36 +273,56 @@ export class DataPlane {
     }
   }
 
-  private nextHop(destHex: string): Neighbour | undefined {
-    const via = this.host.routeVia(destHex);
+  private nextHop(destHex: string, avoid: ReadonlySet<string> = NONE): Neighbour | undefined {
+    const via = this.host.routeVia(destHex, avoid);
     const viaRoute = via !== undefined ? this.neighbours.get(via) : undefined;
     if (viaRoute && this.neighbours.cost(viaRoute) < INFINITE_METRIC) return viaRoute;
     // The way a reading came is the way its receipt goes back: that link just carried
     // data, whatever its hello statistics say.
     const back = this.reverse.get(destHex);
-    if (back && back.expires > this.clock.now()) {
+    if (back && back.expires > this.clock.now() && !avoid.has(back.via)) {
       const n = this.neighbours.get(back.via);
       if (n && n.dataFailures === 0) return n;
     }
     return undefined;
   }
 
-  /** Sends toward `dest`; returns the link it went out on now, or undefined if it waits or is dropped. */
-  private forward(fields: DataFields, rerouted = false, cameFrom?: string, failed?: string): number | undefined {
-    const avoided = (n: Neighbour | undefined) => !n || n.key === cameFrom || n.key === failed;
-    let neighbour = this.nextHop(nodeIdHex(fields.dest));
-    if (avoided(neighbour) && FOR_ANY_UPLINK.includes(fields.type)) {
-      // A reading (or status) is for any uplink: with no way to the one its origin chose, take ours.
-      const other = this.host.bestUplink();
-      if (other && other.idHex !== nodeIdHex(fields.dest)) {
-        fields = { ...fields, dest: other.id };
-        neighbour = this.nextHop(other.idHex);
-      }
+  /**
+   * The neighbour to send a frame to, never one of `avoid` (where it came from: that
+   * neighbour routes through us or has none; or the one that just failed): the selected
+   * route, else another feasible one (feasible routes never loop), else, for a reading or
+   * a status, a route to another uplink. The frame's dest changes with the uplink.
+   */
+  private route(fields: DataFields, avoid: ReadonlySet<string>): { fields: DataFields; neighbour: Neighbour } | undefined {
+    // A radio neighbour that failed to acknowledge lately is passed by while a feasible
+    // other way exists (its metric stays as announced: section 4), and used if none does.
+    const failing = this.neighbours.all().filter((n) => this.neighbours.failing(n)).map((n) => n.key);
+    const avoidFailing = failing.length ? new Set([...avoid, ...failing]) : avoid;
+    const destHex = nodeIdHex(fields.dest);
+    const neighbour = this.nextHop(destHex, avoidFailing) ?? this.nextHop(destHex, avoid);
+    if (neighbour) return { fields, neighbour };
+    if (!FOR_ANY_UPLINK.includes(fields.type)) return undefined;
+    // A reading (or status) is for any uplink: with no way to the one its origin chose but
+    // back where it came from, take ours. Only then: another uplink lacks the origin's
+    // compression reference, and a frame sent from uplink to uplink may go round in circles.
+    for (const without of [avoidFailing, avoid]) {
+      const other = this.host.bestUplink(without);
+      if (!other || other.idHex === destHex) continue;
+      const viaOther = this.nextHop(other.idHex, without);
+      if (viaOther) return { fields: { ...fields, dest: other.id }, neighbour: viaOther };
     }
-    if (!neighbour || avoided(neighbour)) {
-      this.hold(fields, cameFrom);
+    return undefined;
+  }
+
+  /** Sends toward `dest`; returns the link it went out on now, or undefined if it waits or is dropped. */
+  private forward(original: DataFields, rerouted = false, cameFrom?: string, failed?: string): number | undefined {
+    const avoid = new Set([cameFrom, failed].filter((k): k is string => k !== undefined));
+    const chosen = this.route(original, avoid);
+    if (!chosen) {
+      this.hold(original, cameFrom);
       return undefined;
     }
+    const { fields, neighbour } = chosen;
     // One frame in flight per neighbour: on a half-duplex radio, a second frame sent
     // behind the first would collide with the neighbour's acknowledgement or relay.
     if (this.inFlightTo.has(neighbour.key)) {
@@ -310,9 +346,27 @@ export class DataPlane {
    * No route now: keep the frame a little while a seqno request or an update finds one
    * (a few shortest hello intervals), then drop it; the origin sends again on its timeout.
    */
-  private hold(fields: DataFields, cameFrom: string | undefined): void {
+  private hold(fields: DataFields, cameFrom: string | undefined, why: 'noRoute' | 'unacknowledged' = 'noRoute'): void {
+    const now = this.clock.now();
+    const id = `${nodeIdHex(fields.origin)}/${fields.msgId}/${fields.index}`;
+    const before = this.holdUntil.get(id);
+    const until = before?.until ?? now + HOLD_HELLO_INTERVALS * this.timers.helloMinMs;
+    // Rounds of tries that all went unanswered: past a few, the channel is saturated
+    // rather than briefly busy, and more tries only take airtime from other frames.
+    const rounds = (before?.rounds ?? 0) + (why === 'unacknowledged' ? 1 : 0);
+    // More than one neighbour failing at once: the channel round this box is congested,
+    // not briefly busy, and another round of tries would only add to it.
+    const congested = this.neighbours.all().filter((n) => this.neighbours.failing(n)).length > 1;
+    if (until <= now || rounds > (congested ? 0 : MAX_HELD_ROUNDS)) {
+      this.holdUntil.delete(id);
+      return this.dropped(fields, why);
+    }
+    this.holdUntil.set(id, { until, rounds });
+    if (this.holdUntil.size > 1024) this.holdUntil.delete(this.holdUntil.keys().next().value!);
     if (this.held.length >= 64) this.dropped(this.held.shift()!.fields, 'noRoute');
-    this.held.push({ fields, until: this.clock.now() + 2 * this.timers.helloMinMs, cameFrom });
+    // After a round of unanswered tries, a pause (a few seconds on LoRa) lets the burst pass.
+    const notBefore = why === 'unacknowledged' ? now + (1 + this.random()) * 2 * this.timers.helloMinMs : now;
+    this.held.push({ fields, until, notBefore, cameFrom });
     if (!this.heldTimer) this.heldTimer = this.clock.setTimeout(() => this.retryHeld(), this.timers.helloMinMs / 2);
   }
 
@@ -321,11 +375,16 @@ export class DataPlane {
     const now = this.clock.now();
     const held = this.held.splice(0);
     for (const h of held) {
-      const destHex = nodeIdHex(h.fields.dest);
-      const hop = this.nextHop(destHex) ?? (FOR_ANY_UPLINK.includes(h.fields.type) ? this.nextHop(this.host.bestUplink()?.idHex ?? '') : undefined);
-      if (hop && hop.key !== h.cameFrom) this.forward(h.fields, true, h.cameFrom);
+      if (h.notBefore > now) {
+        this.held.push(h);
+        continue;
+      }
+      if (this.route(h.fields, new Set(h.cameFrom === undefined ? [] : [h.cameFrom]))) this.forward(h.fields, true, h.cameFrom);
       else if (h.until > now) this.held.push(h);
-      else this.dropped(h.fields, 'noRoute');
+      else {
+        this.holdUntil.delete(`${nodeIdHex(h.fields.origin)}/${h.fields.msgId}/${h.fields.index}`);
+        this.dropped(h.fields, 'noRoute');
+      }
     }
     if (this.held.length && !this.heldTimer) this.heldTimer = this.clock.setTimeout(() => this.retryHeld(), this.timers.helloMinMs / 2);
   }
@@ -397,7 +456,10 @@ export class DataPlane {
     this.neighbours.dataFailed(p.neighbourKey, 4 * this.timers.helloMinMs, !this.links[neighbour?.link ?? 0]!.overhears);
     this.host.reselect();
     if (!p.rerouted) this.forward(p.fields, true, p.cameFrom, p.neighbourKey);
-    else this.dropped(p.fields, 'unacknowledged');
+    // Rerouted already: on a radio the tries more likely met a burst of traffic than a
+    // gone neighbour, so the frame waits and tries again (by whatever route is best
+    // then) until its hold time is up.
+    else this.hold(p.fields, p.cameFrom, 'unacknowledged');
     // What waited for this neighbour goes by the new route, or nowhere.
     const queued = this.waiting.get(p.neighbourKey) ?? [];
     this.waiting.delete(p.neighbourKey);

@@ -32,6 +32,8 @@ export interface Neighbour {
   /** down (a wired or IP link) rather than penalised (a radio) */
   dataDown: boolean;
   lastHeard: number;
+  /** how long the neighbour's last IHU stays valid: acknowledged data renews it for as long */
+  txcostValidMs: number;
   /** the epoch the neighbour's hellos came with: a new one means it restarted */
   epoch: number;
 }
@@ -77,7 +79,7 @@ export class NeighbourTable {
     let n = this.byKey.get(key);
     let appeared = !n;
     if (!n) {
-      n = { key, id, idHex: nodeIdHex(id), link, address, history: 0, expected: 0, lastSeq: (seq - 1) & 0xffff, missesInARow: 0, txcost: INFINITE_METRIC, txcostExpires: 0, deadline: undefined, intervalMs, dataFailures: 0, dataDownUntil: 0, dataDown: false, lastHeard: 0, epoch };
+      n = { key, id, idHex: nodeIdHex(id), link, address, history: 0, expected: 0, lastSeq: (seq - 1) & 0xffff, missesInARow: 0, txcost: INFINITE_METRIC, txcostExpires: 0, txcostValidMs: 0, deadline: undefined, intervalMs, dataFailures: 0, dataDownUntil: 0, dataDown: false, lastHeard: 0, epoch };
       this.byKey.set(key, n);
     } else if (epoch !== n.epoch) {
       // The neighbour restarted: its hello seq starts anew, so its history starts anew
@@ -115,6 +117,7 @@ export class NeighbourTable {
     if (!n) return;
     const before = this.cost(n);
     n.txcost = rxcost;
+    n.txcostValidMs = validMs;
     n.txcostExpires = this.clock.now() + validMs;
     if (this.cost(n) !== before) this.events.changed(n, false);
   }
@@ -140,13 +143,31 @@ export class NeighbourTable {
     if (this.cost(n) !== before) this.events.changed(n, false);
   }
 
+  /**
+   * Any frame from the neighbour (data, ack, a relay overheard, control without a hello):
+   * it is there. On a busy radio a hello is lost to a collision far more often than the
+   * neighbour is gone, so missed hellos while other frames come lower the link's ETX but
+   * do not take it down (section 4).
+   */
+  heard(key: string): void {
+    const n = this.byKey.get(key);
+    if (n) n.lastHeard = this.clock.now();
+  }
+
   dataDelivered(key: string): void {
     const n = this.byKey.get(key);
+    // The neighbour acknowledged our frame: it hears us, whatever became of its last IHU.
+    if (n && n.txcost < INFINITE_METRIC && n.txcostValidMs > 0) n.txcostExpires = Math.max(n.txcostExpires, this.clock.now() + n.txcostValidMs);
     if (n && n.dataFailures > 0) {
       const before = this.cost(n);
       n.dataFailures = 0;
       if (this.cost(n) !== before) this.events.changed(n, false);
     }
+  }
+
+  /** A radio neighbour that stopped acknowledging data a short while ago: the data plane prefers another way. */
+  failing(n: Neighbour): boolean {
+    return n.dataFailures > 0 && this.clock.now() < n.dataDownUntil;
   }
 
   /** What we tell the neighbour in our IHU: 256 / (share of its hellos we received). */
@@ -164,13 +185,11 @@ export class NeighbourTable {
     if (rx >= INFINITE_METRIC || tx >= INFINITE_METRIC) return INFINITE_METRIC;
     let cost = Math.round((rx * tx) / 256);
     // On a wired or IP link, unanswered tries mean the link is gone. On a radio they more
-    // often mean collisions: the link looks four times worse for a while, so traffic moves
-    // to any feasible alternative at once, but a box with none keeps its path (and does
-    // not flood the mesh with requests) until hellos show the link is really gone.
-    if (n.dataFailures > 0) {
-      if (n.dataDown) return INFINITE_METRIC;
-      cost = cost * 4 + 1024;
-    }
+    // often mean collisions, and the metric stays as hellos measure it: a penalty would be
+    // announced, push the routes of every box downstream above their feasibility distance
+    // and set off seqno requests across the mesh (more traffic, more collisions). The
+    // data plane steers round a failing radio neighbour by itself (failing()).
+    if (n.dataFailures > 0 && n.dataDown) return INFINITE_METRIC;
     // Below 0 dB SNR a LoRa link works but is one fade from failing: prefer others.
     if (n.snr !== undefined && n.snr < 0) cost = Math.round(cost * (1 + -n.snr / 10));
     return Math.min(INFINITE_METRIC - 1, cost);
@@ -194,7 +213,8 @@ export class NeighbourTable {
 
   private missed(n: Neighbour): void {
     const before = this.cost(n);
-    n.missesInARow++;
+    // Heard in the meantime (the hello collided, other frames came): a sample lost, not a link.
+    if (this.clock.now() - n.lastHeard >= n.intervalMs) n.missesInARow++;
     n.history = (n.history << 1) & ((1 << HISTORY) - 1);
     n.expected = Math.min(HISTORY, n.expected + 1);
     if (n.history === 0 && n.missesInARow > HISTORY) {

@@ -86,6 +86,8 @@ export class MeshNode {
   private readonly seqreqsSeen: RecentSet;
   private readonly triggered = new Set<string>();
   private triggerTimer: TimerHandle | undefined;
+  /** while starved of every uplink: when to ask again (a request or its answer may be lost) */
+  private starvedTimer: TimerHandle | undefined;
   private readonly starvedAsked = new Map<string, number>();
   private readonly probed = new Map<string, number>();
   /** sources we asked (or passed on a request) for a new seqno, until when */
@@ -125,8 +127,8 @@ export class MeshNode {
     this.data = new DataPlane({
       id: this.id, clock: this.clock, links: this.links, neighbours: this.neighbours, counters: this.counters,
       timers: this.timers, hopLimit: options.hopLimit ?? 16, fragmentBytes: options.fragmentBytes ?? 180, random: this.random,
-      routeVia: (destHex) => this.routes.selectedRoute(destHex)?.via,
-      bestUplink: () => this.bestUplink(),
+      routeVia: (destHex, avoid) => this.routeAvoiding(destHex, avoid)?.via,
+      bestUplink: (avoid) => this.bestUplink(avoid),
       seal: (packet) => this.outbox.seal(packet),
       reselect: () => this.reselect(),
       deliver: (message) => this.handler?.(message),
@@ -154,6 +156,7 @@ export class MeshNode {
     this.updateTimer.stop();
     this.neighbours.stop();
     this.clock.clearTimeout(this.triggerTimer);
+    this.clock.clearTimeout(this.starvedTimer);
     this.data.stop();
   }
 
@@ -179,16 +182,30 @@ export class MeshNode {
    * it is not much worse, so that its compression reference, receipts and reverse routes
    * stay with one box rather than following every wobble of the metrics.
    */
-  bestUplink(): { id: NodeId; idHex: string; metric: number; via: string } | undefined {
+  bestUplink(avoid?: ReadonlySet<string>): { id: NodeId; idHex: string; metric: number; via: string } | undefined {
     let best: { id: NodeId; idHex: string; metric: number; via: string } | undefined;
     let current: typeof best;
-    for (const r of this.routes.allSelected()) {
-      if (!r.uplink) continue;
+    for (const selected of this.routes.allSelected()) {
+      if (!selected.uplink) continue;
+      const r = avoid?.size ? this.routeAvoiding(selected.sourceHex, avoid) : selected;
+      if (!r) continue;
       const candidate = { id: r.source, idHex: r.sourceHex, metric: r.total, via: r.via };
       if (!best || r.total < best.metric) best = candidate;
       if (r.sourceHex === this.uplinkInUse) current = candidate;
     }
     return current && best && current.metric <= best.metric * UPLINK_STICKINESS ? current : best;
+  }
+
+  /** The selected route to a source, or where it goes through one of `avoid`, the best feasible other. */
+  private routeAvoiding(sourceHex: string, avoid: ReadonlySet<string> | undefined) {
+    const selected = this.routes.selectedRoute(sourceHex);
+    if (!avoid?.size || (selected && !avoid.has(selected.via))) return selected;
+    return this.routes.alternative(sourceHex, this.clock.now(), (via) => this.linkCost(via), avoid);
+  }
+
+  private linkCost(via: string): number {
+    const n = this.neighbours.get(via);
+    return n ? this.neighbours.cost(n) : INFINITE_METRIC;
   }
 
   /**
@@ -241,6 +258,7 @@ export class MeshNode {
     if (frame.to !== undefined && frame.to !== this.links[linkIndex]!.address) {
       try {
         const packet = decodePacket(frame.data, this.key);
+        this.neighbours.heard(`${linkIndex}/${frame.from}`);
         if (packet.kind === 'data') this.data.overheard(`${linkIndex}/${frame.from}`, packet);
       } catch { /* a frame for another box that we cannot read: not ours to judge */ }
       return;
@@ -263,6 +281,7 @@ export class MeshNode {
       return;
     }
     const neighbourKey = `${linkIndex}/${frame.from}`;
+    this.neighbours.heard(neighbourKey);
     switch (packet.kind) {
       case 'control':
         this.receiveControl(linkIndex, frame, packet);
@@ -370,10 +389,7 @@ export class MeshNode {
   }
 
   private reselect(only?: Set<string>): void {
-    const { changed, renewed, starved, stuck } = this.routes.select(this.clock.now(), (via) => {
-      const n = this.neighbours.get(via);
-      return n ? this.neighbours.cost(n) : INFINITE_METRIC;
-    }, only);
+    const { changed, renewed, starved, stuck } = this.routes.select(this.clock.now(), (via) => this.linkCost(via), only);
     // Only the nearest few uplinks are passed on (readings need one; a relay with no
     // route to the uplink a reading names sends it to its own): control traffic does not
     // grow with the number of uplinks in a big mesh.
@@ -394,7 +410,17 @@ export class MeshNode {
     // none is reachable, and only for the most promising one.
     const uplinkStarved = starved.filter((s) => this.routes.all().some((r) => r.sourceHex === s && r.uplink));
     const otherStarved = starved.filter((s) => !uplinkStarved.includes(s));
-    if (uplinkStarved.length && !this.bestUplink()) this.askForSeqno(uplinkStarved[0]!);
+    if (uplinkStarved.length && !this.bestUplink()) {
+      this.askForSeqno(uplinkStarved[0]!);
+      // On a radio a request or its answer is easily lost, and nothing else may happen
+      // for minutes (the next periodic update with a new seqno): ask again while starved.
+      if (!this.starvedTimer) {
+        this.starvedTimer = this.clock.setTimeout(() => {
+          this.starvedTimer = undefined;
+          if (this.running) this.reselect();
+        }, this.seqreqHoldMs() * (1 + this.random() * 0.25));
+      }
+    }
     for (const sourceHex of otherStarved) this.askForSeqno(sourceHex);
     // A route in use (ours, or one we pass on) stuck on a link that stopped carrying data,
     // while a better one is unfeasible, asks for a new seqno too.
@@ -415,7 +441,7 @@ export class MeshNode {
 
   private askForSeqno(sourceHex: string): void {
     const now = this.clock.now();
-    if ((this.starvedAsked.get(sourceHex) ?? -Infinity) > now - Math.max(SEQREQ_HOLD_MS, 8 * this.timers.helloMinMs)) return;
+    if ((this.starvedAsked.get(sourceHex) ?? -Infinity) > now - this.seqreqHoldMs()) return;
     this.starvedAsked.set(sourceHex, now);
     const fd = this.routes.feasibilityOf(sourceHex);
     const source = this.routes.all().find((r) => r.sourceHex === sourceHex)?.source;
@@ -423,6 +449,11 @@ export class MeshNode {
     const tlv: Tlv = { t: 'seqreq', source, seqno: (fd.seqno + 1) & 0xffff, hops: this.hopLimit };
     this.requested.set(sourceHex, now + 8 * this.timers.helloMinMs);
     this.links.forEach((_, i) => this.outbox.sendControl(i, [tlv]));
+  }
+
+  /** how long a seqno request is left to be answered before it is sent again */
+  private seqreqHoldMs(): number {
+    return Math.max(SEQREQ_HOLD_MS, 8 * this.timers.helloMinMs);
   }
 
   private trigger(sourceHex: string): void {

@@ -120,6 +120,22 @@ export class RouteTable {
     return { changed, renewed, starved, stuck };
   }
 
+  /**
+   * The best feasible route to a source through none of `avoid`: where the selected one
+   * would send a frame back where it came from. Feasible routes cannot loop.
+   */
+  alternative(sourceHex: string, now: number, linkCost: (via: string) => number, avoid: ReadonlySet<string>): Selected | undefined {
+    let best: Selected | undefined;
+    for (const [via, route] of this.routes.get(sourceHex) ?? []) {
+      if (avoid.has(via) || route.expires <= now || route.metric >= INFINITE_METRIC) continue;
+      const cost = linkCost(via);
+      if (cost >= INFINITE_METRIC || !this.feasible(sourceHex, route.seqno, route.metric)) continue;
+      const total = Math.min(INFINITE_METRIC - 1, route.metric + cost);
+      if (!best || total < best.total) best = { ...route, total };
+    }
+    return best;
+  }
+
   selectedRoute(sourceHex: string): Selected | undefined {
     return this.selected.get(sourceHex);
   }

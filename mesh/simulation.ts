@@ -98,6 +98,8 @@ export interface SimResult extends SimFigures {
   airtime_share_by_box: number[];
   /** the mesh's transmissions per delivered reading, by kind: hop-by-hop data, hop acks, routing control */
   frames_per_delivered: { data: number; ack: number; control: number };
+  /** the mesh's frames dropped and control TLVs sent over the whole run, summed over the boxes (where it loses readings, what its control traffic is) */
+  mesh_totals: { dropped: { noRoute: number; hopLimit: number; unacknowledged: number }; control_tlvs: Record<string, number> };
   wall_s: number;
   speedup: number;
 }
@@ -168,7 +170,7 @@ export function simulate(options: SimOptions): SimResult {
     nodes: options.nodes, topology: options.topology, seed: options.seed, seconds: options.seconds, uplinks: mesh.uplinks, generated: mesh.generated, reachable: mesh.reachable,
     ...mesh.figures, baseline: baseline.figures, baseline_compressed: compressed.figures,
     airtime_budget_share: mesh.budgetShare, airtime_share_by_box: mesh.shares,
-    frames_per_delivered: mesh.byKind, wall_s: Number(wall.toFixed(2)), speedup: Number(((3 * options.seconds) / wall).toFixed(1)),
+    frames_per_delivered: mesh.byKind, mesh_totals: mesh.totals, wall_s: Number(wall.toFixed(2)), speedup: Number(((3 * options.seconds) / wall).toFixed(1)),
   };
 }
 
@@ -195,7 +197,7 @@ function setUp(options: SimOptions) {
 }
 
 function runMesh(options: SimOptions): {
-  figures: SimFigures; byKind: SimResult['frames_per_delivered']; uplinks: number; generated: number; reachable: number; shares: number[]; budgetShare: number | null;
+  figures: SimFigures; byKind: SimResult['frames_per_delivered']; totals: SimResult['mesh_totals']; uplinks: number; generated: number; reachable: number; shares: number[]; budgetShare: number | null;
 } {
   const { clock, medium, random, uplinks, links, endMs, windowFrom, windowTo, ledger, intervalMs, reachable } = setUp(options);
   let generated = 0;
@@ -241,6 +243,7 @@ function runMesh(options: SimOptions): {
     shares,
     budgetShare: links[0]?.duty?.band.dutyCycle ?? null,
     byKind: { data: per('data'), ack: per('ack'), control: per('control') },
+    totals: meshTotals(nodes),
     figures: {
       converged_s: converged,
       delivery_ratio: round(f.ratio, 4),
@@ -383,6 +386,16 @@ function snapshot(nodes: MeshNode[], medium: SimMedium) {
     data: nodes.reduce((n, node) => n + node.counters.dataFrames, 0),
     ack: nodes.reduce((n, node) => n + node.counters.ackFrames, 0),
   };
+}
+
+function meshTotals(nodes: MeshNode[]): SimResult['mesh_totals'] {
+  const dropped = { noRoute: 0, hopLimit: 0, unacknowledged: 0 };
+  const tlvs: Record<string, number> = {};
+  for (const node of nodes) {
+    for (const k of ['noRoute', 'hopLimit', 'unacknowledged'] as const) dropped[k] += node.counters.dropped[k];
+    for (const [t, n] of Object.entries(node.status().controlTlvs)) tlvs[t] = (tlvs[t] ?? 0) + n;
+  }
+  return { dropped, control_tlvs: tlvs };
 }
 
 function reachableFromUplinks(medium: SimMedium, uplinks: Set<number>): Set<number> {
