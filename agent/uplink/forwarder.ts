@@ -265,8 +265,13 @@ export class Forwarder {
       this.lastProgressMs = this.clock.now();
       return;
     }
-    if (this.clock.now() - this.lastProgressMs < this.receiptTimeoutMs) return;
     const from = this.firstUnacked();
+    // The wait runs from the later of the last progress and the oldest waiting reading's
+    // last publish. Through the mesh the uplink box holds a receipt for receiptHoldMs from
+    // when the reading reached it, so timing from progress alone (a receipt long before
+    // the reading was even published) resent readings whose receipt was merely held.
+    const since = Math.max(this.lastProgressMs, this.publishedAt.get(from) ?? -Infinity);
+    if (this.clock.now() - since < this.receiptTimeoutMs) return;
     this.options.log.info(`no receipt for seq ${from}..${this.pubacked} within ${this.receiptTimeoutMs} ms: publishing again`);
     this.counters.resent += this.pubacked - from + 1;
     this.lastProgressMs = this.clock.now();
