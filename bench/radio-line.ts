@@ -6,7 +6,7 @@
 // mesh's hop-ack waits. Also checks every radio's airtime log against its duty cycle.
 // Usage: node bench/radio-line.ts [--quick] [--readings N]
 import { connectAsync } from 'mqtt';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { subBandOf, type SubBand } from '../drivers/radio/duty-cycle.ts';
@@ -28,6 +28,9 @@ const HOPS = 4;
 const ACK_BYTES = 26;
 const DATA_HEADER_BYTES = 59;
 
+/** This machine's seconds since boot, as the agent reads them for untrusted time. */
+const uptimeS = () => Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+
 const dir = tempDir('iop-bench-radio-');
 const running: Running[] = [];
 const channel = new Channel({ profile: profileOf(TEST_RADIO) });
@@ -44,8 +47,12 @@ try {
   const arrivals: { seq: number; latencyMs: number }[] = [];
   const client = await connectAsync(broker.url);
   client.on('message', (_t, payload) => {
-    const r = JSON.parse(payload.toString()) as { seq: number; records: { t: number }[] };
-    arrivals.push({ seq: r.seq, latencyMs: Date.now() - r.records[0]!.t * 1000 });
+    const r = JSON.parse(payload.toString()) as { seq: number; records: { t?: number; up?: number }[] };
+    const made = r.records[0]!;
+    // A box whose clock is not trusted stamps uptime only (docs/protocol.md, Time); the boxes
+    // run on this machine, so its own uptime dates them just as well.
+    const latencyMs = made.t !== undefined ? Date.now() - made.t * 1000 : (uptimeS() - made.up!) * 1000;
+    arrivals.push({ seq: r.seq, latencyMs });
   });
   await client.subscribeAsync(`iop/v1/${device}/verified`, { qos: 1 });
   for (let i = 0; i < 5; i++) {

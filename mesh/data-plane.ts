@@ -413,6 +413,7 @@ export class DataPlane {
 
   private transmit(fields: DataFields, neighbour: Neighbour, tries: number, rerouted: boolean, cameFrom: string | undefined): void {
     if (!this.budget.allows(neighbour.link, fields.payload.length)) {
+      this.counters.heldForBudget++;
       const timer = this.clock.setTimeout(() => {
         this.budgetWaits.delete(timer);
         const still = this.neighbours.get(neighbour.key);

@@ -35,6 +35,8 @@ export interface MeshCounters {
   ackBytes: number;
   forwarded: number;
   delivered: number;
+  /** data frames that waited for duty-cycle budget (they wait, they are not dropped) */
+  heldForBudget: number;
   dropped: { noRoute: number; hopLimit: number; unacknowledged: number };
   rejected: { mac: number; replay: number; malformed: number };
 }

@@ -45,11 +45,14 @@ if (!haveSocat()) {
     const log = channel.airLog(1);
     assert.is(framesOverBudget(log, band.dutyCycle! * WINDOW_MS, WINDOW_MS - 500), 0, 'no frame over budget in the emulator\'s airtime log');
     const link = status.links[0];
-    assert.ok(link.errors.heldForBudget > 0, `the link was held at its limit: ${JSON.stringify(link.errors)}`);
+    // The mesh waits for budget before it hands a data frame to the link; the link itself
+    // holds what still does not fit (control and acks). Either way the box was at its limit.
+    const held = (link.errors.heldForBudget ?? 0) + status.counters.heldForBudget;
+    assert.ok(held > 0, `the box was held at its limit: link ${JSON.stringify(link.errors)}, mesh heldForBudget ${status.counters.heldForBudget}`);
     assert.is(link.allowanceMs, WINDOW_MS / 10);
     const total = log.reduce((s, t) => s + t.airtimeMs, 0);
     const spanS = (log.at(-1)!.at - log[0]!.at) / 1000;
-    console.log(`radio-budget: ${log.length} frames, ${total.toFixed(0)} ms on air over ${spanS.toFixed(1)} s (allowance ${WINDOW_MS / 10} ms per ${WINDOW_MS / 1000} s), held ${link.errors.heldForBudget} times`);
+    console.log(`radio-budget: ${log.length} frames, ${total.toFixed(0)} ms on air over ${spanS.toFixed(1)} s (allowance ${WINDOW_MS / 10} ms per ${WINDOW_MS / 1000} s), held ${held} times (link ${link.errors.heldForBudget ?? 0}, mesh ${status.counters.heldForBudget})`);
   });
 }
 

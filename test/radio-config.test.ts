@@ -10,6 +10,9 @@ import { createLogger } from '../agent/log.ts';
 import type { Link } from '../drivers/link.ts';
 import { runCli, tempDir } from './helpers/cli.ts';
 
+/** A mesh box trusts receipts only from a configured gateway (any valid key will do here). */
+const GATEWAY_KEY = 'ab'.repeat(32);
+
 const dir = tempDir();
 test.after(() => dir.remove());
 
@@ -18,7 +21,7 @@ const mesh = (links: unknown[]) => ({ enabled: true, keyFile: '/etc/iop-agent/me
 
 function configFile(name: string, body: unknown): string {
   const file = join(dir.path, `${name}.json`);
-  writeFileSync(file, JSON.stringify({ stateDir: join(dir.path, name), mesh: body }));
+  writeFileSync(file, JSON.stringify({ stateDir: join(dir.path, name), uplink: { gatewayKeys: [GATEWAY_KEY] }, mesh: body }));
   return file;
 }
 
@@ -62,7 +65,7 @@ test('wifi: brings the interface up as a mesh point or IBSS member through the r
     ['ibss', [['ip', 'link set lo down'], ['iw', 'dev lo set type ibss'], ['ip', 'link set lo up'], ['iw', 'dev lo ibss join box-mesh 2437']]],
   ] as const) {
     const ran: [string, string][] = [];
-    const config = validateConfig({ mesh: { ...mesh([{ type: 'udp', interface: 'lo', port: 20000 + Math.floor(Math.random() * 40000), wifi: { mode, meshId: 'box-mesh', channel: 6 } }]), keyFile: 'k' } }, 'test').mesh;
+    const config = validateConfig({ uplink: { gatewayKeys: [GATEWAY_KEY] }, mesh: { ...mesh([{ type: 'udp', interface: 'lo', port: 20000 + Math.floor(Math.random() * 40000), wifi: { mode, meshId: 'box-mesh', channel: 6 } }]), keyFile: 'k' } }, 'test').mesh;
     const links = await openMeshLinks(config, id, log, async (command, args) => {
       ran.push([command, args.join(' ')]);
     }).catch((err) => err as Error);
@@ -70,7 +73,7 @@ test('wifi: brings the interface up as a mesh point or IBSS member through the r
     assert.equal(ran, expect);
   }
   const ran: string[] = [];
-  const plain = validateConfig({ mesh: mesh([{ type: 'udp', interface: 'lo', port: 20000 + Math.floor(Math.random() * 40000) }]) }, 'test').mesh;
+  const plain = validateConfig({ uplink: { gatewayKeys: [GATEWAY_KEY] }, mesh: mesh([{ type: 'udp', interface: 'lo', port: 20000 + Math.floor(Math.random() * 40000) }]) }, 'test').mesh;
   const links = await openMeshLinks(plain, id, log, async (command) => {
     ran.push(command);
   }).catch((err) => err as Error);
