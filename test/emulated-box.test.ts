@@ -7,6 +7,7 @@
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';
 import { execFileSync } from 'node:child_process';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildImage, type Image } from '../images/emulated-box/build.ts';
 import { ROOT, tempDir } from './helpers/cli.ts';
@@ -83,8 +84,9 @@ testIf(missing, 'boot: the agent starts from its init script as its own user, ma
   assert.is(await box.control('agent-user'), 'agent-user iop-agent');
   assert.is(await box.control('stat /var/lib/iop-agent'), 'stat 700 iop-agent iop-agent');
   assert.match(await box.control('stat /var/lib/iop-agent/device.key'), /^stat [46]00 iop-agent iop-agent$/);
-  const rss = Number(/^rss (\d+)$/.exec(await box.control('rss'))?.[1]);
-  console.log(`emulated box: the arm64 agent's RSS while sampling and publishing: ${(rss / 1024).toFixed(1)} MB`);
+  const [rss = 0, anon = 0, file = 0] = (/^rss (\d+) (\d+) (\d+)/.exec(await box.control('rss')) ?? []).slice(1).map(Number);
+  console.log(`emulated box: the arm64 agent's RSS while sampling and publishing: ${(rss / 1024).toFixed(1)} MB ` +
+    `(anonymous ${(anon / 1024).toFixed(1)} MB, file-backed ${(file / 1024).toFixed(1)} MB)`);
   assert.ok(rss > 0);
   assert.not.match(subscriber.stderr(), /rejected/);
   await box.stop();
@@ -113,6 +115,39 @@ testIf(missing, 'power cut (kill -9 of QEMU) while sampling: after reboot the ch
   // counts as a duplicate), no conflicting seq, no gap.
   const stats = await assertGatewayClean(gateway);
   assert.is(stats.accepted, seqs.length);
+});
+
+testIf(missing ?? image?.noGpioSim, 'the rig: gpio-sim lines the host pulls toggle in the guest kernel (sysfs); both 16550 UARTs carry bytes from host ptys', async () => {
+  const box = await boot(makeDisk(join(dir.path, 'rig.img')));
+  const sim = await box.waitFor(/iop-box: gpio-sim (\/dev\/gpiochip\d+) sysfs base (\d+)/, 60_000);
+  await box.waitFor(/iop-box: ready/, 60_000);
+  assert.is(await box.control(`stat ${sim[1]}`), 'stat 660 root gpio', 'the character device belongs to the gpio group');
+  // Ten pulses on line 3, each level read back by the guest's kernel; line 0 stays put.
+  for (let i = 0; i < 10; i++) {
+    assert.is(await box.control('pull 3 up'), 'ok');
+    assert.is(await box.control('level 3'), 'level 1');
+    assert.is(await box.control('pull 3 down'), 'ok');
+    assert.is(await box.control('level 3'), 'level 0');
+  }
+  assert.is(await box.control('level 0'), 'level 0');
+  for (const [tty, pty] of [['ttyS0', box.consolePty], ['ttyS1', box.radioPty]] as const) {
+    // QEMU reads a pty only while its other end is open: keep it open meanwhile.
+    const fd = openSync(pty, 'r+');
+    try {
+      const reply = box.control(`read-serial ${tty}`, 20_000);
+      // The guest opens the port after the command arrives; send until the line lands.
+      let received: string | undefined;
+      void reply.then((r) => (received = r));
+      for (let attempt = 0; received === undefined && attempt < 30; attempt++) {
+        writeSync(fd, `hello ${tty}\n`);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      assert.is(await reply, `read-serial hello ${tty}`);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  await box.stop();
 });
 
 test.run();

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { writeInitramfs, type Entry } from './cpio.ts';
 import { DebianArchive } from './debian.ts';
 import { addonsOf } from '../deb.ts';
+import { buildGpioSim, gpioSimMissing } from './gpio-sim.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const BUILDROOT_PACKAGE = join(root, 'buildroot', 'package', 'iop-agent');
@@ -22,13 +23,21 @@ const MODULES = ['virtio_mmio', 'virtio_net', 'virtio_blk', 'virtio_console', 'v
 export const IDS = { agent: 999, dialout: 20, gpio: 997 };
 
 export interface ImageOptions { dist: string; out: string; cache: string }
-export interface Image { kernel: string; initrd: string; kernelVersion: string }
+export interface Image {
+  kernel: string;
+  initrd: string;
+  kernelVersion: string;
+  /** Why the image has no gpio-sim module, or undefined when it has one. */
+  noGpioSim?: string;
+}
 
 export async function buildImage(options: ImageOptions): Promise<Image> {
   const executable = join(options.dist, 'iop-agent-linux-arm64');
   if (!existsSync(executable)) throw new Error(`${executable} not found: run npm run build first`);
   const archive = new DebianArchive(options.cache);
   const kernel = kernelFrom(archive);
+  const noGpioSim = gpioSimMissing();
+  if (!noGpioSim) kernel.modules.push(buildGpioSim(archive, options.cache, kernel.version));
   const busybox = archive.unpack('busybox-static');
   const libraries = LIBRARIES.map((name) => archive.unpack(name));
   const ownFiles = [join(import.meta.dirname, 'init.sh'), join(import.meta.dirname, 'build.ts'), join(import.meta.dirname, 'cpio.ts'),
@@ -37,7 +46,7 @@ export async function buildImage(options: ImageOptions): Promise<Image> {
     ownFiles.map((file) => [file, statSync(file).size, statSync(file).mtimeMs])])).digest('hex');
 
   mkdirSync(options.out, { recursive: true });
-  const image: Image = { kernel: join(options.out, 'vmlinuz'), initrd: join(options.out, 'initrd.gz'), kernelVersion: kernel.version };
+  const image: Image = { kernel: join(options.out, 'vmlinuz'), initrd: join(options.out, 'initrd.gz'), kernelVersion: kernel.version, ...(noGpioSim ? { noGpioSim } : {}) };
   const manifest = join(options.out, 'manifest.json');
   if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).inputs === inputs && existsSync(image.initrd)) return image;
 
@@ -134,4 +143,5 @@ if (import.meta.main) {
   const dist = resolve(values.dist ?? join(root, 'dist'));
   const image = await buildImage({ dist, out: resolve(values.out ?? join(dist, 'image-arm64')), cache: resolve(values.cache ?? join(root, '.cache', 'emulated-box')) });
   console.log(`built ${image.kernel} (Debian ${image.kernelVersion}) and ${image.initrd} (${(statSync(image.initrd).size / 1e6).toFixed(1)} MB)`);
+  if (image.noGpioSim) console.log(`without gpio-sim: ${image.noGpioSim}`);
 }

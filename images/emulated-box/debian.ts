@@ -3,10 +3,13 @@
 // `dpkg --add-architecture`), so the host's package configuration stays untouched.
 // Everything is cached: a second image build downloads nothing.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const LISTS_MAX_AGE_MS = 7 * 86_400_000;
+/** This machine's own architecture: the kernel's build tools (linux-kbuild) run here. */
+export const HOST_ARCH = execFileSync('dpkg', ['--print-architecture']).toString().trim();
+const ARCHES = [...new Set(['arm64', HOST_ARCH])];
 
 export class DebianArchive {
   readonly dir: string;
@@ -20,7 +23,7 @@ export class DebianArchive {
     return [
       '-q', '-o', 'Dir::Etc::SourceList=/dev/null', '-o', `Dir::Etc::SourceParts=${join(this.dir, 'sources')}`,
       '-o', `Dir::State::Lists=${join(this.dir, 'lists')}`, '-o', `Dir::State::status=${join(this.dir, 'status')}`,
-      '-o', `Dir::Cache=${join(this.dir, 'cache')}`, '-o', 'APT::Architecture=arm64', '-o', 'APT::Architectures::=arm64',
+      '-o', `Dir::Cache=${join(this.dir, 'cache')}`, '-o', 'APT::Architecture=arm64', ...ARCHES.flatMap((arch) => ['-o', `APT::Architectures::=${arch}`]),
       '-o', 'Acquire::Languages=none', '-o', 'APT::Sandbox::User=root',
     ];
   }
@@ -28,7 +31,8 @@ export class DebianArchive {
   /** apt-get update into the private lists, unless they are recent. */
   update(): void {
     const stamp = join(this.dir, 'updated');
-    if (existsSync(stamp) && Date.now() - statSync(stamp).mtimeMs < LISTS_MAX_AGE_MS) return;
+    const fresh = existsSync(stamp) && Date.now() - statSync(stamp).mtimeMs < LISTS_MAX_AGE_MS;
+    if (fresh && readFileSync(stamp, 'utf8') === ARCHES.join(' ')) return;
     for (const sub of ['sources', 'lists/partial', 'cache']) mkdirSync(join(this.dir, sub), { recursive: true });
     writeFileSync(join(this.dir, 'status'), '');
     // The host's own Debian sources (the only archive this machine may reach).
@@ -36,7 +40,7 @@ export class DebianArchive {
     if (sources.length === 0) throw new Error('no Debian apt sources on this machine (/etc/apt/sources.list.d/debian.sources)');
     for (const source of sources) copyFileSync(source, join(this.dir, 'sources', source.endsWith('.sources') ? 'debian.sources' : 'debian.list'));
     execFileSync('apt-get', [...this.options(), 'update'], { stdio: 'pipe' });
-    writeFileSync(stamp, new Date().toISOString());
+    writeFileSync(stamp, ARCHES.join(' '));
   }
 
   /** The current kernel package behind a metapackage (Debian drops old ABIs from the archive). */
@@ -47,17 +51,17 @@ export class DebianArchive {
     return name;
   }
 
-  /** The .deb of `name` (arm64), downloaded once. */
-  download(name: string): string {
+  /** The .deb of `name` (arm64, or `arch`; architecture-independent packages too), downloaded once. */
+  download(name: string, arch = 'arm64'): string {
     mkdirSync(this.debs, { recursive: true });
-    const cached = readdirSync(this.debs).find((file) => file.startsWith(`${name}_`) && file.endsWith('_arm64.deb'));
+    const cached = readdirSync(this.debs).find((file) => file.startsWith(`${name}_`) && (file.endsWith(`_${arch}.deb`) || file.endsWith('_all.deb')));
     if (cached) return join(this.debs, cached);
     const partial = join(this.debs, '.partial');
     rmSync(partial, { recursive: true, force: true });
     mkdirSync(partial);
-    execFileSync('apt-get', [...this.options(), 'download', `${name}:arm64`], { cwd: partial, stdio: 'pipe' });
+    execFileSync('apt-get', [...this.options(), 'download', `${name}:${arch}`], { cwd: partial, stdio: 'pipe' });
     const [file] = readdirSync(partial).filter((f) => f.endsWith('.deb'));
-    if (!file) throw new Error(`apt-get download ${name}:arm64 gave no package`);
+    if (!file) throw new Error(`apt-get download ${name}:${arch} gave no package`);
     const target = join(this.debs, file.replace(/%3a/gi, '_'));
     renameSync(join(partial, file), target);
     rmSync(partial, { recursive: true });
@@ -65,8 +69,8 @@ export class DebianArchive {
   }
 
   /** The package's files unpacked under cache/unpacked/<name>, once. */
-  unpack(name: string): string {
-    const deb = this.download(name);
+  unpack(name: string, arch = 'arm64'): string {
+    const deb = this.download(name, arch);
     const dir = join(this.debs, '..', 'unpacked', deb.split('/').pop()!.replace(/\.deb$/, ''));
     if (existsSync(join(dir, '.done'))) return dir;
     rmSync(dir, { recursive: true, force: true });

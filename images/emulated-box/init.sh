@@ -23,6 +23,22 @@ while read -r module; do
 done < /lib/modules/load-order
 mount -t configfs configfs /sys/kernel/config 2>/dev/null
 
+# GPIO lines on a real kernel: one gpio-sim chip of 8 lines (when the image has the
+# module), as character device and sysfs, its input levels set by the host through
+# the control channel.
+if [ -d /sys/kernel/config/gpio-sim ]; then
+	sim=/sys/kernel/config/gpio-sim/iop
+	mkdir "$sim" "$sim/bank0"
+	echo 8 > "$sim/bank0/num_lines"
+	echo iop-sim > "$sim/bank0/label" 2>/dev/null
+	echo 1 > "$sim/live"
+	chip=$(cat "$sim/bank0/chip_name")
+	echo "iop-box: gpio-sim /dev/$chip sysfs base $(cat /sys/devices/platform/gpio-sim.*/gpio/gpiochip*/base 2>/dev/null | head -1)"
+fi
+# sysfs GPIO for the gpio group, as the Buildroot tree's udev rule does on a real box.
+chgrp gpio /sys/class/gpio/export /sys/class/gpio/unexport 2>/dev/null
+chmod g+w /sys/class/gpio/export /sys/class/gpio/unexport 2>/dev/null
+
 hostname iop-box
 ip link set lo up
 ip link set eth0 up
@@ -55,25 +71,36 @@ if [ -e /dev/hvc0 ]; then
 	while true; do
 		# No echo, no line-ending translation: the host reads exactly the replies.
 		{ stty raw -echo 2>/dev/null
+		echo "iop-box: control ready" > /dev/console
 		while read -r command argument value; do
 			case "$command" in
 				pull)
 					# pull <line> <up|down>: the input level of gpio-sim line <line>
-					if echo "pull-$value" > "/sys/devices/platform/gpio-sim.0/$argument/pull" 2>/dev/null; then
+					if echo "pull-$value" > "$(echo /sys/devices/platform/gpio-sim.*/gpiochip*/sim_gpio"$argument"/pull)" 2>/dev/null; then
 						echo "ok"
 					else
 						echo "error pull $argument $value"
 					fi;;
+				level)
+					# level <line>: what the kernel reads on gpio-sim line <line>, through sysfs
+					base=$(cat /sys/devices/platform/gpio-sim.*/gpio/gpiochip*/base 2>/dev/null | head -1)
+					gpio=$((base + argument))
+					[ -d "/sys/class/gpio/gpio$gpio" ] || echo "$gpio" > /sys/class/gpio/export
+					echo "level $(cat "/sys/class/gpio/gpio$gpio/value" 2>&1)";;
 				rss)
-					# rss: the agent's resident set in kB
+					# rss: the agent's resident set in kB: total, anonymous, file-backed
 					pid=$(cat /var/run/iop-agent.pid 2>/dev/null)
-					echo "rss $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null)";;
+					echo "rss $(awk '/^(VmRSS|RssAnon|RssFile)/ {printf "%s ", $2}' "/proc/$pid/status" 2>/dev/null)";;
 				agent-user)
 					pid=$(cat /var/run/iop-agent.pid 2>/dev/null)
 					echo "agent-user $(stat -c %U "/proc/$pid" 2>/dev/null)";;
 				stat)
 					# stat <path>: mode, owner and group
 					echo "stat $(stat -c '%a %U %G' "$argument" 2>&1)";;
+				read-serial)
+					# read-serial <ttyS0|ttyS1>: one line arriving on that UART within 10 s
+					stty -F "/dev/$argument" raw -echo 115200 2>/dev/null
+					echo "read-serial $(timeout 10 head -n 1 "/dev/$argument" 2>&1 | tr -d '\r')";;
 				sync)
 					sync; echo "ok";;
 				*)

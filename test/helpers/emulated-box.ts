@@ -116,6 +116,8 @@ export async function bootBox(options: BootOptions): Promise<EmulatedBox> {
     });
     control.on('data', (chunk) => (controlBuffer += chunk));
     control.on('error', () => {});
+    // Commands sent before the guest turned echo off would come back as replies.
+    await waitFor(/iop-box: control ready/, 90_000);
     return {
       output: () => output,
       waitFor,
