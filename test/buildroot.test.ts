@@ -56,6 +56,24 @@ for (const defconfig of ['qemu_aarch64_virt_iop_defconfig', 'raspberrypi4_64_iop
   });
 }
 
+testIf(noBuildroot, 'the package evaluates: local dist/ source, the arm64 executable, mode 0755 at rootfs time, the user in dialout and gpio', async () => {
+  const out = join(dir.path, 'qemu_aarch64_virt_iop_defconfig');
+  if (!existsSync(join(out, '.config'))) {
+    await run('make', ['-s', '-C', BUILDROOT, `O=${out}`, `BR2_EXTERNAL=${EXTERNAL}`, 'qemu_aarch64_virt_iop_defconfig'], { timeout: 120_000 });
+  }
+  const { stdout } = await run('make', ['-s', '-C', BUILDROOT, `O=${out}`, 'printvars',
+    'VARS=IOP_AGENT_SITE IOP_AGENT_SITE_METHOD IOP_AGENT_EXECUTABLE IOP_AGENT_PERMISSIONS IOP_AGENT_USERS'], { timeout: 180_000 });
+  const vars = Object.fromEntries(stdout.split('\n').filter((line) => line.includes('=')).map((line) => {
+    const at = line.indexOf('=');
+    return [line.slice(0, at), line.slice(at + 1).trim()];
+  }));
+  assert.is(vars.IOP_AGENT_SITE, `${EXTERNAL}/../dist`);
+  assert.is(vars.IOP_AGENT_SITE_METHOD, 'local');
+  assert.is(vars.IOP_AGENT_EXECUTABLE, 'iop-agent-linux-arm64');
+  assert.is(vars.IOP_AGENT_PERMISSIONS, '/usr/bin/iop-agent f 755 0 0 - - - - -');
+  assert.match(vars.IOP_AGENT_USERS ?? '', /^iop-agent -1 iop-agent -1 \* \/var\/lib\/iop-agent - dialout,gpio /);
+});
+
 testIf(noBuildroot, 'the defconfigs keep every line of the Buildroot board defconfig they are based on', () => {
   const pairs: [string, string][] = [['qemu_aarch64_virt_iop_defconfig', 'qemu_aarch64_virt_defconfig'], ['raspberrypi4_64_iop_defconfig', 'raspberrypi4_64_defconfig']];
   for (const [ours, base] of pairs) {

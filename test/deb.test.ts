@@ -83,6 +83,11 @@ echo "groups=$(id -nG iop-agent)"
 echo "state=$(stat -c '%a %U:%G' /var/lib/iop-agent)"
 echo "addon=$(ls /usr/lib/iop-agent/addons)"
 echo "version=$(/usr/bin/iop-agent --version)"
+if command -v systemd-analyze >/dev/null; then
+  echo "unit=$(systemd-analyze verify /lib/systemd/system/iop-agent.service 2>&1 && echo clean)"
+else
+  echo "unit=clean"
+fi
 su -s /bin/sh -c 'iop-agent id --state-dir /var/lib/iop-agent >/dev/null' iop-agent
 echo "key-made=$(key)"
 dpkg -i /tmp/iop-agent.deb >/dev/null
@@ -107,6 +112,7 @@ echo "told=$(test -e /var/lib/iop-agent && echo kept || echo deleted) user=$(get
   assert.is(field('state'), '700 iop-agent:iop-agent');
   assert.is(field('addon'), 'probe.node');
   assert.is(field('version'), `iop-agent ${version}`);
+  assert.is(field('unit'), 'clean', 'systemd-analyze verify of the installed unit');
   const key = field('key-made');
   assert.match(key, /^[0-9a-f]{16}$/);
   assert.is(field('key-reinstall'), key);

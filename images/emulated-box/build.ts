@@ -40,10 +40,12 @@ export async function buildImage(options: ImageOptions): Promise<Image> {
   if (!noGpioSim) kernel.modules.push(buildGpioSim(archive, options.cache, kernel.version));
   const busybox = archive.unpack('busybox-static');
   const libraries = LIBRARIES.map((name) => archive.unpack(name));
-  const ownFiles = [join(import.meta.dirname, 'init.sh'), join(import.meta.dirname, 'build.ts'), join(import.meta.dirname, 'cpio.ts'),
-    join(BUILDROOT_PACKAGE, 'S95iop-agent'), join(BUILDROOT_PACKAGE, 'config.yaml'), executable, ...addonsOf(executable)];
-  const inputs = createHash('sha256').update(JSON.stringify([kernel.version, busybox, libraries,
-    ownFiles.map((file) => [file, statSync(file).size, statSync(file).mtimeMs])])).digest('hex');
+  // By content: npm run build rewrites the executable each time, mostly unchanged.
+  const inputFiles = [join(import.meta.dirname, 'init.sh'), join(import.meta.dirname, 'build.ts'), join(import.meta.dirname, 'cpio.ts'),
+    join(BUILDROOT_PACKAGE, 'S95iop-agent'), join(BUILDROOT_PACKAGE, 'config.yaml'), executable, ...addonsOf(executable), ...kernel.modules];
+  const hash = createHash('sha256').update(JSON.stringify([kernel.version, busybox, libraries]));
+  for (const file of inputFiles) hash.update(file).update(readFileSync(file));
+  const inputs = hash.digest('hex');
 
   mkdirSync(options.out, { recursive: true });
   const image: Image = { kernel: join(options.out, 'vmlinuz'), initrd: join(options.out, 'initrd.gz'), kernelVersion: kernel.version, ...(noGpioSim ? { noGpioSim } : {}) };

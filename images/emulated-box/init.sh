@@ -88,9 +88,9 @@ if [ -e /dev/hvc0 ]; then
 					[ -d "/sys/class/gpio/gpio$gpio" ] || echo "$gpio" > /sys/class/gpio/export
 					echo "level $(cat "/sys/class/gpio/gpio$gpio/value" 2>&1)";;
 				rss)
-					# rss: the agent's resident set in kB: total, anonymous, file-backed
+					# rss: the agent's resident set in kB: total, anonymous, file-backed, shared memory
 					pid=$(cat /var/run/iop-agent.pid 2>/dev/null)
-					echo "rss $(awk '/^(VmRSS|RssAnon|RssFile)/ {printf "%s ", $2}' "/proc/$pid/status" 2>/dev/null)";;
+					echo "rss $(awk '/^(VmRSS|RssAnon|RssFile|RssShmem)/ {printf "%s ", $2}' "/proc/$pid/status" 2>/dev/null)";;
 				agent-user)
 					pid=$(cat /var/run/iop-agent.pid 2>/dev/null)
 					echo "agent-user $(stat -c %U "/proc/$pid" 2>/dev/null)";;
