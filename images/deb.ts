@@ -27,6 +27,8 @@ export interface DebOptions {
   work: string;
   /** DEBFULLNAME and DEBEMAIL name the maintainer */
   env?: NodeJS.ProcessEnv;
+  /** gzip level (default 6; tests use 1) */
+  level?: number;
 }
 
 // Raspberry Pi OS (bookworm) and Debian 12 keep units and rules under /lib.
@@ -65,7 +67,7 @@ export function buildDeb(options: DebOptions): string {
   const deb = join(options.out, `iop-agent_${version}_${arch}.deb`);
   // gzip -6: every dpkg reads it; xz of a 115 MB executable takes minutes on a small
   // machine for a quarter less.
-  execFileSync('dpkg-deb', ['--root-owner-group', '-Zgzip', '-z6', '--build', tree, deb], { stdio: 'pipe' });
+  execFileSync('dpkg-deb', ['--root-owner-group', '-Zgzip', `-z${options.level ?? 6}`, '--build', tree, deb], { stdio: 'pipe' });
   return deb;
 }
 

@@ -3,7 +3,8 @@
 // dist/iop-agent-<version>-linux-<arch>.tar.gz (the executable and its addons, what the
 // Buildroot package downloads).
 //
-// Usage: node images/package.ts [--dist DIR] [--out DIR] [--arch arm64|amd64 ...] [--no-archives]
+// Usage: node images/package.ts [--dist DIR] [--out DIR] [--arch arm64|amd64 ...] [--no-archives] [--fast]
+// --fast: gzip -1 (for tests: a third of the time, 10% larger)
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { buildDeb, DEB_ARCHES, type DebArch } from './deb.ts';
 
 const root = join(import.meta.dirname, '..');
-const { values } = parseArgs({ options: { dist: { type: 'string' }, out: { type: 'string' }, arch: { type: 'string', multiple: true }, 'no-archives': { type: 'boolean' } } });
+const { values } = parseArgs({ options: { dist: { type: 'string' }, out: { type: 'string' }, arch: { type: 'string', multiple: true }, 'no-archives': { type: 'boolean' }, fast: { type: 'boolean' } } });
 const dist = resolve(values.dist ?? join(root, 'dist'));
 const out = resolve(values.out ?? dist);
 const arches = (values.arch ?? Object.keys(DEB_ARCHES)) as DebArch[];
@@ -22,7 +23,7 @@ const version: string = JSON.parse(readFileSync(join(root, 'package.json'), 'utf
 const work = mkdtempSync(join(tmpdir(), 'iop-package-'));
 try {
   for (const arch of arches) {
-    console.log(`built ${buildDeb({ dist, out, arch, version, work })}`);
+    console.log(`built ${buildDeb({ dist, out, arch, version, work, ...(values.fast ? { level: 1 } : {}) })}`);
     if (values['no-archives']) continue;
     const target = DEB_ARCHES[arch];
     const archive = join(out, `iop-agent-${version}-${target}.tar.gz`);

@@ -77,7 +77,9 @@ export async function bootBox(options: BootOptions): Promise<EmulatedBox> {
     '-chardev', `socket,id=control,path=${controlSocket},server=on,wait=off`,
     '-device', 'virtio-serial-device', '-device', 'virtconsole,chardev=control',
   ];
-  const child = spawn(QEMU, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  // QEMU dies with the test process even when that is killed (the runner's timeout).
+  const command = hasCommand('setpriv') ? ['setpriv', '--pdeathsig', 'KILL', QEMU] : [QEMU];
+  const child = spawn(command[0]!, [...command.slice(1), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   running.add(child);
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
