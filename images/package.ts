@@ -28,7 +28,8 @@ try {
     const target = DEB_ARCHES[arch];
     const archive = join(out, `iop-agent-${version}-${target}.tar.gz`);
     const members = [`iop-agent-${target}`, ...(existsSync(join(dist, `iop-agent-${target}.d`)) ? [`iop-agent-${target}.d`] : [])];
-    execFileSync('tar', ['--owner=0', '--group=0', '-czf', archive, '-C', dist, ...members]);
+    // One top directory, as Buildroot expects of a source archive (it strips it).
+    execFileSync('tar', ['--owner=0', '--group=0', `--transform=s,^,iop-agent-${version}-${target}/,`, '-czf', archive, '-C', dist, ...members]);
     console.log(`built ${archive}`);
   }
 } finally {
