@@ -4,6 +4,7 @@
 import type { Sensor, SensorRecord } from '../sensors/sensor.ts';
 import type { SenmlPack, SenmlRecord } from './codec/senml.ts';
 import type { Logger } from './log.ts';
+import type { TimeStamp } from './time/time-keeper.ts';
 
 export interface ScheduledSensor {
   sensor: Sensor;
@@ -15,6 +16,11 @@ export interface SamplerOptions {
   sensors: ScheduledSensor[];
   baseName?: string | undefined;
   log: Logger;
+  /**
+   * Says at each tick whether the wall clock is trusted. Without it (tests, simulator)
+   * the tick time given to tick() is the pack time.
+   */
+  time?: { stamp(): TimeStamp } | undefined;
 }
 
 const FAILURE_LOG_EVERY_MS = 60_000;
@@ -25,6 +31,8 @@ export class Sampler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = true;
+  /** The last pack had no trusted time: the next trusted one also carries uptime and boot. */
+  private untrustedBefore = false;
 
   private readonly options: SamplerOptions;
 
@@ -38,7 +46,8 @@ export class Sampler {
       const last = this.lastRead.get(sensor);
       if (all) return true;
       // Half a tick of slack so timer jitter does not push a sensor to the next tick.
-      return last === undefined || nowMs - last >= intervalMs - this.options.intervalMs / 2;
+      // A clock set backwards makes every sensor due rather than none for the jump's length.
+      return last === undefined || nowMs < last || nowMs - last >= intervalMs - this.options.intervalMs / 2;
     });
     const timeoutMs = Math.max(50, Math.min(this.options.intervalMs, 5_000));
     // One deadline for the whole tick: a sensor that has not answered by then is a failure.
@@ -74,7 +83,28 @@ export class Sampler {
     });
     const records = results.flat();
     if (records.length === 0) return undefined;
-    return { time: nowMs / 1000, records, ...(this.options.baseName ? { baseName: this.options.baseName } : {}) };
+    return { ...this.packTime(nowMs), records, ...(this.options.baseName ? { baseName: this.options.baseName } : {}) };
+  }
+
+  /**
+   * The pack's time fields. Untrusted: no `time`, only uptime, boot and quality none.
+   * The first trusted pack after untrusted ones carries uptime and boot as well: it
+   * anchors the earlier packs of that boot to true time (docs/protocol.md, "Time").
+   */
+  private packTime(nowMs: number): Pick<SenmlPack, 'time' | 'timeQuality' | 'uptime' | 'boot'> {
+    if (!this.options.time) return { time: nowMs / 1000 };
+    const stamp = this.options.time.stamp();
+    if (stamp.wallMs === undefined) {
+      this.untrustedBefore = true;
+      return { timeQuality: 'none', uptime: stamp.uptimeS, boot: stamp.boot };
+    }
+    const anchor = this.untrustedBefore;
+    this.untrustedBefore = false;
+    return {
+      time: stamp.wallMs / 1000,
+      timeQuality: stamp.quality,
+      ...(anchor ? { uptime: stamp.uptimeS, boot: stamp.boot } : {}),
+    };
   }
 
   /** Ticks until stop(), aligned to multiples of the interval; a slow tick skips ticks rather than piling them up. */

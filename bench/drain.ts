@@ -3,7 +3,7 @@
 // payload size to the same broker, in one run. The queue is made once and copied for
 // each round; bare and agent rounds alternate so that a load change on a shared
 // machine hits both alike, and the median of the rounds is reported.
-// Usage: npm run bench:drain [-- --count N --rounds R --window W]
+// Usage: npm run bench:drain [-- --count N --rounds R --window W] [--quick]   (--quick: 1,000 readings, one round, for CI)
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,11 +13,11 @@ import { openBox } from '../agent/box.ts';
 import { validateConfig } from '../agent/config/load.ts';
 import { silentLogger } from '../agent/log.ts';
 import { createUplink } from '../agent/uplink/uplink.ts';
-import { startMosquitto } from '../test/helpers/mosquitto.ts';
+import { startMosquitto } from '../harness/mosquitto.ts';
 
-const { values } = parseArgs({ options: { count: { type: 'string' }, rounds: { type: 'string' }, window: { type: 'string' } } });
-const count = Number(values.count ?? 100_000);
-const rounds = Number(values.rounds ?? 3);
+const { values } = parseArgs({ options: { count: { type: 'string' }, rounds: { type: 'string' }, window: { type: 'string' }, quick: { type: 'boolean' } } });
+const count = Number(values.count ?? (values.quick ? 1_000 : 100_000));
+const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
 const work = mkdtempSync(join(tmpdir(), 'iop-drain-'));
 const queued = join(work, 'queued');
 const broker = await startMosquitto();

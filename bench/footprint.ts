@@ -3,19 +3,22 @@
 // process of the same runtime doing nothing (`setInterval(() => {}, 1000)`), in one run.
 // Measures the single executable from dist/ when it is built (what ships), else the
 // agent from source; say which with --source.
-// Usage: npm run bench:footprint [-- --seconds S] [--source]
+// Usage: npm run bench:footprint [-- --seconds S] [--source] [--quick]
+//   (--quick: the agent from source, a short start and 3 s of samples, for CI)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startMosquitto } from '../test/helpers/mosquitto.ts';
+import { startMosquitto } from '../harness/mosquitto.ts';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string' }, source: { type: 'boolean' } } });
-const seconds = Number(values.seconds ?? 30);
+const { values } = parseArgs({ options: { seconds: { type: 'string' }, source: { type: 'boolean' }, quick: { type: 'boolean' } } });
+const seconds = Number(values.seconds ?? (values.quick ? 3 : 30));
+/** start-up and first connection, before sampling */
+const startupMs = values.quick ? 3000 : 5000;
 const root = join(import.meta.dirname, '..');
 const sea = join(root, 'dist', 'iop-agent-linux-x64');
-const useSea = !values.source && existsSync(sea);
+const useSea = !values.source && !values.quick && existsSync(sea);
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
 function sample(pid: number): { rssKb: number; cpuTicks: number } {
@@ -27,7 +30,7 @@ function sample(pid: number): { rssKb: number; cpuTicks: number } {
 }
 
 async function observe(name: string, child: ChildProcess): Promise<{ name: string; rssMb: number; cpuPercent: number }> {
-  await new Promise((resolve) => setTimeout(resolve, 5000)); // start-up and first connection
+  await new Promise((resolve) => setTimeout(resolve, startupMs));
   const first = sample(child.pid!);
   const rss: number[] = [];
   const startMs = Date.now();

@@ -1,11 +1,12 @@
 // Cost of one signed reading (sample, SenML encode, COSE sign, chain hash) against one
 // bare signature by the same signing code, in one run; and node:crypto Ed25519 against
 // @noble/curves, the two candidates for the box's signing code.
-// Usage: npm run bench:sign [-- --json]
+// Usage: npm run bench:sign [-- --json] [--quick]   (--quick: few short batches, for CI)
 import { verify, createPublicKey } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { GENESIS_PREV, type ChainLink } from '../agent/codec/chain.ts';
 import { sigStructure, encodeProtectedHeader } from '../agent/codec/cose.ts';
@@ -18,6 +19,9 @@ import { loadDeviceKey } from '../agent/identity/software-key.ts';
 import { Journal } from '../agent/store/journal.ts';
 import { measure, measurePair, report } from './measure.ts';
 
+const { values } = parseArgs({ options: { json: { type: 'boolean' }, quick: { type: 'boolean' } } });
+/** Batches and their length: the quick run only shows that the bench works, its figures are rough. */
+const timing = values.quick ? { batches: 3, minBatchMs: 30 } : {};
 const state = mkdtempSync(join(tmpdir(), 'iop-bench-'));
 try {
   const { key, identity } = loadDeviceKey(state, { create: true });
@@ -46,6 +50,7 @@ try {
       const signed = await signNext(key, identity, head, encodeSenmlPack(tick));
       head = { seq: signed.seq, hash: signed.hash };
     }],
+    timing,
   );
 
   const journal = Journal.open(state, identity, key);
@@ -53,21 +58,21 @@ try {
     now += 1000;
     const tick = (await sampler.tick(now, { all: true }))!;
     await journal.append(encodeSenmlPack(tick));
-  }, { batches: 5, minBatchMs: 500 });
+  }, values.quick ? timing : { batches: 5, minBatchMs: 500 });
   journal.close();
 
   // The other candidate: @noble/curves, pure JS (runs in a browser too).
   const seed = ed25519.utils.randomSecretKey();
   const noblePublic = ed25519.getPublicKey(seed);
-  const nobleSign = await measure('@noble/curves ed25519 sign', () => ed25519.sign(toBeSigned, seed));
+  const nobleSign = await measure('@noble/curves ed25519 sign', () => ed25519.sign(toBeSigned, seed), timing);
   const signature = signSync(toBeSigned);
   const nodePublic = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(identity.publicKey).toString('base64url') }, format: 'jwk' });
-  const nodeVerify = await measure('node:crypto Ed25519 verify', () => verify(null, toBeSigned, nodePublic, signature));
+  const nodeVerify = await measure('node:crypto Ed25519 verify', () => verify(null, toBeSigned, nodePublic, signature), timing);
   const nobleSignature = ed25519.sign(toBeSigned, seed);
-  const nobleVerify = await measure('@noble/curves ed25519 verify (consumer library)', () => ed25519.verify(nobleSignature, toBeSigned, noblePublic, { zip215: false }));
+  const nobleVerify = await measure('@noble/curves ed25519 verify (consumer library)', () => ed25519.verify(nobleSignature, toBeSigned, noblePublic, { zip215: false }), timing);
 
   const ratio = perReading.nsPerOp / bare.nsPerOp;
-  if (process.argv.includes('--json')) {
+  if (values.json) {
     console.log(JSON.stringify({ bareSignUs: bare.nsPerOp / 1e3, perReadingUs: perReading.nsPerOp / 1e3, ratio, storedUs: stored.nsPerOp / 1e3, nodeSignPerS: bare.opsPerSecond, nobleSignPerS: nobleSign.opsPerSecond, nodeVerifyPerS: nodeVerify.opsPerSecond, nobleVerifyPerS: nobleVerify.opsPerSecond }));
   } else {
     console.log(`message: ${payload.length} B payload, ${toBeSigned.length} B signed, ${pack.records.length} records\n`);

@@ -7,7 +7,7 @@ import type { Link, ReceivedFrame } from '../drivers/link.ts';
 import { MessageCodec, openPlainEnvelope, plainEnvelope } from './compression.ts';
 import { Reassembler, RecentSet, split } from './fragments.ts';
 import type { Neighbour, NeighbourTable } from './neighbours.ts';
-import { INFINITE_METRIC, MeshPacketError, nodeIdHex, type AckPacket, type DataPacket, type DataType, type NodeId } from './packet.ts';
+import { FOR_ANY_UPLINK, INFINITE_METRIC, OUTSIDE_COMPRESSION, MeshPacketError, nodeIdHex, type AckPacket, type DataPacket, type DataType, type NodeId } from './packet.ts';
 import type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
 
 export type DataFields = Omit<DataPacket, 'kind' | 'sender' | 'epoch' | 'counter'>;
@@ -100,8 +100,9 @@ export class DataPlane {
       return false;
     }
     const msgId = this.msgId = (this.msgId + 1) >>> 0;
-    const envelope = type === 'ctxmiss' ? plainEnvelope(payload) : this.codec.encode(destHex, payload, plain);
-    if (type !== 'ctxmiss') {
+    const outside = OUTSIDE_COMPRESSION.includes(type);
+    const envelope = outside ? plainEnvelope(payload) : this.codec.encode(destHex, payload, plain);
+    if (!outside) {
       this.sent.set(msgId, { dest, type, payload });
       if (this.sent.size > SENT_KEPT) this.sent.delete(this.sent.keys().next().value!);
     }
@@ -172,6 +173,7 @@ export class DataPlane {
   /** A whole message for this box: expanded, or (lacking its reference) asked for again. */
   private arrived(packet: DataPacket, originHex: string, envelope: Uint8Array): void {
     if (packet.type === 'ctxmiss') return this.resendPlain(envelope);
+    if (packet.type === 'status') return this.deliverPlain(packet, originHex, envelope);
     let expanded;
     try {
       expanded = this.codec.decode(originHex, envelope);
@@ -207,6 +209,19 @@ export class DataPlane {
   }
 
   /** The destination of a message we sent lacked its reference: send it again uncompressed. */
+  private deliverPlain(packet: DataPacket, originHex: string, envelope: Uint8Array): void {
+    let message: Uint8Array;
+    try {
+      message = openPlainEnvelope(envelope);
+    } catch (err) {
+      this.counters.rejected.malformed++;
+      this.host.log?.debug(`dropped a ${packet.type} message from ${originHex}: ${(err as Error).message}`);
+      return;
+    }
+    this.counters.delivered++;
+    this.host.deliver({ type: packet.type, origin: packet.origin, originHex, payload: message, compressed: false });
+  }
+
   private resendPlain(envelope: Uint8Array): void {
     let ask: Uint8Array;
     try {
@@ -253,8 +268,8 @@ export class DataPlane {
   private forward(fields: DataFields, rerouted = false, cameFrom?: string, failed?: string): number | undefined {
     const avoided = (n: Neighbour | undefined) => !n || n.key === cameFrom || n.key === failed;
     let neighbour = this.nextHop(nodeIdHex(fields.dest));
-    if (avoided(neighbour) && fields.type === 'reading') {
-      // A reading is for any uplink: with no way to the one its origin chose, take ours.
+    if (avoided(neighbour) && FOR_ANY_UPLINK.includes(fields.type)) {
+      // A reading (or status) is for any uplink: with no way to the one its origin chose, take ours.
       const other = this.host.bestUplink();
       if (other && other.idHex !== nodeIdHex(fields.dest)) {
         fields = { ...fields, dest: other.id };
@@ -298,7 +313,7 @@ export class DataPlane {
     const held = this.held.splice(0);
     for (const h of held) {
       const destHex = nodeIdHex(h.fields.dest);
-      const hop = this.nextHop(destHex) ?? (h.fields.type === 'reading' ? this.nextHop(this.host.bestUplink()?.idHex ?? '') : undefined);
+      const hop = this.nextHop(destHex) ?? (FOR_ANY_UPLINK.includes(h.fields.type) ? this.nextHop(this.host.bestUplink()?.idHex ?? '') : undefined);
       if (hop && hop.key !== h.cameFrom) this.forward(h.fields, true, h.cameFrom);
       else if (h.until > now) this.held.push(h);
       else this.dropped(h.fields, 'noRoute');

@@ -165,13 +165,13 @@ export class MeshNode {
   }
 
   /**
-   * Sends a reading to the uplink box chosen by bestUplink(), which stays in use; false if
-   * there is none. `done` hears whether the first hop took it.
+   * Sends a reading (or the box's status) to the uplink box chosen by bestUplink(), which
+   * stays in use; false if there is none. `done` hears whether the first hop took it.
    */
-  sendToUplink(payload: Uint8Array, done?: (taken: boolean) => void): boolean {
+  sendToUplink(payload: Uint8Array, done?: (taken: boolean) => void, type: 'reading' | 'status' = 'reading'): boolean {
     const uplink = this.bestUplink();
     this.uplinkInUse = uplink?.idHex;
-    return uplink !== undefined && this.data.send(uplink.id, 'reading', payload, done);
+    return uplink !== undefined && this.data.send(uplink.id, type, payload, done);
   }
 
   /** Sends a message to `dest`, fragmented; false if there is no route to it now. */

@@ -22,9 +22,20 @@ interface Header { sender: NodeId; epoch: number; counter: number }
 
 export interface ControlPacket extends Header { kind: 'control'; tlvs: Tlv[] }
 
-/** What a data packet carries: a signed reading toward an uplink, a receipt or a broker ack back. */
-export type DataType = 'reading' | 'receipt' | 'ctxmiss';
-const DATA_TYPES: DataType[] = ['reading', 'receipt', 'ctxmiss'];
+/**
+ * What a data packet carries: a signed reading toward an uplink, a receipt back, a
+ * compression context miss, or a box's signed status toward an uplink.
+ */
+export type DataType = 'reading' | 'receipt' | 'ctxmiss' | 'status';
+const DATA_TYPES: DataType[] = ['reading', 'receipt', 'ctxmiss', 'status'];
+
+/** Messages for whichever uplink box takes them (the others go to one box). */
+export const FOR_ANY_UPLINK: readonly DataType[] = ['reading', 'status'];
+/**
+ * Messages that go plain and are no compression reference: a status compresses badly
+ * against readings, and as a reference it would make the readings after it compress badly.
+ */
+export const OUTSIDE_COMPRESSION: readonly DataType[] = ['ctxmiss', 'status'];
 
 export interface DataPacket extends Header {
   kind: 'data';

@@ -19,6 +19,8 @@ export interface SensorHealth {
   /** Unix ms of the last successful read */
   lastReadMs?: number;
   lastError?: string;
+  /** Failures by cause (missing, crc, power-on, io, silent, checksum, range, stuck, chatter, ...). */
+  causes: Record<string, number>;
 }
 
 export interface Sensor {
@@ -34,17 +36,55 @@ export interface Sensor {
 
 /** Keeps the counts every sensor reports in health(). */
 export class HealthCounter {
-  private state: SensorHealth = { ok: true, reads: 0, failures: 0 };
+  private state: SensorHealth = { ok: true, reads: 0, failures: 0, causes: {} };
 
   success(nowMs: number): void {
     this.state = { ...this.state, ok: true, reads: this.state.reads + 1, lastReadMs: nowMs };
   }
 
   failure(error: unknown): void {
-    this.state = { ...this.state, ok: false, failures: this.state.failures + 1, lastError: error instanceof Error ? error.message : String(error) };
+    const cause = error instanceof SensorError ? error.failure : 'error';
+    const causes = { ...this.state.causes, [cause]: (this.state.causes[cause] ?? 0) + 1 };
+    this.state = { ...this.state, ok: false, failures: this.state.failures + 1, causes, lastError: error instanceof Error ? error.message : String(error) };
   }
 
   snapshot(): SensorHealth {
-    return { ...this.state };
+    return { ...this.state, causes: { ...this.state.causes } };
   }
+
+  /** Runs one read: counts its success or its failure, and passes the failure on. */
+  async track(nowMs: number, read: () => Promise<SensorRecord[]>): Promise<SensorRecord[]> {
+    try {
+      const records = await read();
+      this.success(nowMs);
+      return records;
+    } catch (err) {
+      this.failure(err);
+      throw err;
+    }
+  }
+}
+
+/** Why a read gave no value; the status and the logs group failures by it. */
+export type SensorFailure =
+  | 'missing' | 'io' | 'crc' | 'power-on' | 'range' | 'silent' | 'checksum' | 'no-fix' | 'stuck' | 'chatter' | 'error';
+
+/** A read that gave no value, naming the sensor and the cause. */
+export class SensorError extends Error {
+  override name = 'SensorError';
+  readonly sensor: string;
+  readonly failure: SensorFailure;
+  constructor(sensor: string, failure: SensorFailure, detail: string) {
+    super(`${sensor}: ${failure}: ${detail}`);
+    this.sensor = sensor;
+    this.failure = failure;
+  }
+}
+
+/** Physical ranges of the parts; a value outside is a fault (a bad wire, a bad read), not weather. */
+export function checkRange(sensor: string, what: string, value: number, min: number, max: number): number {
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new SensorError(sensor, 'range', `${what} ${value} outside ${min}..${max}`);
+  }
+  return value;
 }

@@ -8,9 +8,11 @@ import { runCli, tempDir } from './helpers/cli.ts';
 const dir = tempDir();
 test.after(() => dir.remove());
 
-function configFile(name: string, mesh: unknown): string {
+const GATEWAY_KEY = 'cd'.repeat(32);
+
+function configFile(name: string, mesh: unknown, uplink: unknown = { gatewayKeys: [GATEWAY_KEY] }): string {
   const file = join(dir.path, `${name}.json`);
-  writeFileSync(file, JSON.stringify({ stateDir: join(dir.path, name), mesh }));
+  writeFileSync(file, JSON.stringify({ stateDir: join(dir.path, name), uplink, mesh }));
   return file;
 }
 
@@ -37,6 +39,22 @@ test('a mesh box with broker acknowledgements is refused: readings through the m
   const result = await runCli(['config', '--config', file]);
   assert.is(result.code, 2, result.stderr);
   assert.match(result.stderr, /uplink\.ack: a mesh box deletes readings only on gateway receipts/);
+});
+
+test('a mesh box with no gateway keys is refused naming uplink.gatewayKeys: it would trust whichever box signs first', async () => {
+  const mesh = { enabled: true, keyFile: 'k', links: [{ type: 'udp', interface: 'lo' }] };
+  for (const uplink of [{}, { gatewayKeys: [] }]) {
+    const file = configFile('no-gateway-keys', mesh, uplink);
+    const checked = await runCli(['config', '--config', file]);
+    assert.is(checked.code, 2, checked.stderr);
+    assert.match(checked.stderr, /uplink\.gatewayKeys: a mesh box trusts only the gateways listed here/);
+    const run = await runCli(['run', '--config', file], { timeoutMs: 20_000 });
+    assert.is(run.code, 2, run.stderr);
+    assert.match(run.stderr, /uplink\.gatewayKeys/);
+  }
+  // Without the mesh an empty list still means: pin the first gateway seen.
+  const plain = await runCli(['config', '--config', configFile('plain-box', { enabled: false }, {})]);
+  assert.is(plain.code, 0, plain.stderr);
 });
 
 test('a key file that is not 64 hex digits, and an interface that does not exist, stop run with exit 2 and say why', async () => {

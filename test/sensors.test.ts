@@ -102,7 +102,7 @@ test('sampler: a sensor with a longer interval is read only when due; a hung sen
   const hung: Sensor = {
     name: 'hung', kind: 'test', start: async () => {}, stop: async () => {},
     read: () => new Promise(() => {}),
-    health: () => ({ ok: false, reads: 0, failures: 0 }),
+    health: () => ({ ok: false, reads: 0, failures: 0, causes: {} }),
   };
   const sampler = new Sampler({
     intervalMs: 100,

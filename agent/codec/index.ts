@@ -7,3 +7,4 @@ export { splitCborSequence } from './cbor.ts';
 export { identityFromId, identityFromPublicKey, ED25519 } from './identity.ts';
 export { messageHash } from './chain.ts';
 export { toHex, fromHex } from './hex.ts';
+export { verifyStatus, type VerifiedStatus } from './status.ts';

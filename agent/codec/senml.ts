@@ -18,9 +18,21 @@ export interface SenmlRecord {
   t?: number;
 }
 
+/** How far the box trusted its clock (docs/protocol.md, "Time"). */
+export type TimeQuality = 'ntp' | 'gps' | 'none';
+
+/** Text labels of this agent's time extension (unknown labels are ignored by RFC 8428 readers). */
+export const TIME_LABELS = { quality: 'tq', uptime: 'up', boot: 'boot' } as const;
+
 export interface SenmlPack {
-  /** absolute Unix time in seconds */
-  time: number;
+  /** absolute Unix time in seconds; absent when the box's clock was not trusted */
+  time?: number | undefined;
+  /** written as `tq`; absent means ntp (packs from before the extension) */
+  timeQuality?: TimeQuality | undefined;
+  /** seconds since the box booted, written as `up` */
+  uptime?: number | undefined;
+  /** which boot `uptime` counts from (8 hex digits), written as `boot` */
+  boot?: string | undefined;
   baseName?: string;
   records: readonly SenmlRecord[];
 }
@@ -34,7 +46,13 @@ export interface ResolvedRecord {
   vb?: boolean;
   vd?: string;
   s?: number;
-  t: number;
+  /** Unix seconds; absent when the box did not trust its clock (tq none, no bt): see up and boot. */
+  t?: number;
+  /** The pack's time quality when it says one; `none`: t is the verifier's time, not the reading's. */
+  tq?: TimeQuality;
+  /** Seconds since the box booted, when the pack carries it. */
+  up?: number;
+  boot?: string;
 }
 
 const NAME = /^[A-Za-z0-9][-:./_A-Za-z0-9]*$/;
@@ -44,10 +62,13 @@ const SENML_VERSION = 10;
 export function encodeSenmlPack(pack: SenmlPack): Uint8Array {
   if (pack.records.length === 0) throw new Error('a SenML pack needs at least one record');
   const maps = pack.records.map((record, index) => {
-    const map = new Map<number, unknown>();
+    const map = new Map<number | string, unknown>();
     if (index === 0) {
       if (pack.baseName) map.set(SENML.bn, pack.baseName);
-      map.set(SENML.bt, pack.time);
+      if (pack.time !== undefined) map.set(SENML.bt, pack.time);
+      if (pack.timeQuality !== undefined && pack.timeQuality !== 'ntp') map.set(TIME_LABELS.quality, pack.timeQuality);
+      if (pack.uptime !== undefined) map.set(TIME_LABELS.uptime, pack.uptime);
+      if (pack.boot !== undefined) map.set(TIME_LABELS.boot, pack.boot);
     }
     map.set(SENML.n, record.n);
     if (record.u !== undefined) map.set(SENML.u, record.u);
@@ -74,6 +95,9 @@ export function resolveSenmlPack(decoded: unknown, nowSeconds: number): Resolved
   let baseUnit: string | undefined;
   let baseValue = 0;
   let baseSum = 0;
+  let quality: TimeQuality | undefined;
+  let uptime: number | undefined;
+  let boot: string | undefined;
   return decoded.map((item, index): ResolvedRecord => {
     const where = `SenML record ${index}`;
     if (!(item instanceof Map)) throw new SenmlError(`${where} is not a CBOR map`);
@@ -98,6 +122,16 @@ export function resolveSenmlPack(decoded: unknown, nowSeconds: number): Resolved
     if (bv !== undefined) baseValue = num(bv, `${where} bv`);
     const bs = field(SENML.bs);
     if (bs !== undefined) baseSum = num(bs, `${where} bs`);
+
+    const tq = item.get(TIME_LABELS.quality);
+    if (tq !== undefined) {
+      if (tq !== 'ntp' && tq !== 'gps' && tq !== 'none') throw new SenmlError(`${where} tq is not ntp, gps or none`);
+      quality = tq;
+    }
+    const up = item.get(TIME_LABELS.uptime);
+    if (up !== undefined) uptime = num(up, `${where} up`);
+    const bootId = item.get(TIME_LABELS.boot);
+    if (bootId !== undefined) boot = text(bootId, `${where} boot`);
 
     const n = field(SENML.n);
     const name = baseName + (n === undefined ? '' : text(n, `${where} n`));
@@ -130,7 +164,11 @@ export function resolveSenmlPack(decoded: unknown, nowSeconds: number): Resolved
     if (s !== undefined) record.s = baseSum + num(s, `${where} s`);
     if (values > 1) throw new SenmlError(`${where} has more than one value`);
     if (values === 0 && s === undefined) throw new SenmlError(`${where} has neither a value nor a sum`);
-    record.t = rawTime < ABSOLUTE_TIME ? nowSeconds + rawTime : rawTime;
+    // A pack that says its box had no trusted clock gets no time, not the verifier's.
+    if (!(quality === 'none' && rawTime < ABSOLUTE_TIME)) record.t = rawTime < ABSOLUTE_TIME ? nowSeconds + rawTime : rawTime;
+    if (quality !== undefined) record.tq = quality;
+    if (uptime !== undefined) record.up = uptime + (rawTime - baseTime);
+    if (boot !== undefined) record.boot = boot;
     return record;
   });
 }

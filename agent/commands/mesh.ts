@@ -10,6 +10,7 @@ interface MeshStatus {
   links: { name: string; address: string; txFrames: number; rxFrames: number }[];
   neighbours: { node: string; link: string; address: string; cost: number; rxcost: number; txcost: number; heardMsAgo: number; rssi?: number; snr?: number }[];
   routes: { dest: string; uplink: boolean; seqno: number; metric: number; via: string | null; link: string | null; total: number; selected: boolean }[];
+  receipts?: { accepted: number; refused: Record<string, number> };
 }
 
 const INFINITE = 0xffff;
@@ -43,6 +44,10 @@ export const meshCommand: Command = {
     if (!status.routes.length) out.push('  (none)');
     for (const r of status.routes) {
       out.push(`  ${r.selected ? '*' : ' '} ${r.dest}${r.uplink ? ' (uplink)' : ''}  via ${r.via ?? '-'} on ${r.link ?? '-'}  metric ${cost(r.total)}  seqno ${r.seqno}`);
+    }
+    if (status.receipts) {
+      const refused = Object.entries(status.receipts.refused).filter(([, n]) => n > 0).map(([why, n]) => `${why} ${n}`);
+      out.push('', `receipts: ${status.receipts.accepted} accepted, refused: ${refused.length ? refused.join(', ') : 'none'}`);
     }
     context.stdout.write(`${out.join('\n')}\n`);
     return 0;

@@ -1,3 +1,4 @@
+import { sensorStatus } from '../sensor-status.ts';
 import { CONFIG_HELP, CONFIG_OPTIONS, type Command } from '../command.ts';
 import { openBox } from '../box.ts';
 import { errorMessage } from '../errors.ts';
@@ -40,7 +41,7 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
       if (config.mesh.enabled) mesh = await startMesh({ config: config.mesh, uplinkConfig: config.uplink, stateDir: config.stateDir, box, uplink, log });
       control = await startControlSocket(config.stateDir, {
         mesh: () => mesh?.status() ?? { enabled: false },
-        status: () => ({ device: box.identity.id, queue: box.journal.stats(), uplink: uplink?.session.connected ?? false }),
+        status: () => ({ device: box.identity.id, queue: box.journal.stats(), uplink: uplink?.session.connected ?? false, ...sensorStatus(box) }),
       });
     } catch (err) {
       await mesh?.stop();

@@ -1,6 +1,7 @@
 // The configuration schema: one source for validation, defaults and the TypeScript type.
 import * as z from 'zod';
 import { SIMULATED_QUANTITIES } from '../../sensors/simulated.ts';
+import { IIO_CHANNELS } from '../../sensors/iio.ts';
 import { DEFAULT_STATE_DIR } from '../state-dir.ts';
 
 export const CONFIG_VERSION = 1;
@@ -22,9 +23,57 @@ const simulatedSensor = z.strictObject({
   failureRate: z.number().min(0).max(1).optional(),
 });
 
-const sensor = z.discriminatedUnion('type', [simulatedSensor]);
+// Hardware sensors (docs/hardware.md). Every sensor takes `name` and optional `intervalMs`.
+const sensorName = simulatedSensor.shape.name;
+const devicePath = z.string().regex(/^\/dev\/[-_.A-Za-z0-9/]+$/, { error: 'expected a device path such as /dev/ttyAMA0' });
+const baud = z.number().int().refine((b) => [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200].includes(b), { error: 'expected a standard baud rate (1200..115200)' });
+const gpioChip = z.string().regex(/^[-_.:A-Za-z0-9]+$/, { error: 'expected a chip label or gpiochipN' });
+const gpioLine = z.number().int().min(0).max(1023);
+const bias = z.enum(['pull-up', 'pull-down', 'disable', 'as-is']);
+const SENSOR_UNIT = /^[A-Za-z0-9%/.]{1,16}$/;
 
-export const DEFAULT_SENSORS: z.input<typeof sensor>[] = SIMULATED_QUANTITIES.map((quantity) => ({
+const hardwareSensors = [
+  z.strictObject({
+    type: z.literal('ds18b20'), name: sensorName, intervalMs: interval.optional(),
+    id: z.string().regex(/^28-[0-9a-f]{12}$/, { error: 'expected a DS18B20 id: 28- and 12 hex digits' }).optional(),
+  }),
+  z.strictObject({
+    type: z.literal('iio'), name: sensorName, intervalMs: interval.optional(),
+    device: z.string().regex(/^[-_.:A-Za-z0-9]+$/, { error: 'expected an IIO device name (bme280) or iio:deviceN' }),
+    channels: z.array(z.enum(IIO_CHANNELS)).min(1).refine((c) => new Set(c).size === c.length, { error: 'duplicate channel' }),
+  }),
+  z.strictObject({
+    type: z.literal('pms5003'), name: sensorName, intervalMs: interval.optional(),
+    path: devicePath, baud: baud.optional(), mode: z.enum(['active', 'passive']).optional(),
+  }),
+  z.strictObject({ type: z.literal('sds011'), name: sensorName, intervalMs: interval.optional(), path: devicePath, baud: baud.optional() }),
+  z.strictObject({ type: z.literal('gps'), name: sensorName, intervalMs: interval.optional(), path: devicePath, baud: baud.optional() }),
+  z.strictObject({
+    type: z.literal('pulse'), name: sensorName, intervalMs: interval.optional(),
+    chip: gpioChip, line: gpioLine, bias: bias.optional(),
+    edge: z.enum(['rising', 'falling', 'both']).default('falling'),
+    debounceMs: z.number().min(0).max(10_000).default(10),
+    factor: z.number().positive().default(1),
+    unit: z.string().regex(SENSOR_UNIT, { error: 'expected a SenML unit such as mm or m3' }).default('count'),
+    maxHz: z.number().positive().max(100_000).default(100),
+    stuckMs: z.number().int().min(1000).default(60_000),
+  }),
+  z.strictObject({
+    type: z.literal('gpio-input'), name: sensorName, intervalMs: interval.optional(),
+    chip: gpioChip, line: gpioLine, bias: bias.optional(), activeLow: z.boolean().optional(),
+  }),
+] as const;
+
+const sensor = z.discriminatedUnion('type', [simulatedSensor, ...hardwareSensors]);
+
+const hardwareSchema = z.strictObject({
+  /** Root under which sys/bus/w1, sys/bus/iio and sys/class/gpio are read; tests point it at a fixture tree. */
+  sysfsRoot: z.string().min(1).default('/'),
+  /** auto: sysfs GPIO with onoff where the kernel has it, else the character device through libgpiod's tools. */
+  gpio: z.enum(['auto', 'sysfs', 'chardev']).default('auto'),
+});
+
+export const DEFAULT_SENSORS: z.output<typeof sensor>[] = SIMULATED_QUANTITIES.map((quantity) => ({
   type: 'simulated' as const,
   name: quantity,
   quantity,
@@ -47,7 +96,10 @@ const uplinkSchema = z.strictObject({
   }).default({}),
   /** gateway: delete a reading on a gateway receipt; broker: on the broker's PUBACK (no gateway). */
   ack: z.enum(['gateway', 'broker']).default('gateway'),
-  /** Public keys (hex) of gateways whose receipts count; empty: trust the first gateway seen and pin it. */
+  /**
+   * Public keys (hex) of gateways whose receipts count; empty: trust the first gateway seen
+   * and pin it (not on a mesh box, where any box holding the mesh key could sign the first).
+   */
   gatewayKeys: z.array(z.string().regex(HEX_KEY, { error: 'expected 64 hex digits (an Ed25519 public key)' })).default([]),
   ackTimeoutMs: z.number().int().min(100).max(3_600_000).default(20_000),
   /** Readings published and not yet acknowledged by the broker, at most. */
@@ -84,6 +136,11 @@ const meshSchema = z.strictObject({
   receiptHoldMs: z.number().int().min(0).max(3_600_000).default(60_000),
   /** beyond the hold, how long an origin waits for a receipt before sending again */
   ackTimeoutMs: z.number().int().min(100).max(3_600_000).default(30_000),
+  /**
+   * A box without an uplink of its own sends its signed status through the mesh this often
+   * (and when it changes); its uplink box marks it offline after three missed.
+   */
+  statusEveryMs: z.number().int().min(1000).max(86_400_000).default(300_000),
   hopLimit: z.number().int().min(1).max(64).default(16),
   fragmentBytes: z.number().int().min(32).max(1100).default(180),
   timers: z.strictObject({
@@ -112,6 +169,7 @@ export const configSchema = z.strictObject({
         seen.add(s.name);
       });
     }),
+  hardware: hardwareSchema.default(hardwareSchema.parse({})),
   uplink: uplinkSchema.default(uplinkSchema.parse({})),
   store: z.strictObject({
     /** Queue bound; past it the oldest unacknowledged readings are dropped (counted in status). */
@@ -137,6 +195,12 @@ export const configSchema = z.strictObject({
     // delete readings the mesh may still lose.
     ctx.addIssue({ code: 'custom', path: ['uplink', 'ack'], message: 'a mesh box deletes readings only on gateway receipts: expected gateway (and a gateway running)' });
   }
+  if (config.mesh.enabled && config.uplink.gatewayKeys.length === 0) {
+    // Receipts reach a mesh box through its neighbours: trusting the first signer would let
+    // any box holding the mesh key sign receipts for readings it relayed, and delete them.
+    ctx.addIssue({ code: 'custom', path: ['uplink', 'gatewayKeys'],
+      message: "a mesh box trusts only the gateways listed here: expected at least one key ('iop-agent id --state-dir <gateway state dir>' prints it)" });
+  }
   if (config.mesh.enabled && config.mesh.links.length === 0) {
     ctx.addIssue({ code: 'custom', path: ['mesh', 'links'], message: 'a mesh needs at least one link' });
   }
@@ -150,5 +214,6 @@ export const configSchema = z.strictObject({
 
 export type Config = z.output<typeof configSchema>;
 export type SensorConfig = Config['sensors'][number];
+export type HardwareConfig = Config['hardware'];
 export type UplinkConfig = Config['uplink'];
 export type MeshConfig = Config['mesh'];

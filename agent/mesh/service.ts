@@ -12,8 +12,11 @@ import { IopError, errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Forwarder } from '../uplink/forwarder.ts';
 import { createForwarder, type Uplink } from '../uplink/uplink.ts';
+import { VERSION } from '../version.ts';
 import { UplinkBridge } from './bridge.ts';
 import { MeshPublisher } from './mesh-publisher.ts';
+import { RelayedStatus } from './relayed-status.ts';
+import { MeshStatusSender } from './status-sender.ts';
 import { meshNodeId, nextMeshEpoch, readMeshKey } from './setup.ts';
 
 const CHECK_EVERY_MS = 250;
@@ -33,6 +36,8 @@ export interface MeshService {
 export async function startMesh(options: { config: MeshConfig; uplinkConfig: UplinkConfig; stateDir: string; box: Box; uplink: Uplink | undefined; log: Logger }): Promise<MeshService> {
   const { config, box, uplink, log } = options;
   const key = readMeshKey(config.keyFile!);
+  // Before any socket opens: an unusable pinned-gateway file stops the agent here.
+  const forwarder = uplink?.forwarder ?? createForwarder(options.uplinkConfig, options.stateDir, box, log);
   let links: Link[];
   try {
     links = await openUdpLinks(config.links.map((l) => ({ interface: l.interface, port: l.port, group: l.group })));
@@ -46,13 +51,15 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
     timers: config.timers, hopLimit: config.hopLimit, fragmentBytes: config.fragmentBytes,
     log: { debug: (m) => meshLog.debug(m), warn: (m) => meshLog.warn(m) },
   });
-  const forwarder = uplink?.forwarder ?? createForwarder(options.uplinkConfig, options.stateDir, box, log);
   const publisher = new MeshPublisher(node);
   const bridge = uplink ? new UplinkBridge(node, uplink.session, meshLog, config.receiptHoldMs) : undefined;
+  const relayedStatus = uplink ? new RelayedStatus({ session: uplink.session, relayId: box.identity.id, clock: realClock, log: meshLog }) : undefined;
+  const statusSender = new MeshStatusSender({ node, box, version: VERSION, everyMs: config.statusEveryMs, epoch, clock: realClock, log: meshLog });
   node.onMessage((message) => {
     switch (message.type) {
       case 'reading': bridge?.onReading(message); break;
       case 'receipt': forwarder.onReceipt(message.payload); break;
+      case 'status': relayedStatus?.onStatus(message); break;
     }
   });
 
@@ -63,6 +70,7 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
     if (direct) {
       if (forwarder.attached === publisher) publisher.abandon();
       via = undefined;
+      statusSender.update(undefined);
       return;
     }
     const best = node.bestUplink();
@@ -76,6 +84,7 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
     }
     if (best && best.idHex !== via) forwarder.notify();
     via = best?.idHex;
+    statusSender.update(via);
   };
   let timer: NodeJS.Timeout | undefined;
   uplink?.session.on('connect', () => setImmediate(choose));
@@ -92,9 +101,15 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
       timer.unref();
     },
     notify: () => forwarder.notify(),
-    status: () => ({ ...node.status(), relay: bridge?.counters ?? null, via: via ?? null }),
+    status: () => ({
+      ...node.status(), relay: bridge?.counters ?? null, via: via ?? null,
+      receipts: { accepted: forwarder.counters.receipts, refused: forwarder.trust.refused },
+      status: { sent: statusSender.counters, relayed: relayedStatus?.status() ?? null },
+    }),
     async stop() {
       clearInterval(timer);
+      await statusSender.stop();
+      relayedStatus?.stop();
       node.announce('no');
       // Let the retraction go out before the links close.
       await new Promise((resolve) => setTimeout(resolve, 50));

@@ -114,6 +114,11 @@ export class Forwarder {
     return this.client;
   }
 
+  /** Whose receipts count, and how many were refused and why. */
+  get trust(): ReceiptTrust {
+    return this.options.trust;
+  }
+
   get ackedSeq(): number {
     return this.acked;
   }

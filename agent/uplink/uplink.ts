@@ -1,16 +1,16 @@
 // The box's MQTT uplink: one session, the forwarder, and the retained status
 // (birth message on connect, last will and a clean goodbye marking it offline).
 import type { MqttClient } from 'mqtt';
-import { toHex } from '../codec/hex.ts';
 import type { UplinkConfig } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { Box } from '../box.ts';
 import { Forwarder } from './forwarder.ts';
 import { ReceiptTrust } from './receipt-trust.ts';
 import { MqttSession } from './session.ts';
+import { birthStatus, offlineStatus, statusChangeKey } from './status.ts';
 import { deviceTopic } from './topics.ts';
 
-export const CAPABILITIES = ['senml+cbor', 'cose-sign1', 'hash-chain', 'receipts'];
+export { CAPABILITIES } from './status.ts';
 const STATUS_EVERY_MS = 60_000;
 
 export interface Uplink {
@@ -40,7 +40,7 @@ export function createUplink(options: { config: UplinkConfig & { broker: string 
   const { config, box, log } = options;
   const id = box.identity.id;
   const topics = { data: deviceTopic(id, 'data'), status: deviceTopic(id, 'status'), ack: deviceTopic(id, 'ack') };
-  const offline = () => new TextEncoder().encode(JSON.stringify({ online: false, id, time: Date.now() / 1000 }));
+  const offline = () => new TextEncoder().encode(JSON.stringify(offlineStatus(id, 'direct')));
   const session = new MqttSession({
     url: config.broker,
     clientId: config.clientId ?? `iop-${id.slice(0, 20)}`,
@@ -57,26 +57,11 @@ export function createUplink(options: { config: UplinkConfig & { broker: string 
   const forwarder = createForwarder(config, options.stateDir, box, log);
 
   let lastStatus = '';
-  const status = () => {
-    const stats = box.journal.stats();
-    return JSON.stringify({
-      online: true,
-      id,
-      version: options.version,
-      publicKey: toHex(box.identity.publicKey),
-      sensors: box.sensors.map((s) => ({ name: s.name, kind: s.kind, ok: s.health().ok })),
-      capabilities: CAPABILITIES,
-      uplink: 'direct',
-      ack: config.ack,
-      queue: { stored: stats.stored, acked: stats.acked, dropped: stats.dropped, head: stats.head ?? null },
-    });
-  };
   const publishStatus = (client: MqttClient, force: boolean) => {
-    // Queue lengths change with every reading: refresh when something a person acts on changed.
-    const key = JSON.stringify([box.journal.stats().dropped, box.sensors.map((s) => s.health().ok)]);
+    const key = statusChangeKey(box);
     if (!force && key === lastStatus) return;
     lastStatus = key;
-    client.publish(topics.status, status(), { qos: 1, retain: true });
+    client.publish(topics.status, JSON.stringify(birthStatus(box, { version: options.version, ack: config.ack, uplink: 'direct' })), { qos: 1, retain: true });
   };
   let statusTimer: NodeJS.Timeout | undefined;
 

@@ -17,6 +17,17 @@ export interface Mesh {
 }
 
 export const MESH_KEY = 'a1'.repeat(32);
+
+/** Why namespace tests cannot run here (they need root and iproute2), or undefined if they can. */
+export function netnsUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'they need root (network namespaces and veth pairs)';
+  try {
+    execFileSync('ip', ['netns', 'list'], { stdio: 'ignore' });
+  } catch {
+    return "they need iproute2's ip with netns support";
+  }
+  return undefined;
+}
 const TAG = String(process.pid % 100_000);
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -85,15 +96,18 @@ function removeAll(n: number, ns: (i: number) => string): void {
   }
 }
 
-/** A box config for a mesh test: its links, fast timers, the shared key. */
-export function meshBoxConfig(dir: string, name: string, interfaces: string[], extra: { broker?: string; uplink?: Record<string, unknown>; intervalMs?: number; mesh?: Record<string, unknown> } = {}): string {
+/**
+ * A box config for a mesh test: its links, fast timers, the shared key, and the public keys
+ * of the gateways whose receipts it trusts (a mesh box must name them).
+ */
+export function meshBoxConfig(dir: string, name: string, interfaces: string[], gatewayKeys: string[], extra: { broker?: string; uplink?: Record<string, unknown>; intervalMs?: number; mesh?: Record<string, unknown> } = {}): string {
   const keyFile = join(dir, 'mesh.key');
   writeFileSync(keyFile, `${MESH_KEY}\n`, { mode: 0o600 });
   const file = join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify({
     stateDir: join(dir, name),
     sampling: { intervalMs: extra.intervalMs ?? 3_600_000 },
-    uplink: { broker: extra.broker ?? null, ackTimeoutMs: 3000, reconnectMinMs: 100, reconnectMaxMs: 500, ...extra.uplink },
+    uplink: { broker: extra.broker ?? null, gatewayKeys, ackTimeoutMs: 3000, reconnectMinMs: 100, reconnectMaxMs: 500, ...extra.uplink },
     mesh: {
       enabled: true, keyFile, ackTimeoutMs: 3000, receiptHoldMs: 2000,
       links: interfaces.map((i) => ({ type: 'udp', interface: i })),

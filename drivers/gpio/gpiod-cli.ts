@@ -1,0 +1,135 @@
+// GPIO through the character device with libgpiod's command-line tools (Debian package
+// `gpiod`), for kernels without sysfs GPIO. `gpioget` reads a level; one `gpiomon` per
+// watched line runs as a child process, supervised: when it exits it is restarted with
+// a backoff and the watch reports the gap. Both v1 (Debian 12: `gpiomon -F ... chip
+// line`) and v2 (`gpiomon -c chip --format ...`) syntaxes are spoken.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { describeLine, GpioError, type Bias, type Edge, type GpioProvider, type Level, type LineSpec, type LineWatch } from './line.ts';
+
+export type GpiodVersion = 1 | 2;
+
+const RESTART_MIN_MS = 500;
+const RESTART_MAX_MS = 30_000;
+
+function run(command: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(command, args, { timeout: 5_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${command} ${args.join(' ')}: ${(stderr || err.message).trim()}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/** 1 or 2 from `gpiodetect --version`; undefined when the tools are not installed. */
+export async function gpiodVersion(): Promise<GpiodVersion | undefined> {
+  try {
+    const out = await run('gpiodetect', ['--version']);
+    return /v?2\.\d/.test(out.split('\n')[0] ?? '') ? 2 : 1;
+  } catch {
+    return undefined;
+  }
+}
+
+function biasArgs(version: GpiodVersion, bias: Bias | undefined): string[] {
+  if (!bias || bias === 'as-is') return [];
+  return version === 1 ? ['-B', bias] : [`--bias=${bias}`];
+}
+
+export function gpiogetArgs(version: GpiodVersion, spec: LineSpec): string[] {
+  return version === 1
+    ? [...biasArgs(1, spec.bias), spec.chip, String(spec.line)]
+    : ['--numeric', ...biasArgs(2, spec.bias), '-c', spec.chip, String(spec.line)];
+}
+
+export function gpiomonArgs(version: GpiodVersion, spec: LineSpec, edge: Edge): string[] {
+  if (version === 1) {
+    const edgeArgs = edge === 'rising' ? ['-r'] : edge === 'falling' ? ['-f'] : [];
+    // %e: 1 rising, 0 falling; %s.%n: the kernel's monotonic timestamp.
+    return [...biasArgs(1, spec.bias), ...edgeArgs, '-F', '%e %s.%n', spec.chip, String(spec.line)];
+  }
+  // v2 %e: 1 rising, 2 falling; %S: seconds.nanoseconds.
+  return [...biasArgs(2, spec.bias), `--edges=${edge}`, '--format=%e %S', '-c', spec.chip, String(spec.line)];
+}
+
+/** Parses one gpiomon output line to (level after the edge, ms); undefined for other lines. */
+export function parseGpiomonLine(version: GpiodVersion, line: string): { level: Level; monotonicMs: number } | undefined {
+  const match = /^\s*(\d)\s+(\d+)\.(\d{1,9})\s*$/.exec(line);
+  if (!match) return undefined;
+  const event = Number(match[1]);
+  const rising = event === 1;
+  if (!rising && event !== (version === 1 ? 0 : 2)) return undefined;
+  const nanos = Number(match[3]!.padEnd(9, '0'));
+  return { level: rising ? 1 : 0, monotonicMs: Number(match[2]) * 1000 + nanos / 1e6 };
+}
+
+export function createGpiodCliProvider(version: GpiodVersion, reason: string): GpioProvider {
+  const watches = new Set<LineWatch>();
+  return {
+    backend: 'chardev',
+    reason,
+    async read(spec) {
+      let out: string;
+      try {
+        out = await run('gpioget', gpiogetArgs(version, spec));
+      } catch (err) {
+        throw new GpioError(`${describeLine(spec)}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      const value = out.trim();
+      if (value !== '0' && value !== '1') throw new GpioError(`${describeLine(spec)}: gpioget printed '${value.slice(0, 40)}'`);
+      return value === '1' ? 1 : 0;
+    },
+    async watch(spec, edge, onEdge, onError) {
+      let child: ChildProcess | undefined;
+      let closed = false;
+      let delay = RESTART_MIN_MS;
+      let timer: NodeJS.Timeout | undefined;
+      const start = () => {
+        if (closed) return;
+        const startedAt = performance.now();
+        const proc = spawn('gpiomon', gpiomonArgs(version, spec, edge), { stdio: ['ignore', 'pipe', 'pipe'] });
+        child = proc;
+        let pending = '';
+        let stderr = '';
+        proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+          pending += chunk;
+          let newline: number;
+          while ((newline = pending.indexOf('\n')) >= 0) {
+            const parsed = parseGpiomonLine(version, pending.slice(0, newline));
+            pending = pending.slice(newline + 1);
+            if (parsed) onEdge(parsed);
+          }
+          if (pending.length > 4096) pending = '';
+        });
+        proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr = (stderr + chunk).slice(-500); });
+        proc.on('error', (err) => onError(new GpioError(`${describeLine(spec)}: gpiomon: ${err.message}`)));
+        proc.on('close', (code, signal) => {
+          child = undefined;
+          if (closed) return;
+          // A monitor that ran a while was healthy: start again quickly.
+          if (performance.now() - startedAt > RESTART_MAX_MS) delay = RESTART_MIN_MS;
+          onError(new GpioError(`${describeLine(spec)}: gpiomon exited (${signal ?? `code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}; restarting in ${delay} ms`));
+          timer = setTimeout(start, delay);
+          timer.unref();
+          delay = Math.min(RESTART_MAX_MS, delay * 2);
+        });
+      };
+      start();
+      const watch: LineWatch = {
+        async close() {
+          closed = true;
+          clearTimeout(timer);
+          watches.delete(watch);
+          const proc = child;
+          if (proc && proc.exitCode === null) {
+            await new Promise<void>((resolve) => { proc.once('close', () => resolve()); proc.kill('SIGTERM'); });
+          }
+        },
+      };
+      watches.add(watch);
+      return watch;
+    },
+    async close() {
+      await Promise.all([...watches].map((w) => w.close()));
+    },
+  };
+}

@@ -1,0 +1,71 @@
+// Every bench in its --quick mode, as a child process: it must exit 0 and print its
+// comparison lines, so that a bench broken by a change fails CI. The figures of a quick
+// run are rough and not asserted (no timed assertions); `npm run bench:*` gives real ones.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, runCli } from './helpers/cli.ts';
+
+async function quick(bench: string): Promise<string> {
+  const result = await runCli(['--quick'], { command: [process.execPath, join(ROOT, 'bench', bench)], timeoutMs: 100_000 });
+  const stdout = result.stdout.toString();
+  assert.is(result.code, 0, `bench/${bench} --quick exited ${result.code ?? result.signal}\n${stdout}\n${result.stderr}`);
+  return stdout;
+}
+
+test('bench:sign --quick prints the per-reading cost against a bare signature', async () => {
+  const out = await quick('sign.ts');
+  assert.match(out, /one reading: sample \+ SenML \+ COSE sign \+ chain +\d+\.\d µs\/op +\d+ op\/s +\d+\.\d\dx bare signature/);
+  assert.match(out, /per reading \/ bare signature: \d+\.\d\dx \(goal <= 1\.30x\) (MET|NOT MET)/);
+});
+
+test('bench:drain --quick drains its queue and prints the rate against bare mqtt.js', async () => {
+  const out = await quick('drain.ts');
+  assert.match(out, /iop-agent uplink drain \(window \d+\) +\d+ readings\/s \(median of 1, queue empty after each\)/);
+  assert.match(out, /ratio: \d+\.\d\dx bare mqtt\.js \(goal >= 0\.5x\) (MET|NOT MET)/);
+});
+
+test('bench:footprint --quick measures the running agent against a bare node process', async () => {
+  const out = await quick('footprint.ts');
+  assert.match(out, /iop-agent run \(from source\) +RSS +\d+\.\d MB +CPU +\d+\.\d\d % of a core/);
+  assert.match(out, /agent - bare: -?\d+\.\d MB RSS \(goal <= 15 MB\) (MET|NOT MET); CPU \d+\.\d\d % of a core/);
+});
+
+test('bench:sim --quick prints every seed, the median and worst seed, and the speed', async () => {
+  const out = await quick('mesh-sim.ts');
+  assert.match(out, /10 boxes seed 1 +delivery +\d+\.\d\d % +tx\/delivered +\d+\.\d\d .* p99 \d+ ms .*\[flooding: delivery \d+\.\d\d %, tx\/delivered \d+\.\d\d \(\d+\.\d\dx\)/);
+  assert.match(out, /10 boxes seed 2 /);
+  assert.match(out, /delivery median \d+\.\d\d %, worst \d+\.\d\d %; flooding\/mesh transmissions median \d+\.\d\dx, worst \d+\.\d\dx/);
+  assert.match(out, /seeds meeting: delivery >= 99 % \d\/2; .* p99 <= 120 s \d\/2; all of them \d\/2/);
+  assert.match(out, /50 boxes, random: 300 s simulated .* ratio \d+\.\dx real time \(goal >= 10x\) (MET|NOT MET)/);
+});
+
+test('bench:mesh --quick compares iop-agent with babeld on a 3-box line (or says what the machine lacks)', async () => {
+  const out = await quick('mesh-vs-babeld.ts');
+  if (/skipped: needs/.test(out)) {
+    console.log(`  ${out.trim()}`);
+    return;
+  }
+  assert.match(out, /3-box line\n/);
+  assert.match(out, /converged +\d+\.\d\d s +\d+\.\d\d s +ratio \d+\.\d\dx \(after the spawn\)/);
+  assert.match(out, /converged once up +\d+\.\d\d s +\d+\.\d\d s +ratio (\d+\.\d\dx|-) \(after every process runs\)/);
+  assert.match(out, /control B\/box\/s +\d+\.\d\d +\d+\.\d\d +ratio \d+\.\d\dx/);
+  assert.match(out, /6 queued readings acknowledged by gateway receipts \d+\.\d\d s after the start/);
+  assert.match(out, /goal \(3-box line\): convergence once up under 4 s at no more than 60 B\/box\/s: (MET|NOT MET)/);
+});
+
+test('every bench (a bench/ file with a Usage line) has a --quick mode, and a test file runs it', () => {
+  const tests = readdirSync(join(ROOT, 'test')).filter((f) => f.endsWith('.test.ts')).map((f) => readFileSync(join(ROOT, 'test', f), 'utf8'));
+  const benches = readdirSync(join(ROOT, 'bench')).filter((f) => f.endsWith('.ts'))
+    .map((file) => ({ file, usage: /^\/\/ Usage: .*$/m.exec(readFileSync(join(ROOT, 'bench', file), 'utf8'))?.[0] }))
+    .filter((b) => b.usage !== undefined);
+  assert.ok(benches.length >= 5, `benches found: ${benches.map((b) => b.file).join(', ')}`);
+  for (const { file, usage } of benches) {
+    assert.match(usage!, /--quick/, `bench/${file} documents a --quick mode`);
+    const named = new RegExp(`['"/]${file.replace(/[.]/g, '\\.')}['"]`);
+    assert.ok(tests.some((t) => named.test(t) && t.includes('--quick')), `a test file runs bench/${file} --quick`);
+  }
+});
+
+test.run();
