@@ -6,29 +6,15 @@
 // Skipped where qemu-system-aarch64 or Debian's arm64 packages are unavailable.
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';
-import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildImage, type Image } from '../images/emulated-box/build.ts';
-import { ROOT, tempDir } from './helpers/cli.ts';
-import { bootBox, emulatedBoxMissing, makeDisk, type EmulatedBox } from './helpers/emulated-box.ts';
+import { bootWithBroker, deviceOf, makeDisk, prepareImage, type EmulatedBox } from './helpers/emulated-box.ts';
 import { testIf } from './helpers/requires.ts';
 import { gatewayKey, readings, testDeployment, until, type Running } from './helpers/system.ts';
 
 const { dir, broker, launch } = testDeployment(test);
-const GUEST_BROKER_PORT = 1883;
 
-let missing = emulatedBoxMissing();
-let image: Image | undefined;
-if (!missing) {
-  try {
-    const dist = join(dir.path, 'dist');
-    execFileSync(process.execPath, [join(ROOT, 'images', 'build.ts'), '--target', 'linux-arm64', '--out', dist], { stdio: 'pipe' });
-    image = await buildImage({ dist, out: join(dir.path, 'image'), cache: join(ROOT, '.cache', 'emulated-box') });
-  } catch (err) {
-    missing = `needs the image's Debian arm64 packages (apt-get download from the Debian archive): ${(err as Error).message.split('\n')[0]}`;
-  }
-}
+const { image, missing } = await prepareImage(dir.path);
 
 const boxes: EmulatedBox[] = [];
 test.after(async () => {
@@ -36,18 +22,9 @@ test.after(async () => {
 });
 
 async function boot(disk: string): Promise<EmulatedBox> {
-  const box = await bootBox({
-    kernel: image!.kernel, initrd: image!.initrd, disk, dir: dir.path,
-    forwards: [{ guestPort: GUEST_BROKER_PORT, hostPort: broker.port }],
-    params: { iop_broker: `mqtt://10.0.2.100:${GUEST_BROKER_PORT}`, iop_interval: '500' },
-  });
+  const box = await bootWithBroker(image!, disk, dir.path, broker.port);
   boxes.push(box);
   return box;
-}
-
-/** The box's device id, from the agent's start line on the console. */
-async function deviceOf(box: EmulatedBox): Promise<string> {
-  return (await box.waitFor(/info {2}run: device (\S+):/, 60_000))[1]!;
 }
 
 function assertChain(seen: { seq: number; valid: boolean; chain: string }[]): number[] {

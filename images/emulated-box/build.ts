@@ -16,7 +16,8 @@ import { buildGpioSim, gpioSimMissing } from './gpio-sim.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const BUILDROOT_PACKAGE = join(root, 'buildroot', 'package', 'iop-agent');
-const LIBRARIES = ['libc6', 'libstdc++6', 'libgcc-s1', 'libatomic1'];
+// gpiod: libgpiod's tools, the agent's character-device GPIO path.
+const LIBRARIES = ['libc6', 'libstdc++6', 'libgcc-s1', 'libatomic1', 'gpiod', 'libgpiod2'];
 /** Modules the box loads, in this order after their dependencies. */
 const MODULES = ['virtio_mmio', 'virtio_net', 'virtio_blk', 'virtio_console', 'virtio_rng', 'crc32c_generic', 'ext4', 'configfs'];
 /** uid/gid of the agent's user and the device groups, as a Buildroot image makes them. */
@@ -29,6 +30,8 @@ export interface Image {
   kernelVersion: string;
   /** Why the image has no gpio-sim module, or undefined when it has one. */
   noGpioSim?: string;
+  /** The native addons in the image (file names). */
+  addons: string[];
 }
 
 export async function buildImage(options: ImageOptions): Promise<Image> {
@@ -48,7 +51,8 @@ export async function buildImage(options: ImageOptions): Promise<Image> {
   const inputs = hash.digest('hex');
 
   mkdirSync(options.out, { recursive: true });
-  const image: Image = { kernel: join(options.out, 'vmlinuz'), initrd: join(options.out, 'initrd.gz'), kernelVersion: kernel.version, ...(noGpioSim ? { noGpioSim } : {}) };
+  const image: Image = { kernel: join(options.out, 'vmlinuz'), initrd: join(options.out, 'initrd.gz'), kernelVersion: kernel.version,
+    addons: addonsOf(executable).map((addon) => basename(addon)), ...(noGpioSim ? { noGpioSim } : {}) };
   const manifest = join(options.out, 'manifest.json');
   if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).inputs === inputs && existsSync(image.initrd)) return image;
 

@@ -5,6 +5,10 @@
 # init as environment variables):
 #   iop_broker=URL      the agent's broker (host services are forwarded to 10.0.2.100)
 #   iop_interval=MS     sampling interval
+#   iop_config=BASE64   the agent's /etc/iop-agent/config.yaml, base64-encoded
+#   iop_gpio_export=1   export the gpio-sim lines to sysfs for the gpio group (what the
+#                       Buildroot tree's udev rule does on a real box); leave it out for
+#                       the character-device path, where exported lines are busy
 # Lines on the console starting with "iop-box:" are the rig's protocol.
 
 /bin/busybox --install -s /bin
@@ -38,6 +42,17 @@ fi
 # sysfs GPIO for the gpio group, as the Buildroot tree's udev rule does on a real box.
 chgrp gpio /sys/class/gpio/export /sys/class/gpio/unexport 2>/dev/null
 chmod g+w /sys/class/gpio/export /sys/class/gpio/unexport 2>/dev/null
+if [ "$iop_gpio_export" = 1 ]; then
+	base=$(cat /sys/devices/platform/gpio-sim.*/gpio/gpiochip*/base 2>/dev/null | head -1)
+	for line in 0 1 2 3 4 5 6 7; do
+		gpio=$((base + line))
+		echo "$gpio" > /sys/class/gpio/export
+		chgrp gpio "/sys/class/gpio/gpio$gpio/direction" "/sys/class/gpio/gpio$gpio/edge" \
+			"/sys/class/gpio/gpio$gpio/value" "/sys/class/gpio/gpio$gpio/active_low"
+		chmod g+w "/sys/class/gpio/gpio$gpio/direction" "/sys/class/gpio/gpio$gpio/edge" \
+			"/sys/class/gpio/gpio$gpio/value" "/sys/class/gpio/gpio$gpio/active_low"
+	done
+fi
 
 hostname iop-box
 ip link set lo up
@@ -56,6 +71,7 @@ fi
 for tty in /dev/ttyS*; do chgrp dialout "$tty"; chmod 0660 "$tty"; done
 for chip in /dev/gpiochip*; do [ -e "$chip" ] && chgrp gpio "$chip" && chmod 0660 "$chip"; done
 
+[ -n "$iop_config" ] && echo "$iop_config" | base64 -d > /etc/iop-agent/config.yaml
 args=""
 [ -n "$iop_broker" ] && args="$args --broker $iop_broker"
 [ -n "$iop_interval" ] && args="$args --interval $iop_interval"

@@ -8,6 +8,8 @@
 // Network: QEMU user networking with restrict=on, so the guest reaches nothing at all,
 // except host services forwarded one by one (guestfwd) at 10.0.2.100:<port>.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { buildImage, type Image } from '../../images/emulated-box/build.ts';
+import { ROOT } from './cli.ts';
 import { existsSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -20,6 +22,32 @@ export function emulatedBoxMissing(): string | undefined {
   const tools = [QEMU, 'apt-get', 'dpkg-deb', 'mkfs.ext4', 'socat'].filter((tool) => !hasCommand(tool));
   if (tools.length > 0) return `needs ${tools.join(', ')} (apt-get install qemu-system-arm e2fsprogs socat)`;
   return undefined;
+}
+
+/**
+ * The image of this checkout: the arm64 executable and its addons built into `dir`, the
+ * image around them (Debian packages cached in .cache/emulated-box). Returns the image,
+ * or why the box cannot run here.
+ */
+export function prepareImage(dir: string): { image?: Image; missing?: string } | Promise<{ image?: Image; missing?: string }> {
+  const missing = emulatedBoxMissing();
+  if (missing) return { missing };
+  const dist = join(dir, 'dist');
+  try {
+    execFileSync(process.execPath, [join(ROOT, 'images', 'build.ts'), '--target', 'linux-arm64', '--out', dist], { stdio: 'pipe' });
+    // The addons (onoff's epoll) need the cross compiler; without them the GPIO tests say so.
+    try {
+      execFileSync(process.execPath, [join(ROOT, 'images', 'addons.ts'), '--target', 'linux-arm64', '--dist', dist], { stdio: 'pipe' });
+    } catch {
+      // the image is built without addons
+    }
+  } catch (err) {
+    return { missing: `cannot build the arm64 executable: ${(err as Error).message.split('\n')[0]}` };
+  }
+  return buildImage({ dist, out: join(dir, 'image'), cache: join(ROOT, '.cache', 'emulated-box') }).then(
+    (image) => ({ image }),
+    (err: Error) => ({ missing: `needs the image's Debian arm64 packages (apt-get download from the Debian archive): ${err.message.split('\n')[0]}` }),
+  );
 }
 
 /** A fresh ext4 data disk (raw image file) for the box's /var/lib. */
@@ -142,4 +170,21 @@ export async function bootBox(options: BootOptions): Promise<EmulatedBox> {
     await stop();
     throw err;
   }
+}
+
+/** The guest's port for the host's MQTT broker (forwarded to 10.0.2.100). */
+export const GUEST_BROKER_PORT = 1883;
+
+/** Boots the image with the agent publishing to the host broker on `brokerPort`. */
+export function bootWithBroker(image: Image, disk: string, dir: string, brokerPort: number, params: Record<string, string> = {}): Promise<EmulatedBox> {
+  return bootBox({
+    kernel: image.kernel, initrd: image.initrd, disk, dir,
+    forwards: [{ guestPort: GUEST_BROKER_PORT, hostPort: brokerPort }],
+    params: { iop_broker: `mqtt://10.0.2.100:${GUEST_BROKER_PORT}`, iop_interval: '500', ...params },
+  });
+}
+
+/** The box's device id, from the agent's start line on the console. */
+export async function deviceOf(box: EmulatedBox): Promise<string> {
+  return (await box.waitFor(/info {2}run: device (\S+):/, 90_000))[1]!;
 }
