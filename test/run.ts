@@ -49,10 +49,11 @@ function runFile(file: string): Promise<FileResult> {
       const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
       const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
       const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);
-      const skipped = Number(/Skipped:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+      // uvu's Total counts the tests that ran; skipped ones are listed apart.
       // A file that crashed before uvu's summary, or exited non-zero with all passing, counts one failure.
-      let failed = total - passed - skipped;
-      if (total === 0 || (code !== 0 && failed === 0)) failed += 1;
+      const skipped = Number(/Skipped:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+      let failed = total - passed;
+      if ((total === 0 && skipped === 0) || (code !== 0 && failed === 0)) failed += 1;
       resolve({ file, passed, failed, output: plain, seconds: (Date.now() - started) / 1000 });
     });
   });
