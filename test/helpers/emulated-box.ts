@@ -10,7 +10,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { buildImage, type Image } from '../../images/emulated-box/build.ts';
 import { ROOT } from './cli.ts';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { hasCommand } from './requires.ts';
@@ -44,10 +44,36 @@ export function prepareImage(dir: string): { image?: Image; missing?: string } |
   } catch (err) {
     return { missing: `cannot build the arm64 executable: ${(err as Error).message.split('\n')[0]}` };
   }
-  return buildImage({ dist, out: join(dir, 'image'), cache: join(ROOT, '.cache', 'emulated-box') }).then(
+  // Test files run in parallel; the Debian package cache (apt's lists and downloads) is
+  // shared, so one image build at a time.
+  return withCacheLock(() => buildImage({ dist, out: join(dir, 'image'), cache: join(ROOT, '.cache', 'emulated-box') })).then(
     (image) => ({ image }),
     (err: Error) => ({ missing: `needs the image's Debian arm64 packages (apt-get download from the Debian archive): ${err.message.split('\n')[0]}` }),
   );
+}
+
+/** Runs `body` holding a lock directory beside the cache (a stale lock, 20 min old, is taken over). */
+async function withCacheLock<T>(body: () => Promise<T>): Promise<T> {
+  const lock = join(ROOT, '.cache', 'emulated-box.lock');
+  mkdirSync(join(ROOT, '.cache'), { recursive: true });
+  for (let waited = 0; ; waited += 500) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age > 20 * 60_000 || waited > 15 * 60_000) {
+        rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+  try {
+    return await body();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
 }
 
 /** A fresh ext4 data disk (raw image file) for the box's /var/lib. */
