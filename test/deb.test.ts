@@ -49,6 +49,8 @@ testIf(noDpkg, 'npm run package makes arm64 and amd64 packages with the executab
     assert.match(files, / \.\/etc\/iop-agent\/config\.yaml$/m);
     assert.match(files, / \.\/lib\/udev\/rules\.d\/60-iop-agent\.rules$/m);
     assert.is(/\.\/usr\/lib\/iop-agent\/addons\/probe\.node$/m.test(files), arch === 'amd64', `addon in the ${arch} package`);
+    // The serial bindings' addon always ships (npm run build copies the package's prebuild).
+    assert.match(files, / \.\/usr\/lib\/iop-agent\/addons\/serialport\.node$/m, `serial addon in the ${arch} package`);
   }
   // lintian takes most of a minute: it runs while the next test installs the package.
   if (!noLintian) {
@@ -80,7 +82,7 @@ key() { sha256sum /var/lib/iop-agent/device.key | cut -c1-16; }
 dpkg -i /tmp/iop-agent.deb >/dev/null
 echo "groups=$(id -nG iop-agent)"
 echo "state=$(stat -c '%a %U:%G' /var/lib/iop-agent)"
-echo "addon=$(ls /usr/lib/iop-agent/addons)"
+echo "addon=$(ls /usr/lib/iop-agent/addons | tr '\n' ' ')"
 echo "version=$(/usr/bin/iop-agent --version)"
 if command -v systemd-analyze >/dev/null; then
   echo "unit=$(systemd-analyze verify /lib/systemd/system/iop-agent.service 2>&1 && echo clean)"
@@ -109,7 +111,8 @@ echo "told=$(test -e /var/lib/iop-agent && echo kept || echo deleted) user=$(get
   assert.match(field('groups'), /\bdialout\b/);
   assert.match(field('groups'), /\bgpio\b/);
   assert.is(field('state'), '700 iop-agent:iop-agent');
-  assert.is(field('addon'), 'probe.node');
+  // Every addon beside the executable is installed (serialport.node, epoll.node when built, and the probe).
+  assert.ok(field('addon').split(/\s+/).includes('probe.node'), field('addon'));
   assert.is(field('version'), `iop-agent ${version}`);
   assert.is(field('unit'), 'clean', 'systemd-analyze verify of the installed unit');
   const key = field('key-made');
