@@ -37,6 +37,9 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
     config.mesh = applyWifiSettings(config.mesh, settings.wifi ?? {});
     const consoleLog = config.console ? consoleLogger(context.log) : undefined;
     const log = consoleLog?.log ?? context.log;
+    if (!config.mesh.enabled && Object.values(settings.wifi ?? {}).some(Boolean)) {
+      log.warn(`console-settings.json sets WiFi up for the mesh, but the configuration does not enable the mesh: interfaces left alone`);
+    }
     const box = await openBox(config, log);
     const broker = config.uplink.broker;
     let uplink: Uplink | undefined;
