@@ -12,7 +12,7 @@ import type { ConsoleAgent, StatusSnapshot } from '../agent/console/commands.ts'
 import { ConsoleClient } from '../agent/console/client.ts';
 import { openSerial } from '../agent/console/serial-port.ts';
 import { ConsoleServer, PROMPT } from '../agent/console/server.ts';
-import { storeBroker } from '../agent/console/settings.ts';
+import { storeBroker, storeWifi } from '../agent/console/settings.ts';
 import { silentLogger } from '../agent/log.ts';
 import { OwnerStore } from '../agent/pairing/owner-store.ts';
 import { Pairing } from '../agent/pairing/pairing.ts';
@@ -41,6 +41,8 @@ const agent: ConsoleAgent = {
   pairing,
   claimPending: () => false,
   setBroker: (url) => storeBroker(dir, url),
+  meshEnabled: true,
+  setWifi: (iface, wifi) => storeWifi(dir, iface, wifi),
   restart: () => { restarts++; },
 };
 
@@ -72,7 +74,7 @@ test('every command answers in both forms', async () => {
   if (missing) return console.log(`skipped: ${missing}`);
   await withClient(async (client) => {
     const commands = ['help', 'status', 'id', 'sensors', 'mesh', 'log 5', 'pair status', `pair start --owner ${Wallet.createRandom().address}`,
-      'set broker mqtt://broker.local:1883', 'restart'];
+      'set broker mqtt://broker.local:1883', 'set wifi wlan0 80211s iop-mesh 6', 'set wifi wlan1 ibss "field mesh" 36', 'set wifi wlan0 off', 'restart'];
     for (const line of commands) {
       const answer = await json(client, line);
       assert.is(answer.ok, true, `${line}: ${JSON.stringify(answer)}`);
@@ -101,7 +103,9 @@ test('unknown commands and bad arguments: one line, with the hint', async () => 
   await withClient(async (client) => {
     assert.is(await client.run('shell'), "error: unknown command 'shell': type help for the list");
     assert.equal(await json(client, 'shell'), { ok: false, error: "unknown command 'shell': type help for the list", code: 'UNKNOWN_COMMAND' });
-    for (const line of ['log many', 'pair', 'pair start --owner 0x12', 'pair finish 0x1234', 'set broker ftp://x', 'set colour red', 'pair reset']) {
+    for (const line of ['log many', 'pair', 'pair start --owner 0x12', 'pair finish 0x1234', 'set broker ftp://x', 'set colour red', 'pair reset',
+      'set wifi wlan0 80211s iop-mesh 15', 'set wifi wlan0 adhoc iop-mesh 6', 'set wifi wlan0 ibss iop-mesh six', 'set wifi wlan0', 'set wifi bad/name off',
+      `set wifi wlan0 80211s ${'m'.repeat(33)} 6`]) {
       const answer = await json(client, line);
       assert.is(answer.ok, false, line);
       assert.type(answer.error, 'string');

@@ -11,6 +11,7 @@ import { startControlSocket } from '../control-socket.ts';
 import { startMesh, type MeshService } from '../mesh/service.ts';
 import { consoleLogger, startConsole, type ConsoleService } from '../console/service.ts';
 import { readConsoleSettings } from '../console/settings.ts';
+import { applyWifiSettings } from '../console/wifi-setting.ts';
 
 /** Exit code after `restart` on the console: the supervisor (systemd Restart=) starts the agent again. */
 export const RESTART_EXIT_CODE = 75;
@@ -32,8 +33,13 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
     if (settings.broker && context.values.broker === undefined) config.uplink.broker = settings.broker;
     // The owner's remote set-interval, unless --interval says otherwise.
     if (settings.intervalMs && context.values.interval === undefined) config.sampling.intervalMs = settings.intervalMs;
+    // WiFi setup from the console's `set wifi`, over the UDP mesh links of the config file.
+    config.mesh = applyWifiSettings(config.mesh, settings.wifi ?? {});
     const consoleLog = config.console ? consoleLogger(context.log) : undefined;
     const log = consoleLog?.log ?? context.log;
+    if (!config.mesh.enabled && Object.values(settings.wifi ?? {}).some(Boolean)) {
+      log.warn(`console-settings.json sets WiFi up for the mesh, but the configuration does not enable the mesh: interfaces left alone`);
+    }
     const box = await openBox(config, log);
     const broker = config.uplink.broker;
     let uplink: Uplink | undefined;
@@ -53,7 +59,7 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
     const stopped = new Promise<void>((resolve) => {
       context.signal.addEventListener('abort', () => resolve(), { once: true });
       if (consoleLog) {
-        fieldConsole = startConsole({ config: config.console!, stateDir: config.stateDir, box, broker, gatewayKeys: config.uplink.gatewayKeys, uplink: () => uplink, mesh: () => mesh, log, ring: consoleLog.ring,
+        fieldConsole = startConsole({ config: config.console!, stateDir: config.stateDir, box, broker, gatewayKeys: config.uplink.gatewayKeys, meshEnabled: config.mesh.enabled, uplink: () => uplink, mesh: () => mesh, log, ring: consoleLog.ring,
           restart: () => { restart = true; resolve(); } });
       }
     });

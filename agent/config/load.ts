@@ -62,7 +62,7 @@ export function validateConfig(raw: unknown, origin: string): Config {
   throw new IopError('CONFIG', `${origin}: invalid configuration:\n  ${problems.join('\n  ')}`, { path: origin, problems });
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+export function describeIssue(issue: z.core.$ZodIssue): string {
   const path = formatPath(issue.path);
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((key) => `${formatPath([...issue.path, key])}: unknown field`).join('\n  ');

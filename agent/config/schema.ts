@@ -117,7 +117,11 @@ const uplinkSchema = z.strictObject({
 const IFACE = /^[A-Za-z0-9][-_.A-Za-z0-9@]{0,14}$/;
 const IPV4_MULTICAST = /^(22[4-9]|23\d)\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
 
-const wifiSchema = z.strictObject({
+/** A network interface name, as `mesh.links[].interface` and the console's `set wifi` take it. */
+export const interfaceName = z.string().regex(IFACE, { error: 'expected a network interface name, e.g. wlan0' });
+
+/** WiFi mesh setup of a UDP link's interface (also stored by the console's `set wifi`). */
+export const wifiSchema = z.strictObject({
   /** 80211s: an 802.11s mesh point; ibss: ad hoc */
   mode: z.enum(['80211s', 'ibss']),
   meshId: z.string().min(1).max(32, { error: 'expected at most 32 characters (an SSID)' }),
@@ -142,14 +146,16 @@ const radioSchema = z.strictObject({
   if (band instanceof Error) ctx.addIssue({ code: 'custom', path: ['frequencyHz'], message: band.message });
 });
 
-const meshLink = z.discriminatedUnion('type', [z.strictObject({
+export const udpLinkSchema = z.strictObject({
   type: z.literal('udp'),
-  interface: z.string().regex(IFACE, { error: 'expected a network interface name, e.g. wlan0' }),
+  interface: interfaceName,
   port: z.number().int().min(1).max(65535).default(4791),
   group: z.string().regex(IPV4_MULTICAST, { error: 'expected an IPv4 multicast address (224.0.0.0 to 239.255.255.255)' }).default('239.255.73.80'),
   /** brings the interface up in this mode first; absent: the interface is left alone */
   wifi: wifiSchema.optional(),
-}), z.strictObject({
+});
+
+const meshLink = z.discriminatedUnion('type', [udpLinkSchema, z.strictObject({
   type: z.literal('kiss'),
   path: serialPath,
   baud: radioBaud,
@@ -271,4 +277,5 @@ export type HardwareConfig = Config['hardware'];
 export type UplinkConfig = Config['uplink'];
 export type MeshConfig = Config['mesh'];
 export type MeshLinkConfig = MeshConfig['links'][number];
+export type WifiConfig = z.output<typeof wifiSchema>;
 export type ConsoleConfig = NonNullable<Config['console']>;

@@ -9,7 +9,7 @@ import type { Uplink } from '../uplink/uplink.ts';
 import { VERSION } from '../version.ts';
 import type { ConsoleAgent, MeshView, SensorView, StatusSnapshot } from './commands.ts';
 import type { LogRing } from './log-ring.ts';
-import { storeBroker } from './settings.ts';
+import { storeBroker, storeWifi } from './settings.ts';
 
 /** The last value of each record name, fed from the sampler's packs. */
 export class LastValues {
@@ -31,6 +31,7 @@ export interface AgentViewOptions {
   uplink: () => Uplink | undefined;
   mesh: () => MeshService | undefined;
   stateDir: string;
+  meshEnabled: boolean;
   ring: LogRing;
   values: LastValues;
   pairing: Pairing;
@@ -83,6 +84,8 @@ export function createAgentView(options: AgentViewOptions): ConsoleAgent {
     pairing: options.pairing,
     claimPending: options.claimPending,
     setBroker: (url) => storeBroker(options.stateDir, url),
+    meshEnabled: options.meshEnabled,
+    setWifi: (iface, wifi) => storeWifi(options.stateDir, iface, wifi),
     restart: options.restart,
   };
 }

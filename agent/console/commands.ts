@@ -2,6 +2,8 @@
 // data (rendered as one JSON line with --json) and short text for a person. Nothing here
 // can reach the device key: the agent view below exposes only public facts.
 import { PairingError, type Pairing } from '../pairing/pairing.ts';
+import type { WifiConfig } from '../config/schema.ts';
+import { describeWifi } from './wifi-setting.ts';
 
 export interface SensorView { name: string; kind: string; value?: number | string | boolean; unit?: string; at?: string; error?: string }
 export interface MeshView { node: string; neighbours: { node: string; link: string; cost: number }[]; uplinkVia: string | null; uplinkMetric: number | null }
@@ -27,6 +29,10 @@ export interface ConsoleAgent {
   claimPending(): boolean;
   /** Validates and stores the broker URL; returns where it was stored. Throws on a bad URL. */
   setBroker(url: string): string;
+  /** Whether the configuration enables the mesh (WiFi setup applies to its UDP links). */
+  meshEnabled: boolean;
+  /** Validates and stores an interface's WiFi setup (null: none); returns where. Throws on a bad value. */
+  setWifi(iface: string, wifi: unknown): string;
   /** Stops the agent so its supervisor starts it again. */
   restart(): void;
 }
@@ -191,16 +197,47 @@ const pair: ConsoleCommand = {
   },
 };
 
+const WIFI_USAGE = 'usage: set wifi <interface> 80211s|ibss <meshId> <channel>, or set wifi <interface> off';
+
+function stored(what: () => string): { where: string } | Answer {
+  try {
+    return { where: what() };
+  } catch (err) {
+    return fail('BAD_VALUE', err instanceof Error ? err.message : String(err));
+  }
+}
+
+function setBroker(args: string[], agent: ConsoleAgent): Answer {
+  if (args.length !== 1) return fail('USAGE', 'usage: set broker mqtt://host[:port]');
+  const result = stored(() => agent.setBroker(args[0]!));
+  if (!('where' in result)) return result;
+  return ok({ broker: args[0], storedIn: result.where, restartNeeded: true }, `Broker ${args[0]} stored in ${result.where}; type restart to use it.`);
+}
+
+function setWifi(args: string[], agent: ConsoleAgent): Answer {
+  const [iface, mode, meshId, channel] = args;
+  const off = args.length === 2 && mode === 'off';
+  if (iface === undefined || (!off && args.length !== 4)) return fail('USAGE', WIFI_USAGE);
+  if (!off && !agent.meshEnabled) {
+    return fail('MESH_OFF', 'the mesh is not enabled on this box: WiFi setup applies to mesh links, and mesh.enabled (with its key file, mesh.keyFile) is set in the configuration file');
+  }
+  // The channel goes to the schema as a number when it is one, so its rule names the range.
+  const wifi = off ? null : { mode, meshId, channel: /^\d{1,4}$/.test(channel!) ? Number(channel) : channel };
+  const result = stored(() => agent.setWifi(iface, wifi));
+  if (!('where' in result)) return result;
+  // Stored, so it passed the schema.
+  return ok({ interface: iface, wifi, storedIn: result.where, restartNeeded: true },
+    `WiFi: ${describeWifi(iface, wifi as WifiConfig | null)}; stored in ${result.where}; type restart to apply it.`);
+}
+
 const set: ConsoleCommand = {
-  name: 'set', usage: 'set broker <url>', summary: 'MQTT broker (mqtt://, mqtts://, ws://, wss://); applies on restart',
+  name: 'set', usage: 'set broker <url> | wifi <if> 80211s|ibss <meshId> <channel> | wifi <if> off',
+  summary: 'MQTT broker (mqtt://, mqtts://, ws://, wss://), WiFi mesh setup of a mesh interface; apply on restart',
   run(args, agent) {
-    if (args[0] !== 'broker' || args.length !== 2) return fail('USAGE', 'usage: set broker mqtt://host[:port]');
-    try {
-      const where = agent.setBroker(args[1]!);
-      return ok({ broker: args[1], storedIn: where, restartNeeded: true }, `Broker ${args[1]} stored in ${where}; type restart to use it.`);
-    } catch (err) {
-      return fail('BAD_VALUE', err instanceof Error ? err.message : String(err));
-    }
+    const [what, ...rest] = args;
+    if (what === 'broker') return setBroker(rest, agent);
+    if (what === 'wifi') return setWifi(rest, agent);
+    return fail('USAGE', `set takes broker mqtt://host[:port], or wifi: ${WIFI_USAGE.slice('usage: '.length)}`);
   },
 };
 

@@ -29,7 +29,7 @@ export function consoleLogger(log: Logger): { log: Logger; ring: LogRing } {
 }
 
 export function startConsole(options: {
-  config: ConsoleConfig; stateDir: string; box: Box; broker: string | null; gatewayKeys: string[];
+  config: ConsoleConfig; stateDir: string; box: Box; broker: string | null; gatewayKeys: string[]; meshEnabled: boolean;
   uplink: () => Uplink | undefined; mesh: () => MeshService | undefined;
   log: Logger; ring: LogRing; restart: () => void;
 }): ConsoleService {
