@@ -78,7 +78,7 @@ test('libgpiod command lines (v1 and v2) and gpiomon output parsing', () => {
   const spec = { chip: 'gpiochip0', line: 17, bias: 'pull-up' as const };
   assert.equal(gpiogetArgs(1, spec), ['-B', 'pull-up', 'gpiochip0', '17']);
   assert.equal(gpiogetArgs(2, spec), ['--numeric', '--bias=pull-up', '-c', 'gpiochip0', '17']);
-  assert.equal(gpiomonArgs(1, spec, 'falling'), ['-B', 'pull-up', '-f', '-F', '%e %s.%n', 'gpiochip0', '17']);
+  assert.equal(gpiomonArgs(1, spec, 'falling'), ['-B', 'pull-up', '-f', '-b', '-F', '%e %s.%n', 'gpiochip0', '17']);
   assert.equal(gpiomonArgs(2, spec, 'both'), ['--bias=pull-up', '--edges=both', '--format=%e %S', '-c', 'gpiochip0', '17']);
   assert.equal(parseGpiomonLine(1, '0 12.500000000'), { level: 0, monotonicMs: 12_500 });
   assert.equal(parseGpiomonLine(2, '2 12.5'), { level: 0, monotonicMs: 12_500 });
@@ -125,7 +125,7 @@ test('pulse counter on gpiomon: debounce, total and rate, kept across restarts; 
   const tips = [1, 2, 3, 4, 5].flatMap((s) => [`0 ${s}.000000000`, `0 ${s}.005000000`]);
   await edges.send(tips);
   await edges.send(['1 5.500000000']);
-  await until(() => readFileSync(join(fakeDir, 'calls'), 'utf8').includes('gpiomon -B pull-up -F'));
+  await until(() => readFileSync(join(fakeDir, 'calls'), 'utf8').includes('gpiomon -B pull-up -b -F'));
   mono = 10_000;
   let records: Awaited<ReturnType<Sensor['read']>> = [];
   await until(() => false, 300).catch(() => undefined); // let the pipe drain

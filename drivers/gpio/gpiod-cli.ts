@@ -44,8 +44,9 @@ export function gpiogetArgs(version: GpiodVersion, spec: LineSpec): string[] {
 export function gpiomonArgs(version: GpiodVersion, spec: LineSpec, edge: Edge): string[] {
   if (version === 1) {
     const edgeArgs = edge === 'rising' ? ['-r'] : edge === 'falling' ? ['-f'] : [];
-    // %e: 1 rising, 0 falling; %s.%n: the kernel's monotonic timestamp.
-    return [...biasArgs(1, spec.bias), ...edgeArgs, '-F', '%e %s.%n', spec.chip, String(spec.line)];
+    // %e: 1 rising, 0 falling; %s.%n: the kernel's monotonic timestamp. -b: stdout is a
+    // pipe here, which v1 block-buffers by default: without it no edge arrives for minutes.
+    return [...biasArgs(1, spec.bias), ...edgeArgs, '-b', '-F', '%e %s.%n', spec.chip, String(spec.line)];
   }
   // v2 %e: 1 rising, 2 falling; %S: seconds.nanoseconds.
   return [...biasArgs(2, spec.bias), `--edges=${edge}`, '--format=%e %S', '-c', spec.chip, String(spec.line)];
