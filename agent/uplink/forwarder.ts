@@ -60,8 +60,8 @@ export class Forwarder {
   /** when each reading not yet receipted was last published (mesh: a repeated receipt names the lost ones) */
   private readonly publishedAt = new Map<number, number>();
   private gapGraceMs: number | undefined;
-  /** counters for status and tests */
-  readonly counters = { published: 0, resent: 0, receipts: 0, rejectedReceipts: 0 };
+  /** counters for status and tests; resent = resentTimeout + resentGap (why readings went again) */
+  readonly counters = { published: 0, resent: 0, resentTimeout: 0, resentGap: 0, publishFailed: 0, attaches: 0, receipts: 0, rejectedReceipts: 0 };
 
   constructor(options: ForwarderOptions) {
     this.options = options;
@@ -83,6 +83,7 @@ export class Forwarder {
    */
   attach(client: Publisher, options: { window?: number; receiptTimeoutMs?: number; gapGraceMs?: number } = {}): void {
     this.client = client;
+    this.counters.attaches++;
     this.window = options.window ?? this.options.window;
     this.receiptTimeoutMs = options.receiptTimeoutMs ?? this.options.ackTimeoutMs;
     this.gapGraceMs = options.gapGraceMs;
@@ -251,6 +252,7 @@ export class Forwarder {
     if (sentAt === undefined || this.clock.now() - sentAt < this.gapGraceMs || this.nextSeq <= from) return;
     this.options.log.info(`the uplink box lacks seq ${from}: publishing again from there`);
     this.counters.resent += this.pubacked - from + 1;
+    this.counters.resentGap += this.pubacked - from + 1;
     this.nextSeq = from;
     this.pump();
   }
@@ -274,6 +276,7 @@ export class Forwarder {
     if (this.clock.now() - since < this.receiptTimeoutMs) return;
     this.options.log.info(`no receipt for seq ${from}..${this.pubacked} within ${this.receiptTimeoutMs} ms: publishing again`);
     this.counters.resent += this.pubacked - from + 1;
+    this.counters.resentTimeout += this.pubacked - from + 1;
     this.lastProgressMs = this.clock.now();
     this.nextSeq = from;
     this.pump();
@@ -311,6 +314,7 @@ export class Forwarder {
       if (generation !== this.generation) return; // a connection that is gone
       this.inFlight--;
       if (err) {
+        this.counters.publishFailed++;
         this.errors.error(`publishing seq ${seq} failed: ${errorMessage(err)}`);
         this.retryFrom(seq);
         return;
