@@ -35,6 +35,8 @@ export interface ForwarderOptions {
 
 const PRUNE_EVERY_MS = 200;
 const RETRY_AFTER_ERROR_MS = 2000;
+/** the longest pause after publishes that keep failing (a congested or broken mesh path) */
+const RETRY_AFTER_ERRORS_MAX_MS = 64_000;
 
 export class Forwarder {
   private readonly options: ForwarderOptions;
@@ -56,6 +58,10 @@ export class Forwarder {
   private resendTimer: TimerHandle | undefined;
   private pruneTimer: TimerHandle | undefined;
   private retryTimer: TimerHandle | undefined;
+  /** readings whose publish failed: published again (alone) when the retry pause is over */
+  private readonly failed = new Set<number>();
+  /** publishes failed in a row: each doubles the pause before trying again */
+  private failuresInRow = 0;
   private receiptTimeoutMs: number;
   /** when each reading not yet receipted was last published (mesh: a repeated receipt names the lost ones) */
   private readonly publishedAt = new Map<number, number>();
@@ -90,6 +96,8 @@ export class Forwarder {
     this.generation++;
     this.inFlight = 0;
     this.completed.clear();
+    this.failed.clear();
+    this.failuresInRow = 0;
     this.nextSeq = this.firstUnacked();
     this.pubacked = this.nextSeq - 1;
     this.lastProgressMs = this.clock.now();
@@ -120,6 +128,14 @@ export class Forwarder {
 
   /** A reading was stored. */
   notify(): void {
+    this.pump();
+  }
+
+  /** The way out works again (through the mesh: a route to an uplink box came): failed publishes go now. */
+  retryNow(): void {
+    this.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.failuresInRow = 0;
     this.pump();
   }
 
@@ -233,16 +249,32 @@ export class Forwarder {
   }
 
   /**
-   * A publish failed while still attached (through the mesh: dropped before the first hop
-   * took it): publish from that reading again after a pause, not at the receipt timeout.
+   * A publish failed while still attached (through the mesh: no route to an uplink box, or
+   * dropped on the way after every try): publish that reading again after a pause, not at
+   * the receipt timeout. Only that reading: the ones published after it may well have gone
+   * through. The pause doubles while publishes keep failing, so that a congested radio
+   * channel is not given the same readings again every few seconds.
    */
-  private retryFrom(seq: number): void {
-    if (seq < this.nextSeq) this.nextSeq = Math.max(seq, this.firstUnacked());
+  private retryAfterError(seq: number): void {
+    this.failed.add(seq);
     if (this.retryTimer) return;
+    const pause = Math.min(RETRY_AFTER_ERROR_MS * 2 ** this.failuresInRow, RETRY_AFTER_ERRORS_MAX_MS);
+    this.failuresInRow++;
     this.retryTimer = this.clock.setTimeout(() => {
       this.retryTimer = undefined;
       this.pump();
-    }, RETRY_AFTER_ERROR_MS);
+    }, pause);
+  }
+
+  /** Publishes the readings whose publish failed, oldest first, while the window has room. */
+  private publishFailed(client: Publisher): void {
+    const oldest = this.firstUnacked();
+    for (const seq of [...this.failed].sort((a, b) => a - b)) {
+      if (this.inFlight >= this.window) return;
+      this.failed.delete(seq);
+      const message = seq >= oldest ? this.journal.get(seq) : undefined;
+      if (message) this.publish(client, seq, message.bytes);
+    }
   }
 
   private repeatedReceipt(): void {
@@ -250,11 +282,24 @@ export class Forwarder {
     const from = this.firstUnacked();
     const sentAt = this.publishedAt.get(from);
     if (sentAt === undefined || this.clock.now() - sentAt < this.gapGraceMs || this.nextSeq <= from) return;
-    this.options.log.info(`the uplink box lacks seq ${from}: publishing again from there`);
-    this.counters.resent += this.pubacked - from + 1;
-    this.counters.resentGap += this.pubacked - from + 1;
-    this.nextSeq = from;
-    this.pump();
+    this.resendOldest(from, 'gap');
+  }
+
+  /**
+   * Publishes the oldest unreceipted readings again, a window of them, not the whole
+   * backlog: their answer (a duplicate gets a receipt at once) says what the gateway holds,
+   * and a lost receipt, the common case on a radio mesh, then costs a few readings' airtime.
+   */
+  private resendOldest(from: number, why: 'gap' | 'timeout'): void {
+    const last = Math.min(this.pubacked, from + this.window - 1);
+    this.options.log.info(why === 'gap'
+      ? `the uplink box lacks seq ${from}: publishing ${from}..${last} again`
+      : `no receipt for seq ${from}..${this.pubacked} within ${this.receiptTimeoutMs} ms: publishing ${from}..${last} again`);
+    this.counters.resent += last - from + 1;
+    if (why === 'gap') this.counters.resentGap += last - from + 1;
+    else this.counters.resentTimeout += last - from + 1;
+    for (let seq = from; seq <= last; seq++) this.failed.add(seq);
+    this.retryNow();
   }
 
   private firstUnacked(): number {
@@ -274,18 +319,15 @@ export class Forwarder {
     // the reading was even published) resent readings whose receipt was merely held.
     const since = Math.max(this.lastProgressMs, this.publishedAt.get(from) ?? -Infinity);
     if (this.clock.now() - since < this.receiptTimeoutMs) return;
-    this.options.log.info(`no receipt for seq ${from}..${this.pubacked} within ${this.receiptTimeoutMs} ms: publishing again`);
-    this.counters.resent += this.pubacked - from + 1;
-    this.counters.resentTimeout += this.pubacked - from + 1;
     this.lastProgressMs = this.clock.now();
-    this.nextSeq = from;
-    this.pump();
+    this.resendOldest(from, 'timeout');
   }
 
   private pump(): void {
     if (this.pumping) return;
     this.pumping = true;
     try {
+      if (this.client && this.failed.size && !this.retryTimer) this.publishFailed(this.client);
       while (this.client && this.inFlight < this.window) {
         const room = this.window - this.inFlight;
         const from = Math.max(this.nextSeq, this.firstUnacked());
@@ -316,9 +358,10 @@ export class Forwarder {
       if (err) {
         this.counters.publishFailed++;
         this.errors.error(`publishing seq ${seq} failed: ${errorMessage(err)}`);
-        this.retryFrom(seq);
+        this.retryAfterError(seq);
         return;
       }
+      this.failuresInRow = 0;
       this.onPuback(seq);
       // Refill at half a window: one queue read for many readings, not one per PUBACK.
       if (this.inFlight <= this.window >> 1) this.pump();
