@@ -312,13 +312,12 @@ export class Forwarder {
       this.lastProgressMs = this.clock.now();
       return;
     }
+    // The wait runs from the last progress, or from when a reading began to wait after a
+    // spell with none waiting (onPuback). Not from the oldest reading's last publish: that
+    // restarted the wait at every publish again (after a failed one, a gap), delaying
+    // most the readings the mesh had trouble with.
+    if (this.clock.now() - this.lastProgressMs < this.receiptTimeoutMs) return;
     const from = this.firstUnacked();
-    // The wait runs from the later of the last progress and the oldest waiting reading's
-    // last publish. Through the mesh the uplink box holds a receipt for receiptHoldMs from
-    // when the reading reached it, so timing from progress alone (a receipt long before
-    // the reading was even published) resent readings whose receipt was merely held.
-    const since = Math.max(this.lastProgressMs, this.publishedAt.get(from) ?? -Infinity);
-    if (this.clock.now() - since < this.receiptTimeoutMs) return;
     this.lastProgressMs = this.clock.now();
     this.resendOldest(from, 'timeout');
   }
@@ -369,6 +368,7 @@ export class Forwarder {
   }
 
   private onPuback(seq: number): void {
+    const noneWaited = this.pubacked <= this.acked;
     if (seq > this.pubacked) this.completed.add(seq);
     for (;;) {
       while (this.completed.delete(this.pubacked + 1)) this.pubacked++;
@@ -381,6 +381,7 @@ export class Forwarder {
       this.pubacked = upTo;
       for (const done of this.completed) if (done <= upTo) this.completed.delete(done);
     }
+    if (noneWaited && this.pubacked > this.acked) this.lastProgressMs = this.clock.now();
     if (this.options.ack === 'broker' && this.pubacked > this.acked) {
       this.acked = this.pubacked;
       this.lastProgressMs = this.clock.now();
