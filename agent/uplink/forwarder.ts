@@ -62,6 +62,8 @@ export class Forwarder {
   private readonly failed = new Set<number>();
   /** publishes failed in a row: each doubles the pause before trying again */
   private failuresInRow = 0;
+  /** receipt waits in a row that ran out without progress: each doubles the next wait (up to 4 times) */
+  private timeoutsInRow = 0;
   private receiptTimeoutMs: number;
   /** when each reading not yet receipted was last published (mesh: a repeated receipt names the lost ones) */
   private readonly publishedAt = new Map<number, number>();
@@ -188,6 +190,7 @@ export class Forwarder {
     const acked = this.journal.acked();
     if (acked > this.acked) {
       this.acked = acked;
+      this.timeoutsInRow = 0;
       this.lastProgressMs = this.clock.now();
     }
     // Through the mesh, a receipt that frees nothing (the same one again) or covers readings
@@ -316,8 +319,9 @@ export class Forwarder {
     // spell with none waiting (onPuback). Not from the oldest reading's last publish: that
     // restarted the wait at every publish again (after a failed one, a gap), delaying
     // most the readings the mesh had trouble with.
-    if (this.clock.now() - this.lastProgressMs < this.receiptTimeoutMs) return;
+    if (this.clock.now() - this.lastProgressMs < this.receiptTimeoutMs * 2 ** Math.min(this.timeoutsInRow, 2)) return;
     const from = this.firstUnacked();
+    this.timeoutsInRow++;
     this.lastProgressMs = this.clock.now();
     this.resendOldest(from, 'timeout');
   }
