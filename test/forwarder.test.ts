@@ -59,6 +59,31 @@ test('a reading the mesh dropped is published again soon, not at the receipt tim
   box.journal.close();
 });
 
+test('a failed publish sends that reading alone again, not the ones after it the first hop took', async () => {
+  const { box, forwarder } = await boxWithReadings('failed-alone', 4);
+  const mesh = new FakeMesh();
+  mesh.failNext = 1;
+  forwarder.attach(mesh, { window: 4, receiptTimeoutMs: 600_000, gapGraceMs: 0 });
+  await until('the failed reading published again', () => mesh.published.length >= 5);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.is(mesh.published.length, 5, 'four readings, the failed one twice');
+  assert.is(forwarder.counters.publishFailed, 1);
+  forwarder.stop();
+  box.journal.close();
+});
+
+test('no receipt in time: the oldest window of readings goes again, not the whole backlog', async () => {
+  const { box, forwarder } = await boxWithReadings('timeout-window', 6);
+  const mesh = new FakeMesh();
+  forwarder.attach(mesh, { window: 2, receiptTimeoutMs: 300, gapGraceMs: 0 });
+  await until('six readings published', () => mesh.published.length === 6);
+  await until('a receipt timeout', () => forwarder.counters.resentTimeout > 0);
+  assert.is(forwarder.counters.resentTimeout, 2, 'one window of the six');
+  assert.is(mesh.published.length, 8);
+  forwarder.stop();
+  box.journal.close();
+});
+
 test('the same receipt twice: publish again from the first reading it does not cover', async () => {
   const { box, forwarder } = await boxWithReadings('gap', 5);
   const mesh = new FakeMesh();
