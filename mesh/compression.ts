@@ -14,7 +14,7 @@ export const CODING_DEFLATE = 1;
 const CODING_MASK = 0x03;
 const HAS_CONFIRMATION = 0x80;
 const ID_BYTES = 4;
-/** messages sent to a peer kept as possible references */
+/** distinct messages sent to a peer kept as possible references */
 const SENT_KEPT = 8;
 /** messages received from a peer kept as references (besides the ones confirmed to it) */
 const RECEIVED_KEPT = 4;
@@ -67,8 +67,10 @@ export class MessageCodec {
     const p = this.peer(peerKey);
     const ref = plain ? undefined : p.sent.find((r) => r.id === p.confirmedByPeer);
     if (plain) p.confirmedByPeer = undefined;
-    p.sent.unshift(referenceOf(message));
-    p.sent.length = Math.min(p.sent.length, SENT_KEPT);
+    // A message sent again (the origin's resends) moves to the front instead of taking
+    // another place: resends must not push out the older message the peer will confirm.
+    const sent = referenceOf(message);
+    p.sent = [sent, ...p.sent.filter((r) => r.id !== sent.id)].slice(0, SENT_KEPT);
     // Confirm the newest message we hold from the peer, and keep it until we confirm a newer.
     const confirm = p.received[0];
     if (confirm && p.confirmedToPeer[0]?.id !== confirm.id) {

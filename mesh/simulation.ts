@@ -23,6 +23,8 @@ export interface SimBox {
   start(): void;
   /** the box makes its reading number n (from 0) now */
   read(n: number): void;
+  /** what the box's own parts counted (summed over the boxes into `box_totals`) */
+  counters?(): Record<string, number>;
 }
 
 /** What one run gives the boxes. */
@@ -100,6 +102,8 @@ export interface SimResult extends SimFigures {
   frames_per_delivered: { data: number; ack: number; control: number };
   /** the mesh's frames dropped and control TLVs sent over the whole run, summed over the boxes (where it loses readings, what its control traffic is) */
   mesh_totals: { dropped: { noRoute: number; hopLimit: number; unacknowledged: number }; control_tlvs: Record<string, number> };
+  /** what the boxes' own parts counted over the whole run, summed over the boxes (the forwarder's publishes and resends by cause, the bridges' receipts); max_* keys are maxima */
+  box_totals: Record<string, number>;
   wall_s: number;
   speedup: number;
 }
@@ -170,7 +174,7 @@ export function simulate(options: SimOptions): SimResult {
     nodes: options.nodes, topology: options.topology, seed: options.seed, seconds: options.seconds, uplinks: mesh.uplinks, generated: mesh.generated, reachable: mesh.reachable,
     ...mesh.figures, baseline: baseline.figures, baseline_compressed: compressed.figures,
     airtime_budget_share: mesh.budgetShare, airtime_share_by_box: mesh.shares,
-    frames_per_delivered: mesh.byKind, mesh_totals: mesh.totals, wall_s: Number(wall.toFixed(2)), speedup: Number(((3 * options.seconds) / wall).toFixed(1)),
+    frames_per_delivered: mesh.byKind, mesh_totals: mesh.totals, box_totals: mesh.boxTotals, wall_s: Number(wall.toFixed(2)), speedup: Number(((3 * options.seconds) / wall).toFixed(1)),
   };
 }
 
@@ -197,7 +201,7 @@ function setUp(options: SimOptions) {
 }
 
 function runMesh(options: SimOptions): {
-  figures: SimFigures; byKind: SimResult['frames_per_delivered']; totals: SimResult['mesh_totals']; uplinks: number; generated: number; reachable: number; shares: number[]; budgetShare: number | null;
+  figures: SimFigures; byKind: SimResult['frames_per_delivered']; totals: SimResult['mesh_totals']; boxTotals: SimResult['box_totals']; uplinks: number; generated: number; reachable: number; shares: number[]; budgetShare: number | null;
 } {
   const { clock, medium, random, uplinks, links, endMs, windowFrom, windowTo, ledger, intervalMs, reachable } = setUp(options);
   let generated = 0;
@@ -244,6 +248,7 @@ function runMesh(options: SimOptions): {
     budgetShare: links[0]?.duty?.band.dutyCycle ?? null,
     byKind: { data: per('data'), ack: per('ack'), control: per('control') },
     totals: meshTotals(nodes),
+    boxTotals: boxTotals(boxes),
     figures: {
       converged_s: converged,
       delivery_ratio: round(f.ratio, 4),
@@ -396,6 +401,14 @@ function meshTotals(nodes: MeshNode[]): SimResult['mesh_totals'] {
     for (const [t, n] of Object.entries(node.status().controlTlvs)) tlvs[t] = (tlvs[t] ?? 0) + n;
   }
   return { dropped, control_tlvs: tlvs };
+}
+
+function boxTotals(boxes: SimBox[]): Record<string, number> {
+  const totals: Record<string, number> = {};
+  for (const box of boxes) for (const [k, n] of Object.entries(box.counters?.() ?? {})) {
+    totals[k] = k.startsWith('max_') ? Math.max(totals[k] ?? 0, n) : (totals[k] ?? 0) + n;
+  }
+  return totals;
 }
 
 function reachableFromUplinks(medium: SimMedium, uplinks: Set<number>): Set<number> {

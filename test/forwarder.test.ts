@@ -12,7 +12,7 @@ import { loadConfig } from '../agent/config/load.ts';
 import { openBox } from '../agent/box.ts';
 import { silentLogger } from '../agent/log.ts';
 import { createForwarder } from '../agent/uplink/uplink.ts';
-import type { Publisher } from '../agent/uplink/forwarder.ts';
+import type { Forwarder, Publisher } from '../agent/uplink/forwarder.ts';
 import { signReceiptSync, type ReceiptRange } from '../agent/codec/receipt.ts';
 import { ED25519, identityFromPublicKey } from '../agent/codec/identity.ts';
 import { messageHash } from '../agent/codec/chain.ts';
@@ -58,6 +58,36 @@ test('a reading the mesh dropped is published again soon, not at the receipt tim
   forwarder.stop();
   box.journal.close();
 });
+
+/** A box with `count` readings whose forwarder publishes into a FakeMesh; stopped and closed after `body`. */
+async function throughFakeMesh(name: string, count: number, attach: { window: number; receiptTimeoutMs: number; failNext?: number }, body: (mesh: FakeMesh, forwarder: Forwarder) => Promise<void>) {
+  const { box, forwarder } = await boxWithReadings(name, count);
+  const mesh = new FakeMesh();
+  mesh.failNext = attach.failNext ?? 0;
+  forwarder.attach(mesh, { window: attach.window, receiptTimeoutMs: attach.receiptTimeoutMs, gapGraceMs: 0 });
+  try {
+    await body(mesh, forwarder);
+  } finally {
+    forwarder.stop();
+    box.journal.close();
+  }
+}
+
+test('a failed publish sends that reading alone again, not the ones after it the first hop took', () =>
+  throughFakeMesh('failed-alone', 4, { window: 4, receiptTimeoutMs: 600_000, failNext: 1 }, async (mesh, forwarder) => {
+    await until('the failed reading published again', () => mesh.published.length >= 5);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.is(mesh.published.length, 5, 'four readings, the failed one twice');
+    assert.is(forwarder.counters.publishFailed, 1);
+  }));
+
+test('no receipt in time: the oldest window of readings goes again, not the whole backlog', () =>
+  throughFakeMesh('timeout-window', 6, { window: 2, receiptTimeoutMs: 300 }, async (mesh, forwarder) => {
+    await until('six readings published', () => mesh.published.length === 6);
+    await until('a receipt timeout', () => forwarder.counters.resentTimeout > 0);
+    assert.is(forwarder.counters.resentTimeout, 2, 'one window of the six');
+    assert.is(mesh.published.length, 8);
+  }));
 
 test('the same receipt twice: publish again from the first reading it does not cover', async () => {
   const { box, forwarder } = await boxWithReadings('gap', 5);

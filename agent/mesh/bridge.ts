@@ -56,7 +56,8 @@ export class UplinkBridge {
   private readonly holdMs: number;
   /** device id -> what the bridge knows of the box it relays for */
   private readonly origins = new Map<string, Origin>();
-  readonly counters = { relayed: 0, rejected: 0, receipts: 0, receiptsSent: 0 };
+  /** plain: readings that came uncompressed; again: readings already receipted to the origin */
+  readonly counters = { relayed: 0, rejected: 0, receipts: 0, receiptsSent: 0, plain: 0, again: 0 };
 
   constructor(node: MeshNode, session: RelaySession, log: Logger, holdMs: number, clock: Clock = realClock) {
     this.node = node;
@@ -98,6 +99,8 @@ export class UplinkBridge {
       this.log.info(`relaying for device ${device} (mesh node ${message.originHex})`);
     }
     if (seq <= origin.toldSeq || !message.compressed) {
+      if (seq <= origin.toldSeq) this.counters.again++;
+      else this.counters.plain++;
       origin.urgent = true;
       // The gateway answers a duplicate with the receipt it has; one we hold already covers it.
       if (origin.held && origin.held.seq >= seq) this.sendReceipt(origin);

@@ -10,6 +10,8 @@ export class MeshPublisher implements Publisher {
   private readonly node: MeshNode;
   private readonly clock: Clock;
   private readonly inFlight = new Set<(error?: Error) => void>();
+  /** why publishes failed: no uplink box reachable now, or the mesh dropped the reading after taking it */
+  readonly counters = { noUplink: 0, dropped: 0 };
 
   constructor(node: MeshNode, clock: Clock = realClock) {
     this.node = node;
@@ -24,9 +26,11 @@ export class MeshPublisher implements Publisher {
     };
     this.inFlight.add(done);
     const sent = uplink !== undefined && this.node.sendToUplink(payload, (taken) => {
+      if (!taken) this.counters.dropped++;
       done(taken ? undefined : new Error(`the mesh dropped the reading on its way to uplink box ${uplink.idHex}`));
     });
     // Failed later, not inside publish(): the forwarder is still counting what it publishes.
+    if (!sent) this.counters.noUplink++;
     if (!sent) this.clock.setTimeout(() => done(new Error('no uplink box reachable through the mesh')), 0);
   }
 

@@ -95,7 +95,7 @@ export class MeshRole {
       publisher.abandon();
       log.info('no uplink box reachable through the mesh: readings wait in the store');
     }
-    if (best && best.idHex !== this.via) forwarder.notify();
+    if (best && best.idHex !== this.via) forwarder.retryNow();
     this.via = best?.idHex;
     this.options.onVia?.(this.via);
   }

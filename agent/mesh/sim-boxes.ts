@@ -70,7 +70,9 @@ function simBox(index: number, link: Link, uplink: boolean, run: { world: SimWor
   });
   const session = uplink ? new SimSession(broker.client()) : undefined;
   const bridge = session && new UplinkBridge(node, session, silentLogger, config.receiptHoldMs, clock);
-  const role = new MeshRole({ node, forwarder, publisher: new MeshPublisher(node, clock), bridge, config, direct: () => session !== undefined, clock, log: silentLogger });
+  const publisher = new MeshPublisher(node, clock);
+  const role = new MeshRole({ node, forwarder, publisher: publisher, bridge, config, direct: () => session !== undefined, clock, log: silentLogger });
+  let maxQueued = 0;
   return {
     node,
     start() {
@@ -79,7 +81,12 @@ function simBox(index: number, link: Link, uplink: boolean, run: { world: SimWor
     },
     read(n) {
       queue.add({ seq: n, bytes: traffic.reading(index, n), hash: traffic.hash(index, n) });
+      maxQueued = Math.max(maxQueued, queue.count());
       forwarder.notify();
+    },
+    counters() {
+      const bridged = bridge ? Object.fromEntries(Object.entries(bridge.counters).map(([k, n]) => [`bridge_${k}`, n])) : {};
+      return { ...forwarder.counters, publisher_noUplink: publisher.counters.noUplink, publisher_dropped: publisher.counters.dropped, ...bridged, queued_at_end: queue.count(), max_queued: maxQueued };
     },
   };
 }

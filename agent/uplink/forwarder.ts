@@ -35,6 +35,8 @@ export interface ForwarderOptions {
 
 const PRUNE_EVERY_MS = 200;
 const RETRY_AFTER_ERROR_MS = 2000;
+/** the longest pause after publishes that keep failing (a congested or broken mesh path) */
+const RETRY_AFTER_ERRORS_MAX_MS = 64_000;
 
 export class Forwarder {
   private readonly options: ForwarderOptions;
@@ -56,12 +58,18 @@ export class Forwarder {
   private resendTimer: TimerHandle | undefined;
   private pruneTimer: TimerHandle | undefined;
   private retryTimer: TimerHandle | undefined;
+  /** readings whose publish failed: published again (alone) when the retry pause is over */
+  private readonly failed = new Set<number>();
+  /** publishes failed in a row: each doubles the pause before trying again */
+  private failuresInRow = 0;
+  /** receipt waits in a row that ran out without progress: each doubles the next wait (up to 4 times) */
+  private timeoutsInRow = 0;
   private receiptTimeoutMs: number;
   /** when each reading not yet receipted was last published (mesh: a repeated receipt names the lost ones) */
   private readonly publishedAt = new Map<number, number>();
   private gapGraceMs: number | undefined;
-  /** counters for status and tests */
-  readonly counters = { published: 0, resent: 0, receipts: 0, rejectedReceipts: 0 };
+  /** counters for status and tests; resent = resentTimeout + resentGap (why readings went again) */
+  readonly counters = { published: 0, resent: 0, resentTimeout: 0, resentGap: 0, publishFailed: 0, attaches: 0, receipts: 0, rejectedReceipts: 0 };
 
   constructor(options: ForwarderOptions) {
     this.options = options;
@@ -83,12 +91,15 @@ export class Forwarder {
    */
   attach(client: Publisher, options: { window?: number; receiptTimeoutMs?: number; gapGraceMs?: number } = {}): void {
     this.client = client;
+    this.counters.attaches++;
     this.window = options.window ?? this.options.window;
     this.receiptTimeoutMs = options.receiptTimeoutMs ?? this.options.ackTimeoutMs;
     this.gapGraceMs = options.gapGraceMs;
     this.generation++;
     this.inFlight = 0;
     this.completed.clear();
+    this.failed.clear();
+    this.failuresInRow = 0;
     this.nextSeq = this.firstUnacked();
     this.pubacked = this.nextSeq - 1;
     this.lastProgressMs = this.clock.now();
@@ -119,6 +130,14 @@ export class Forwarder {
 
   /** A reading was stored. */
   notify(): void {
+    this.pump();
+  }
+
+  /** The way out works again (through the mesh: a route to an uplink box came): failed publishes go now. */
+  retryNow(): void {
+    this.clock.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.failuresInRow = 0;
     this.pump();
   }
 
@@ -171,6 +190,7 @@ export class Forwarder {
     const acked = this.journal.acked();
     if (acked > this.acked) {
       this.acked = acked;
+      this.timeoutsInRow = 0;
       this.lastProgressMs = this.clock.now();
     }
     // Through the mesh, a receipt that frees nothing (the same one again) or covers readings
@@ -232,16 +252,32 @@ export class Forwarder {
   }
 
   /**
-   * A publish failed while still attached (through the mesh: dropped before the first hop
-   * took it): publish from that reading again after a pause, not at the receipt timeout.
+   * A publish failed while still attached (through the mesh: no route to an uplink box, or
+   * dropped on the way after every try): publish that reading again after a pause, not at
+   * the receipt timeout. Only that reading: the ones published after it may well have gone
+   * through. The pause doubles while publishes keep failing, so that a congested radio
+   * channel is not given the same readings again every few seconds.
    */
-  private retryFrom(seq: number): void {
-    if (seq < this.nextSeq) this.nextSeq = Math.max(seq, this.firstUnacked());
+  private retryAfterError(seq: number): void {
+    this.failed.add(seq);
     if (this.retryTimer) return;
+    const pause = Math.min(RETRY_AFTER_ERROR_MS * 2 ** this.failuresInRow, RETRY_AFTER_ERRORS_MAX_MS);
+    this.failuresInRow++;
     this.retryTimer = this.clock.setTimeout(() => {
       this.retryTimer = undefined;
       this.pump();
-    }, RETRY_AFTER_ERROR_MS);
+    }, pause);
+  }
+
+  /** Publishes the readings whose publish failed, oldest first, while the window has room. */
+  private publishFailed(client: Publisher): void {
+    const oldest = this.firstUnacked();
+    for (const seq of [...this.failed].sort((a, b) => a - b)) {
+      if (this.inFlight >= this.window) return;
+      this.failed.delete(seq);
+      const message = seq >= oldest ? this.journal.get(seq) : undefined;
+      if (message) this.publish(client, seq, message.bytes);
+    }
   }
 
   private repeatedReceipt(): void {
@@ -249,10 +285,24 @@ export class Forwarder {
     const from = this.firstUnacked();
     const sentAt = this.publishedAt.get(from);
     if (sentAt === undefined || this.clock.now() - sentAt < this.gapGraceMs || this.nextSeq <= from) return;
-    this.options.log.info(`the uplink box lacks seq ${from}: publishing again from there`);
-    this.counters.resent += this.pubacked - from + 1;
-    this.nextSeq = from;
-    this.pump();
+    this.resendOldest(from, 'gap');
+  }
+
+  /**
+   * Publishes the oldest unreceipted readings again, a window of them, not the whole
+   * backlog: their answer (a duplicate gets a receipt at once) says what the gateway holds,
+   * and a lost receipt, the common case on a radio mesh, then costs a few readings' airtime.
+   */
+  private resendOldest(from: number, why: 'gap' | 'timeout'): void {
+    const last = Math.min(this.pubacked, from + this.window - 1);
+    this.options.log.info(why === 'gap'
+      ? `the uplink box lacks seq ${from}: publishing ${from}..${last} again`
+      : `no receipt for seq ${from}..${this.pubacked} within ${this.receiptTimeoutMs} ms: publishing ${from}..${last} again`);
+    this.counters.resent += last - from + 1;
+    if (why === 'gap') this.counters.resentGap += last - from + 1;
+    else this.counters.resentTimeout += last - from + 1;
+    for (let seq = from; seq <= last; seq++) this.failed.add(seq);
+    this.retryNow();
   }
 
   private firstUnacked(): number {
@@ -265,24 +315,22 @@ export class Forwarder {
       this.lastProgressMs = this.clock.now();
       return;
     }
+    // The wait runs from the last progress, or from when a reading began to wait after a
+    // spell with none waiting (onPuback). Not from the oldest reading's last publish: that
+    // restarted the wait at every publish again (after a failed one, a gap), delaying
+    // most the readings the mesh had trouble with.
+    if (this.clock.now() - this.lastProgressMs < this.receiptTimeoutMs * 2 ** Math.min(this.timeoutsInRow, 2)) return;
     const from = this.firstUnacked();
-    // The wait runs from the later of the last progress and the oldest waiting reading's
-    // last publish. Through the mesh the uplink box holds a receipt for receiptHoldMs from
-    // when the reading reached it, so timing from progress alone (a receipt long before
-    // the reading was even published) resent readings whose receipt was merely held.
-    const since = Math.max(this.lastProgressMs, this.publishedAt.get(from) ?? -Infinity);
-    if (this.clock.now() - since < this.receiptTimeoutMs) return;
-    this.options.log.info(`no receipt for seq ${from}..${this.pubacked} within ${this.receiptTimeoutMs} ms: publishing again`);
-    this.counters.resent += this.pubacked - from + 1;
+    this.timeoutsInRow++;
     this.lastProgressMs = this.clock.now();
-    this.nextSeq = from;
-    this.pump();
+    this.resendOldest(from, 'timeout');
   }
 
   private pump(): void {
     if (this.pumping) return;
     this.pumping = true;
     try {
+      if (this.client && this.failed.size && !this.retryTimer) this.publishFailed(this.client);
       while (this.client && this.inFlight < this.window) {
         const room = this.window - this.inFlight;
         const from = Math.max(this.nextSeq, this.firstUnacked());
@@ -311,10 +359,12 @@ export class Forwarder {
       if (generation !== this.generation) return; // a connection that is gone
       this.inFlight--;
       if (err) {
+        this.counters.publishFailed++;
         this.errors.error(`publishing seq ${seq} failed: ${errorMessage(err)}`);
-        this.retryFrom(seq);
+        this.retryAfterError(seq);
         return;
       }
+      this.failuresInRow = 0;
       this.onPuback(seq);
       // Refill at half a window: one queue read for many readings, not one per PUBACK.
       if (this.inFlight <= this.window >> 1) this.pump();
@@ -322,6 +372,7 @@ export class Forwarder {
   }
 
   private onPuback(seq: number): void {
+    const noneWaited = this.pubacked <= this.acked;
     if (seq > this.pubacked) this.completed.add(seq);
     for (;;) {
       while (this.completed.delete(this.pubacked + 1)) this.pubacked++;
@@ -334,6 +385,7 @@ export class Forwarder {
       this.pubacked = upTo;
       for (const done of this.completed) if (done <= upTo) this.completed.delete(done);
     }
+    if (noneWaited && this.pubacked > this.acked) this.lastProgressMs = this.clock.now();
     if (this.options.ack === 'broker' && this.pubacked > this.acked) {
       this.acked = this.pubacked;
       this.lastProgressMs = this.clock.now();
