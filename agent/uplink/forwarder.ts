@@ -193,9 +193,11 @@ export class Forwarder {
       this.timeoutsInRow = 0;
       this.lastProgressMs = this.clock.now();
     }
-    // Through the mesh, a receipt that frees nothing (the same one again) or covers readings
-    // after one still held says the uplink box lacks that one.
-    if (freed === 0 || receipt.highest > this.firstUnacked()) this.repeatedReceipt();
+    // Through the mesh, a receipt covering readings after one still held says the uplink
+    // box lacks that one. The same receipt again does not: on a radio mesh it is mostly
+    // the answer to a resend or a copy of a lost one, and taking it for a gap sent the
+    // oldest readings again and again (50 boxes: a third of all transmissions).
+    if (receipt.highest > this.firstUnacked()) this.repeatedReceipt();
     this.pump();
   }
 
