@@ -13,7 +13,8 @@ import { hasCommand, testIf } from './helpers/requires.ts';
 
 const run = promisify(execFile);
 const EXTERNAL = join(ROOT, 'buildroot');
-const BUILDROOT = process.env.BUILDROOT_DIR ?? join(ROOT, '..', '..', 'shared', 'vendor', 'buildroot-2026.02.3');
+// shared/ lies beside the checkout (CI puts its copy there too).
+const BUILDROOT = process.env.BUILDROOT_DIR ?? join(ROOT, '..', 'shared', 'vendor', 'buildroot-2026.02.3');
 const noBuildroot = existsSync(join(BUILDROOT, 'Makefile')) && existsSync(join(BUILDROOT, 'utils', 'check-package'))
   ? undefined
   : `needs a Buildroot source tree at ${BUILDROOT} (set BUILDROOT_DIR)`;
