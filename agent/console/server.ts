@@ -2,6 +2,7 @@
 // with line editing for a person. It never gives a shell. A closed or vanished tty (the
 // tech unplugged) is reopened until the agent stops; nothing the other end sends can
 // crash the agent or grow memory without bound.
+import { statSync } from 'node:fs';
 import type { Logger } from '../log.ts';
 import { execute, render, type ConsoleAgent } from './commands.ts';
 import { LineEditor, MAX_LINE_BYTES } from './line-editor.ts';
@@ -22,6 +23,7 @@ export class ConsoleServer {
   private readonly editor = new LineEditor(MAX_LINE_BYTES);
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
+  private watch: NodeJS.Timeout | undefined;
   private lastOpenError = '';
   private readonly options: ConsoleServerOptions;
   readonly counters = { opened: 0, commands: 0, errors: 0 };
@@ -37,6 +39,7 @@ export class ConsoleServer {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.watch);
     const port = this.port;
     this.port = undefined;
     if (port?.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
@@ -66,7 +69,34 @@ export class ConsoleServer {
       if (this.port === port) this.port = undefined;
       this.reopenLater();
     });
+    this.watchPath(port);
     this.write(`\r\niop-agent console: type help\r\n${PROMPT}`);
+  }
+
+  /**
+   * A port that is paused for backpressure reads nothing, so it never sees the EIO of a
+   * vanished pty or USB gadget and never closes: the path itself is watched instead. When
+   * it is gone, or now names another device (replugged), the port is dropped and reopened.
+   */
+  private watchPath(port: SerialPort): void {
+    const identity = (): string | undefined => {
+      const st = statSync(this.options.tty, { throwIfNoEntry: false });
+      return st ? `${st.dev}:${st.ino}:${st.rdev}` : undefined;
+    };
+    const opened = identity();
+    clearInterval(this.watch);
+    this.watch = setInterval(() => {
+      if (this.port !== port) return clearInterval(this.watch);
+      if (identity() === opened) return;
+      clearInterval(this.watch);
+      this.options.log.info(`console: ${this.options.tty} went away (unplugged); reopening when it is back`);
+      this.port = undefined;
+      port.removeAllListeners('close');
+      port.on('close', () => {});
+      if (port.isOpen) port.close(() => {});
+      this.reopenLater();
+    }, Math.min(1000, this.reopenMs() * 4));
+    this.watch.unref();
   }
 
   private reopenMs(): number {
