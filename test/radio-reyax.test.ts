@@ -30,6 +30,8 @@ if (!haveSocat()) {
     await until('the readings of box 1 at the subscriber', () => verifiedSeqs(up.subscriber).length >= 5, 60_000);
     assert.match(box1.stderr(), /fragments of 112 bytes: the smallest link MTU is 171/);
     assert.ok(readings(up.subscriber).every((r) => r.valid));
+    // The gateway's stream is another MQTT client: it may see the last reading a moment later.
+    await until('the readings of box 1 in the gateway\'s stream', () => up.gatewayChain().length >= 5, 30_000);
     assert.equal(up.gatewayChain().map((r) => r.seq).slice(0, 5), [0, 1, 2, 3, 4]);
     const status = await meshStatus(far);
     assert.is(status.links[0].type, 'reyax');
