@@ -60,6 +60,9 @@ export class Gateway {
   private readonly store: GatewayStore;
   private readonly session: MqttSession;
   private readonly receiptTimers = new Map<string, NodeJS.Timeout>();
+  /** set by stop(): nothing is scheduled or sent against the store once it closes */
+  private stopping = false;
+  private closed = false;
   private pending: { identity: DeviceIdentity; reading: IncomingReading }[] = [];
   private gapTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
@@ -86,10 +89,16 @@ export class Gateway {
   }
 
   async stop(): Promise<void> {
+    // Messages still arrive while the session closes; nothing they schedule may run
+    // against the closed store.
+    this.stopping = true;
     this.flush();
     clearInterval(this.gapTimer);
     for (const timer of this.receiptTimers.values()) clearTimeout(timer);
+    this.receiptTimers.clear();
     await this.session.stop();
+    // What arrives after this is neither stored nor receipted: its boxes send it again.
+    this.closed = true;
     this.store.close();
   }
 
@@ -131,6 +140,7 @@ export class Gateway {
   }
 
   private flush(): void {
+    if (this.closed) return;
     const batch = this.pending.splice(0);
     if (batch.length === 0) return;
     let results: AcceptResult[];
@@ -176,7 +186,7 @@ export class Gateway {
   }
 
   private scheduleReceipt(identity: DeviceIdentity): void {
-    if (this.receiptTimers.has(identity.id)) return;
+    if (this.stopping || this.receiptTimers.has(identity.id)) return;
     this.receiptTimers.set(identity.id, setTimeout(() => {
       this.receiptTimers.delete(identity.id);
       void this.sendReceipt(identity);
@@ -184,6 +194,7 @@ export class Gateway {
   }
 
   private async sendReceipt(identity: DeviceIdentity): Promise<void> {
+    if (this.stopping) return;
     const ranges = this.store.heldRanges(identity.id);
     const client = this.session.current;
     if (!ranges.length || !client) return;
