@@ -14,6 +14,7 @@ import { FloodNode } from './flooding.ts';
 import { envelopeAgainst } from './compression.ts';
 import type { MeshNode, MeshTimers } from './node.ts';
 import { NODE_ID_BYTES } from './packet.ts';
+import { boxTotals, Ledger, meshTotals, peakHourShare, round, snapshot } from './sim-measure.ts';
 
 export type Topology = 'line' | 'ring' | 'grid' | 'random';
 
@@ -316,17 +317,6 @@ function runFlooding(options: SimOptions, compress: boolean): { figures: SimFigu
 }
 
 /** Samples every radio's rolling-hour ledger each minute; returns the highest share seen. */
-function peakHourShare(clock: VirtualClock, links: SimLink[]): () => number | null {
-  if (!links[0]?.duty) return () => null;
-  let peak = 0;
-  const sample = () => {
-    for (const link of links) peak = Math.max(peak, link.duty!.usedMs());
-    clock.setTimeout(sample, 60_000);
-  };
-  clock.setTimeout(sample, 60_000);
-  return () => round(peak / 3_600_000, 5);
-}
-
 /** A box's readings: the first at a random moment of the first interval, then about one an interval. */
 function readEvery(clock: VirtualClock, random: SeededRandom, intervalMs: number, read: (n: number) => void): void {
   let n = 0;
@@ -335,33 +325,6 @@ function readEvery(clock: VirtualClock, random: SeededRandom, intervalMs: number
     clock.setTimeout(tick, intervalMs * (0.9 + 0.2 * random.next()));
   };
   clock.setTimeout(tick, random.next() * intervalMs);
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (!sorted.length) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-/** Readings made in the measured window, with the time each reached the gateway. */
-class Ledger {
-  readonly made = new Map<string, number>();
-  readonly arrived = new Map<string, number>();
-  private readonly from: number;
-  private readonly to: number;
-  constructor(from: number, to: number) {
-    this.from = from;
-    this.to = to;
-  }
-  make(id: string, at: number): void {
-    if (at >= this.from && at < this.to) this.made.set(id, at);
-  }
-  arrive(id: string, at: number): void {
-    if (this.made.has(id) && !this.arrived.has(id)) this.arrived.set(id, at - this.made.get(id)!);
-  }
-  figures(): { ratio: number; delivered: number; p50: number; p99: number } {
-    const latencies = [...this.arrived.values()].sort((a, b) => a - b);
-    return { ratio: this.made.size ? this.arrived.size / this.made.size : 1, delivered: this.arrived.size, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
-  }
 }
 
 /** Which box and number the readings flooded through the mesh stand for. */
@@ -382,35 +345,6 @@ class Catalogue {
   }
 }
 
-function snapshot(nodes: MeshNode[], medium: SimMedium) {
-  return {
-    frames: medium.totals.frames,
-    airtimeMs: medium.totals.airtimeMs,
-    controlBytes: nodes.reduce((n, node) => n + node.counters.controlBytes, 0),
-    control: nodes.reduce((n, node) => n + node.counters.controlFrames, 0),
-    data: nodes.reduce((n, node) => n + node.counters.dataFrames, 0),
-    ack: nodes.reduce((n, node) => n + node.counters.ackFrames, 0),
-  };
-}
-
-function meshTotals(nodes: MeshNode[]): SimResult['mesh_totals'] {
-  const dropped = { noRoute: 0, hopLimit: 0, unacknowledged: 0 };
-  const tlvs: Record<string, number> = {};
-  for (const node of nodes) {
-    for (const k of ['noRoute', 'hopLimit', 'unacknowledged'] as const) dropped[k] += node.counters.dropped[k];
-    for (const [t, n] of Object.entries(node.status().controlTlvs)) tlvs[t] = (tlvs[t] ?? 0) + n;
-  }
-  return { dropped, control_tlvs: tlvs };
-}
-
-function boxTotals(boxes: SimBox[]): Record<string, number> {
-  const totals: Record<string, number> = {};
-  for (const box of boxes) for (const [k, n] of Object.entries(box.counters?.() ?? {})) {
-    totals[k] = k.startsWith('max_') ? Math.max(totals[k] ?? 0, n) : (totals[k] ?? 0) + n;
-  }
-  return totals;
-}
-
 function reachableFromUplinks(medium: SimMedium, uplinks: Set<number>): Set<number> {
   const seen = new Set<number>(uplinks);
   const queue = [...uplinks];
@@ -422,9 +356,4 @@ function reachableFromUplinks(medium: SimMedium, uplinks: Set<number>): Set<numb
     }
   }
   return seen;
-}
-
-function round(x: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
 }
