@@ -8,6 +8,7 @@ import { encodeProtectedHeader, encodeSign1, parseSign1, sigStructure, signSign1
 import { ED25519, identityFromId, identityFromPublicKey } from '../agent/codec/identity.ts';
 import { SENML, encodeSenmlPack, resolveSenmlPack } from '../agent/codec/senml.ts';
 import { ReadingVerifier, VerifyError } from '../agent/codec/verify.ts';
+import { VerifyingConsumer, type ConsumerResult } from '../agent/codec/consumer.ts';
 
 function softwareSigner() {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -242,6 +243,30 @@ test('synchronous and asynchronous signing give the same message, also for paylo
     const b = signSign1Sync(header, payload, signer.sign);
     assert.equal(a, b);
   }
+});
+
+test('a consumer takes a late reading that fits its hole, and refuses one that contradicts a neighbour', async () => {
+  const { signer, messages } = await makeChain(6);
+  const topic = `iop/v1/${signer.identity.id}/data`;
+  const show = (r: ConsumerResult) => (r.kind === 'reading' ? `${r.reading.seq}:${r.reading.chain}${r.reading.late ? ':late' : ''}` : r.kind === 'rejected' ? `${r.reason}` : r.kind);
+  const consumer = new VerifyingConsumer();
+  const order = [0, 1, 3, 4, 2, 2, 5];
+  assert.equal(order.map((i) => show(consumer.accept(topic, messages[i]!))), ['0:start', '1:ok', '3:gap', '4:ok', '2:ok:late', 'duplicate', '5:ok']);
+  assert.is(consumer.counters.late, 1);
+  assert.is(consumer.counters.readings, 6);
+  // A forged seq 2 (signed by the device, wrong prev) cannot fill the hole before 3.
+  const forged = await signSign1({ alg: -8, kid: signer.identity.kid, seq: 2, prev: new Uint8Array(32).fill(7) }, encodeSenmlPack({ time: 1_800_000_000, records: [{ n: 'x', v: 1 }] }), signer.sign);
+  const other = new VerifyingConsumer();
+  for (const i of [0, 1, 3]) other.accept(topic, messages[i]!);
+  assert.is(show(other.accept(topic, forged)), 'broken-chain');
+  // A seq 2 whose prev is right but which is not the 2 that seq 3 names: a fork.
+  const fork = await signSign1({ alg: -8, kid: signer.identity.kid, seq: 2, prev: messageHash(messages[1]!) }, encodeSenmlPack({ time: 1_800_000_000, records: [{ n: 'x', v: 2 }] }), signer.sign);
+  assert.is(show(other.accept(topic, fork)), 'broken-chain');
+  assert.is(show(other.accept(topic, messages[2]!)), '2:ok:late');
+  // Seq 0 arriving late is a start, not a gap.
+  const third = new VerifyingConsumer();
+  third.accept(topic, messages[1]!);
+  assert.is(show(third.accept(topic, messages[0]!)), '0:start:late');
 });
 
 test.run();

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { VerifyingConsumer } from '../codec/consumer.ts';
-import { readingToJson, type VerifiedReading } from '../codec/verify.ts';
+import { VerifyingConsumer, type ConsumedReading } from '../codec/consumer.ts';
+import { readingToJson } from '../codec/verify.ts';
 import type { Command } from '../command.ts';
 import { CONFIG_HELP, CONFIG_OPTIONS, stringOption } from '../command.ts';
 import { IopError, errorMessage } from '../errors.ts';
@@ -57,7 +57,7 @@ forged or replayed messages are counted and reported on standard error.`,
         if (result.kind === 'rejected') return problems.error(`rejected (${result.reason}): ${result.detail}`, result.reason);
         if (result.kind === 'duplicate') return;
         const { reading } = result;
-        context.stdout.write(json ? JSON.stringify(readingToJson(reading)) + '\n' : formatLine(reading) + '\n');
+        context.stdout.write(json ? JSON.stringify({ ...readingToJson(reading), late: reading.late }) + '\n' : formatLine(reading) + '\n');
         if (count !== undefined && ++printed >= count) resolve();
       });
     });
@@ -69,7 +69,7 @@ forged or replayed messages are counted and reported on standard error.`,
   },
 };
 
-function formatLine(reading: VerifiedReading): string {
+function formatLine(reading: ConsumedReading): string {
   const values = reading.records.map((r) => `${r.n}=${String(r.v ?? r.vs ?? r.vb ?? r.vd ?? r.s)}${r.u ? ' ' + r.u : ''}`).join('  ');
-  return `${reading.device.slice(0, 12)}…  seq ${reading.seq}  chain ${reading.chain}  ${values}`;
+  return `${reading.device.slice(0, 12)}…  seq ${reading.seq}  chain ${reading.chain}${reading.late ? ' (late)' : ''}  ${values}`;
 }
