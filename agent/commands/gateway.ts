@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { loadDeviceKey } from '../identity/software-key.ts';
 import { toHex } from '../codec/hex.ts';
 import { configFromFlags, integerOption } from './options.ts';
+import { anchorerFromFlags, type Anchorer } from '../chain/gateway-flags.ts';
 
 export const gatewayCommand: Command = {
   name: 'gateway',
@@ -21,6 +22,11 @@ export const gatewayCommand: Command = {
       --no-share        plain subscription instead of the MQTT 5 shared one (brokers without $share)
       --session NAME    persistent session under this client id (one name per instance): the
                         broker keeps readings for the gateway while it restarts
+      --chain-rpc URL   anchor each epoch's Merkle root on an EVM chain (docs/chain.md); needs
+      --chain-contract ADDR  the registry contract ('iop-agent chain deploy') and
+      --chain-key FILE  this gateway's chain key (0600; an authorised gateway address)
+      --epoch-s N       epoch length in seconds (default 3600)
+      --chain-confirmations N  blocks on top before an anchoring is no longer watched for reorgs (default 12)
 ${CONFIG_HELP}
 Devices paired to an owner (claims on iop/v1/+/pair, docs/pairing.md) are accepted without
 --allow; their owners are published retained on iop/v1/<id>/owner.
@@ -30,6 +36,8 @@ state dir: they split the readings through the shared subscription.`,
   options: {
     ...CONFIG_OPTIONS, broker: { type: 'string' }, allow: { type: 'string', multiple: true }, 'allow-file': { type: 'string' },
     'allow-any': { type: 'boolean' }, 'gap-timeout': { type: 'string' }, 'no-share': { type: 'boolean' }, session: { type: 'string' },
+    'chain-rpc': { type: 'string' }, 'chain-contract': { type: 'string' }, 'chain-key': { type: 'string' }, 'epoch-s': { type: 'string' },
+    'chain-confirmations': { type: 'string' },
   },
   async run(context) {
     const { config } = configFromFlags(context);
@@ -42,9 +50,11 @@ state dir: they split the readings through the shared subscription.`,
     });
     const { key, identity } = loadDeviceKey(config.stateDir, { create: true });
     const session = { ...config.uplink, url: broker, reconnectMaxMs: Math.min(config.uplink.reconnectMaxMs, 5000) };
+    let anchorer: Anchorer | undefined;
     const pairings = new Pairings({
       session: { ...session, clientId: `iop-gwp-${identity.id.slice(0, 12)}-${randomBytes(3).toString('hex')}` },
       stateDir: config.stateDir, key, identity, registry, log: context.log.child('pairing'),
+      onRecorded: (device, m, signature) => anchorer?.relayPairing({ device, nonce: m.nonce, claim: { owner: m.owner, previousOwner: m.previousOwner, expires: Number(m.expires), signature } }),
     });
     if (!registry.allowAny && registry.size === 0) {
       context.log.warn('no device allowed by --allow, --allow-file or --allow-any: only devices paired to an owner are accepted');
@@ -62,14 +72,18 @@ state dir: they split the readings through the shared subscription.`,
       log: context.log,
     });
     context.log.info(`gateway ${toHex(identity.publicKey)} on ${broker}; ${registry.allowAny ? 'any device' : `${registry.size} devices allowed`}`);
+    // After the gateway: its store made the readings table the ledger reads.
+    anchorer = anchorerFromFlags(context, config.stateDir);
     gateway.start();
     pairings.start();
+    anchorer?.start();
     const statsTimer = setInterval(() => context.log.info(`stats ${JSON.stringify(gateway.counters)}`), 60_000);
     await new Promise<void>((resolve) => context.signal.addEventListener('abort', () => resolve(), { once: true }));
     clearInterval(statsTimer);
     await pairings.stop();
+    await anchorer?.stop();
     await gateway.stop();
-    context.stdout.write(JSON.stringify({ gateway: identity.id, ...gateway.counters }) + '\n');
+    context.stdout.write(JSON.stringify({ gateway: identity.id, ...gateway.counters, ...(anchorer ? { anchoring: anchorer.counters } : {}) }) + '\n');
     return 0;
   },
 };
