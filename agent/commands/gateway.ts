@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { loadDeviceKey } from '../identity/software-key.ts';
 import { toHex } from '../codec/hex.ts';
 import { configFromFlags, integerOption } from './options.ts';
-import { anchorerFromFlags, type Anchorer } from '../chain/gateway-flags.ts';
+import type { Anchorer } from '../chain/anchorer.ts';
 
 export const gatewayCommand: Command = {
   name: 'gateway',
@@ -73,7 +73,10 @@ state dir: they split the readings through the shared subscription.`,
     });
     context.log.info(`gateway ${toHex(identity.publicKey)} on ${broker}; ${registry.allowAny ? 'any device' : `${registry.size} devices allowed`}`);
     // After the gateway: its store made the readings table the ledger reads.
-    anchorer = anchorerFromFlags(context, config.stateDir);
+    // Loaded only with the chain flags: a gateway that does not anchor never loads viem.
+    if (['chain-rpc', 'chain-contract', 'chain-key', 'epoch-s'].some((name) => context.values[name] !== undefined)) {
+      anchorer = (await import('../chain/gateway-flags.ts')).anchorerFromFlags(context, config.stateDir);
+    }
     gateway.start();
     pairings.start();
     anchorer?.start();

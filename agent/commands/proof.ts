@@ -1,9 +1,7 @@
 // `iop-agent proof`: the inclusion proof of one stored reading, from the gateway's state dir.
 import type { Command } from '../command.ts';
 import { CONFIG_OPTIONS, stringOption } from '../command.ts';
-import { proofFromLedger } from '../chain/proofs.ts';
 import { IopError } from '../errors.ts';
-import { SqliteAnchorLedger } from '../gateway/anchor-ledger.ts';
 import { configFromFlags, integerOption, requireOption } from './options.ts';
 
 export const proofCommand: Command = {
@@ -23,6 +21,9 @@ export const proofCommand: Command = {
     const device = requireOption(context, 'device');
     const seq = integerOption(context, 'seq', { min: 0, max: Number.MAX_SAFE_INTEGER });
     if (seq === undefined) throw new IopError('USAGE', '--seq is required');
+    // Loaded only here: the Merkle tree library stays out of a box's memory.
+    const { SqliteAnchorLedger } = await import('../gateway/anchor-ledger.ts');
+    const { proofFromLedger } = await import('../chain/proofs.ts');
     const ledger = new SqliteAnchorLedger(config.stateDir, {});
     try {
       const proof = proofFromLedger(ledger, device, seq);

