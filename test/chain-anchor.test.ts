@@ -156,4 +156,103 @@ chainTest('every reading of three boxes is provable against the root the contrac
   }
 });
 
+const ZERO = '0x' + '0'.repeat(64);
+const lastEpoch = () => Math.max(0, ...epochs().map((e) => e.epoch));
+const epochRow = (epoch: number) => epochs().find((e) => e.epoch === epoch);
+/** An epoch whose transaction is sent and waits in the node's pool (automine off). */
+async function pendingEpoch(): Promise<EpochRow | undefined> {
+  for (const e of epochs().filter((r) => r.state === 'sent')) {
+    if (!(await reader.getTransactionReceipt({ hash: e.tx as Hex }).catch(() => undefined))) return e;
+  }
+  return undefined;
+}
+
+chainTest('the RPC down for three epochs: all three are anchored, in order, once it is back', async () => {
+  const before = lastEpoch();
+  await evm.down();
+  let waiting: EpochRow[] = [];
+  try {
+    await until('three epochs built while the RPC is down', () => (waiting = epochs().filter((e) => e.epoch > before)).length >= 3, 40_000, 250);
+    for (const e of waiting) assert.is.not(e.state, 'mined');
+  } finally {
+    await evm.up();
+  }
+  for (const e of waiting) assert.is(await rootOnChain(e.epoch), ZERO);
+  assert.match(gateway.stderr(), /chain RPC unreachable/);
+  const wanted = waiting.slice(0, 3).map((e) => e.epoch);
+  await until('the three epochs anchored', () => wanted.every((epoch) => epochRow(epoch)?.state === 'mined'), 60_000, 250);
+  const events = (await anchoredEvents()).filter((e) => wanted.includes(e.epoch));
+  events.sort((a, b) => (a.block === b.block ? a.index - b.index : a.block < b.block ? -1 : 1));
+  assert.equal(events.map((e) => e.epoch), wanted);
+  for (const e of events) assert.is(e.root, epochRow(e.epoch)!.root);
+});
+
+chainTest('the gateway killed -9 while its transaction waits for a block: the epoch is anchored exactly once', async () => {
+  await evm.rpc('evm_setAutomine', [false]);
+  let found: EpochRow | undefined;
+  try {
+    await until('an epoch sent, its transaction in the pool', async () => (found = await pendingEpoch()) !== undefined, 30_000, 100);
+    const sent = found!;
+    await gateway.stop('SIGKILL');
+    gateway = startGateway();
+    // The new process has run rounds with the transaction still pending: it built a newer epoch.
+    await until('the restarted gateway running rounds', () => new RegExp(`epoch (?!${sent.epoch}:)\\d+: root`).test(gateway.stderr()), 30_000, 100);
+    assert.is(epochRow(sent.epoch)!.tx, sent.tx);
+    await evm.rpc('evm_setAutomine', [true]);
+    await evm.rpc('evm_mine');
+    await until('the epoch mined', () => epochRow(sent.epoch)?.state === 'mined', 30_000, 100);
+    const events = (await anchoredEvents()).filter((e) => e.epoch === sent.epoch);
+    assert.is(events.length, 1);
+    assert.is(events[0]!.root, sent.root);
+    assert.is(epochRow(sent.epoch)!.tx, sent.tx);
+    // No second anchoring attempt reached the chain for it either: the key's transactions
+    // after the kill are for other epochs.
+    const receipt = await reader.getTransactionReceipt({ hash: sent.tx as Hex });
+    assert.is(receipt.status, 'success');
+  } finally {
+    await evm.rpc('evm_setAutomine', [true]);
+    await evm.rpc('evm_mine');
+  }
+});
+
+chainTest('a transaction dropped from the pool is detected and sent again', async () => {
+  await evm.rpc('evm_setAutomine', [false]);
+  let found: EpochRow | undefined;
+  try {
+    await until('an epoch sent', async () => (found = await pendingEpoch()) !== undefined, 30_000, 100);
+    const sent = found!;
+    assert.is(await evm.rpc('hardhat_dropTransaction', [sent.tx]), true);
+    assert.is(await reader.getTransaction({ hash: sent.tx as Hex }).catch(() => undefined), undefined);
+    // Sent again: the same nonce, so the node holds one transaction for the epoch (with
+    // unchanged fees it is byte for byte the same, hash included).
+    await until('sent again', async () => new RegExp(`epoch ${sent.epoch}: transaction ${sent.tx} was dropped by the node; sending again`).test(gateway.stderr())
+      && epochRow(sent.epoch)!.state === 'sent' && (await reader.getTransaction({ hash: epochRow(sent.epoch)!.tx as Hex }).catch(() => undefined)) !== undefined, 30_000, 100);
+    await evm.rpc('evm_setAutomine', [true]);
+    await evm.rpc('evm_mine');
+    await until('the epoch mined', () => epochRow(sent.epoch)?.state === 'mined', 30_000, 100);
+    assert.is(await rootOnChain(sent.epoch), sent.root);
+    assert.is((await anchoredEvents()).filter((e) => e.epoch === sent.epoch).length, 1);
+  } finally {
+    await evm.rpc('evm_setAutomine', [true]);
+    await evm.rpc('evm_mine');
+  }
+});
+
+chainTest('a reorg that takes an anchoring away is detected and the epoch anchored again', async () => {
+  const snapshot = await evm.rpc<string>('evm_snapshot');
+  const before = lastEpoch();
+  await until('an epoch anchored after the snapshot', () => epochs().some((e) => e.epoch > before && e.state === 'mined'), 30_000, 100);
+  const mined = epochs().find((e) => e.epoch > before && e.state === 'mined')!;
+  assert.is(await rootOnChain(mined.epoch), mined.root);
+  assert.is(await evm.rpc('evm_revert', [snapshot]), true);
+  assert.is(await rootOnChain(mined.epoch), ZERO);
+  await until('anchored again', async () => (await rootOnChain(mined.epoch)) === mined.root, 30_000, 200);
+  assert.match(gateway.stderr(), new RegExp(`epoch ${mined.epoch}: transaction 0x[0-9a-f]+ is no longer in the chain`));
+  assert.is((await anchoredEvents()).filter((e) => e.epoch === mined.epoch).length, 1);
+  const result = await gateway.stop();
+  assert.is(result.code, 0, result.stderr);
+  const counters = JSON.parse(result.stdout.toString().trim().split('\n').pop()!);
+  assert.ok(counters.anchoring.resent >= 1, JSON.stringify(counters.anchoring));
+});
+
 test.run();
