@@ -64,6 +64,9 @@ export async function startEvm(): Promise<Evm> {
           .catch(() => { res.writeHead(502); res.end(); });
       });
     });
+    // Longer than the clients' idle sockets live: a socket the relay closed while a client
+    // reuses it would read as a reset, which is not the fault a test means to play.
+    server.keepAliveTimeout = 120_000;
     await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(relayPort, '127.0.0.1', () => resolve()); });
     relay = server;
   };

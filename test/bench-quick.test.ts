@@ -55,6 +55,17 @@ test('bench:mesh --quick compares iop-agent with babeld on a 3-box line (or says
   assert.match(out, /goal \(3-box line\): convergence once up under 4 s at no more than 60 B\/box\/s: (MET|NOT MET)/);
 });
 
+test('bench:anchor --quick anchors one epoch per size in one transaction and prints the gas', async () => {
+  const out = await quick('anchor.ts');
+  if (/skipped: needs/.test(out)) {
+    console.log(`  ${out.trim()}`);
+    return;
+  }
+  assert.match(out, /^ +1000 readings +1 tx\/epoch +gas\/epoch +\d+ +gas\/reading +\d+\.\d+ +proof +\d+ hashes, proves\(\) \d+ gas$/m);
+  assert.match(out, /^ +10000 readings +1 tx\/epoch /m);
+  assert.match(out, /goal: one transaction per epoch per gateway whatever the number of readings: MET/);
+});
+
 test('every bench (a bench/ file with a Usage line) has a --quick mode, and a test file runs it', () => {
   const tests = readdirSync(join(ROOT, 'test')).filter((f) => f.endsWith('.test.ts')).map((f) => readFileSync(join(ROOT, 'test', f), 'utf8'));
   const benches = readdirSync(join(ROOT, 'bench')).filter((f) => f.endsWith('.ts'))
