@@ -13,6 +13,10 @@ import { ChainClient, ChainError, classifyChainError, type Address, type ChainFa
 import type { PrivateKeyAccount } from 'viem/accounts';
 
 const ZERO_ROOT = '0x' + '0'.repeat(64);
+/** rounds a transaction may wait in the pool before it is replaced with higher fees */
+const STUCK_ROUNDS = 120;
+/** gas limit of a replacement that cannot be estimated (anchor() uses about 48,000) */
+const ANCHOR_GAS = 120_000n;
 
 export interface AnchorerOptions {
   ledger: AnchorLedger;
@@ -77,7 +81,7 @@ export class Anchorer {
   private async tick(): Promise<number> {
     const now = this.now();
     try {
-      if (!this.options.ledger.claimLease(this.owner, now, this.tickMs * 5 + 10_000)) return this.tickMs;
+      if (!this.options.ledger.claimLease(this.owner, now, this.tickMs * 5 + 2000)) return this.tickMs;
       for (const record of this.options.ledger.buildDue(now, this.options.graceMs ?? 1000)) {
         this.counters.built++;
         this.log.info(`epoch ${record.epoch}: root ${record.root} over ${record.leaves} readings`);
@@ -157,10 +161,10 @@ export class Anchorer {
           const ticks = (this.pendingTicks.get(epoch) ?? 0) + 1;
           this.pendingTicks.set(epoch, ticks);
           // Stuck in the pool (fees too low for the chain): the same nonce with higher fees.
-          if (ticks >= 120 && record.nonce !== null) {
+          if (ticks >= STUCK_ROUNDS && record.nonce !== null) {
             this.pendingTicks.delete(epoch);
             this.log.warn(`epoch ${epoch}: transaction ${record.tx} pending for ${ticks} rounds; replacing it with higher fees`);
-            return this.send(client, record, { nonce: record.nonce, replace: true });
+            return this.send(client, record, { nonce: record.nonce, replace: true, gas: ANCHOR_GAS });
           }
           return 'sent';
         }
@@ -172,7 +176,7 @@ export class Anchorer {
         return this.send(client, record);
       }
       case 'mined': {
-        const receipt = await client.receipt(record.tx as Hex);
+        const receipt = record.tx ? await client.receipt(record.tx as Hex) : undefined;
         const root = await client.rootOf(contract, epoch);
         if (!receipt || root !== record.root) {
           if (root === record.root) return this.adoptAnchoring(client, record);
@@ -191,7 +195,7 @@ export class Anchorer {
     }
   }
 
-  private async send(client: ChainClient, record: EpochRecord, how: { nonce?: number; replace?: boolean; gasFactor?: number } = {}): Promise<EpochRecord['state']> {
+  private async send(client: ChainClient, record: EpochRecord, how: { nonce?: number; replace?: boolean; gasFactor?: number; gas?: bigint } = {}): Promise<EpochRecord['state']> {
     const { ledger, contract } = this.options;
     const { epoch } = record;
     const nonce = how.nonce ?? await client.nonce('pending');
@@ -201,7 +205,7 @@ export class Anchorer {
     let tx: Hex;
     try {
       tx = await client.send(contract, 'anchor', [BigInt(epoch), record.root], {
-        nonce, gasFactor: how.gasFactor ?? 1.25, feeFactor: how.replace ? 2 ** Math.min(sends, 8) : 1,
+        nonce, gasFactor: how.gasFactor ?? 1.25, feeFactor: how.replace ? 2 ** Math.min(sends, 8) : 1, ...(how.gas ? { gas: how.gas } : {}),
       });
     } catch (err) {
       const failure = classifyChainError(err);
@@ -222,17 +226,32 @@ export class Anchorer {
     return 'sent';
   }
 
-  /** The root is on chain already (our own earlier transaction): find it from the event. */
+  /**
+   * The root is ours already: our own earlier transaction, whose hash a crash kept us from
+   * recording. In a block, its Anchored event names it; still in the pool (the node's
+   * pending state has the root, so a new send is refused), we wait for it.
+   */
   private async adoptAnchoring(client: ChainClient, record: EpochRecord): Promise<EpochRecord['state']> {
     const logs = await client.public.getContractEvents({
-      address: this.options.contract, abi: REGISTRY_ABI, eventName: 'Anchored',
-      args: { epoch: BigInt(record.epoch) }, fromBlock: 0n,
+      address: this.options.contract, abi: REGISTRY_ABI, eventName: 'Anchored', args: { epoch: BigInt(record.epoch) }, fromBlock: 0n,
     });
     const found = logs.at(-1);
-    const tx = found?.transactionHash ?? record.tx;
-    this.options.ledger.update(record.epoch, { state: 'mined', tx, block: found ? Number(found.blockNumber) : record.block });
+    if (!found) {
+      this.options.ledger.update(record.epoch, { state: 'sending' });
+      const ticks = (this.pendingTicks.get(record.epoch) ?? 0) + 1;
+      this.pendingTicks.set(record.epoch, ticks);
+      if (ticks >= STUCK_ROUNDS && record.nonce !== null) {
+        // Stuck (fees too low for the chain): the same nonce, higher fees, a fixed gas limit.
+        this.pendingTicks.delete(record.epoch);
+        return this.send(client, record, { nonce: record.nonce, replace: true, gas: ANCHOR_GAS });
+      }
+      this.log.info(`epoch ${record.epoch}: our earlier transaction (nonce ${record.nonce}) is pending; waiting for it to be mined`);
+      return 'sending';
+    }
+    this.pendingTicks.delete(record.epoch);
+    this.options.ledger.update(record.epoch, { state: 'mined', tx: found.transactionHash, block: Number(found.blockNumber) });
     this.counters.mined++;
-    this.log.info(`epoch ${record.epoch}: already anchored on chain (transaction ${tx})`);
+    this.log.info(`epoch ${record.epoch}: already anchored on chain (transaction ${found.transactionHash})`);
     return 'mined';
   }
 

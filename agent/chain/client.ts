@@ -55,6 +55,8 @@ export interface SendOptions {
   gasFactor: number;
   /** fees × this: a replacement for a transaction with the same nonce must pay more */
   feeFactor: number;
+  /** a gas limit instead of an estimate (a replacement cannot be estimated while the node's pending state has the original) */
+  gas?: bigint;
 }
 
 export class ChainClient {
@@ -117,7 +119,7 @@ export class ChainClient {
   /** Estimates (which also runs it: a contract refusal surfaces here, decoded), then sends. */
   async send(contract: Address, functionName: string, args: readonly unknown[], options: SendOptions): Promise<Hex> {
     const wallet = this.wallet();
-    const estimate = await this.publicClient.estimateContractGas({ address: contract, abi: REGISTRY_ABI, functionName, args, account: this.account! });
+    const estimate = options.gas ?? await this.publicClient.estimateContractGas({ address: contract, abi: REGISTRY_ABI, functionName, args, account: this.account! });
     const fees = await this.publicClient.estimateFeesPerGas();
     const scale = (v: bigint) => (v * BigInt(Math.round(options.feeFactor * 100))) / 100n;
     return await wallet.writeContract({

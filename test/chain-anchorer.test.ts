@@ -1,0 +1,148 @@
+// The anchorer after a crash in its narrowest window: the nonce recorded ('sending') but
+// not the transaction hash. Whether the transaction never left, was mined, or waits in the
+// pool, the epoch ends up anchored exactly once. In process, on a local EDR chain.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
+import { privateKeyToAccount } from 'viem/accounts';
+import { Anchorer } from '../agent/chain/anchorer.ts';
+import { REGISTRY_ABI } from '../agent/chain/artifact.ts';
+import { ChainClient } from '../agent/chain/client.ts';
+import { GENESIS_PREV } from '../agent/codec/chain.ts';
+import { SqliteAnchorLedger } from '../agent/gateway/anchor-ledger.ts';
+import { GatewayStore } from '../agent/gateway/store.ts';
+import { createLogger, type Logger } from '../agent/log.ts';
+import { DEV_KEYS, evmMissing, startEvm, type Evm } from '../harness/evm.ts';
+import { tempDir } from './helpers/cli.ts';
+
+const missing = await evmMissing();
+const EPOCH_S = 10;
+/** What the anchorer said, for the assertions and for a failure's message. */
+let said: string[] = [];
+const log: Logger = createLogger({ level: 'debug', sink: { write: (line: string) => { said.push(line); } } });
+const account = privateKeyToAccount(DEV_KEYS[2]);
+let evm: Evm;
+let client: ChainClient;
+let contract: `0x${string}`;
+let epochBase = 1000;
+
+test.before(async () => {
+  if (missing) return;
+  evm = await startEvm();
+  client = await ChainClient.connect(evm.url, account);
+  contract = (await client.deploy()).contract;
+});
+test.after(async () => {
+  await evm?.stop();
+});
+
+/** A gateway state dir with one built epoch of 3 readings, and its ledger. */
+function builtEpoch(): { ledger: SqliteAnchorLedger; epoch: number; now: number; remove(): void } {
+  const dir = tempDir('iop-anchorer-');
+  const epoch = epochBase++;
+  const start = epoch * EPOCH_S * 1000;
+  const store = new GatewayStore(dir.path, { gapTimeoutMs: 60_000 });
+  const ledger = new SqliteAnchorLedger(dir.path, { epochS: EPOCH_S });
+  ledger.buildDue(start, 0);
+  let prev = GENESIS_PREV;
+  for (let seq = 0; seq < 3; seq++) {
+    const hash = randomBytes(32);
+    store.acceptAll([{ device: 'a2tdnn5e6ngwhoqrykaogfqgrifxoqpsyqnp2rqu4eljyych2alii', seq, hash, prev, message: hash, receivedMs: start + seq }]);
+    prev = hash;
+  }
+  store.close();
+  const now = start + (EPOCH_S + 2) * 1000;
+  assert.is(ledger.buildDue(now, 1000).length, 1);
+  return { ledger, epoch, now, remove: dir.remove };
+}
+
+async function runUntilMined(ledger: SqliteAnchorLedger, epoch: number, now: number): Promise<Anchorer> {
+  const anchorer = new Anchorer({ ledger, rpc: evm.url, account, contract, confirmations: 1, log, now: () => now });
+  anchorer.start();
+  const end = Date.now() + 30_000;
+  while (!['mined', 'final'].includes(ledger.epoch(epoch)!.state)) {
+    if (Date.now() > end) throw new Error(`epoch ${epoch} stayed ${ledger.epoch(epoch)!.state}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return anchorer;
+}
+
+async function anchoredCount(epoch: number): Promise<number> {
+  return (await client.public.getContractEvents({ address: contract, abi: REGISTRY_ABI, eventName: 'Anchored', args: { epoch: BigInt(epoch) }, fromBlock: 0n })).length;
+}
+
+const chainTest = (name: string, fn: () => Promise<void>) => test(name, async () => {
+  if (missing) return console.log(`skipped "${name}": ${missing}`);
+  said = [];
+  try {
+    await fn();
+  } catch (err) {
+    (err as Error).message += `\n--- anchorer log ---\n${said.join('\n')}`;
+    throw err;
+  }
+});
+
+chainTest('crashed before the transaction left: sent with the recorded nonce, anchored once', async () => {
+  const { ledger, epoch, now, remove } = builtEpoch();
+  try {
+    ledger.update(epoch, { state: 'sending', nonce: await client.nonce('pending'), sends: 1 });
+    const anchorer = await runUntilMined(ledger, epoch, now);
+    await anchorer.stop();
+    assert.is(await anchoredCount(epoch), 1);
+  } finally {
+    remove();
+  }
+});
+
+chainTest('crashed after the transaction was mined but before its hash was recorded: adopted, not sent again', async () => {
+  const { ledger, epoch, now, remove } = builtEpoch();
+  try {
+    const root = ledger.epoch(epoch)!.root;
+    const nonce = await client.nonce('pending');
+    ledger.update(epoch, { state: 'sending', nonce, sends: 1 });
+    const tx = await client.send(contract, 'anchor', [BigInt(epoch), root], { nonce, gasFactor: 1.25, feeFactor: 1 });
+    await client.waitForReceipt(tx);
+    const anchorer = await runUntilMined(ledger, epoch, now);
+    assert.is(ledger.epoch(epoch)!.tx, tx);
+    await anchorer.stop();
+    assert.is(await anchoredCount(epoch), 1);
+    assert.is(await client.nonce('latest'), nonce + 1, 'no second transaction');
+  } finally {
+    remove();
+  }
+});
+
+chainTest('crashed with the transaction waiting in the pool: nothing sent beside it, and it is adopted once mined', async () => {
+  const { ledger, epoch, now, remove } = builtEpoch();
+  await evm.rpc('evm_setAutomine', [false]);
+  try {
+    const root = ledger.epoch(epoch)!.root;
+    const nonce = await client.nonce('pending');
+    ledger.update(epoch, { state: 'sending', nonce, sends: 1 });
+    const tx = await client.send(contract, 'anchor', [BigInt(epoch), root], { nonce, gasFactor: 1.25, feeFactor: 1 });
+    const anchorer = new Anchorer({ ledger, rpc: evm.url, account, contract, confirmations: 1, log, now: () => now });
+    anchorer.start();
+    const end = Date.now() + 30_000;
+    // Two rounds that found it pending.
+    while (said.filter((line) => line.includes(`epoch ${epoch}: our earlier transaction (nonce ${nonce}) is pending`)).length < 2) {
+      if (Date.now() > end) throw new Error(`epoch ${epoch} is ${ledger.epoch(epoch)!.state}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.is(await client.nonce('pending'), nonce + 1, 'nothing sent beside it');
+    await evm.rpc('evm_setAutomine', [true]);
+    await evm.rpc('evm_mine');
+    while (ledger.epoch(epoch)!.state !== 'mined') {
+      if (Date.now() > end) throw new Error(`epoch ${epoch} stayed ${ledger.epoch(epoch)!.state}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.is(ledger.epoch(epoch)!.tx, tx);
+    await anchorer.stop();
+    assert.is(await anchoredCount(epoch), 1);
+    assert.is(await client.nonce('latest'), nonce + 1);
+  } finally {
+    await evm.rpc('evm_setAutomine', [true]);
+    remove();
+  }
+});
+
+test.run();
