@@ -150,6 +150,23 @@ chainTest('every reading of three boxes is provable against the root the contrac
   const verified = await runCli(['verify', '--anchored', '--rpc', evm.url, '--contract', contract, '--gateway-state', gwDir, exported]);
   assert.is(verified.code, 0, verified.stderr);
   assert.equal(verified.stdout.toString().trim().split('\n').map((l) => JSON.parse(l).anchored?.epoch !== undefined), [true, true, true]);
+  // With a proof file (what `proof --json` printed) for seq 2 alone; a proof altered by
+  // one hash fails with the reason.
+  const proofFile = join(dir.path, 'proof.jsonl');
+  writeFileSync(proofFile, proofRun.stdout);
+  const single = join(dir.path, 'seq2.cbor');
+  writeFileSync(single, messages[2]!.message);
+  const withFile = await runCli(['verify', '--anchored', '--rpc', evm.url, '--contract', contract, '--proof', proofFile, single]);
+  assert.is(withFile.code, 0, withFile.stderr);
+  assert.is(JSON.parse(withFile.stdout.toString()).anchored.root, await rootOnChain(proof.epoch));
+  const altered = { ...proof, proof: proof.proof.length ? ['0x' + 'ab'.repeat(32), ...proof.proof.slice(1)] : ['0x' + 'ab'.repeat(32)] };
+  writeFileSync(proofFile, JSON.stringify(altered) + '\n');
+  const refused = await runCli(['verify', '--anchored', '--rpc', evm.url, '--contract', contract, '--proof', proofFile, single]);
+  assert.is(refused.code, 1);
+  assert.match(refused.stderr, /not included under the root of epoch \d+ on chain/);
+  const noProof = await runCli(['verify', '--anchored', '--rpc', evm.url, '--contract', contract, '--proof', proofFile, exported]);
+  assert.is(noProof.code, 1);
+  assert.match(noProof.stderr, /message 0 \(byte 0\), seq 0: no inclusion proof for seq 0 of/);
 
   if (owner) {
     await until('pairing on chain', async () => (await reader.readContract({ address: contract, abi: REGISTRY_ABI, functionName: 'ownerOf', args: [await deviceId(boxes[0]!)] })) === owner!.address, 30_000, 250);
