@@ -89,6 +89,20 @@ chainTest('chain deploy and chain authorize from the CLI; only authorised gatewa
   assert.match(open.stderr, /must be 0600/);
 });
 
+test('gateway chain flags: all three or none; --epoch-s only with them', async () => {
+  const gw = join(dir.path, 'gw-flags');
+  const partial = await runCli(['gateway', '--broker', 'mqtt://127.0.0.1:9', '--state-dir', gw, '--allow-any', '--chain-rpc', 'http://127.0.0.1:9']);
+  assert.is(partial.code, 2);
+  assert.match(partial.stderr, /anchoring needs all of --chain-rpc, --chain-contract and --chain-key/);
+  const epochOnly = await runCli(['gateway', '--broker', 'mqtt://127.0.0.1:9', '--state-dir', gw, '--allow-any', '--epoch-s', '5']);
+  assert.is(epochOnly.code, 2);
+  assert.match(epochOnly.stderr, /--epoch-s needs --chain-rpc, --chain-contract and --chain-key/);
+  const noKey = await runCli(['gateway', '--broker', 'mqtt://127.0.0.1:9', '--state-dir', gw, '--allow-any',
+    '--chain-rpc', 'http://127.0.0.1:9', '--chain-contract', '0x' + '11'.repeat(20), '--chain-key', join(dir.path, 'absent.key')]);
+  assert.is(noKey.code, 1);
+  assert.match(noKey.stderr, /cannot read chain key .*absent\.key/);
+});
+
 chainTest('a proof of the standard tree verifies on chain with MerkleProof', async () => {
   const client = await ChainClient.connect(evm.url, privateKeyToAccount(DEV_KEYS[0]));
   const leaves = Array.from({ length: 37 }, (_, i) => ({ hash: new Uint8Array(32).fill(i + 1), device: `dev${i % 3}`, seq: i }));
