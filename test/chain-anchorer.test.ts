@@ -145,4 +145,28 @@ chainTest('crashed with the transaction waiting in the pool: nothing sent beside
   }
 });
 
+chainTest('a gateway not yet authorised says so and anchors once it is', async () => {
+  const { ledger, epoch, now, remove } = builtEpoch();
+  const stranger = privateKeyToAccount(DEV_KEYS[3]);
+  try {
+    const anchorer = new Anchorer({ ledger, rpc: evm.url, account: stranger, contract, confirmations: 1, log, now: () => now });
+    anchorer.start();
+    const end = Date.now() + 30_000;
+    while (!said.some((line) => line.includes(`the contract refuses with NotAuthorized(${stranger.address})`))) {
+      if (Date.now() > end) throw new Error('no NotAuthorized warning');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.is(ledger.epoch(epoch)!.state, 'sending');
+    await client.waitForReceipt(await client.send(contract, 'authorize', [stranger.address], { nonce: await client.nonce('pending'), gasFactor: 1.25, feeFactor: 1 }));
+    while (ledger.epoch(epoch)!.state !== 'mined') {
+      if (Date.now() > end) throw new Error(`epoch ${epoch} stayed ${ledger.epoch(epoch)!.state}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await anchorer.stop();
+    assert.is(await anchoredCount(epoch), 1);
+  } finally {
+    remove();
+  }
+});
+
 test.run();

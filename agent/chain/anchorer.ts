@@ -96,7 +96,9 @@ export class Anchorer {
       this.counters.chainErrors++;
       this.failures++;
       const delay = Math.min(this.maxBackoffMs, this.tickMs * 2 ** Math.min(this.failures, 10));
-      const what = failure.kind === 'down' ? 'chain RPC unreachable' : `chain error (${failure.kind})`;
+      const what = failure.kind === 'down' ? 'chain RPC unreachable'
+        : failure.kind === 'revert' ? `the contract refuses with ${failure.error}(${failure.args.map(String).join(', ')})${failure.error === 'NotAuthorized' ? ' (authorise this gateway: iop-agent chain authorize)' : ''}`
+          : `chain error (${failure.kind})`;
       // The key never appears in these messages: viem's errors name the address, not the key.
       this.log.warn(`${what}: ${failure.message.split('\n')[0]}; retrying in ${Math.round(delay / 1000)} s`);
       if (failure.kind === 'down') this.client = undefined;
@@ -139,7 +141,11 @@ export class Anchorer {
         const root = await client.rootOf(contract, epoch);
         if (root === record.root) return this.adoptAnchoring(client, record);
         const used = await client.nonce('latest');
-        if (record.nonce !== null && used <= record.nonce) return this.send(client, record, { nonce: record.nonce, replace: true });
+        if (record.nonce !== null && used <= record.nonce) {
+          // A transaction with that nonce in the pool is only replaced by one paying more.
+          const inPool = (await client.nonce('pending')) > record.nonce;
+          return this.send(client, record, { nonce: record.nonce, replace: inPool });
+        }
         return this.send(client, record);
       }
       case 'sent': {
@@ -205,7 +211,7 @@ export class Anchorer {
     let tx: Hex;
     try {
       tx = await client.send(contract, 'anchor', [BigInt(epoch), record.root], {
-        nonce, gasFactor: how.gasFactor ?? 1.25, feeFactor: how.replace ? 2 ** Math.min(sends, 8) : 1, ...(how.gas ? { gas: how.gas } : {}),
+        nonce, gasFactor: how.gasFactor ?? 1.25, feeFactor: how.replace ? 2 : 1, ...(how.gas ? { gas: how.gas } : {}),
       });
     } catch (err) {
       const failure = classifyChainError(err);
@@ -282,7 +288,8 @@ export class Anchorer {
         ledger.updatePairing(relay.device, relay.nonce, 'sent', tx);
       } catch (err) {
         const failure: ChainFailure = classifyChainError(err);
-        if (failure.kind !== 'revert') throw err;
+        // Not refused for good: the RPC, or this gateway not (yet) authorised.
+        if (failure.kind !== 'revert' || failure.error === 'NotAuthorized') throw err;
         if (failure.error === 'NonceUsed' && sameOwner(await client.read<string>(contract, 'ownerOf', [relay.device]), owner)) {
           ledger.updatePairing(relay.device, relay.nonce, 'done', null);
           continue;
