@@ -5,6 +5,7 @@
 // in the pool, a dropped transaction and a reorg.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -59,6 +60,40 @@ async function anchoredEvents(): Promise<{ epoch: number; root: string; block: b
   return logs.map((l) => ({ epoch: Number((l.args as { epoch: bigint }).epoch), root: (l.args as { root: string }).root, block: l.blockNumber, index: l.logIndex }));
 }
 
+/**
+ * Every reading the gateway stored in an epoch that is in a block: its leaf recomputed
+ * from the stored message bytes, its proof from the ledger, the root from the contract
+ * by the test's own client. And none stored before the last such epoch's end left out.
+ */
+async function proveAll(): Promise<{ readings: number; devices: number }> {
+  const db = new DatabaseSync(join(gwDir, 'gateway.db'), { readOnly: true, timeout: 10_000 });
+  const ledger = new SqliteAnchorLedger(gwDir, {});
+  try {
+    const mined = new Set(epochs().filter((e) => e.state === 'mined' || e.state === 'final').map((e) => e.epoch));
+    const rows = db.prepare('SELECT r.device, r.seq, r.message, a.epoch FROM readings r JOIN anchor_leaves a ON a.device = r.device AND a.seq = r.seq')
+      .all() as { device: string; seq: number; message: Uint8Array; epoch: number }[];
+    const checked = rows.filter((r) => mined.has(r.epoch));
+    const roots = new Map<number, Hex>();
+    for (const row of checked) {
+      const proof = proofFromLedger(ledger, row.device, row.seq);
+      assert.is(proof.epoch, row.epoch);
+      if (!roots.has(proof.epoch)) roots.set(proof.epoch, await rootOnChain(proof.epoch));
+      const leaf = { hash: '0x' + createHash('sha256').update(row.message).digest('hex'), device: row.device, seq: row.seq };
+      assert.ok(verifyInclusion(roots.get(proof.epoch)!, leaf, proof.proof), `seq ${row.seq} of ${row.device}`);
+      assert.is(proof.anchored?.contract?.toLowerCase(), contract.toLowerCase());
+    }
+    // The readings of an epoch that ended are all in it or an earlier one: none left out.
+    const ended = Math.max(...mined);
+    const unanchored = db.prepare(`SELECT COUNT(*) AS n FROM readings r WHERE r.received_ms < ? AND NOT EXISTS
+      (SELECT 1 FROM anchor_leaves a WHERE a.device = r.device AND a.seq = r.seq)`).get((ended + 1) * EPOCH_S * 1000) as { n: number };
+    assert.is(unanchored.n, 0);
+    return { readings: checked.length, devices: new Set(checked.map((r) => r.device)).size };
+  } finally {
+    ledger.close();
+    db.close();
+  }
+}
+
 const chainTest = (name: string, fn: () => Promise<void>) => test(name, async () => {
   if (missing) return console.log(`skipped "${name}": ${missing}`);
   try {
@@ -107,31 +142,10 @@ chainTest('every reading of three boxes is provable against the root the contrac
   }
   // Two full epochs with readings, anchored.
   await until('two epochs anchored', () => epochs().filter((e) => e.state === 'mined').length >= 2, 40_000, 250);
-  const db = new DatabaseSync(join(gwDir, 'gateway.db'), { readOnly: true, timeout: 10_000 });
-  const ledger = new SqliteAnchorLedger(gwDir, {});
-  try {
-    const mined = new Set(epochs().filter((e) => e.state === 'mined').map((e) => e.epoch));
-    const rows = db.prepare('SELECT r.device, r.seq, a.epoch FROM readings r JOIN anchor_leaves a ON a.device = r.device AND a.seq = r.seq').all() as { device: string; seq: number; epoch: number }[];
-    const checked = rows.filter((r) => mined.has(r.epoch));
-    assert.ok(checked.length >= 20, `${checked.length} readings in mined epochs`);
-    assert.equal(new Set(checked.map((r) => r.device)).size, 3);
-    const roots = new Map<number, Hex>();
-    for (const row of checked) {
-      const proof = proofFromLedger(ledger, row.device, row.seq);
-      if (!roots.has(proof.epoch)) roots.set(proof.epoch, await rootOnChain(proof.epoch));
-      assert.ok(verifyInclusion(roots.get(proof.epoch)!, proof.leaf, proof.proof), `seq ${row.seq} of ${row.device}`);
-      assert.is(proof.anchored?.contract?.toLowerCase(), contract.toLowerCase());
-    }
-    // A reading stored before its epoch ended is in no other epoch, and the readings of an
-    // epoch that ended are all in it: none left out.
-    const ended = Math.max(...mined);
-    const unanchored = db.prepare(`SELECT COUNT(*) AS n FROM readings r WHERE r.received_ms < ? AND NOT EXISTS
-      (SELECT 1 FROM anchor_leaves a WHERE a.device = r.device AND a.seq = r.seq)`).get((ended + 1) * EPOCH_S * 1000) as { n: number };
-    assert.is(unanchored.n, 0);
-  } finally {
-    ledger.close();
-    db.close();
-  }
+  const checked = await proveAll();
+  assert.ok(checked.readings >= 20, `${checked.readings} readings in mined epochs`);
+  assert.is(checked.devices, 3);
+  assert.ok(!gateway.stderr().includes(DEV_KEYS[0].slice(2)), 'the chain key is never logged');
 
   // The CLI: proof --json for one reading, then verify --anchored of a box's export with it.
   const device = await deviceId(boxes[1]!);
@@ -266,6 +280,13 @@ chainTest('a reorg that takes an anchoring away is detected and the epoch anchor
   await until('anchored again', async () => (await rootOnChain(mined.epoch)) === mined.root, 30_000, 200);
   assert.match(gateway.stderr(), new RegExp(`epoch ${mined.epoch}: transaction 0x[0-9a-f]+ is no longer in the chain`));
   assert.is((await anchoredEvents()).filter((e) => e.epoch === mined.epoch).length, 1);
+  // After the outage, the kill -9, the dropped transaction and the reorg: every reading of
+  // every epoch in a block still proves against the contract's root, each epoch once.
+  await until('the re-anchored epochs mined', () => epochs().filter((e) => e.epoch >= mined.epoch).every((e) => e.state === 'mined'), 30_000, 200);
+  const all = await proveAll();
+  assert.ok(all.readings > 100, `${all.readings} readings proven`);
+  const events = await anchoredEvents();
+  assert.is(new Set(events.map((e) => e.epoch)).size, events.length, 'no epoch anchored twice');
   const result = await gateway.stop();
   assert.is(result.code, 0, result.stderr);
   const counters = JSON.parse(result.stdout.toString().trim().split('\n').pop()!);

@@ -169,4 +169,46 @@ chainTest('a gateway not yet authorised says so and anchors once it is', async (
   }
 });
 
+chainTest('a transaction that ran out of gas is sent again with more gas', async () => {
+  const { ledger, epoch, now, remove } = builtEpoch();
+  try {
+    const nonce = await client.nonce('pending');
+    // What an earlier life sent with too little gas: mined, reverted (the dev node refuses
+    // such a transaction outright while it mines on every send).
+    await evm.rpc('evm_setAutomine', [false]);
+    let starved: `0x${string}`;
+    try {
+      starved = await client.send(contract, 'anchor', [BigInt(epoch), ledger.epoch(epoch)!.root], { nonce, gasFactor: 1, feeFactor: 1, gas: 30_000n });
+      await evm.rpc('evm_mine');
+    } finally {
+      await evm.rpc('evm_setAutomine', [true]);
+    }
+    assert.is((await client.waitForReceipt(starved)).status, 'reverted');
+    ledger.update(epoch, { state: 'sent', nonce, tx: starved, sends: 1 });
+    const anchorer = await runUntilMined(ledger, epoch, now);
+    assert.is.not(ledger.epoch(epoch)!.tx, starved);
+    assert.ok(said.some((line) => line.includes(`epoch ${epoch}: transaction ${starved} reverted`)), said.join('\n'));
+    await anchorer.stop();
+    assert.is(await anchoredCount(epoch), 1);
+  } finally {
+    remove();
+  }
+});
+
+chainTest('a recorded nonce that another transaction of the key took: a fresh nonce, anchored once', async () => {
+  const { ledger, epoch, now, remove } = builtEpoch();
+  try {
+    const nonce = await client.nonce('pending');
+    ledger.update(epoch, { state: 'sending', nonce, sends: 1 });
+    // The same key did something else with that nonce (a pairing relay, an operator).
+    await client.waitForReceipt(await client.send(contract, 'authorize', [privateKeyToAccount(DEV_KEYS[1]).address], { nonce, gasFactor: 1.25, feeFactor: 1 }));
+    const anchorer = await runUntilMined(ledger, epoch, now);
+    await anchorer.stop();
+    assert.is(await anchoredCount(epoch), 1);
+    assert.is(await client.nonce('latest'), nonce + 2);
+  } finally {
+    remove();
+  }
+});
+
 test.run();

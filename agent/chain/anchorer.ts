@@ -45,6 +45,8 @@ export class Anchorer {
   private readonly maxBackoffMs: number;
   /** ticks a sent transaction stayed pending, by epoch: long enough, it is replaced with higher fees */
   private readonly pendingTicks = new Map<number, number>();
+  /** gas limit over the estimate, by epoch: doubled after the epoch's transaction ran out of gas */
+  private readonly gasFactors = new Map<number, number>();
 
   constructor(options: AnchorerOptions) {
     this.options = options;
@@ -161,7 +163,8 @@ export class Anchorer {
           const root = await client.rootOf(contract, epoch);
           if (root === record.root) return this.adoptAnchoring(client, record);
           this.log.warn(`epoch ${epoch}: transaction ${record.tx} reverted (gas used ${receipt.gasUsed}); sending again with more gas`);
-          return this.send(client, record, { gasFactor: 2 });
+          this.moreGas(epoch);
+          return this.send(client, record);
         }
         if (await client.known(record.tx as Hex)) {
           const ticks = (this.pendingTicks.get(epoch) ?? 0) + 1;
@@ -201,7 +204,7 @@ export class Anchorer {
     }
   }
 
-  private async send(client: ChainClient, record: EpochRecord, how: { nonce?: number; replace?: boolean; gasFactor?: number; gas?: bigint } = {}): Promise<EpochRecord['state']> {
+  private async send(client: ChainClient, record: EpochRecord, how: { nonce?: number; replace?: boolean; gas?: bigint } = {}): Promise<EpochRecord['state']> {
     const { ledger, contract } = this.options;
     const { epoch } = record;
     const nonce = how.nonce ?? await client.nonce('pending');
@@ -211,7 +214,7 @@ export class Anchorer {
     let tx: Hex;
     try {
       tx = await client.send(contract, 'anchor', [BigInt(epoch), record.root], {
-        nonce, gasFactor: how.gasFactor ?? 1.25, feeFactor: how.replace ? 2 : 1, ...(how.gas ? { gas: how.gas } : {}),
+        nonce, gasFactor: this.gasFactors.get(epoch) ?? 1.25, feeFactor: how.replace ? 2 : 1, ...(how.gas ? { gas: how.gas } : {}),
       });
     } catch (err) {
       const failure = classifyChainError(err);
@@ -220,6 +223,7 @@ export class Anchorer {
         if (existing === record.root) return this.adoptAnchoring(client, { ...record, nonce, sends });
         return this.conflict(record, existing);
       }
+      if (failure.kind === 'gas') this.moreGas(epoch);
       if (failure.kind === 'nonce') {
         // Someone else used the nonce (another process with this key, or our earlier send): start over.
         ledger.update(epoch, { state: 'built' });
@@ -230,6 +234,10 @@ export class Anchorer {
     this.counters.sent++;
     this.log.info(`epoch ${epoch}: transaction ${tx} sent (nonce ${nonce}${sends > 1 ? `, send ${sends}` : ''})`);
     return 'sent';
+  }
+
+  private moreGas(epoch: number): void {
+    this.gasFactors.set(epoch, Math.min(8, (this.gasFactors.get(epoch) ?? 1.25) * 2));
   }
 
   /**
