@@ -35,7 +35,7 @@ export async function evmMissing(): Promise<string | undefined> {
     await evm.stop();
     return undefined;
   } catch (err) {
-    return `needs Hardhat's EDR node (npm ci under Node >= 22 installs @nomicfoundation/edr-linux-x64-gnu): ${(err as Error).message.split('\n')[0]}`;
+    return `needs Hardhat's EDR node (its native package @nomicfoundation/edr-linux-x64-gnu: run npm install under the pinned node, PATH=node_modules/.bin:$PATH npm install, as .ci/run does): ${(err as Error).message.split('\n')[0]}`;
   }
 }
 

@@ -22,17 +22,22 @@ export const gatewayCommand: Command = {
       --no-share        plain subscription instead of the MQTT 5 shared one (brokers without $share)
       --session NAME    persistent session under this client id (one name per instance): the
                         broker keeps readings for the gateway while it restarts
-      --chain-rpc URL   anchor each epoch's Merkle root on an EVM chain (docs/chain.md); needs
-      --chain-contract ADDR  the registry contract ('iop-agent chain deploy') and
-      --chain-key FILE  this gateway's chain key (0600; an authorised gateway address)
-      --epoch-s N       epoch length in seconds (default 3600)
-      --chain-confirmations N  blocks on top before an anchoring is no longer watched for reorgs (default 12)
+      --chain-rpc URL   anchor each epoch's Merkle root of the stored readings on an EVM chain
+                        through this JSON-RPC endpoint, and relay pairings (docs/chain.md);
+                        needs the next two
+      --chain-contract ADDR
+                        the registry contract ('iop-agent chain deploy')
+      --chain-key FILE  this gateway's chain key (0600): an authorised address with funds for gas
+      --epoch-s N       epoch length in seconds (default 3600; fixed once anchoring started)
+      --chain-confirmations N
+                        blocks on top before an anchoring is no longer watched for reorgs (default 12)
 ${CONFIG_HELP}
 Devices paired to an owner (claims on iop/v1/+/pair, docs/pairing.md) are accepted without
 --allow; their owners are published retained on iop/v1/<id>/owner.
 The gateway's own key (for receipts) is made in its state dir; 'iop-agent id --state-dir DIR'
 prints the public key boxes list in uplink.gatewayKeys. Several gateways may share one
-state dir: they split the readings through the shared subscription.`,
+state dir: they split the readings through the shared subscription (and one of them at a
+time anchors).`,
   options: {
     ...CONFIG_OPTIONS, broker: { type: 'string' }, allow: { type: 'string', multiple: true }, 'allow-file': { type: 'string' },
     'allow-any': { type: 'boolean' }, 'gap-timeout': { type: 'string' }, 'no-share': { type: 'boolean' }, session: { type: 'string' },
