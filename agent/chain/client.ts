@@ -120,15 +120,18 @@ export class ChainClient {
   async send(contract: Address, functionName: string, args: readonly unknown[], options: SendOptions): Promise<Hex> {
     const wallet = this.wallet();
     const estimate = options.gas ?? await this.publicClient.estimateContractGas({ address: contract, abi: REGISTRY_ABI, functionName, args, account: this.account! });
-    const fees = await this.publicClient.estimateFeesPerGas();
     const scale = (v: bigint) => (v * BigInt(Math.round(options.feeFactor * 100))) / 100n;
-    return await wallet.writeContract({
+    const common = {
       address: contract, abi: REGISTRY_ABI, functionName, args, account: this.account!, chain: this.chain,
-      nonce: options.nonce,
-      gas: (estimate * BigInt(Math.round(options.gasFactor * 100))) / 100n,
-      maxFeePerGas: scale(fees.maxFeePerGas),
-      maxPriorityFeePerGas: scale(fees.maxPriorityFeePerGas),
+      nonce: options.nonce, gas: (estimate * BigInt(Math.round(options.gasFactor * 100))) / 100n,
+    };
+    const fees = await this.publicClient.estimateFeesPerGas().catch((err: unknown) => {
+      // A chain without EIP-1559 fees takes a legacy gas price; any other failure is the caller's.
+      if (err instanceof BaseError && err.walk((e) => e instanceof BaseError && e.name === 'Eip1559FeesNotSupportedError')) return undefined;
+      throw err;
     });
+    if (!fees) return await wallet.writeContract({ ...common, gasPrice: scale(await this.publicClient.getGasPrice()) });
+    return await wallet.writeContract({ ...common, maxFeePerGas: scale(fees.maxFeePerGas), maxPriorityFeePerGas: scale(fees.maxPriorityFeePerGas) });
   }
 
   /** The receipt, or undefined while the transaction is not in a block (pending, dropped, or reorged out). */
