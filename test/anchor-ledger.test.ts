@@ -4,6 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { GENESIS_PREV } from '../agent/codec/chain.ts';
 import { buildTree, verifyInclusion } from '../agent/chain/merkle.ts';
 import { proofFromLedger } from '../agent/chain/proofs.ts';
@@ -82,6 +83,16 @@ test('a changed epoch length, another chain or contract, are refused with the re
       assert.ok(isIopError(err, 'CONFIG'));
       assert.match((err as Error).message, /epochs of 3600 s; --epoch-s 60 would renumber them/);
     }
+  } finally {
+    dir.remove();
+  }
+});
+
+test('proofs from a directory that is not a gateway state dir: refused, nothing created there', () => {
+  const dir = tempDir('iop-ledger-');
+  try {
+    assert.throws(() => new SqliteAnchorLedger(dir.path, {}), /is not a gateway state dir \(no gateway\.db\)/);
+    assert.equal(readdirSync(dir.path), []);
   } finally {
     dir.remove();
   }

@@ -10,6 +10,7 @@
 // (normally the one its receive time falls in; one committed after its epoch was built
 // goes into the next). Epochs without readings get no root and no transaction.
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { IopError, errorMessage } from '../errors.ts';
 import { buildTree, type AnchorLeaf } from '../chain/merkle.ts';
@@ -76,6 +77,8 @@ export class SqliteAnchorLedger implements AnchorLedger {
   /** `epochS` undefined: whatever the ledger was made with (the proof command). */
   constructor(stateDir: string, options: { epochS?: number | undefined }) {
     const path = join(stateDir, GATEWAY_STORE_FILE);
+    // Reading proofs from a state dir that is not a gateway's must not leave a database there.
+    if (options.epochS === undefined && !existsSync(path)) throw new IopError('STORE', `${stateDir} is not a gateway state dir (no ${GATEWAY_STORE_FILE})`, { path });
     try {
       this.db = new DatabaseSync(path, { timeout: 10_000 });
       this.db.exec('PRAGMA journal_mode = WAL');
