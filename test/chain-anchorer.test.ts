@@ -5,6 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { privateKeyToAccount } from 'viem/accounts';
+import { Wallet } from 'ethers';
+import { pairingTypedData, ZERO_ADDRESS, type PairingMessage } from '../agent/pairing/eip712.ts';
 import { Anchorer } from '../agent/chain/anchorer.ts';
 import { REGISTRY_ABI } from '../agent/chain/artifact.ts';
 import { ChainClient } from '../agent/chain/client.ts';
@@ -206,6 +208,41 @@ chainTest('a recorded nonce that another transaction of the key took: a fresh no
     await anchorer.stop();
     assert.is(await anchoredCount(epoch), 1);
     assert.is(await client.nonce('latest'), nonce + 2);
+  } finally {
+    remove();
+  }
+});
+
+chainTest('pairings relayed: recorded once (a second relay of it counts as done), an expired one refused for good', async () => {
+  const { ledger, now, remove } = builtEpoch();
+  try {
+    const device = 'a2qzwexjy42her4o6tj22zpqeay6kbpt7annflvbecad5ls363fu4';
+    const owner = Wallet.createRandom();
+    const block = await client.public.getBlock();
+    const claim = async (nonce: string, expires: number) => {
+      const message: PairingMessage = { device, owner: owner.address, previousOwner: ZERO_ADDRESS, nonce, expires };
+      const { EIP712Domain: _, ...types } = pairingTypedData(message).types;
+      return { device, nonce, claim: { owner: owner.address, previousOwner: ZERO_ADDRESS, expires, signature: await owner.signTypedData({ name: 'iop-agent', version: '1' }, types as never, message as never) } };
+    };
+    const good = await claim('0x' + '0a'.repeat(32), Number(block.timestamp) + 900);
+    ledger.queuePairing(good);
+    ledger.queuePairing(await claim('0x' + '0b'.repeat(32), Number(block.timestamp) - 60));
+    const anchorer = await runUntilMined(ledger, epochBase - 1, now);
+    const end = Date.now() + 30_000;
+    while (ledger.pairings('done').length < 1 || ledger.pairings('failed').length < 1) {
+      if (Date.now() > end) throw new Error('pairings not settled');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.is(await client.read(contract, 'ownerOf', [device]), owner.address);
+    assert.ok(said.some((line) => line.includes(`pairing of ${device} not recorded on chain: the contract refuses it with PairingExpired`)));
+    // The same pairing again (a gateway restarted before it saw the receipt): done, not failed.
+    ledger.updatePairing(device, good.nonce, 'pending', null);
+    while (ledger.pairings('pending').length) {
+      if (Date.now() > end) throw new Error('second relay not settled');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(ledger.pairings('done').map((p) => p.nonce), [good.nonce]);
+    await anchorer.stop();
   } finally {
     remove();
   }
