@@ -1,5 +1,5 @@
 import { sensorStatus } from '../sensor-status.ts';
-import { CONFIG_HELP, CONFIG_OPTIONS, type Command } from '../command.ts';
+import { CONFIG_HELP, CONFIG_OPTIONS, stringOption, type Command } from '../command.ts';
 import { openBox } from '../box.ts';
 import { errorMessage } from '../errors.ts';
 import { VERSION } from '../version.ts';
@@ -12,6 +12,8 @@ import { startMesh, type MeshService } from '../mesh/service.ts';
 import { consoleLogger, startConsole, type ConsoleService } from '../console/service.ts';
 import { readConsoleSettings } from '../console/settings.ts';
 import { applyWifiSettings } from '../console/wifi-setting.ts';
+import { startStatusPage, type StatusPage } from '../status/service.ts';
+import type { Route } from '../status/server.ts';
 
 /** Exit code after `restart` on the console: the supervisor (systemd Restart=) starts the agent again. */
 export const RESTART_EXIT_CODE = 75;
@@ -19,13 +21,14 @@ export const RESTART_EXIT_CODE = 75;
 export const runCommand: Command = {
   name: 'run',
   summary: 'run the agent: sample, sign, store and forward readings until stopped',
-  usage: 'iop-agent run [--config FILE] [--state-dir DIR] [--interval MS] [--broker URL]',
+  usage: 'iop-agent run [--config FILE] [--state-dir DIR] [--interval MS] [--broker URL] [--status ADDR]',
   help: `      --interval MS     sampling period (overrides sampling.intervalMs)
       --broker URL      MQTT broker: mqtt://, mqtts://, ws://, wss:// (overrides uplink.broker)
+      --status ADDR     serve the status page on host:port, e.g. 127.0.0.1:8080 (overrides status.listen)
 ${CONFIG_HELP}
 Without a broker the readings wait in the store until one is configured, or, with
 mesh.enabled, go through the mesh to a box that has an uplink.`,
-  options: { ...CONFIG_OPTIONS, interval: { type: 'string' }, broker: { type: 'string' } },
+  options: { ...CONFIG_OPTIONS, interval: { type: 'string' }, broker: { type: 'string' }, status: { type: 'string' } },
   async run(context) {
     const { config, origin } = configFromFlags(context);
     // A broker set on the console applies unless --broker says otherwise.
@@ -40,6 +43,8 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
     if (!config.mesh.enabled && Object.values(settings.wifi ?? {}).some(Boolean)) {
       log.warn(`console-settings.json sets WiFi up for the mesh, but the configuration does not enable the mesh: interfaces left alone`);
     }
+    const statusListen = stringOption(context, 'status');
+    if (statusListen !== undefined) config.status = { noUplinkAlertS: 600, ...config.status, listen: statusListen };
     const box = await openBox(config, log);
     const broker = config.uplink.broker;
     let uplink: Uplink | undefined;
@@ -55,6 +60,9 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
     let mesh: MeshService | undefined;
     let control: Server | undefined;
     let fieldConsole: ConsoleService | undefined;
+    let statusPage: StatusPage | undefined;
+    /** Routes served next to the status page, behind its auth (e.g. /metrics). */
+    const statusRoutes = new Map<string, Route>();
     let restart = false;
     const stopped = new Promise<void>((resolve) => {
       context.signal.addEventListener('abort', () => resolve(), { once: true });
@@ -69,7 +77,9 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
         mesh: () => mesh?.status() ?? { enabled: false },
         status: () => ({ device: box.identity.id, queue: box.journal.stats(), uplink: uplink?.session.connected ?? false, ...sensorStatus(box) }),
       });
+      if (config.status) statusPage = await startStatusPage({ config: config.status, box, broker, uplink, mesh: () => mesh, stateDir: config.stateDir, log, extraRoutes: statusRoutes });
     } catch (err) {
+      control?.close();
       await fieldConsole?.stop();
       await mesh?.stop();
       await box.close();
@@ -79,6 +89,7 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
     box.sampler.start(async (pack) => {
       try {
         fieldConsole?.onPack(pack);
+        statusPage?.onPack(pack);
         const message = await box.record(pack);
         log.debug(`stored seq ${message.seq} (${message.bytes.length} bytes, ${pack.records.length} records)`);
         uplink?.notify();
@@ -94,6 +105,7 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
     await stopped;
     log.info(restart ? 'restarting (asked on the console)' : 'stopping');
     await fieldConsole?.stop();
+    await statusPage?.stop();
     await box.sampler.stop();
     control?.close();
     await mesh?.stop();

@@ -205,6 +205,17 @@ const meshSchema = z.strictObject({
   }).default({}),
 });
 
+/** The local status page (agent/status); absent: off. */
+const statusSchema = z.strictObject({
+  /** host:port; 127.0.0.1 serves this box only, 0.0.0.0 the LAN (then set a password) */
+  listen: z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):\d{1,5}$/, { error: 'expected host:port, e.g. 127.0.0.1:8080' })
+    .refine((a) => Number(a.slice(a.lastIndexOf(':') + 1)) <= 65535, { error: 'expected a port up to 65535' }),
+  /** File holding the password of HTTP basic auth (any user name); absent: no auth. */
+  password: z.string().min(1).optional(),
+  /** The page shows "no uplink" once neither MQTT nor a mesh route to an uplink has been up this long. */
+  noUplinkAlertS: z.number().int().min(1).max(86_400).default(600),
+});
+
 /** A restricted line console served by the agent itself on a tty; absent: no console. */
 const consoleSchema = z.strictObject({
   tty: z.string().regex(/^\/\S+$/, { error: 'expected an absolute device path, e.g. /dev/ttyGS0' }),
@@ -235,6 +246,7 @@ export const configSchema = z.strictObject({
   }).default({ maxMessages: 1_000_000 }),
   mesh: meshSchema.default(meshSchema.parse({})),
   console: consoleSchema.optional(),
+  status: statusSchema.optional(),
   log: z.strictObject({
     level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   }).default({ level: 'info' }),
@@ -276,6 +288,7 @@ export type SensorConfig = Config['sensors'][number];
 export type HardwareConfig = Config['hardware'];
 export type UplinkConfig = Config['uplink'];
 export type MeshConfig = Config['mesh'];
+export type StatusConfig = NonNullable<Config['status']>;
 export type MeshLinkConfig = MeshConfig['links'][number];
 export type WifiConfig = z.output<typeof wifiSchema>;
 export type ConsoleConfig = NonNullable<Config['console']>;

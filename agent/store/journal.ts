@@ -48,6 +48,7 @@ export class Journal implements ReadingQueue {
     insert: StatementSync;
     range: StatementSync;
     oldest: StatementSync;
+    oldestCreated: StatementSync;
     firstFrom: StatementSync;
     deleteThrough: StatementSync;
     deleteRange: StatementSync;
@@ -77,6 +78,7 @@ export class Journal implements ReadingQueue {
       insert: db.prepare('INSERT INTO messages (seq, message, created_ms) VALUES (?, ?, ?)'),
       range: db.prepare('SELECT seq, message FROM messages WHERE seq >= ? ORDER BY seq LIMIT ?'),
       oldest: db.prepare('SELECT min(seq) AS seq FROM messages'),
+      oldestCreated: db.prepare('SELECT created_ms FROM messages ORDER BY seq LIMIT 1'),
       firstFrom: db.prepare('SELECT min(seq) AS seq FROM messages WHERE seq >= ?'),
       deleteThrough: db.prepare('DELETE FROM messages WHERE seq <= ?'),
       deleteRange: db.prepare('DELETE FROM messages WHERE seq BETWEEN ? AND ?'),
@@ -245,6 +247,11 @@ export class Journal implements ReadingQueue {
   /** The lowest stored seq from `seq` on, if any (the queue may have holes). */
   firstFrom(seq: number): number | undefined {
     return (this.statements.firstFrom.get(seq) as { seq: number | null }).seq ?? undefined;
+  }
+
+  /** When the oldest message still waiting was stored (Unix ms), if any. */
+  oldestStoredMs(): number | undefined {
+    return (this.statements.oldestCreated.get() as { created_ms: number } | undefined)?.created_ms;
   }
 
   oldest(): number | undefined {

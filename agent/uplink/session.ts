@@ -31,6 +31,8 @@ export interface SessionEvents {
   connect: [client: MqttClient];
   disconnect: [];
   message: [topic: string, payload: Buffer];
+  /** A connection attempt or a connected session failed (the status page counts them). */
+  failure: [message: string];
 }
 
 const UNSUPPORTED_PROTOCOL = new Set([1, 132]);
@@ -59,6 +61,11 @@ export class MqttSession extends EventEmitter<SessionEvents> {
 
   get connected(): boolean {
     return this.up;
+  }
+
+  /** The MQTT version in use (or about to be tried). */
+  get mqttVersion(): '5' | '3.1.1' {
+    return this.protocolVersion === 5 ? '5' : '3.1.1';
   }
 
   get current(): MqttClient | undefined {
@@ -140,7 +147,9 @@ export class MqttSession extends EventEmitter<SessionEvents> {
       this.retryAtOnce = true;
       return; // close follows and reconnects with 3.1.1
     }
-    this.errors.error(describeConnectionError(this.options.url, err, this.options));
+    const message = describeConnectionError(this.options.url, err, this.options);
+    this.errors.error(message);
+    this.emit('failure', message);
   }
 
   private onClose(client: MqttClient): void {
