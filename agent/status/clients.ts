@@ -38,6 +38,13 @@ export class Clients {
     return this.clients.size;
   }
 
+  /** The most bytes any client's socket has queued in this process. */
+  backlog(): number {
+    let most = 0;
+    for (const { ws } of this.clients) most = Math.max(most, ws.bufferedAmount);
+    return most;
+  }
+
   add(ws: WebSocket): void {
     const client: Client = { ws, stale: false, alive: true };
     this.clients.add(client);

@@ -38,6 +38,8 @@ export interface StatusPage {
   onPack(pack: SenmlPack): void;
   address(): AddressInfo;
   readonly clients: Clients;
+  /** TCP connections open to the page's server (HTTP and WebSocket). */
+  connections(): Promise<number>;
   /** Looks at the state now and pushes what changed; returns the number of sections sent. */
   refresh(): number;
   stop(): Promise<void>;
@@ -120,6 +122,7 @@ export async function startStatusPage(options: StatusPageOptions): Promise<Statu
   return {
     clients,
     address: () => server.address(),
+    connections: () => new Promise((resolve, reject) => server.server.getConnections((err, count) => (err ? reject(err) : resolve(count)))),
     refresh,
     onPack(pack) {
       values.onPack(pack);
