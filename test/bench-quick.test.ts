@@ -55,6 +55,14 @@ test('bench:mesh --quick compares iop-agent with babeld on a 3-box line (or says
   assert.match(out, /goal \(3-box line\): convergence once up under 4 s at no more than 60 B\/box\/s: (MET|NOT MET)/);
 });
 
+test('bench/status-page.ts --quick prints the first load, the cost of a pushed change and the RSS with the page open', async () => {
+  const out = await quick('status-page.ts');
+  assert.match(out, /first load: page \d+ B, css \d+ B, js \d+ B, first state with an hour of charts \d+ B: \d+\.\d KB \(goal <= 150 KB\) (MET|NOT MET)/);
+  assert.match(out, /pushed change: gather, diff, send to 5 clients +\d+\.\d µs\/op +\d+ op\/s +\d+\.\d\dx bare ws\.send/);
+  assert.match(out, /per pushed change: \d+ µs \(goal < 1 ms\) (MET|NOT MET)/);
+  assert.match(out, /page on - off: -?\d+\.\d MB RSS \(goal <= 5 MB\) (MET|NOT MET)/);
+});
+
 test('every bench (a bench/ file with a Usage line) has a --quick mode, and a test file runs it', () => {
   const tests = readdirSync(join(ROOT, 'test')).filter((f) => f.endsWith('.test.ts')).map((f) => readFileSync(join(ROOT, 'test', f), 'utf8'));
   const benches = readdirSync(join(ROOT, 'bench')).filter((f) => f.endsWith('.ts'))

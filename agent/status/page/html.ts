@@ -33,6 +33,7 @@ export const PAGE_HTML = `<!doctype html>
     <table class="grid"><thead><tr><th scope="col">Sensor</th><th scope="col">Value</th><th scope="col">Age</th></tr></thead><tbody id="sensor-rows"></tbody></table>
     <div id="charts" class="charts"></div>
   </section>
+  <div class="stack">
   <section id="queue" aria-labelledby="h-queue" class="card">
     <h2 id="h-queue">Queue</h2>
     <dl class="facts">
@@ -52,6 +53,7 @@ export const PAGE_HTML = `<!doctype html>
       <dt>Errors (last hour)</dt><dd id="u-errors" class="num"></dd>
     </dl>
   </section>
+  </div>
   <section id="mesh" aria-labelledby="h-mesh" class="card wide">
     <h2 id="h-mesh">Mesh</h2>
     <div id="mesh-body"></div>

@@ -19,7 +19,7 @@ export const PAGE_JS = String.raw`'use strict';
   }
   function ago(atMs) { return atMs == null ? '–' : duration(now() - atMs) + ' ago'; }
   function bytes(n) { var u = ['B', 'kB', 'MB', 'GB', 'TB'], i = 0; while (n >= 1000 && i < u.length - 1) { n /= 1000; i++; } return (i ? n.toFixed(1) : n) + ' ' + u[i]; }
-  function fmt(v) { return typeof v === 'number' ? (Math.abs(v) >= 100 ? v.toFixed(1) : Number(v.toPrecision(4)).toString()) : String(v); }
+  function fmt(v) { return typeof v !== 'number' ? String(v) : Math.abs(v) >= 1000 ? String(Math.round(v)) : Math.abs(v) >= 100 ? v.toFixed(1) : Number(v.toPrecision(4)).toString(); }
   function short(id) { return id ? id.slice(0, 8) : '?'; }
 
   function renderBox() {
@@ -52,15 +52,16 @@ export const PAGE_JS = String.raw`'use strict';
   function chart(name, series) {
     var pts = series.points, w = 300, h = 90, pad = 14;
     if (!pts.length) return '';
-    var t1 = now(), t0 = t1 - HOUR, lo = Infinity, hi = -Infinity;
+    // The span drawn is the last hour, or less while the box has not been up that long.
+    var t1 = now(), t0 = Math.max(t1 - HOUR, Math.min(pts[0][0], t1 - 60000)), span = t1 - t0, lo = Infinity, hi = -Infinity;
     pts.forEach(function (p) { if (p[1] < lo) lo = p[1]; if (p[1] > hi) hi = p[1]; });
     if (hi === lo) { hi += 1; lo -= 1; }
-    var x = function (t) { return (Math.max(0, (t - t0) / HOUR) * w).toFixed(1); };
+    var x = function (t) { return (Math.min(1, Math.max(0, (t - t0) / span)) * w).toFixed(1); };
     var y = function (v) { return (pad + (1 - (v - lo) / (hi - lo)) * (h - 2 * pad)).toFixed(1); };
     var d = pts.map(function (p, i) { return (i ? 'L' : 'M') + x(p[0]) + ' ' + y(p[1]); }).join('');
     var last = pts[pts.length - 1][1];
-    return '<figure><figcaption><span>' + esc(name) + (series.unit ? ' (' + esc(series.unit) + ')' : '') + '</span><span>last hour</span></figcaption>' +
-      '<svg class="chart" viewBox="0 0 ' + w + ' ' + h + '" role="img" aria-label="' + esc(name) + ' over the last hour: from ' + fmt(lo) + ' to ' + fmt(hi) + ', now ' + fmt(last) + '">' +
+    return '<figure><figcaption><span>' + esc(name) + (series.unit ? ' (' + esc(series.unit) + ')' : '') + '</span><span>' + (span >= HOUR - 1000 ? 'last hour' : 'last ' + duration(span)) + '</span></figcaption>' +
+      '<svg class="chart" viewBox="0 0 ' + w + ' ' + h + '" role="img" aria-label="' + esc(name) + ' over the last ' + duration(span) + ': from ' + fmt(lo) + ' to ' + fmt(hi) + ', now ' + fmt(last) + '">' +
       '<line class="axis" x1="0" y1="' + (h - 1) + '" x2="' + w + '" y2="' + (h - 1) + '"/>' +
       '<text x="2" y="10">' + esc(fmt(hi)) + '</text><text x="2" y="' + (h - 4) + '">' + esc(fmt(lo)) + '</text>' +
       '<path class="line" d="' + d + '"/></svg></figure>';
@@ -72,6 +73,17 @@ export const PAGE_JS = String.raw`'use strict';
     var s = history[p[0]] || (history[p[0]] = { unit: p[1], points: [] }), pts = s.points, last = pts[pts.length - 1];
     if (last && Math.floor(last[0] / BUCKET) === Math.floor(p[2] / BUCKET)) { last[0] = p[2]; last[1] = p[3]; } else pts.push([p[2], p[3]]);
     while (pts.length && pts[0][0] < now() - HOUR) pts.shift();
+  }
+
+  // The first state's charts come packed (agent/status/history.ts): steps of 100 ms.
+  function unpack(packed) {
+    var out = {};
+    Object.keys(packed).forEach(function (name) {
+      var p = packed[name], t = p.t0, pts = [];
+      p.v.forEach(function (v, i) { t += p.dt[i]; pts.push([t * 100, v]); });
+      out[name] = { unit: p.unit, points: pts };
+    });
+    return out;
   }
 
   function renderQueue() {
@@ -86,7 +98,8 @@ export const PAGE_JS = String.raw`'use strict';
 
   function renderUplink() {
     var u = state.uplink; if (!u) return;
-    var text = u.connected ? 'connected' : u.viaMesh ? 'through the mesh (via ' + short(u.viaMesh) + ')' : u.broker ? 'not connected' : 'none configured';
+    var text = u.connected ? 'connected' : u.viaMesh ? 'through the mesh (via ' + short(u.viaMesh) + ')'
+      : (u.broker ? 'not connected' : 'no broker configured') + (state.mesh ? '; no route through the mesh' : '');
     setText('u-state', text);
     $('u-state').className = u.connected || u.viaMesh ? 'ok' : 'bad';
     setText('u-broker', u.broker || '–');
@@ -99,15 +112,16 @@ export const PAGE_JS = String.raw`'use strict';
     var W = 400, H = 300, cx = W / 2, cy = H / 2, pos = {}, edges = [], routeEdges = {};
     pos[m.node] = [cx, cy];
     m.neighbours.forEach(function (n, i, all) {
-      var a = -Math.PI / 2 + 2 * Math.PI * i / Math.max(1, all.length);
-      pos[n.node] = [cx + 95 * Math.cos(a), cy + 85 * Math.sin(a)];
+      // Neighbours around this box, the first to its left: two neighbours make a line across.
+      var a = Math.PI + 2 * Math.PI * i / Math.max(1, all.length) + (all.length > 2 ? Math.PI / all.length : 0);
+      pos[n.node] = [cx + 110 * Math.cos(a), cy + 80 * Math.sin(a)];
       edges.push([m.node, n.node, n.cost]);
     });
     var uplinks = {}, far = m.routes.filter(function (r) { return r.selected && r.via && !pos[r.dest]; });
     m.routes.forEach(function (r) { if (r.uplink) uplinks[r.dest] = true; });
     far.forEach(function (r, i) {
       var v = pos[r.via] || [cx, cy], a = Math.atan2(v[1] - cy, v[0] - cx) + (i % 2 ? 0.35 : -0.35) * (far.length > 1 ? 1 : 0);
-      pos[r.dest] = [cx + 175 * Math.cos(a), cy + 130 * Math.sin(a)];
+      pos[r.dest] = [cx + 170 * Math.cos(a), cy + 120 * Math.sin(a)];
       edges.push([r.via, r.dest, Math.max(0, r.total - (m.neighbours.filter(function (n) { return n.node === r.via; })[0] || { cost: 0 }).cost)]);
     });
     var best = m.routes.filter(function (r) { return r.uplink && r.selected && r.via; }).sort(function (a, b) { return a.total - b.total; })[0];
@@ -122,7 +136,7 @@ export const PAGE_JS = String.raw`'use strict';
     Object.keys(pos).forEach(function (id) {
       var p = pos[id], cls = 'node' + (id === m.node ? ' self' : '') + (uplinks[id] ? ' uplink' : '');
       svg += '<g data-node="' + esc(id) + '"><circle class="' + cls + '" cx="' + p[0].toFixed(1) + '" cy="' + p[1].toFixed(1) + '" r="' + (id === m.node ? 13 : 10) + '"/>' +
-        '<text x="' + (p[0] - 26).toFixed(1) + '" y="' + (p[1] + 26).toFixed(1) + '">' + esc(short(id)) + (id === m.node ? ' (this)' : '') + '</text></g>';
+        '<text text-anchor="middle" x="' + p[0].toFixed(1) + '" y="' + (p[1] + 28).toFixed(1) + '">' + esc(short(id)) + (id === m.node ? ' (this)' : '') + '</text></g>';
     });
     return svg + '</svg><p class="legend"><span class="route">━</span> route to the uplink · green ring: box with an uplink · numbers: link cost</p>';
   }
@@ -167,7 +181,7 @@ export const PAGE_JS = String.raw`'use strict';
   function onMessage(ev) {
     var msg; try { msg = JSON.parse(ev.data); } catch (e) { return; }
     if (typeof msg.nowMs === 'number') offset = msg.nowMs - Date.now();
-    if (msg.t === 'snapshot') { state = msg.state; history = msg.history || {}; Object.keys(renderers).forEach(function (k) { renderers[k](); }); renderCharts(); }
+    if (msg.t === 'snapshot') { state = msg.state; history = unpack(msg.history || {}); Object.keys(renderers).forEach(function (k) { renderers[k](); }); renderCharts(); }
     else if (msg.t === 'change') { Object.keys(msg.state).forEach(function (k) { state[k] = msg.state[k]; if (renderers[k]) renderers[k](); }); }
     else if (msg.t === 'points') { msg.points.forEach(addPoint); renderCharts(); }
     tick();

@@ -21,7 +21,9 @@ h2 { font-size: 1rem; margin: 0 0 .5rem; }
 .banner ul { margin: .25rem 0 0; padding-left: 1.2rem; }
 .banner .what { font-weight: 600; }
 .banner .todo { color: var(--fg); }
-main { display: grid; gap: .75rem; padding: .75rem 1rem 1rem; grid-template-columns: repeat(auto-fit, minmax(min(100%, 330px), 1fr)); }
+main { display: grid; gap: .75rem; padding: .75rem 1rem 1rem; grid-template-columns: repeat(auto-fit, minmax(min(100%, 330px), 1fr)); align-items: start; }
+/* Queue and uplink share a column. */
+.stack { display: grid; gap: .75rem; min-width: 0; }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .75rem .9rem; min-width: 0; }
 .card.wide { grid-column: 1 / -1; }
 .facts { display: grid; grid-template-columns: max-content 1fr; gap: .2rem .9rem; margin: 0; }
@@ -37,6 +39,7 @@ meter { width: 6rem; height: .8rem; vertical-align: middle; }
 .grid th, .grid td { text-align: left; padding: .2rem .3rem; border-bottom: 1px solid var(--line); overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .grid th { color: var(--muted); font-weight: 500; }
 .grid td.value { font-weight: 600; }
+#sensors .grid th:nth-child(1) { width: 38%; } #sensors .grid th:nth-child(2) { width: 37%; }
 .bad { color: var(--bad); }
 .ok { color: var(--ok); }
 .muted { color: var(--muted); }
