@@ -146,6 +146,7 @@ browserTest('the page of a mesh box shows the box, its sensors and neighbours, f
   await page.waitForSelector('[data-problem="uplink"]', { state: 'attached', timeout: 60_000 });
   assert.match(await page.textContent('[data-problem="uplink"]') ?? '', /No uplink for .*readings wait on this box/);
   assert.match(await page.textContent('#u-state') ?? '', /no broker configured; no route through the mesh/);
+  assert.match(await page.title(), /problem · iop-agent/);
   await page.screenshot({ path: join(dir.path, 'status-page-no-uplink.png'), fullPage: true });
   assert.ok(existsSync(join(dir.path, 'status-page-no-uplink.png')));
   if (process.env.IOP_SAVE_SCREENSHOT) copyFileSync(join(dir.path, 'status-page-no-uplink.png'), join(ROOT, 'docs', 'status-page-no-uplink.png'));

@@ -237,6 +237,13 @@ test('a sampled reading reaches the open page as a change of the sensors and a c
   await waitFor('the point and the change', () => got.some((m) => m.t === 'points') && got.some((m) => m.t === 'change' && m.state?.sensors !== undefined));
   assert.equal(got.find((m) => m.t === 'points')!.points![0]!.slice(0, 2), ['temp', 'Cel']);
   assert.is(got.find((m) => m.state?.sensors)!.state!.sensors![0]!.values[0]!.value, 21.5);
+  // A stored reading shows in the queue: waiting, and since when.
+  const stored = await box.record({ time: Date.now() / 1000, records: [{ n: 'temp', u: 'Cel', v: 21.6 }] });
+  page.refresh();
+  const queued = () => got.map((m) => (m.state as { queue?: { waiting: number; head: number; oldestStoredMs: number } } | undefined)?.queue).filter(Boolean).pop();
+  await waitFor('the queue change', () => queued()?.head === stored.seq);
+  assert.ok(queued()!.waiting >= 1);
+  assert.ok(Math.abs(queued()!.oldestStoredMs - Date.now()) < 60_000, 'the oldest reading waits since just now');
   ws.close();
   await closed(ws);
 });

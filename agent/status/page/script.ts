@@ -56,15 +56,15 @@ export const PAGE_JS = String.raw`'use strict';
     var t1 = now(), t0 = Math.max(t1 - HOUR, Math.min(pts[0][0], t1 - 60000)), span = t1 - t0, lo = Infinity, hi = -Infinity;
     pts.forEach(function (p) { if (p[1] < lo) lo = p[1]; if (p[1] > hi) hi = p[1]; });
     if (hi === lo) { hi += 1; lo -= 1; }
-    var x = function (t) { return (Math.min(1, Math.max(0, (t - t0) / span)) * w).toFixed(1); };
+    var x = function (t) { return (Math.min(1, Math.max(0, (t - t0) / span)) * (w - 4)).toFixed(1); };
     var y = function (v) { return (pad + (1 - (v - lo) / (hi - lo)) * (h - 2 * pad)).toFixed(1); };
     var d = pts.map(function (p, i) { return (i ? 'L' : 'M') + x(p[0]) + ' ' + y(p[1]); }).join('');
     var last = pts[pts.length - 1][1];
-    return '<figure><figcaption><span>' + esc(name) + (series.unit ? ' (' + esc(series.unit) + ')' : '') + '</span><span>' + (span >= HOUR - 1000 ? 'last hour' : 'last ' + duration(span)) + '</span></figcaption>' +
+    return '<figure><figcaption><span>' + esc(name) + (series.unit ? ' (' + esc(series.unit) + ')' : '') + '</span><span>' + (span >= HOUR - 1000 ? 'last hour' : 'last ' + Math.max(1, Math.round(span / 60000)) + ' min') + '</span></figcaption>' +
       '<svg class="chart" viewBox="0 0 ' + w + ' ' + h + '" role="img" aria-label="' + esc(name) + ' over the last ' + duration(span) + ': from ' + fmt(lo) + ' to ' + fmt(hi) + ', now ' + fmt(last) + '">' +
       '<line class="axis" x1="0" y1="' + (h - 1) + '" x2="' + w + '" y2="' + (h - 1) + '"/>' +
       '<text x="2" y="10">' + esc(fmt(hi)) + '</text><text x="2" y="' + (h - 4) + '">' + esc(fmt(lo)) + '</text>' +
-      '<path class="line" d="' + d + '"/></svg></figure>';
+      '<path class="line" d="' + d + '"/><circle class="dot" r="3" cx="' + x(pts[pts.length - 1][0]) + '" cy="' + y(last) + '"/></svg></figure>';
   }
   function renderCharts() {
     setHtml($('charts'), Object.keys(history).sort().map(function (n) { return chart(n, history[n]); }).join(''));
@@ -169,6 +169,9 @@ export const PAGE_JS = String.raw`'use strict';
         p.map(function (x) { return '<li data-problem="' + esc(x.id) + '"><span class="what">' + esc(x.text) + '</span> <span class="todo">' + esc(x.action) + '</span></li>'; }).join('') + '</ul></div>'
       : '<div class="banner healthy"><strong>Healthy: nothing to do.</strong></div>';
     setHtml($('problems'), html);
+    // A tab in the background still says whether the box needs attention.
+    var title = (p.length ? '\u26a0 ' + p.length + (p.length === 1 ? ' problem' : ' problems') + ' \u00b7 ' : '') + 'iop-agent ' + short(state.box ? state.box.device : '');
+    if (document.title !== title) document.title = title;
   }
 
   var renderers = { box: renderBox, sensors: renderSensors, queue: renderQueue, uplink: renderUplink, mesh: renderMesh, problems: renderProblems };

@@ -48,6 +48,7 @@ figure { margin: 0; }
 figcaption { font-size: .85rem; color: var(--muted); display: flex; justify-content: space-between; }
 .chart { width: 100%; height: auto; aspect-ratio: 300 / 90; display: block; }
 .chart .line { fill: none; stroke: var(--accent); stroke-width: 1.6; vector-effect: non-scaling-stroke; }
+.chart .dot { fill: var(--accent); }
 .chart .axis { stroke: var(--line); stroke-width: 1; }
 .chart text { fill: var(--muted); font-size: 10px; }
 .mesh-layout { display: grid; gap: .75rem; grid-template-columns: repeat(auto-fit, minmax(min(100%, 320px), 1fr)); }
