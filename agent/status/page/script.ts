@@ -126,7 +126,9 @@ export const PAGE_JS = String.raw`'use strict';
     });
     var best = m.routes.filter(function (r) { return r.uplink && r.selected && r.via; }).sort(function (a, b) { return a.total - b.total; })[0];
     if (best) { routeEdges[m.node + '>' + best.via] = true; routeEdges[best.via + '>' + best.dest] = true; }
-    var svg = '<svg class="graph" viewBox="0 0 ' + W + ' ' + H + '" role="img" aria-labelledby="graph-title"><title id="graph-title">Mesh: this box and ' + m.neighbours.length + ' neighbours' + (best ? ', route to the uplink via ' + short(best.via) : ', no route to an uplink') + '</title>';
+    // Only as tall as the boxes drawn: a line of three takes a strip, not a square.
+    var ys = Object.keys(pos).map(function (id) { return pos[id][1]; }), top = Math.max(0, Math.min.apply(null, ys) - 25), bottom = Math.min(H, Math.max.apply(null, ys) + 40);
+    var svg = '<svg class="graph" viewBox="0 ' + top.toFixed(0) + ' ' + W + ' ' + (bottom - top).toFixed(0) + '" role="img" aria-labelledby="graph-title"><title id="graph-title">Mesh: this box and ' + m.neighbours.length + ' neighbours' + (best ? ', route to the uplink via ' + short(best.via) : ', no route to an uplink') + '</title>';
     edges.forEach(function (e) {
       var a = pos[e[0]], b = pos[e[1]]; if (!a || !b) return;
       var onRoute = routeEdges[e[0] + '>' + e[1]] || routeEdges[e[1] + '>' + e[0]];

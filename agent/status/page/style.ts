@@ -52,7 +52,7 @@ figcaption { font-size: .85rem; color: var(--muted); display: flex; justify-cont
 .chart .axis { stroke: var(--line); stroke-width: 1; }
 .chart text { fill: var(--muted); font-size: 10px; }
 .mesh-layout { display: grid; gap: .75rem; grid-template-columns: repeat(auto-fit, minmax(min(100%, 320px), 1fr)); }
-.graph { width: 100%; height: auto; aspect-ratio: 4 / 3; display: block; max-width: 520px; }
+.graph { width: 100%; height: auto; display: block; max-width: 520px; }
 .graph .edge { stroke: var(--muted); stroke-width: 1.5; }
 .graph .edge.route { stroke: var(--route); stroke-width: 4; }
 .graph .node { fill: var(--card); stroke: var(--accent); stroke-width: 2; }
