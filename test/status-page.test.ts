@@ -106,6 +106,15 @@ browserTest('the page of a mesh box shows the box, its sensors and neighbours, f
 
   // The box
   await page.waitForFunction((id) => document.getElementById('device')?.textContent === id, device, { timeout: 20_000 });
+  // Landmarks and names a screen reader finds.
+  assert.is(await page.getByRole('main').count(), 1);
+  assert.is(await page.getByRole('region', { name: 'Problems' }).count(), 1);
+  for (const name of ['Box', 'Sensors', 'Queue', 'Uplink', 'Mesh']) assert.is(await page.getByRole('region', { name }).count(), 1, `section ${name}`);
+  // The device id is copyable.
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: 'http://127.0.0.1:8080' });
+  await page.click('#copy');
+  await page.waitForFunction(() => document.getElementById('copy')?.textContent === 'Copied', undefined, { timeout: 5_000 });
+  assert.is(await page.evaluate('navigator.clipboard.readText()'), device);
   assert.match(await page.textContent('#time') ?? '', /synchronised \(ntp\)/);
   assert.match(await page.textContent('#disk') ?? '', /% of/);
   // Each sensor with its value and unit
@@ -116,6 +125,7 @@ browserTest('the page of a mesh box shows the box, its sensors and neighbours, f
   // The neighbour graph: this box, both neighbours, and the route to the uplink (box 0) highlighted
   await page.waitForFunction((ids) => ids.every((id) => document.querySelector(`svg.graph g[data-node="${id}"]`)), nodes, { timeout: 60_000 });
   await page.waitForSelector('svg.graph line.edge.route', { state: 'attached', timeout: 30_000 });
+  assert.is(await page.getByRole('img', { name: /^Mesh: this box and 2 neighbours, route to the uplink via / }).count(), 1);
   assert.match(await page.textContent('#u-state') ?? '', new RegExp(`through the mesh \\(via ${nodes[0]!.slice(0, 8)}\\)`));
   assert.match(await page.textContent('#problems') ?? '', /Healthy/);
 
