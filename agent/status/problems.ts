@@ -6,11 +6,11 @@ export interface Problem { id: string; text: string; action: string }
 
 const DISK_FULL_PERCENT = 90;
 
-export function findProblems(state: Omit<StatusState, 'problems'>, context: { nowMs: number; startedAtMs: number; noUplinkAlertS: number }): Problem[] {
+export function findProblems(state: Omit<StatusState, 'problems'>, context: { nowMs: number; noUplinkAlertS: number }): Problem[] {
   const problems: Problem[] = [];
   const { uplink, mesh, box } = state;
-  const downSinceMs = uplink.lastUpMs ?? context.startedAtMs;
-  if (!uplink.connected && !uplink.viaMesh && context.nowMs - downSinceMs >= context.noUplinkAlertS * 1000) {
+  const downSinceMs = uplink.downSinceMs;
+  if (!uplink.connected && !uplink.viaMesh && downSinceMs !== null && context.nowMs - downSinceMs >= context.noUplinkAlertS * 1000) {
     const minutes = Math.floor((context.nowMs - downSinceMs) / 60_000);
     problems.push({
       id: 'uplink',

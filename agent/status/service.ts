@@ -115,7 +115,10 @@ export async function startStatusPage(options: StatusPageOptions): Promise<Statu
     clients.close();
     throw new IopError('CONFIG', `status.listen ${options.config.listen}: ${errorMessage(err)}`);
   }
-  const timer = setInterval(refresh, options.refreshEveryMs ?? 1000);
+  const timer = setInterval(() => {
+    gatherer.watchUplink();
+    refresh();
+  }, options.refreshEveryMs ?? 1000);
   const address = server.address();
   log.info(`status page on http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}/${password ? ' (password required)' : ''}`);
   if (!password && host !== '127.0.0.1' && host !== 'localhost' && host !== '::1') log.warn(`status page listens on ${host} without status.password: anyone on the network can read it`);

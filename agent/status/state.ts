@@ -18,7 +18,8 @@ export interface StatusState {
   box: { device: string; owner: string | null; version: string; startedAtMs: number; time: { quality: string; jumps: number }; disk: DiskView | null };
   sensors: { name: string; kind: string; ok: boolean; failures: number; error?: string; values: { name: string; value: number | string | boolean; unit?: string; atMs: number }[] }[];
   queue: { waiting: number; oldestStoredMs: number | null; dropped: number; head: number | null; lastReceiptSeq: number | null; lastReceiptAtMs: number | null };
-  uplink: UplinkView & { viaMesh: string | null; lastUpMs: number | null };
+  /** viaMesh: the neighbour readings go through; downSinceMs: since when there is no uplink either way (null: there is one) */
+  uplink: UplinkView & { viaMesh: string | null; downSinceMs: number | null };
   mesh: MeshState | null;
   problems: Problem[];
 }
@@ -91,10 +92,22 @@ export class StateGatherer {
   private owner: { value: string | null; atMs: number } | undefined;
   private lastAcked: number | undefined;
   private lastReceiptAtMs: number | null = null;
-  private lastUpMs: number | null = null;
+  /** The agent starts without an uplink. */
+  private downSinceMs: number | null;
 
   constructor(sources: StateSources) {
     this.sources = sources;
+    this.downSinceMs = sources.startedAtMs;
+  }
+
+  /**
+   * Whether there is an uplink, MQTT or a mesh route to one: called on every tick, page
+   * open or not, so that "no uplink for 10 minutes" counts from when it went.
+   */
+  watchUplink(nowMs = Date.now()): void {
+    const up = this.sources.uplink.connected || this.sources.mesh()?.node.bestUplink() !== undefined;
+    if (up) this.downSinceMs = null;
+    else this.downSinceMs ??= nowMs;
   }
 
   gather(nowMs = Date.now()): StatusState {
@@ -107,7 +120,7 @@ export class StateGatherer {
     const mesh = rawMesh ? meshState(rawMesh) : null;
     const uplinkView = this.sources.uplink.view();
     const viaMesh = uplinkView.connected ? null : (rawMesh?.via as string | null | undefined) ?? mesh?.uplinkVia ?? null;
-    if (uplinkView.connected || viaMesh) this.lastUpMs = nowMs;
+    this.watchUplink(nowMs);
     const { sensors, time } = sensorStatus(box);
     const state: Omit<StatusState, 'problems'> = {
       box: {
@@ -123,10 +136,10 @@ export class StateGatherer {
         waiting: stats.stored, oldestStoredMs: box.journal.oldestStoredMs() ?? null, dropped: stats.dropped, head: stats.head ?? null,
         lastReceiptSeq: stats.acked >= 0 ? stats.acked : null, lastReceiptAtMs: this.lastReceiptAtMs,
       },
-      uplink: { ...uplinkView, viaMesh, lastUpMs: this.lastUpMs },
+      uplink: { ...uplinkView, viaMesh, downSinceMs: this.downSinceMs },
       mesh,
     };
-    return { ...state, problems: findProblems(state, { nowMs, startedAtMs: this.sources.startedAtMs, noUplinkAlertS: this.sources.noUplinkAlertS }) };
+    return { ...state, problems: findProblems(state, { nowMs, noUplinkAlertS: this.sources.noUplinkAlertS }) };
   }
 
   private diskAt(nowMs: number): DiskView | null {

@@ -55,6 +55,10 @@ export class UplinkWatch {
     this.listeners.push([event, handler]);
   }
 
+  get connected(): boolean {
+    return this.session?.connected ?? false;
+  }
+
   view(): UplinkView {
     const since = this.now() - HOUR_MS;
     while (this.failures.length && this.failures[0]! < since) this.failures.shift();
