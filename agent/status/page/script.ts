@@ -167,7 +167,7 @@ export const PAGE_JS = String.raw`'use strict';
   function renderProblems() {
     var p = state.problems || [];
     var html = p.length
-      ? '<div class="banner" role="alert"><strong>' + (p.length === 1 ? 'One problem' : p.length + ' problems') + '</strong><ul>' +
+      ? '<div class="banner"><strong>' + (p.length === 1 ? 'One problem' : p.length + ' problems') + '</strong><ul>' +
         p.map(function (x) { return '<li data-problem="' + esc(x.id) + '"><span class="what">' + esc(x.text) + '</span> <span class="todo">' + esc(x.action) + '</span></li>'; }).join('') + '</ul></div>'
       : '<div class="banner healthy"><strong>Healthy: nothing to do.</strong></div>';
     setHtml($('problems'), html);
