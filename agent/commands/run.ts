@@ -1,6 +1,6 @@
 import { sensorStatus } from '../sensor-status.ts';
 import { CONFIG_HELP, CONFIG_OPTIONS, type Command } from '../command.ts';
-import { openBox } from '../box.ts';
+import { openBox, type Box } from '../box.ts';
 import { errorMessage } from '../errors.ts';
 import { VERSION } from '../version.ts';
 import { RateLimitedLog } from '../uplink/rate-limited-log.ts';
@@ -45,9 +45,18 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
     if (!config.mesh.enabled && Object.values(settings.wifi ?? {}).some(Boolean)) {
       log.warn(`console-settings.json sets WiFi up for the mesh, but the configuration does not enable the mesh: interfaces left alone`);
     }
-    const box = await openBox(config, log);
-    const broker = config.uplink.broker;
+    // systemd (Type=notify): taken from the environment before any child process starts
+    // (they must not notify); watchdog pings from this loop from now on, READY=1 once sampling.
+    let box: Box | undefined;
     let uplink: Uplink | undefined;
+    const notifier = createServiceNotifier({ log, describe: () => (box ? agentStatusLine(box, uplink) : 'starting') });
+    try {
+      box = await openBox(config, log);
+    } catch (err) {
+      notifier.close();
+      throw err;
+    }
+    const broker = config.uplink.broker;
     try {
       uplink = broker ? createUplink({ config: { ...config.uplink, broker }, stateDir: config.stateDir, box, version: VERSION, log }) : undefined;
     } catch (err) {
@@ -63,8 +72,7 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
     /** Readings the loop below stored, and those the store refused (metrics). */
     const recorded = { stored: 0, failed: 0 };
     const metricsListen = stringOption(context, 'metrics') ?? config.metrics?.listen;
-    // systemd (Type=notify): watchdog pings from this loop from now on, READY=1 once sampling.
-    const notifier = createServiceNotifier({ log, describe: () => agentStatusLine(box, uplink) });
+
     let fieldConsole: ConsoleService | undefined;
     let restart = false;
     const stopped = new Promise<void>((resolve) => {
