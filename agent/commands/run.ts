@@ -14,6 +14,7 @@ import { readConsoleSettings } from '../console/settings.ts';
 import { applyWifiSettings } from '../console/wifi-setting.ts';
 import { stringOption } from '../command.ts';
 import type { MetricsListener } from '../metrics/start.ts';
+import { parseListenAddress } from '../metrics/server.ts';
 import { createServiceNotifier } from '../systemd/notify.ts';
 import { agentStatusLine } from '../systemd/status-line.ts';
 
@@ -33,6 +34,9 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
   options: { ...CONFIG_OPTIONS, interval: { type: 'string' }, broker: { type: 'string' }, metrics: { type: 'string' } },
   async run(context) {
     const { config, origin } = configFromFlags(context);
+    const metricsFlag = stringOption(context, 'metrics');
+    const metricsListen = metricsFlag ?? config.metrics?.listen;
+    const metricsAddress = metricsListen === undefined ? undefined : parseListenAddress(metricsListen, metricsFlag !== undefined ? '--metrics' : 'metrics.listen');
     // A broker set on the console applies unless --broker says otherwise.
     const settings = readConsoleSettings(config.stateDir);
     if (settings.broker && context.values.broker === undefined) config.uplink.broker = settings.broker;
@@ -71,7 +75,6 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
     let metrics: MetricsListener | undefined;
     /** Readings the loop below stored, and those the store refused (metrics). */
     const recorded = { stored: 0, failed: 0 };
-    const metricsListen = stringOption(context, 'metrics') ?? config.metrics?.listen;
 
     let fieldConsole: ConsoleService | undefined;
     let restart = false;
@@ -88,10 +91,10 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
         mesh: () => mesh?.status() ?? { enabled: false },
         status: () => ({ device: box.identity.id, queue: box.journal.stats(), uplink: uplink?.session.connected ?? false, ...sensorStatus(box) }),
       });
-      if (metricsListen !== undefined) {
+      if (metricsAddress) {
         // prom-client is loaded only when metrics are asked for.
         const { startMetricsListener } = await import('../metrics/start.ts');
-        metrics = await startMetricsListener({ listen: metricsListen, where: context.values.metrics !== undefined ? '--metrics' : 'metrics.listen', log,
+        metrics = await startMetricsListener({ address: metricsAddress, log,
           sources: { box, uplink: () => uplink, mesh: config.mesh.enabled ? () => mesh : undefined, recorded } });
       }
     } catch (err) {

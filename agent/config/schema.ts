@@ -214,7 +214,7 @@ const consoleSchema = z.strictObject({
 /** `host:port` (IPv6 in brackets) of a local HTTP endpoint; port 0 picks a free one. */
 export const LISTEN_ADDRESS = /^(\[[0-9A-Fa-f:.]+\]|[-.A-Za-z0-9]+):(\d{1,5})$/;
 const listenAddress = z.string().regex(LISTEN_ADDRESS, { error: 'expected host:port, e.g. 127.0.0.1:9464 ([::1]:9464 for IPv6)' })
-  .refine((a) => Number(LISTEN_ADDRESS.exec(a)![2]) <= 65_535, { error: 'expected a port from 0 to 65535' });
+  .refine((a) => Number(LISTEN_ADDRESS.exec(a)?.[2] ?? 0) <= 65_535, { error: 'expected a port from 0 to 65535' });
 
 export const configSchema = z.strictObject({
   version: z.literal(CONFIG_VERSION, { error: `expected ${CONFIG_VERSION} (the only config version so far)` }).default(CONFIG_VERSION),
