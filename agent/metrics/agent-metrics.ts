@@ -52,7 +52,9 @@ export function createAgentMetrics(sources: MetricsSources): AgentMetrics {
   const { box } = sources;
   const registry = new Registry();
   // RSS, CPU, heap, file descriptors, GC and event-loop lag, under the agent's prefix.
-  collectDefaultMetrics({ register: registry, prefix: METRICS_PREFIX });
+  // The event-loop monitor wakes the loop at its resolution: prom-client's 10 ms would be
+  // 100 wake-ups a second on an idle box; a lag worth alerting on is far above 100 ms.
+  collectDefaultMetrics({ register: registry, prefix: METRICS_PREFIX, eventLoopMonitoringPrecision: 100 });
   // Gauges that prom-client names like counters (promtool's lint refuses them); the
   // handle and request counts are debugging aids, not health.
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(METRICS_PREFIX + name);
