@@ -133,6 +133,14 @@ test('with stderr on the stream JOURNAL_STREAM names, every log line carries its
   for (const line of plain) assert.match(line, /^\d{4}-\d\d-\d\dT\S+Z (debug|info |warn |error) /, line);
 });
 
+test('the unit (Buildroot and Debian share it) waits for READY=1, accepts systemd-notify\'s messages and sets a watchdog', () => {
+  const unit = readFileSync(join(ROOT, 'buildroot', 'package', 'iop-agent', 'iop-agent.service'), 'utf8');
+  assert.match(unit, /^Type=notify$/m);
+  assert.match(unit, /^NotifyAccess=all$/m, 'systemd-notify is a child of the agent, not its main PID');
+  assert.match(unit, /^WatchdogSec=\d+$/m);
+  assert.match(unit, /^RestrictAddressFamilies=.*\bAF_UNIX\b/m, 'the notify socket is AF_UNIX');
+});
+
 test('iop-agent run --help names --metrics', async () => {
   const help = await runCli(['run', '--help']);
   assert.match(help.stdout.toString() + help.stderr, /--metrics ADDR/);
