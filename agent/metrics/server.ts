@@ -26,8 +26,10 @@ export async function serveMetrics(address: ListenAddress, handler: (req: Incomi
     if (new URL(req.url ?? '/', 'http://box').pathname === METRICS_PATH) handler(req, res);
     else res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end(`not found: this listener serves ${METRICS_PATH}\n`);
   });
-  // A scraper that keeps its connection open must not hold up the agent's shutdown.
+  // A scraper that keeps its connection open must not hold up the agent's shutdown, and
+  // a LAN full of clients must not hold the box's sockets and memory.
   server.keepAliveTimeout = 5_000;
+  server.maxConnections = 16;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(new IopError('CONFIG', `metrics: cannot listen on ${address.host}:${address.port}: ${err.code ?? err.message}`)));
     server.listen(address.port, address.host, () => resolve());
