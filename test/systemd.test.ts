@@ -69,6 +69,30 @@ testIf(missingNotify, 'under Type=notify the agent says READY=1 once sampling, p
   }
 });
 
+testIf(missingNotify, 'an agent whose event loop hangs stops pinging the watchdog (systemd would restart it)', async () => {
+  const socketPath = join(dir.path, 'hang.sock');
+  const { messages, child } = await notifySocket(socketPath);
+  // a preloaded module makes SIGUSR2 hang the agent's event loop for good
+  const hook = join(dir.path, 'hang-on-usr2.mjs');
+  writeFileSync(hook, "process.on('SIGUSR2', () => { for (;;) {} });\n");
+  const agent = start(['run', '--state-dir', join(dir.path, 'hung'), '--interval', '100'],
+    { command: [process.execPath, '--import', hook, CLI], env: { NOTIFY_SOCKET: socketPath, WATCHDOG_USEC: '400000' } });
+  try {
+    const pings = () => messages.filter((m) => m.split('\n').includes('WATCHDOG=1')).length;
+    await until('READY=1 and two pings', () => messages.some((m) => m.startsWith('READY=1')) && pings() >= 2, 20_000);
+    agent.child.kill('SIGUSR2');
+    // at most the ping already on its way when the loop stopped
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const atHang = pings();
+    await new Promise((resolve) => setTimeout(resolve, 2000)); // ten ping periods
+    assert.is(pings(), atHang, 'no ping from a hung event loop');
+    assert.is(agent.child.exitCode, null, 'still running, only hung');
+  } finally {
+    await agent.stop('SIGKILL');
+    child.kill();
+  }
+});
+
 test('the watchdog interval is half of WATCHDOG_USEC, and only for the process WATCHDOG_PID names', () => {
   assert.is(watchdogIntervalMs({ WATCHDOG_USEC: '30000000' }, 42), 15_000);
   assert.is(watchdogIntervalMs({ WATCHDOG_USEC: '30000000', WATCHDOG_PID: '42' }, 42), 15_000);
