@@ -1,5 +1,5 @@
 import { sensorStatus } from '../sensor-status.ts';
-import { CONFIG_HELP, CONFIG_OPTIONS, type Command } from '../command.ts';
+import { CONFIG_HELP, CONFIG_OPTIONS, stringOption, type Command } from '../command.ts';
 import { openBox, type Box } from '../box.ts';
 import { errorMessage } from '../errors.ts';
 import { VERSION } from '../version.ts';
@@ -12,7 +12,6 @@ import { startMesh, type MeshService } from '../mesh/service.ts';
 import { consoleLogger, startConsole, type ConsoleService } from '../console/service.ts';
 import { readConsoleSettings } from '../console/settings.ts';
 import { applyWifiSettings } from '../console/wifi-setting.ts';
-import { stringOption } from '../command.ts';
 import type { MetricsListener } from '../metrics/start.ts';
 import { parseListenAddress } from '../metrics/server.ts';
 import { createServiceNotifier } from '../systemd/notify.ts';
@@ -64,6 +63,7 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
     try {
       uplink = broker ? createUplink({ config: { ...config.uplink, broker }, stateDir: config.stateDir, box, version: VERSION, log }) : undefined;
     } catch (err) {
+      notifier.close();
       await box.close();
       throw err;
     }
@@ -75,7 +75,6 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
     let metrics: MetricsListener | undefined;
     /** Readings the loop below stored, and those the store refused (metrics). */
     const recorded = { stored: 0, failed: 0 };
-
     let fieldConsole: ConsoleService | undefined;
     let restart = false;
     const stopped = new Promise<void>((resolve) => {
@@ -125,8 +124,9 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
     mesh?.start();
     notifier.ready(agentStatusLine(box, uplink));
     await stopped;
-    log.info(restart ? 'restarting (asked on the console)' : 'stopping');
-    notifier.stopping(restart ? 'restarting (asked on the console)' : 'stopping');
+    const why = restart ? 'restarting (asked on the console)' : 'stopping';
+    log.info(why);
+    notifier.stopping(why);
     await metrics?.close();
     await fieldConsole?.stop();
     await box.sampler.stop();
