@@ -55,6 +55,12 @@ test('bench:mesh --quick compares iop-agent with babeld on a 3-box line (or says
   assert.match(out, /goal \(3-box line\): convergence once up under 4 s at no more than 60 B\/box\/s: (MET|NOT MET)/);
 });
 
+test('bench:metrics --quick prints the cost of a /metrics scrape against a bare GET of the same size', async () => {
+  const out = await quick('metrics.ts');
+  assert.match(out, /GET \/metrics \(agent figures \+ process metrics\) +\d+\.\d µs\/op +\d+ op\/s +\d+\.\d\dx bare node:http GET/);
+  assert.match(out, /a scrape every 15 s: \d+\.\d{4} % of a core \(goal <= 0\.1 %\) (MET|NOT MET)/);
+});
+
 test('every bench (a bench/ file with a Usage line) has a --quick mode, and a test file runs it', () => {
   const tests = readdirSync(join(ROOT, 'test')).filter((f) => f.endsWith('.test.ts')).map((f) => readFileSync(join(ROOT, 'test', f), 'utf8'));
   const benches = readdirSync(join(ROOT, 'bench')).filter((f) => f.endsWith('.ts'))

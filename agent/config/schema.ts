@@ -211,6 +211,11 @@ const consoleSchema = z.strictObject({
   baud: z.number().int().min(300).max(4_000_000).default(115_200),
 });
 
+/** `host:port` (IPv6 in brackets) of a local HTTP endpoint; port 0 picks a free one. */
+export const LISTEN_ADDRESS = /^(\[[0-9A-Fa-f:.]+\]|[-.A-Za-z0-9]+):(\d{1,5})$/;
+const listenAddress = z.string().regex(LISTEN_ADDRESS, { error: 'expected host:port, e.g. 127.0.0.1:9464 ([::1]:9464 for IPv6)' })
+  .refine((a) => Number(LISTEN_ADDRESS.exec(a)?.[2] ?? 0) <= 65_535, { error: 'expected a port from 0 to 65535' });
+
 export const configSchema = z.strictObject({
   version: z.literal(CONFIG_VERSION, { error: `expected ${CONFIG_VERSION} (the only config version so far)` }).default(CONFIG_VERSION),
   stateDir: z.string().min(1, { error: 'expected a directory path' }).default(DEFAULT_STATE_DIR),
@@ -235,6 +240,8 @@ export const configSchema = z.strictObject({
   }).default({ maxMessages: 1_000_000 }),
   mesh: meshSchema.default(meshSchema.parse({})),
   console: consoleSchema.optional(),
+  /** Prometheus metrics over HTTP (GET /metrics); absent: off. */
+  metrics: z.strictObject({ listen: listenAddress }).optional(),
   log: z.strictObject({
     level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   }).default({ level: 'info' }),
