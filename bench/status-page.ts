@@ -53,9 +53,9 @@ const dir = mkdtempSync(join(tmpdir(), 'iop-status-bench-'));
 const children: ChildProcess[] = [];
 try {
   // ---- in process: first load and the cost of a pushed change ----
-  const config = validateConfig({ stateDir: join(dir, 'in-process'), status: { listen: '127.0.0.1:0' } }, 'bench');
+  const config = validateConfig({ stateDir: join(dir, 'in-process') }, 'bench');
   const box = await openBox(config, silentLogger);
-  const page = await startStatusPage({ config: config.status!, box, broker: null, uplink: undefined, mesh: () => undefined, stateDir: config.stateDir, log: silentLogger, refreshEveryMs: 3_600_000 });
+  const page = await startStatusPage({ address: { host: '127.0.0.1', port: 0 }, box, broker: null, uplink: undefined, mesh: () => undefined, stateDir: config.stateDir, log: silentLogger, refreshEveryMs: 3_600_000 });
   const port = page.address().port;
   // The first state carries the charts' last hour: fill it, one reading every 10 s.
   const hourAgoS = Date.now() / 1000 - 3600;

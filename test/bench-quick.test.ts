@@ -55,6 +55,12 @@ test('bench:mesh --quick compares iop-agent with babeld on a 3-box line (or says
   assert.match(out, /goal \(3-box line\): convergence once up under 4 s at no more than 60 B\/box\/s: (MET|NOT MET)/);
 });
 
+test('bench:metrics --quick prints the cost of a /metrics scrape against a bare GET of the same size', async () => {
+  const out = await quick('metrics.ts');
+  assert.match(out, /GET \/metrics \(agent figures \+ process metrics\) +\d+\.\d µs\/op +\d+ op\/s +\d+\.\d\dx bare node:http GET/);
+  assert.match(out, /a scrape every 15 s: \d+\.\d{4} % of a core \(goal <= 0\.1 %\) (MET|NOT MET)/);
+});
+
 test('bench/status-page.ts --quick prints the first load, the cost of a pushed change and the RSS with the page open', async () => {
   const out = await quick('status-page.ts');
   assert.match(out, /first load: page \d+ B, css \d+ B, js \d+ B, first state with an hour of charts \d+ B: \d+\.\d KB \(goal <= 150 KB\) (MET|NOT MET)/);

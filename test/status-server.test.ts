@@ -14,8 +14,10 @@ import { WebSocket } from 'ws';
 import { openBox, type Box } from '../agent/box.ts';
 import { validateConfig } from '../agent/config/load.ts';
 import { silentLogger } from '../agent/log.ts';
-import { parseListen, startStatusPage, type StatusPage } from '../agent/status/service.ts';
-import { tempDir } from './helpers/cli.ts';
+import { startStatusPage, type StatusPage } from '../agent/status/service.ts';
+import { runCli, tempDir } from './helpers/cli.ts';
+import { freePort } from './helpers/mosquitto.ts';
+import { start, until } from './helpers/system.ts';
 
 const dir = tempDir();
 const PASSWORD = 'correct horse battery staple';
@@ -36,11 +38,10 @@ test.before(async () => {
   const config = validateConfig({
     stateDir: join(dir.path, 'state'),
     sensors: [{ type: 'simulated', name: 'temp', quantity: 'temperature' }],
-    status: { listen: '127.0.0.1:0', password: passwordFile },
   }, 'test');
   box = await openBox(config, silentLogger);
   const routes = new Map([['/extra', (_req: unknown, res: { end(text: string): void }) => res.end('extra route\n')]]);
-  page = await startStatusPage({ config: config.status!, box, broker: null, uplink: undefined, mesh: () => undefined, stateDir: config.stateDir, log: silentLogger, extraRoutes: routes as never });
+  page = await startStatusPage({ address: { host: '127.0.0.1', port: 0 }, password: passwordFile, box, broker: null, uplink: undefined, mesh: () => undefined, stateDir: config.stateDir, log: silentLogger, extraRoutes: routes as never });
   base = `127.0.0.1:${page.address().port}`;
 });
 
@@ -248,23 +249,39 @@ test('a sampled reading reaches the open page as a change of the sensors and a c
   await closed(ws);
 });
 
-test('a bad listen address or a port in use is refused naming status.listen; a missing password file names status.password', async () => {
+test('a bad listen address is refused naming status.listen or --status; a port in use and a missing password file are named', async () => {
   assert.throws(() => validateConfig({ status: { listen: '8080' } }, 'test'), /status\.listen: expected host:port/);
-  assert.throws(() => validateConfig({ status: { listen: '127.0.0.1:70000' } }, 'test'), /status\.listen: expected a port up to 65535/);
-  assert.throws(() => parseListen('nope'), /status\.listen: expected host:port, got 'nope'/);
-  assert.equal(parseListen('[::1]:8080'), { host: '::1', port: 8080 });
+  assert.throws(() => validateConfig({ status: { listen: '127.0.0.1:70000' } }, 'test'), /status\.listen: expected a port from 0 to 65535/);
+  const bad = await runCli(['run', '--state-dir', join(dir.path, 'bad-flag'), '--status', 'nope']);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--status expects host:port, e\.g\. .*got 'nope'/);
   const common = { box, broker: null, uplink: undefined, mesh: () => undefined, stateDir: dir.path, log: silentLogger };
   try {
-    await startStatusPage({ ...common, config: { listen: base, noUplinkAlertS: 600 } });
+    await startStatusPage({ ...common, address: { host: '127.0.0.1', port: page.address().port } });
     assert.unreachable('the port is in use');
   } catch (err) {
-    assert.match(String(err), new RegExp(`status\\.listen ${base}: .*EADDRINUSE`));
+    assert.match(String(err), new RegExp(`status page: cannot listen on 127\\.0\\.0\\.1:${page.address().port}: EADDRINUSE`));
   }
   try {
-    await startStatusPage({ ...common, config: { listen: '127.0.0.1:0', password: join(dir.path, 'missing'), noUplinkAlertS: 600 } });
+    await startStatusPage({ ...common, address: { host: '127.0.0.1', port: 0 }, password: join(dir.path, 'missing') });
     assert.unreachable('no password file');
   } catch (err) {
     assert.match(String(err), /status\.password file .*missing: ENOENT/);
+  }
+});
+
+test('run --status and --metrics on one address: the page and /metrics from one server', async () => {
+  const port = await freePort();
+  const agent = start(['run', '--state-dir', join(dir.path, 'with-metrics'), '--interval', '500', '--status', `127.0.0.1:${port}`, '--metrics', `127.0.0.1:${port}`]);
+  try {
+    await until('the status page', () => /status page on/.test(agent.stderr()), 20_000);
+    const metrics = await fetch(`http://127.0.0.1:${port}/metrics`);
+    assert.is(metrics.status, 200);
+    assert.match(await metrics.text(), /^iop_agent_/m);
+    assert.match(await (await fetch(`http://127.0.0.1:${port}/`)).text(), /<main>/);
+    assert.not.match(agent.stderr(), /EADDRINUSE/);
+  } finally {
+    await agent.stop();
   }
 });
 

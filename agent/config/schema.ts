@@ -205,21 +205,25 @@ const meshSchema = z.strictObject({
   }).default({}),
 });
 
-/** The local status page (agent/status); absent: off. */
-const statusSchema = z.strictObject({
-  /** host:port; 127.0.0.1 serves this box only, 0.0.0.0 the LAN (then set a password) */
-  listen: z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):\d{1,5}$/, { error: 'expected host:port, e.g. 127.0.0.1:8080' })
-    .refine((a) => Number(a.slice(a.lastIndexOf(':') + 1)) <= 65535, { error: 'expected a port up to 65535' }),
-  /** File holding the password of HTTP basic auth (any user name); absent: no auth. */
-  password: z.string().min(1).optional(),
-  /** The page shows "no uplink" once neither MQTT nor a mesh route to an uplink has been up this long. */
-  noUplinkAlertS: z.number().int().min(1).max(86_400).default(600),
-});
-
 /** A restricted line console served by the agent itself on a tty; absent: no console. */
 const consoleSchema = z.strictObject({
   tty: z.string().regex(/^\/\S+$/, { error: 'expected an absolute device path, e.g. /dev/ttyGS0' }),
   baud: z.number().int().min(300).max(4_000_000).default(115_200),
+});
+
+/** `host:port` (IPv6 in brackets) of a local HTTP endpoint; port 0 picks a free one. */
+export const LISTEN_ADDRESS = /^(\[[0-9A-Fa-f:.]+\]|[-.A-Za-z0-9]+):(\d{1,5})$/;
+const listenAddress = z.string().regex(LISTEN_ADDRESS, { error: 'expected host:port, e.g. 127.0.0.1:9464 ([::1]:9464 for IPv6)' })
+  .refine((a) => Number(LISTEN_ADDRESS.exec(a)?.[2] ?? 0) <= 65_535, { error: 'expected a port from 0 to 65535' });
+
+/** The local status page (agent/status); absent: off. */
+const statusSchema = z.strictObject({
+  /** 127.0.0.1:8080 serves this box only, 0.0.0.0:8080 the LAN (then set a password) */
+  listen: listenAddress,
+  /** File holding the password of HTTP basic auth (any user name); absent: no auth. */
+  password: z.string().min(1).optional(),
+  /** The page shows "no uplink" once neither MQTT nor a mesh route to an uplink has been up this long. */
+  noUplinkAlertS: z.number().int().min(1).max(86_400).default(600),
 });
 
 export const configSchema = z.strictObject({
@@ -246,6 +250,8 @@ export const configSchema = z.strictObject({
   }).default({ maxMessages: 1_000_000 }),
   mesh: meshSchema.default(meshSchema.parse({})),
   console: consoleSchema.optional(),
+  /** Prometheus metrics over HTTP (GET /metrics); absent: off. */
+  metrics: z.strictObject({ listen: listenAddress }).optional(),
   status: statusSchema.optional(),
   log: z.strictObject({
     level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),

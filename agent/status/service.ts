@@ -6,11 +6,11 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Box } from '../box.ts';
 import type { SenmlPack } from '../codec/senml.ts';
-import type { StatusConfig } from '../config/schema.ts';
 import { LastValues } from '../console/agent-view.ts';
 import { IopError, errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { MeshService } from '../mesh/service.ts';
+import type { ListenAddress } from '../metrics/server.ts';
 import type { Uplink } from '../uplink/uplink.ts';
 import { Clients } from './clients.ts';
 import { History } from './history.ts';
@@ -20,7 +20,11 @@ import { StateGatherer, type StatusState } from './state.ts';
 import { UplinkWatch } from './uplink-watch.ts';
 
 export interface StatusPageOptions {
-  config: StatusConfig;
+  address: ListenAddress;
+  /** file holding the basic auth password (status.password); undefined: no auth */
+  password?: string | undefined;
+  /** "no uplink" is a problem after this many seconds (status.noUplinkAlertS) */
+  noUplinkAlertS?: number | undefined;
   box: Box;
   broker: string | null;
   uplink: Uplink | undefined;
@@ -45,15 +49,6 @@ export interface StatusPage {
   stop(): Promise<void>;
 }
 
-/** host:port as the config and --status take it; [::1]:8080 for IPv6. */
-export function parseListen(listen: string): { host: string; port: number } {
-  const colon = listen.lastIndexOf(':');
-  const host = listen.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
-  const port = Number(listen.slice(colon + 1));
-  if (colon <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new IopError('CONFIG', `status.listen: expected host:port, got '${listen}'`);
-  return { host, port };
-}
-
 function readPassword(file: string | undefined): string | undefined {
   if (file === undefined) return undefined;
   try {
@@ -65,9 +60,11 @@ function readPassword(file: string | undefined): string | undefined {
   }
 }
 
+const DEFAULT_NO_UPLINK_ALERT_S = 600;
+
 export async function startStatusPage(options: StatusPageOptions): Promise<StatusPage> {
-  const { host, port } = parseListen(options.config.listen);
-  const password = readPassword(options.config.password);
+  const { host, port } = options.address;
+  const password = readPassword(options.password);
   const log = options.log.child('status');
   const values = new LastValues();
   const history = new History();
@@ -78,7 +75,7 @@ export async function startStatusPage(options: StatusPageOptions): Promise<Statu
   const uplink = new UplinkWatch(options.uplink?.session, options.broker, scheduleRefresh);
   const gatherer = new StateGatherer({
     box: options.box, values, uplink, mesh: options.mesh, stateDir: options.stateDir,
-    startedAtMs: Date.now() - Math.round(process.uptime() * 1000), noUplinkAlertS: options.config.noUplinkAlertS,
+    startedAtMs: Date.now() - Math.round(process.uptime() * 1000), noUplinkAlertS: options.noUplinkAlertS ?? DEFAULT_NO_UPLINK_ALERT_S,
   });
   const sent = new Map<keyof StatusState, string>();
   let current: StatusState | undefined;
@@ -113,7 +110,7 @@ export async function startStatusPage(options: StatusPageOptions): Promise<Statu
   } catch (err) {
     uplink.close();
     clients.close();
-    throw new IopError('CONFIG', `status.listen ${options.config.listen}: ${errorMessage(err)}`);
+    throw new IopError('CONFIG', `status page: cannot listen on ${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
   }
   const timer = setInterval(() => {
     gatherer.watchUplink();

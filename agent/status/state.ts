@@ -133,7 +133,7 @@ export class StateGatherer {
           .map(([name, v]) => ({ name, value: v.value, ...(v.unit ? { unit: v.unit } : {}), atMs: Math.round(v.timeS * 1000) })),
       })),
       queue: {
-        waiting: stats.stored, oldestStoredMs: box.journal.oldestStoredMs() ?? null, dropped: stats.dropped, head: stats.head ?? null,
+        waiting: stats.stored, oldestStoredMs: box.journal.oldestStoredAtMs() ?? null, dropped: stats.dropped, head: stats.head ?? null,
         lastReceiptSeq: stats.acked >= 0 ? stats.acked : null, lastReceiptAtMs: this.lastReceiptAtMs,
       },
       uplink: { ...uplinkView, viaMesh, downSinceMs: this.downSinceMs },

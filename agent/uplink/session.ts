@@ -50,6 +50,8 @@ export class MqttSession extends EventEmitter<SessionEvents> {
   private protocolVersion: 4 | 5 = 5;
   private up = false;
   private retryAtOnce = false;
+  /** Connections made (the first one and every reconnection), for status and metrics. */
+  readonly counters = { connects: 0 };
 
   constructor(options: SessionOptions) {
     super();
@@ -133,6 +135,7 @@ export class MqttSession extends EventEmitter<SessionEvents> {
     this.backoff.reset();
     this.errors.clear();
     this.up = true;
+    this.counters.connects++;
     this.options.log.info(`connected to ${this.options.url} (MQTT ${this.protocolVersion === 5 ? '5' : '3.1.1'})`);
     this.emit('connect', client);
   }
