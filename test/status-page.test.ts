@@ -129,6 +129,9 @@ browserTest('the page of a mesh box shows the box, its sensors and neighbours, f
   assert.match(await page.textContent('#u-state') ?? '', new RegExp(`through the mesh \\(via ${nodes[0]!.slice(0, 8)}\\)`));
   assert.match(await page.textContent('#problems') ?? '', /Healthy/);
 
+  // The first state fills the page at once: loading it moves little.
+  const loadShift = await page.evaluate(() => (window as unknown as { __shift: number }).__shift);
+  assert.ok(loadShift < 0.1, `layout shift while loading: ${loadShift}`);
   // A new reading shows without a reload (a functional wait, not a timing assertion);
   // from here on, values change and nothing may move.
   await page.evaluate(() => { (window as unknown as { __shift: number }).__shift = 0; });

@@ -10,7 +10,7 @@ export const PAGE_HTML = `<!doctype html>
 <link rel="stylesheet" href="/app.css">
 <script src="/app.js" defer></script>
 </head>
-<body>
+<body class="loading">
 <header class="top">
   <h1>iop-agent <span id="title-device" class="mono"></span></h1>
   <p id="link-state" class="link-state" role="status" aria-live="polite">connecting…</p>

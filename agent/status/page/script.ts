@@ -186,7 +186,7 @@ export const PAGE_JS = String.raw`'use strict';
   function onMessage(ev) {
     var msg; try { msg = JSON.parse(ev.data); } catch (e) { return; }
     if (typeof msg.nowMs === 'number') offset = msg.nowMs - Date.now();
-    if (msg.t === 'snapshot') { state = msg.state; history = unpack(msg.history || {}); Object.keys(renderers).forEach(function (k) { renderers[k](); }); renderCharts(); }
+    if (msg.t === 'snapshot') { state = msg.state; history = unpack(msg.history || {}); Object.keys(renderers).forEach(function (k) { renderers[k](); }); renderCharts(); document.body.classList.remove('loading'); }
     else if (msg.t === 'change') { Object.keys(msg.state).forEach(function (k) { state[k] = msg.state[k]; if (renderers[k]) renderers[k](); }); }
     else if (msg.t === 'points') { msg.points.forEach(addPoint); renderCharts(); }
     tick();

@@ -6,6 +6,8 @@ export const PAGE_CSS = `
 @media (prefers-color-scheme: dark) { :root { --bg: #111418; --card: #1b2027; --fg: #e8eaed; --muted: #a0a8b3; --line: #323943;
   --ok: #5fcf80; --bad: #ff8a80; --warn: #f0c060; --accent: #7fb0ff; --route: #fbbf24; } }
 * { box-sizing: border-box; }
+/* Until the first state arrives nothing is shown, so nothing moves when it fills in. */
+.loading main, .loading .foot { visibility: hidden; }
 body { margin: 0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background: var(--bg); color: var(--fg); }
 .top { display: flex; flex-wrap: wrap; align-items: baseline; justify-content: space-between; gap: .25rem 1rem; padding: .75rem 1rem; border-bottom: 1px solid var(--line); background: var(--card); }
 h1 { font-size: 1.15rem; margin: 0; }
