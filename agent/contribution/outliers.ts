@@ -20,7 +20,7 @@ export interface OutlierRules {
   minNeighbours: number;
 }
 
-export const DEFAULT_OUTLIER_RULES: OutlierRules = { threshold: 3.5, minScale: 0.5, minNeighbours: 2 };
+export const DEFAULT_OUTLIER_RULES: OutlierRules = { threshold: 3.5, minScale: 0.5, radiusM: 5000, minNeighbours: 2 };
 
 /** 1.4826 · MAD estimates the standard deviation of normally distributed values. */
 const MAD_TO_SD = 1.4826;
