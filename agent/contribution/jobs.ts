@@ -4,7 +4,7 @@
 // neighbours' values in the same slot.
 import { getResolution, isValidCell, latLngToCell } from 'h3-js';
 import { type Location } from './geo.ts';
-import { flagOutliers, DEFAULT_OUTLIER_RULES, type OutlierRules, type SlotValue } from './outliers.ts';
+import { judgeSlot, DEFAULT_OUTLIER_RULES, type OutlierRules, type SlotValue } from './outliers.ts';
 
 export interface Quantity {
   /** SenML record name of the quantity (the sensor's `quantity`: temperature, humidity, ...) */
@@ -138,11 +138,11 @@ export class JobLedger {
     const flagged: { device: string; slot: number; value: number }[] = [];
     for (const [slot, values] of this.slots) {
       const list = [...values.values()];
-      const outliers = flagOutliers(list, this.rules);
+      const { judged, flagged: outliers } = judgeSlot(list, this.rules);
       for (const v of list) {
         const c = credits.get(v.device)!;
         c.slotsServed++;
-        if (list.length > this.rules.minNeighbours) c.judged++;
+        if (judged.has(v.device)) c.judged++;
         if (outliers.has(v.device)) {
           c.outliers++;
           flagged.push({ device: v.device, slot, value: v.value });

@@ -93,13 +93,13 @@ export class PresenceLedger {
     if (!opened.valid) return this.refuse('bad-signature', `signature of ${opened.signer.id} does not verify`);
     const device = opened.signer.id;
     const { message } = opened;
-    if (message.kind === 'beacon') return this.addBeacon(device, message.body, bytes);
+    if (message.kind === 'beacon') return this.addBeacon(device, message.body, toHex(beaconId(bytes)));
     if (message.kind === 'witness') return this.addWitness(device, message.body);
     return this.refuse('not-a-presence-message', 'relay attestations go to the relay ledger');
   }
 
-  private addBeacon(device: string, body: Beacon, bytes: Uint8Array): Added {
-    const id = toHex(beaconId(bytes));
+  /** A beacon whose signature by `device` was checked; `id` its beacon id in hex. */
+  addBeacon(device: string, body: Beacon, id: string): Added {
     if (this.beacons.has(id)) return this.refuse('duplicate', `beacon ${id} again`);
     const timing = this.inEpoch(body.time, 0);
     if (timing) return timing;
@@ -113,7 +113,8 @@ export class PresenceLedger {
     return { ok: true, kind: 'beacon', device };
   }
 
-  private addWitness(device: string, body: Witness): Added {
+  /** A witness report whose signature by `device` was checked. */
+  addWitness(device: string, body: Witness): Added {
     const key = `${device}/${toHex(body.beaconId)}`;
     if (this.witnessKeys.has(key)) return this.refuse('duplicate', `witness by ${device} of beacon ${toHex(body.beaconId)} again`);
     const timing = this.inEpoch(body.receivedAt, this.rules.windowS);

@@ -90,10 +90,11 @@ export class RelayLedger {
     }
     if (opened.message.kind !== 'relay') return this.refuse('malformed', `a ${opened.message.kind}, not a relay attestation`);
     if (!opened.valid) return this.refuse('bad-signature', `signature of ${opened.signer.id} does not verify`);
-    return this.credit(opened.signer.id, opened.message.body);
+    return this.addAttestation(opened.signer.id, opened.message.body);
   }
 
-  private credit(relay: string, body: RelayAttestation): { ok: true; matched: number; claimed: number } | { ok: false; reason: RelayRefusal; detail: string } {
+  /** An attestation whose signature by `relay` was checked. */
+  addAttestation(relay: string, body: RelayAttestation): { ok: true; matched: number; claimed: number } | { ok: false; reason: RelayRefusal; detail: string } {
     if (body.time < this.startS) return this.refuse('old-epoch', `attestation of ${body.time} is before the epoch (${this.startS})`);
     if (body.time >= this.endS) return this.refuse('future', `attestation of ${body.time} is after the epoch`);
     let origin: string;
