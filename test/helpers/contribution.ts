@@ -7,13 +7,16 @@ import { beaconId, signContribution, type Beacon, type ContributionMessage, type
 export interface TestBox {
   identity: DeviceIdentity;
   sign: (message: ContributionMessage) => Uint8Array;
+  /** signs any bytes with the box's key */
+  signBytes: (toBeSigned: Uint8Array) => Uint8Array;
 }
 
 /** A box with a key derived from its name, so runs repeat. */
 export function testBox(name: string): TestBox {
   const secret = sha256(new TextEncoder().encode(`contribution test key ${name}`));
   const identity = identityFromPublicKey(ED25519, ed25519.getPublicKey(secret));
-  return { identity, sign: (message) => signContribution(identity, message, (bytes) => ed25519.sign(bytes, secret)) };
+  const signBytes = (bytes: Uint8Array) => ed25519.sign(bytes, secret);
+  return { identity, sign: (message) => signContribution(identity, message, signBytes), signBytes };
 }
 
 export function beaconBody(time: number, overrides: Partial<Beacon> = {}): Beacon {
