@@ -15,6 +15,7 @@ import { claimTree, ownerRewards, verifyClaim } from '../agent/contribution/rewa
 import { epochTable, cumulativeOf, scoreDevices } from '../agent/contribution/epoch.ts';
 import { defaultScoreRules, emptyEvidence, score } from '../agent/contribution/score.ts';
 import { uptimeSeconds } from '../agent/contribution/uptime.ts';
+import { answerFor } from '../agent/contribution/job-answers.ts';
 import { makeBeacon, makeWitness, testBox, type TestBox } from './helpers/contribution.ts';
 
 const EPOCH = 20_000;
@@ -281,6 +282,16 @@ test('jobs: a signed job is parsed, allocated by H3 cell or box to boxes with th
   assert.not.ok(ledgerOfJob.add({ device: 'near', timeS: START + 10, name: 'temperature', unit: 'Cel', value: 20 }), 'slot 0 already served');
   assert.not.ok(ledgerOfJob.add({ device: 'far', timeS: START + 10, name: 'temperature', unit: 'Cel', value: 20 }), 'not allocated');
   assert.equal(ledgerOfJob.settle().credits.get('near'), { slotsAllocated: 6, slotsServed: 4, judged: 0, outliers: 0 });
+});
+
+test('a box answers a job by its sensors: accepted when one samples often enough, declined with the reason', () => {
+  const job = { id: 'j', quantity: { name: 'temperature', unit: 'Cel' }, area: { box: { south: 0, west: 0, north: 1, east: 1 } }, intervalS: 600, from: START, to: START + 86_400, rewardPerSlot: '1' };
+  const sensors = [{ name: 'outdoor', kind: 'simulated/temperature', intervalMs: 60_000 }, { name: 'soil', kind: 'ds18b20', intervalMs: 900_000 }];
+  assert.equal(answerFor(job, sensors, START), { job: 'j', answer: { accept: true, intervalS: 600 } });
+  assert.equal(answerFor(job, [sensors[1]!], START).answer, { accept: false, reason: 'interval 600 s is below this box\'s limit of 900 s (duty cycle, power)' });
+  assert.equal(answerFor({ ...job, quantity: { name: 'pm2.5', unit: 'ug/m3' } }, sensors, START).answer, { accept: false, reason: 'no sensor of pm2.5' });
+  assert.equal(answerFor(job, sensors, START + 90_000).answer, { accept: false, reason: 'the job has ended' });
+  assert.throws(() => answerFor({ ...job, id: '' }, sensors, START), /id must be/);
 });
 
 test('uptime from birth, heartbeats and last will, within the epoch', () => {
