@@ -100,6 +100,8 @@ test('one epoch through the broker: evidence in, refusals counted, table publish
   await until('the job allocated to the boxes that send temperature', () => jobs.size === 2);
   assert.equal((jobs.get(`iop/v1/${a.identity.id}/jobs`) as { jobs: { id: string }[] }).jobs.map((j) => j.id), ['paris-temp']);
   await watcher.endAsync();
+  // b declines (as a box whose sensor samples too seldom does): released, judged on nothing.
+  await publish(`iop/v1/${b.identity.id}/jobs/answer`, JSON.stringify({ job: 'paris-temp', accept: false, reason: 'interval 300 s is below this box\'s limit of 900 s' }));
   for (const r of ofA.slice(3)) await publish(`iop/v1/${a.identity.id}/data`, r);
 
   // Proof of presence: a beacons, b witnesses it; a witnesses itself; the same witness twice.
@@ -123,6 +125,7 @@ test('one epoch through the broker: evidence in, refusals counted, table publish
   const da = byDevice.get(a.identity.id)!;
   assert.equal([da.evidence.readingsDelivered, da.evidence.witnessesReceived, da.evidence.jobSlotsAllocated, da.evidence.jobSlotsServed], [6, 1, 12, 3]);
   assert.is(da.parts.uptime, 0.983333, 'online from its birth a minute into the epoch');
+  assert.is(byDevice.get(b.identity.id)!.parts.jobs, undefined, 'b declined the job');
   assert.equal([byDevice.get(b.identity.id)!.evidence.relayCredited, byDevice.get(c.identity.id)!.evidence.relayCredited, byDevice.get(c.identity.id)!.parts.relay], [3, 0, 0]);
   const owners = new Map(table.owners.map((o) => [o.owner, o]));
   assert.is(owners.get(OWNERS.idle)!.reward, '0', 'stake but no working box: nothing');

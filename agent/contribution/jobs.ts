@@ -101,7 +101,7 @@ export interface JobCredit {
 /** One job's readings within one epoch: which slots each allocated box served, and outliers. */
 export class JobLedger {
   readonly job: Job;
-  private readonly allocated: Set<string>;
+  private allocated: Set<string>;
   private readonly fromS: number;
   private readonly toS: number;
   private readonly rules: OutlierRules;
@@ -114,6 +114,11 @@ export class JobLedger {
     this.fromS = Math.max(job.from, epoch.startS);
     this.toS = Math.min(job.to, epoch.endS);
     this.rules = rules;
+  }
+
+  /** The boxes the job is allocated to now; slots already served stay counted. */
+  allocate(devices: readonly string[]): void {
+    this.allocated = new Set(devices);
   }
 
   /** A verified reading; false when it serves no slot (not allocated, other quantity, outside the job or the epoch). */
@@ -135,6 +140,8 @@ export class JobLedger {
     const slotsAllocated = Math.max(0, end - first);
     const credits = new Map<string, JobCredit>();
     for (const device of this.allocated) credits.set(device, { slotsAllocated, slotsServed: 0, judged: 0, outliers: 0 });
+    // A box that served slots and was then released (it declined, or left the area) is judged on what it served.
+    for (const values of this.slots.values()) for (const device of values.keys()) if (!credits.has(device)) credits.set(device, { slotsAllocated, slotsServed: 0, judged: 0, outliers: 0 });
     const flagged: { device: string; slot: number; value: number }[] = [];
     for (const [slot, values] of this.slots) {
       const list = [...values.values()];

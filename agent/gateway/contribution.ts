@@ -124,8 +124,8 @@ export class ContributionLedger {
       jobs: new Map(),
       readings: new Map(), hashes: new Map(), statuses: new Map(), refused: {},
     };
-    for (const [id, entry] of this.jobs) s.jobs.set(id, new JobLedger(entry.job, [...entry.allocated], { startS, endS }));
     this.states.set(epoch, s);
+    for (const [id, entry] of this.jobs) s.jobs.set(id, new JobLedger(entry.job, [...entry.allocated], { startS, endS }));
     return s;
   }
 
@@ -270,28 +270,44 @@ export class ContributionLedger {
     if (!entry || answer.accept !== false) return;
     entry.allocated.delete(device);
     entry.declined.set(device, typeof answer.reason === 'string' ? answer.reason.slice(0, 200) : 'no reason given');
+    this.ledgerOf(entry.job).allocate([...entry.allocated]);
+  }
+
+  /** The job's ledger in the current epoch. */
+  private ledgerOf(job: Job): JobLedger {
     const s = this.state(Math.floor(this.now() / this.epochS));
-    s.jobs.set(entry.job.id, new JobLedger(entry.job, [...entry.allocated], { startS: s.epoch * this.epochS, endS: (s.epoch + 1) * this.epochS }));
+    let ledger = s.jobs.get(job.id);
+    if (!ledger) s.jobs.set(job.id, ledger = new JobLedger(job, [], { startS: s.epoch * this.epochS, endS: (s.epoch + 1) * this.epochS }));
+    return ledger;
   }
 
   /** Allocates every job to the paired boxes that can serve it, and tells each box its jobs. */
   async allocate(): Promise<void> {
     const boxes = [...this.options.paired()].map(({ device }) => ({ device, location: this.options.locations.get(device), quantities: [...(this.offers.get(device)?.values() ?? [])] }));
     const perBox = new Map<string, Job[]>();
-    const s = this.state(Math.floor(this.now() / this.epochS));
     for (const entry of this.jobs.values()) {
-      const now = allocate(entry.job, boxes).filter((d) => !entry.declined.has(d));
+      const now = allocate(entry.job, boxes).filter((d) => !entry.declined.has(d) && entry.job.to > this.now());
       entry.allocated = new Set(now);
-      s.jobs.set(entry.job.id, new JobLedger(entry.job, now, { startS: s.epoch * this.epochS, endS: (s.epoch + 1) * this.epochS }));
+      this.ledgerOf(entry.job).allocate(now);
       for (const d of now) perBox.set(d, [...(perBox.get(d) ?? []), entry.job]);
     }
     const client = this.session.current;
     if (!client) return;
-    for (const [device, jobs] of perBox) await client.publishAsync(`${TOPIC_ROOT}/${device}/jobs`, JSON.stringify({ jobs }), { qos: 1, retain: true });
+    // Each box's list, retained, when it changed (an empty list withdraws its jobs).
+    for (const device of new Set([...perBox.keys(), ...this.told.keys()])) {
+      const payload = JSON.stringify({ jobs: perBox.get(device) ?? [] });
+      if (this.told.get(device) === payload) continue;
+      await client.publishAsync(`${TOPIC_ROOT}/${device}/jobs`, payload, { qos: 1, retain: true });
+      this.told.set(device, payload);
+    }
   }
 
-  /** Closes every epoch whose grace has passed. */
+  /** what each box was last told on its jobs topic */
+  private readonly told = new Map<string, string>();
+
+  /** Closes every epoch whose grace has passed; allocates jobs to boxes that came since. */
   async tick(): Promise<void> {
+    if (this.jobs.size) await this.allocate();
     const now = this.now();
     for (const epoch of [...this.states.keys()].sort((a, b) => a - b)) {
       if (now >= (epoch + 1) * this.epochS + (this.options.graceS ?? 600)) await this.close(epoch);
