@@ -14,6 +14,7 @@ import { toHex } from '../agent/codec/hex.ts';
 import { epochTable, scoreDevices } from '../agent/contribution/epoch.ts';
 import { offsetLocation, type Location } from '../agent/contribution/geo.ts';
 import { JobLedger, type Job } from '../agent/contribution/jobs.ts';
+import { beaconerOf } from '../agent/contribution/messages.ts';
 import { DEFAULT_PRESENCE_RULES, PresenceLedger } from '../agent/contribution/presence.ts';
 import { RelayLedger } from '../agent/contribution/relay.ts';
 import { defaultScoreRules } from '../agent/contribution/score.ts';
@@ -70,7 +71,7 @@ for (let period = 0; period < 4; period++) {
     presence.addBeacon(d.identity.id, body, toHex(id));
     for (const j of neighbours(i)) {
       presence.addWitness(devices[j]!.identity.id, {
-        beaconId: id, beaconer: d.identity.kid, receivedAt: time + 1, rssi: -105 - Math.floor(random() * 15), snr: -5, frequencyHz: 869_525_000, link: 'lora', region: 'EU868',
+        beaconId: id, beaconer: beaconerOf(d.identity.kid), receivedAt: time + 1, rssi: -105 - Math.floor(random() * 15), snr: -5, frequencyHz: 869_525_000, link: 'lora', region: 'EU868',
       });
     }
   });

@@ -47,7 +47,7 @@ test('a beacon fits a radio frame, carries a magic byte no mesh packet starts wi
   assert.equal(opened.message, { kind: 'beacon', body: beacon.body });
   const witness = openContribution(makeWitness(b, beacon, a));
   assert.ok(witness.valid);
-  assert.ok(witness.bytes.length <= 210, `witness of ${witness.bytes.length} bytes: one LoRa frame with the mesh header`);
+  assert.ok(witness.bytes.length <= 180, `witness of ${witness.bytes.length} bytes: one fragment of the mesh's default 180 bytes`);
 });
 
 test('an honest witness is credited to both boxes; a tampered one is refused as bad-signature', () => {

@@ -7,7 +7,7 @@ import type { Clock, TimerHandle } from '../../drivers/clock.ts';
 import { toHex } from '../codec/hex.ts';
 import type { DeviceIdentity } from '../codec/identity.ts';
 import type { BeaconLink, HeardBeacon } from './beacon-link.ts';
-import { beaconFrame, beaconId, openContribution, type ContributionMessage } from './messages.ts';
+import { beaconerOf, beaconFrame, beaconId, openContribution, type ContributionMessage } from './messages.ts';
 
 export interface BeaconRadio {
   link: BeaconLink;
@@ -107,8 +107,8 @@ export class Beaconer {
     this.options.report('witness', this.options.sign({
       kind: 'witness',
       body: {
-        beaconId: id, beaconer: opened.signer.kid, receivedAt: Math.floor(now), rssi: heard.rssi, snr: heard.snr ?? 0,
-        frequencyHz: radio.frequencyHz, link: radio.link.name, region: radio.region,
+        beaconId: id, beaconer: beaconerOf(opened.signer.kid), receivedAt: Math.floor(now), rssi: heard.rssi, snr: heard.snr ?? 0,
+        frequencyHz: radio.frequencyHz, link: radio.link.name.slice(0, 24), region: radio.region,
       },
     }));
   }

@@ -17,6 +17,7 @@ import { TOPIC_ROOT } from '../uplink/topics.ts';
 import { Beaconer, type BeaconRadio } from './beaconer.ts';
 import { openContribution, signContribution, type ContributionMessage } from './messages.ts';
 import { RelayBatcher } from './relay.ts';
+import { ReportQueue } from './report-queue.ts';
 
 const ATTEST_EVERY_MS = 3_600_000;
 
@@ -41,12 +42,14 @@ export class BoxContribution {
   private readonly errors: RateLimitedLog;
   private timer: TimerHandle | undefined;
   private readonly sign: (message: ContributionMessage) => Uint8Array;
+  private readonly queue: ReportQueue;
   readonly counters = { published: 0, throughMesh: 0, relayedReports: 0, rejectedReports: 0, attestations: 0, lost: 0 };
 
   constructor(options: BoxContributionOptions) {
     this.options = options;
     this.errors = new RateLimitedLog(options.log);
     this.sign = (message) => signContribution(options.identity, message, options.signSync);
+    this.queue = new ReportQueue(options.node, options.clock);
     this.beaconer = options.radios.length && options.periodS > 0
       ? new Beaconer({ identity: options.identity, sign: this.sign, radios: options.radios, clock: options.clock, random: options.random, nowS: options.nowS, periodS: options.periodS, report: (kind, bytes) => this.send(kind, bytes) })
       : undefined;
@@ -59,12 +62,13 @@ export class BoxContribution {
 
   stop(): void {
     this.beaconer?.stop();
+    this.queue.stop();
     this.options.clock.clearTimeout(this.timer);
     this.attest(false);
   }
 
   status(): object {
-    return { ...this.counters, beacons: this.beaconer?.counters ?? null, relayedFor: Object.fromEntries(this.batcher.carried) };
+    return { ...this.counters, beacons: this.beaconer?.counters ?? null, queue: this.queue.counters, relayedFor: Object.fromEntries(this.batcher.carried) };
   }
 
   /** The bridge relayed a reading of `device` to the broker. */
@@ -93,8 +97,8 @@ export class BoxContribution {
 
   private send(kind: 'beacon' | 'witness', bytes: Uint8Array): void {
     if (this.options.client()) return this.publish(this.options.identity.id, kind, bytes);
-    if (this.options.node.sendToUplink(bytes, undefined, 'report')) this.counters.throughMesh++;
-    else this.counters.lost++;
+    this.counters.throughMesh++;
+    this.queue.add(bytes);
   }
 
   private publish(device: string, kind: string, bytes: Uint8Array): void {

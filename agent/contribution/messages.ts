@@ -12,6 +12,8 @@ export const CONTENT_FORMAT_CBOR = 60;
 /** First byte of a beacon on a radio: its high nibble (0xB) is never a mesh packet's version. */
 export const BEACON_FRAME_MAGIC = 0xb1;
 export const BEACON_ID_BYTES = 16;
+/** Bytes of the beaconer's kid a witness names it by (the beacon id already binds the beacon; this keeps a witness in one LoRa fragment). */
+export const BEACONER_BYTES = 8;
 /** Bytes of a reading's SHA-256 a relay attestation names per reading. */
 export const RELAY_HASH_BYTES = 8;
 
@@ -29,7 +31,7 @@ export interface Beacon {
 
 export interface Witness {
   beaconId: Uint8Array;
-  /** kid of the box whose beacon this was */
+  /** the first BEACONER_BYTES of the kid of the box whose beacon this was */
   beaconer: Uint8Array;
   /** Unix seconds by the witness's clock */
   receivedAt: number;
@@ -105,6 +107,11 @@ export function beaconId(bytes: Uint8Array): Uint8Array {
   return sha256(bytes).subarray(0, BEACON_ID_BYTES);
 }
 
+/** How a witness names a beaconer: the first BEACONER_BYTES of its kid. */
+export function beaconerOf(kid: Uint8Array): Uint8Array {
+  return kid.subarray(0, BEACONER_BYTES);
+}
+
 /** The first RELAY_HASH_BYTES of a reading's SHA-256 (its chain hash). */
 export function relayHash(readingHash: Uint8Array): Uint8Array {
   return readingHash.subarray(0, RELAY_HASH_BYTES);
@@ -146,7 +153,7 @@ function readMessage(map: Map<unknown, unknown>): ContributionMessage {
       return {
         kind: 'witness',
         body: {
-          beaconId: field.bytes(1, 'beacon id', BEACON_ID_BYTES), beaconer: field.bytes(2, 'beaconer'), receivedAt: field.int(3, 'received at'),
+          beaconId: field.bytes(1, 'beacon id', BEACON_ID_BYTES), beaconer: field.bytes(2, 'beaconer', BEACONER_BYTES), receivedAt: field.int(3, 'received at'),
           rssi: field.number(4, 'rssi'), snr: field.number(5, 'snr'), frequencyHz: field.int(6, 'frequency'), link: field.text(7, 'link'), region: field.text(8, 'region'),
         },
       };

@@ -2,10 +2,10 @@
 // section 3). Messages are added as they come, in any order; settle() judges the
 // witnesses against the beacons once the epoch is over and says what each device earned.
 // Every refusal is counted by reason, so replays and forgeries show in the epoch table.
-import { toHex } from '../codec/hex.ts';
-import { identityFromKid } from '../codec/identity.ts';
+import { bytesEqual, toHex } from '../codec/hex.ts';
+import { identityFromId } from '../codec/identity.ts';
 import { distanceM, maxRssiDbm, type Location } from './geo.ts';
-import { beaconId, openContribution, type Beacon, type Witness } from './messages.ts';
+import { beaconerOf, beaconId, openContribution, type Beacon, type Witness } from './messages.ts';
 
 export const REFUSALS = [
   'malformed', 'bad-signature', 'old-epoch', 'future', 'other-region', 'duplicate', 'too-frequent',
@@ -55,7 +55,7 @@ export interface PresenceOutcome {
   refused: Record<Refusal, number>;
 }
 
-interface HeardBeacon { device: string; body: Beacon; arrival: number }
+interface HeardBeacon { device: string; body: Beacon; arrival: number; beaconer: Uint8Array }
 interface PendingWitness { device: string; body: Witness }
 
 export type Added = { ok: true; kind: 'beacon' | 'witness'; device: string } | { ok: false; reason: Refusal; detail: string };
@@ -109,7 +109,7 @@ export class PresenceLedger {
     if (!periods) this.periods.set(device, periods = new Set());
     if (periods.has(period)) return this.refuse('too-frequent', `${device} beaconed twice in beacon period ${period}`);
     periods.add(period);
-    this.beacons.set(id, { device, body, arrival: this.arrivals++ });
+    this.beacons.set(id, { device, body, arrival: this.arrivals++, beaconer: beaconerOf(identityFromId(device).kid) });
     return { ok: true, kind: 'beacon', device };
   }
 
@@ -178,13 +178,7 @@ export class PresenceLedger {
   private judge(w: PendingWitness): Refusal | undefined {
     const beacon = this.beacons.get(toHex(w.body.beaconId));
     if (!beacon) return 'unknown-beacon';
-    let beaconer: string;
-    try {
-      beaconer = identityFromKid(w.body.beaconer).id;
-    } catch {
-      return 'beaconer-mismatch';
-    }
-    if (beaconer !== beacon.device) return 'beaconer-mismatch';
+    if (!bytesEqual(w.body.beaconer, beacon.beaconer)) return 'beaconer-mismatch';
     if (w.device === beacon.device) return 'self';
     const r = this.rules;
     if (w.body.receivedAt < beacon.body.time - r.clockSkewS || w.body.receivedAt > beacon.body.time + r.windowS + r.clockSkewS) return 'outside-window';

@@ -21,9 +21,10 @@ import { Beaconer } from './beaconer.ts';
 import { scoreDevices, type ScoredDevice } from './epoch.ts';
 import { offsetLocation, type Location } from './geo.ts';
 import { JobLedger, type Job } from './jobs.ts';
-import { beaconId, openContribution, signContribution, type ContributionMessage } from './messages.ts';
+import { beaconerOf, beaconId, openContribution, signContribution, type ContributionMessage } from './messages.ts';
 import { DEFAULT_PRESENCE_RULES, PresenceLedger } from './presence.ts';
 import { RelayBatcher, RelayLedger } from './relay.ts';
+import { ReportQueue } from './report-queue.ts';
 import { defaultScoreRules } from './score.ts';
 
 export interface ContributionSimOptions {
@@ -155,9 +156,10 @@ export function contributionSim(options: ContributionSimOptions): { boxes: SimBo
         }
         const box = factory(i, beaconLink, uplink);
         const sign = signer(i);
+        const queue = new ReportQueue(box.node, world.clock);
         const send = (bytes: Uint8Array) => {
           if (uplink) gatewayTakes(bytes);
-          else box.node.sendToUplink(bytes, undefined, 'report');
+          else queue.add(bytes);
         };
         const beaconer = new Beaconer({
           identity: traffic.identity(i), sign, radios: [{ link: beaconLink, ...RADIO }], clock: world.clock, random: world.random, nowS: r.nowS, periodS,
@@ -239,7 +241,7 @@ function selfWitness(beacon: Uint8Array, sign: (m: ContributionMessage) => Uint8
   if (opened.message.kind !== 'beacon') throw new Error('not a beacon');
   return sign({
     kind: 'witness',
-    body: { beaconId: beaconId(beacon), beaconer: opened.signer.kid, receivedAt: Math.floor(nowS), rssi: -60, snr: 9, frequencyHz: opened.message.body.frequencyHz, link: 'sim', region: opened.message.body.region },
+    body: { beaconId: beaconId(beacon), beaconer: beaconerOf(opened.signer.kid), receivedAt: Math.floor(nowS), rssi: -60, snr: 9, frequencyHz: opened.message.body.frequencyHz, link: 'sim', region: opened.message.body.region },
   });
 }
 

@@ -2,7 +2,7 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { ED25519, identityFromPublicKey, type DeviceIdentity } from '../../agent/codec/identity.ts';
-import { beaconId, signContribution, type Beacon, type ContributionMessage, type Witness } from '../../agent/contribution/messages.ts';
+import { beaconerOf, beaconId, signContribution, type Beacon, type ContributionMessage, type Witness } from '../../agent/contribution/messages.ts';
 
 export interface TestBox {
   identity: DeviceIdentity;
@@ -33,6 +33,6 @@ export function makeBeacon(box: TestBox, time: number, overrides: Partial<Beacon
 export function makeWitness(box: TestBox, beacon: { id: Uint8Array; body: Beacon }, beaconer: TestBox, overrides: Partial<Witness> = {}): Uint8Array {
   return box.sign({
     kind: 'witness',
-    body: { beaconId: beacon.id, beaconer: beaconer.identity.kid, receivedAt: beacon.body.time + 1, rssi: -110, snr: -3, frequencyHz: beacon.body.frequencyHz, link: 'sim', region: beacon.body.region, ...overrides },
+    body: { beaconId: beacon.id, beaconer: beaconerOf(beaconer.identity.kid), receivedAt: beacon.body.time + 1, rssi: -110, snr: -3, frequencyHz: beacon.body.frequencyHz, link: 'sim', region: beacon.body.region, ...overrides },
   });
 }
