@@ -309,6 +309,8 @@ export class ContributionLedger {
   async tick(): Promise<void> {
     if (this.jobs.size) await this.allocate();
     const now = this.now();
+    // Every epoch gets its table, one in which nothing came in too (stakes alone earn nothing).
+    this.state(Math.floor(now / this.epochS));
     for (const epoch of [...this.states.keys()].sort((a, b) => a - b)) {
       if (now >= (epoch + 1) * this.epochS + (this.options.graceS ?? 600)) await this.close(epoch);
     }
