@@ -72,9 +72,9 @@ export class BoxContribution {
   }
 
   /** The bridge relayed a reading of `device` to the broker. */
-  relayed(device: string, _seq: number, reading: Uint8Array): void {
+  relayed(device: string, seq: number, reading: Uint8Array): void {
     try {
-      this.batcher.add(identityFromId(device).kid, _seq, messageHash(reading));
+      this.batcher.add(identityFromId(device).kid, seq, messageHash(reading));
     } catch (err) {
       this.errors.error(`relay count for ${device}: ${errorMessage(err)}`);
     }
