@@ -58,17 +58,25 @@ test('beacons and witnesses of a box without uplink reach the broker through its
   w.clock.runUntil(30_000);
   up.part.start();
   mesh.part.start();
-  w.clock.runUntil(30_000 + 3 * 600_000 + 60_000);
+  w.clock.runUntil(30_000 + 3 * 600_000);
+  // Readings relayed for b are attested, with their hashes, within the hour and when the box stops.
+  const reading = new TextEncoder().encode('a reading of b');
+  up.part.relayed(b.identity.id, 7, reading);
+  up.part.stop();
+  mesh.part.stop();
+  w.clock.runUntil(w.clock.now() + 60_000);
   const kinds = (who: TestBox, kind: string) => published.filter((p) => p.topic === `iop/v1/${who.identity.id}/${kind}`);
-  assert.is(kinds(a, 'beacon').length, 3, 'one beacon a period');
-  assert.is(kinds(b, 'beacon').length, 3, 'through the mesh');
-  assert.is(kinds(b, 'witness').length, 3, 'b heard each of a\'s beacons');
-  assert.is(kinds(a, 'witness').length, 3);
+  const sent = (part: BoxContribution) => (part.status() as { beacons: { beacons: number } }).beacons.beacons;
+  assert.ok(sent(up.part) >= 3 && sent(up.part) <= 4, 'one beacon a period (the fourth may have begun)');
+  assert.is(kinds(a, 'beacon').length, sent(up.part));
+  assert.is(kinds(b, 'beacon').length, sent(mesh.part), 'through the mesh');
+  assert.is(kinds(b, 'witness').length, sent(up.part), 'b heard each of a\'s beacons');
+  assert.is(kinds(a, 'witness').length, sent(mesh.part));
   const witness = openContribution(kinds(b, 'witness')[0]!.bytes);
   assert.ok(witness.valid);
   assert.is(witness.signer.id, b.identity.id);
   assert.ok(witness.message.kind === 'witness' && witness.message.body.rssi < -40 && witness.message.body.link === 'sim');
-  assert.is(mesh.part.counters.throughMesh, 6);
+  assert.is(mesh.part.counters.throughMesh, 2 * sent(mesh.part));
   assert.ok(w.radios[1]!.beaconAirtimeMs > 0);
 
   // A report signed by a key that is not the mesh origin's is refused.
@@ -76,16 +84,10 @@ test('beacons and witnesses of a box without uplink reach the broker through its
   up.part.onReport({ type: 'report', origin: meshNodeId(b.identity.publicKey), originHex: mesh.node.idHex, payload: forged.bytes, compressed: false });
   assert.is(up.part.counters.rejectedReports, 1);
 
-  // Readings relayed for b are attested within the hour, with their hashes.
-  const reading = new TextEncoder().encode('a reading of b');
-  up.part.relayed(b.identity.id, 7, reading);
-  w.clock.runUntil(w.clock.now() + 3_600_000);
   const [attestation] = kinds(a, 'relay');
   const opened = openContribution(attestation!.bytes);
   assert.ok(opened.message.kind === 'relay');
   assert.equal([opened.message.body.firstSeq, opened.message.body.hashes], [7, [relayHash(messageHash(reading))]]);
-  up.part.stop();
-  mesh.part.stop();
 });
 
 test('the airtime budget wins: a radio with no budget left sends no beacon that period', () => {
