@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { loadDeviceKey } from '../identity/software-key.ts';
 import { toHex } from '../codec/hex.ts';
 import { configFromFlags, integerOption } from './options.ts';
+import { contributionFromFlags } from './gateway-contribution.ts';
 
 export const gatewayCommand: Command = {
   name: 'gateway',
@@ -21,6 +22,14 @@ export const gatewayCommand: Command = {
       --no-share        plain subscription instead of the MQTT 5 shared one (brokers without $share)
       --session NAME    persistent session under this client id (one name per instance): the
                         broker keeps readings for the gateway while it restarts
+      --stakes FILE     contribution on (docs/rewards.md): owners' stakes as JSON {"0x...": "stake"};
+                        each epoch's scores and rewards go to <state dir>/rewards/<epoch>.json and
+                        iop/v1/rewards/<epoch>
+      --pool N          reward pool per epoch, in the token's smallest unit (default 0)
+      --locations FILE  boxes' locations as JSON {"<device id>": {"lat", "lon"}}
+      --job-issuer ID   a key allowed to post data jobs (repeatable)
+      --epoch-s S       epoch length in seconds (default 86400)
+      --by-stake-only   reward by stake alone (today's rule), for comparison
 ${CONFIG_HELP}
 Devices paired to an owner (claims on iop/v1/+/pair, docs/pairing.md) are accepted without
 --allow; their owners are published retained on iop/v1/<id>/owner.
@@ -30,6 +39,8 @@ state dir: they split the readings through the shared subscription.`,
   options: {
     ...CONFIG_OPTIONS, broker: { type: 'string' }, allow: { type: 'string', multiple: true }, 'allow-file': { type: 'string' },
     'allow-any': { type: 'boolean' }, 'gap-timeout': { type: 'string' }, 'no-share': { type: 'boolean' }, session: { type: 'string' },
+    stakes: { type: 'string' }, pool: { type: 'string' }, locations: { type: 'string' }, 'job-issuer': { type: 'string', multiple: true },
+    'epoch-s': { type: 'string' }, 'by-stake-only': { type: 'boolean' },
   },
   async run(context) {
     const { config } = configFromFlags(context);
@@ -62,11 +73,14 @@ state dir: they split the readings through the shared subscription.`,
       log: context.log,
     });
     context.log.info(`gateway ${toHex(identity.publicKey)} on ${broker}; ${registry.allowAny ? 'any device' : `${registry.size} devices allowed`}`);
+    const contribution = contributionFromFlags(context, { session, stateDir: config.stateDir, pairings, log: context.log.child('contribution') });
     gateway.start();
     pairings.start();
+    contribution?.start();
     const statsTimer = setInterval(() => context.log.info(`stats ${JSON.stringify(gateway.counters)}`), 60_000);
     await new Promise<void>((resolve) => context.signal.addEventListener('abort', () => resolve(), { once: true }));
     clearInterval(statsTimer);
+    await contribution?.stop();
     await pairings.stop();
     await gateway.stop();
     context.stdout.write(JSON.stringify({ gateway: identity.id, ...gateway.counters }) + '\n');

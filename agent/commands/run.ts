@@ -5,6 +5,7 @@ import { errorMessage } from '../errors.ts';
 import { VERSION } from '../version.ts';
 import { RateLimitedLog } from '../uplink/rate-limited-log.ts';
 import { createUplink, type Uplink } from '../uplink/uplink.ts';
+import { answerJobs } from '../contribution/job-answers.ts';
 import { configFromFlags } from './options.ts';
 import type { Server } from 'node:net';
 import { startControlSocket } from '../control-socket.ts';
@@ -75,6 +76,7 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
       await box.close();
       throw err;
     }
+    if (uplink) answerJobs(uplink.session, { device: box.identity.id, sensors: box.sensors.map((s, i) => ({ name: s.name, kind: s.kind, intervalMs: config.sensors[i]?.intervalMs ?? config.sampling.intervalMs })), log });
     log.info(`device ${box.identity.id}: ${box.sensors.length} sensors every ${config.sampling.intervalMs} ms; ` +
       `state dir ${config.stateDir}; config from ${origin}; ${box.journal.count()} readings queued; ` +
       `uplink ${broker ? `${broker} (${config.uplink.ack === 'gateway' ? 'gateway receipts' : 'broker acks'})` : 'none'}`);

@@ -193,6 +193,8 @@ const meshSchema = z.strictObject({
    * (and when it changes); its uplink box marks it offline after three missed.
    */
   statusEveryMs: z.number().int().min(1000).max(86_400_000).default(300_000),
+  /** a box beacons once per this period on its LoRa radios, and witnesses others' (docs/rewards.md); 0: never */
+  beaconPeriodS: z.number().int().min(0).max(7 * 86_400).default(21_600),
   hopLimit: z.number().int().min(1).max(64).default(16),
   fragmentBytes: z.number().int().min(32).max(1100).default(180),
   timers: z.strictObject({
