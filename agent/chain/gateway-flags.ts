@@ -16,10 +16,7 @@ export function anchorerFromFlags(context: CommandContext, stateDir: string): An
   const contract = stringOption(context, 'chain-contract');
   const keyFile = stringOption(context, 'chain-key');
   const given = [rpc, contract, keyFile].filter((v) => v !== undefined).length;
-  if (given === 0) {
-    if (stringOption(context, 'epoch-s') !== undefined) throw new IopError('USAGE', '--epoch-s needs --chain-rpc, --chain-contract and --chain-key');
-    return undefined;
-  }
+  if (given === 0) return undefined;
   if (given < 3) throw new IopError('USAGE', 'anchoring needs all of --chain-rpc, --chain-contract and --chain-key');
   if (!/^0x[0-9a-fA-F]{40}$/.test(contract!)) throw new IopError('USAGE', `--chain-contract expects an address (0x and 40 hex digits), got '${contract!.slice(0, 60)}'`);
   const account = loadChainKey(keyFile!);

@@ -9,6 +9,7 @@ import { loadDeviceKey } from '../identity/software-key.ts';
 import { toHex } from '../codec/hex.ts';
 import { configFromFlags, integerOption } from './options.ts';
 import type { Anchorer } from '../chain/anchorer.ts';
+import { contributionFromFlags } from './gateway-contribution.ts';
 
 export const gatewayCommand: Command = {
   name: 'gateway',
@@ -28,9 +29,17 @@ export const gatewayCommand: Command = {
       --chain-contract ADDR
                         the registry contract ('iop-agent chain deploy')
       --chain-key FILE  this gateway's chain key (0600): an authorised address with funds for gas
-      --epoch-s N       epoch length in seconds (default 3600; fixed once anchoring started)
       --chain-confirmations N
                         blocks on top before an anchoring is no longer watched for reorgs (default 12)
+      --stakes FILE     contribution on (docs/rewards.md): owners' stakes as JSON {"0x...": "stake"};
+                        each epoch's scores and rewards go to <state dir>/rewards/<epoch>.json and
+                        iop/v1/rewards/<epoch>
+      --pool N          reward pool per epoch, in the token's smallest unit (default 0)
+      --locations FILE  boxes' locations as JSON {"<device id>": {"lat", "lon"}}
+      --job-issuer ID   a key allowed to post data jobs (repeatable)
+      --epoch-s S       epoch length in seconds, of anchoring (default 3600; fixed once anchoring
+                        started) and of contribution (default 86400)
+      --by-stake-only   reward by stake alone (today's rule), for comparison
 ${CONFIG_HELP}
 Devices paired to an owner (claims on iop/v1/+/pair, docs/pairing.md) are accepted without
 --allow; their owners are published retained on iop/v1/<id>/owner.
@@ -41,8 +50,9 @@ time anchors).`,
   options: {
     ...CONFIG_OPTIONS, broker: { type: 'string' }, allow: { type: 'string', multiple: true }, 'allow-file': { type: 'string' },
     'allow-any': { type: 'boolean' }, 'gap-timeout': { type: 'string' }, 'no-share': { type: 'boolean' }, session: { type: 'string' },
-    'chain-rpc': { type: 'string' }, 'chain-contract': { type: 'string' }, 'chain-key': { type: 'string' }, 'epoch-s': { type: 'string' },
-    'chain-confirmations': { type: 'string' },
+    'chain-rpc': { type: 'string' }, 'chain-contract': { type: 'string' }, 'chain-key': { type: 'string' }, 'chain-confirmations': { type: 'string' },
+    stakes: { type: 'string' }, pool: { type: 'string' }, locations: { type: 'string' }, 'job-issuer': { type: 'string', multiple: true },
+    'epoch-s': { type: 'string' }, 'by-stake-only': { type: 'boolean' },
   },
   async run(context) {
     const { config } = configFromFlags(context);
@@ -79,15 +89,18 @@ time anchors).`,
     context.log.info(`gateway ${toHex(identity.publicKey)} on ${broker}; ${registry.allowAny ? 'any device' : `${registry.size} devices allowed`}`);
     // After the gateway: its store made the readings table the ledger reads.
     // Loaded only with the chain flags: a gateway that does not anchor never loads viem.
-    if (['chain-rpc', 'chain-contract', 'chain-key', 'epoch-s'].some((name) => context.values[name] !== undefined)) {
+    if (['chain-rpc', 'chain-contract', 'chain-key'].some((name) => context.values[name] !== undefined)) {
       anchorer = (await import('../chain/gateway-flags.ts')).anchorerFromFlags(context, config.stateDir);
     }
+    const contribution = contributionFromFlags(context, { session, stateDir: config.stateDir, pairings, log: context.log.child('contribution') });
     gateway.start();
     pairings.start();
+    contribution?.start();
     anchorer?.start();
     const statsTimer = setInterval(() => context.log.info(`stats ${JSON.stringify(gateway.counters)}`), 60_000);
     await new Promise<void>((resolve) => context.signal.addEventListener('abort', () => resolve(), { once: true }));
     clearInterval(statsTimer);
+    await contribution?.stop();
     await pairings.stop();
     await anchorer?.stop();
     await gateway.stop();

@@ -56,6 +56,7 @@ export class Pairings {
 
   get size(): number { return this.entries.size; }
   owner(device: string): PairingEntry | undefined { return this.entries.get(device); }
+  list(): PairingEntry[] { return [...this.entries.values()]; }
 
   start(): void { this.session.start(); }
   stop(): Promise<void> { return this.session.stop(); }
