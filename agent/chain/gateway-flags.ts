@@ -18,6 +18,10 @@ export function anchorerFromFlags(context: CommandContext, stateDir: string): An
   const given = [rpc, contract, keyFile].filter((v) => v !== undefined).length;
   if (given === 0) return undefined;
   if (given < 3) throw new IopError('USAGE', 'anchoring needs all of --chain-rpc, --chain-contract and --chain-key');
+  // The ledger reads the readings from the SQLite store; a PostgreSQL store needs a
+  // PostgreSQL ledger (AnchorLedger), not written yet: refuse rather than anchor nothing.
+  const db = stringOption(context, 'db');
+  if (db !== undefined && /^postgres(ql)?:/.test(db)) throw new IopError('USAGE', 'anchoring (--chain-rpc) works with the SQLite store only for now, not with --db postgres://');
   if (!/^0x[0-9a-fA-F]{40}$/.test(contract!)) throw new IopError('USAGE', `--chain-contract expects an address (0x and 40 hex digits), got '${contract!.slice(0, 60)}'`);
   const account = loadChainKey(keyFile!);
   const ledger = new SqliteAnchorLedger(stateDir, { epochS: integerOption(context, 'epoch-s', { min: 1, max: 31 * 86_400 }) ?? 3600 });

@@ -66,13 +66,15 @@ export interface AnchorLedger {
   close(): void;
 }
 
-type Statement = 'meta' | 'setMeta' | 'insertEpoch' | 'epoch' | 'unfinished' | 'candidates' | 'insertLeaf' | 'epochOf' | 'leavesOf'
+type Statement = 'meta' | 'setMeta' | 'insertEpoch' | 'epoch' | 'unfinished' | 'insertLeaf' | 'epochOf' | 'leavesOf'
   | 'queuePairing' | 'pairings' | 'updatePairing';
 
 export class SqliteAnchorLedger implements AnchorLedger {
   readonly epochS: number;
   private readonly db: DatabaseSync;
   private readonly s: Record<Statement, StatementSync>;
+  /** the gateway store's readings not yet in an epoch; prepared once that table exists */
+  private candidates: StatementSync | undefined;
 
   /** `epochS` undefined: whatever the ledger was made with (the proof command). */
   constructor(stateDir: string, options: { epochS?: number | undefined }) {
@@ -93,8 +95,6 @@ export class SqliteAnchorLedger implements AnchorLedger {
         CREATE TABLE IF NOT EXISTS chain_pairings (device TEXT NOT NULL, nonce TEXT NOT NULL, claim TEXT NOT NULL, state TEXT NOT NULL,
           tx TEXT, error TEXT, PRIMARY KEY (device, nonce)) STRICT;
       `);
-      // The readings table is the gateway store's; the index lets an epoch find its readings by time.
-      if (readingsExist(this.db)) this.db.exec('CREATE INDEX IF NOT EXISTS anchor_readings_by_received ON readings (received_ms)');
     } catch (err) {
       throw new IopError('STORE', `cannot open the anchoring ledger in ${path}: ${errorMessage(err)}`, { path }, { cause: err });
     }
@@ -105,10 +105,6 @@ export class SqliteAnchorLedger implements AnchorLedger {
       insertEpoch: db.prepare("INSERT INTO anchor_epochs (epoch, root, leaves, state) VALUES (?, ?, ?, 'built')"),
       epoch: db.prepare('SELECT * FROM anchor_epochs WHERE epoch = ?'),
       unfinished: db.prepare("SELECT * FROM anchor_epochs WHERE state != 'final' ORDER BY epoch"),
-      candidates: readingsExist(db)
-        ? db.prepare(`SELECT r.device, r.seq, r.hash FROM readings r WHERE r.received_ms >= ? AND r.received_ms < ?
-            AND NOT EXISTS (SELECT 1 FROM anchor_leaves a WHERE a.device = r.device AND a.seq = r.seq)`)
-        : db.prepare('SELECT NULL AS device, NULL AS seq, NULL AS hash WHERE ? AND ? AND 0'),
       insertLeaf: db.prepare('INSERT INTO anchor_leaves (device, seq, epoch, hash) VALUES (?, ?, ?, ?)'),
       epochOf: db.prepare('SELECT epoch FROM anchor_leaves WHERE device = ? AND seq = ?'),
       leavesOf: db.prepare('SELECT device, seq, hash FROM anchor_leaves WHERE epoch = ?'),
@@ -145,7 +141,7 @@ export class SqliteAnchorLedger implements AnchorLedger {
         const first = Number(this.meta('first_epoch') ?? next);
         if ((next + 1) * epochMs + graceMs > nowMs) return null;
         // A reading committed late (its batch straddled the end) is still found one epoch on.
-        const rows = this.s.candidates.all(Math.max(next - 1, first) * epochMs, (next + 1) * epochMs) as { device: string; seq: number; hash: Uint8Array }[];
+        const rows = this.readingsBetween(Math.max(next - 1, first) * epochMs, (next + 1) * epochMs);
         this.setMeta('next_epoch', String(next + 1));
         if (rows.length === 0) return undefined;
         for (const row of rows) this.s.insertLeaf.run(row.device, row.seq, next, row.hash);
@@ -155,6 +151,18 @@ export class SqliteAnchorLedger implements AnchorLedger {
       if (record === null) return built;
       if (record) built.push(record);
     }
+  }
+
+  private readingsBetween(fromMs: number, toMs: number): { device: string; seq: number; hash: Uint8Array }[] {
+    if (!this.candidates) {
+      // The gateway opens its store (which makes the table) before the ledger; this is for
+      // a ledger opened first all the same: no readings yet.
+      if (!readingsExist(this.db)) return [];
+      this.db.exec('CREATE INDEX IF NOT EXISTS anchor_readings_by_received ON readings (received_ms)');
+      this.candidates = this.db.prepare(`SELECT r.device, r.seq, r.hash FROM readings r WHERE r.received_ms >= ? AND r.received_ms < ?
+        AND NOT EXISTS (SELECT 1 FROM anchor_leaves a WHERE a.device = r.device AND a.seq = r.seq)`);
+    }
+    return this.candidates.all(fromMs, toMs) as { device: string; seq: number; hash: Uint8Array }[];
   }
 
   unfinished(): EpochRecord[] {
