@@ -74,8 +74,9 @@ async function proveAll(): Promise<{ readings: number; devices: number }> {
       .all() as { device: string; seq: number; message: Uint8Array; epoch: number }[];
     const checked = rows.filter((r) => mined.has(r.epoch));
     const roots = new Map<number, Hex>();
+    const trees = new Map();
     for (const row of checked) {
-      const proof = proofFromLedger(ledger, row.device, row.seq);
+      const proof = proofFromLedger(ledger, row.device, row.seq, trees);
       assert.is(proof.epoch, row.epoch);
       if (!roots.has(proof.epoch)) roots.set(proof.epoch, await rootOnChain(proof.epoch));
       const leaf = { hash: '0x' + createHash('sha256').update(row.message).digest('hex'), device: row.device, seq: row.seq };

@@ -4,13 +4,15 @@
 import { IopError } from '../errors.ts';
 import { SqliteAnchorLedger } from '../gateway/anchor-ledger.ts';
 import type { ChainClient, Address } from './client.ts';
-import { verifyInclusion, type InclusionProof } from './merkle.ts';
+import { verifyInclusion, type EpochTree, type InclusionProof } from './merkle.ts';
 import { hashHex, proofFromLedger, proofKey, readProofFile } from './proofs.ts';
 
 export interface AnchoredResult { epoch: number; root: string }
 
 export class AnchoredCheck {
   private readonly roots = new Map<number, string>();
+  /** each epoch's tree built once, however many of its readings are checked */
+  private readonly trees = new Map<number, EpochTree>();
   private readonly client: ChainClient;
   private readonly contract: Address;
   private readonly proofs: Map<string, InclusionProof> | undefined;
@@ -26,7 +28,7 @@ export class AnchoredCheck {
 
   /** The epoch and root proving the message, or an error saying why it is not proven. */
   async check(device: string, seq: number, hash: Uint8Array): Promise<AnchoredResult> {
-    const proof = this.proofs?.get(proofKey(device, seq)) ?? (this.ledger ? proofFromLedger(this.ledger, device, seq) : undefined);
+    const proof = this.proofs?.get(proofKey(device, seq)) ?? (this.ledger ? proofFromLedger(this.ledger, device, seq, this.trees) : undefined);
     if (!proof) throw new IopError('VERIFY', `no inclusion proof for seq ${seq} of ${device} in the proof file`);
     let root = this.roots.get(proof.epoch);
     if (root === undefined) {

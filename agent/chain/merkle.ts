@@ -15,6 +15,7 @@ export interface AnchorLeaf {
 }
 
 export type LeafValue = [hash: string, device: string, seq: string];
+export type EpochTree = StandardMerkleTree<LeafValue>;
 
 export function leafValue(leaf: AnchorLeaf): LeafValue {
   return ['0x' + toHex(leaf.hash), leaf.device, String(leaf.seq)];

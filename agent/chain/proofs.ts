@@ -5,22 +5,27 @@ import { readFileSync } from 'node:fs';
 import { toHex } from '../codec/hex.ts';
 import { IopError, errorMessage } from '../errors.ts';
 import type { AnchorLedger } from '../gateway/anchor-ledger.ts';
-import { buildTree, proofFor, type InclusionProof } from './merkle.ts';
+import { buildTree, proofFor, type EpochTree, type InclusionProof } from './merkle.ts';
 
 export interface AnchoredProof extends InclusionProof {
   /** where the root went: null while the epoch's transaction is not in a block */
   anchored: { chainId: number | null; contract: string | null; transaction: string | null; block: number | null; state: string } | null;
 }
 
-export function proofFromLedger(ledger: AnchorLedger, device: string, seq: number): AnchoredProof {
+/** `trees`: epochs' trees already built, kept by a caller proving many readings. */
+export function proofFromLedger(ledger: AnchorLedger, device: string, seq: number, trees?: Map<number, EpochTree>): AnchoredProof {
   const epoch = ledger.epochOf(device, seq);
   if (epoch === undefined) {
     throw new IopError('INPUT', `seq ${seq} of ${device} is in no anchored epoch yet (not stored by this gateway, or its epoch has not ended)`);
   }
   const record = ledger.epoch(epoch)!;
-  const leaves = ledger.leavesOf(epoch);
-  const leaf = leaves.find((l) => l.device === device && l.seq === seq)!;
-  const proof = proofFor(buildTree(leaves), epoch, leaf);
+  let tree = trees?.get(epoch);
+  if (!tree) {
+    tree = buildTree(ledger.leavesOf(epoch));
+    trees?.set(epoch, tree);
+  }
+  const leaf = ledger.leafOf(device, seq)!;
+  const proof = proofFor(tree, epoch, leaf);
   if (proof.root !== record.root) throw new IopError('STORE', `epoch ${epoch}: its leaves give root ${proof.root}, the ledger says ${record.root}: the ledger is damaged`);
   const mined = record.state === 'mined' || record.state === 'final';
   return {

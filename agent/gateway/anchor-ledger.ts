@@ -56,6 +56,7 @@ export interface AnchorLedger {
   /** The epoch a reading was anchored in, if any. */
   epochOf(device: string, seq: number): number | undefined;
   leavesOf(epoch: number): AnchorLeaf[];
+  leafOf(device: string, seq: number): AnchorLeaf | undefined;
   /** One anchoring process per database: true while `owner` holds the lease. */
   claimLease(owner: string, nowMs: number, ttlMs: number): boolean;
   /** The chain and contract this gateway anchors on; refuses another once set. */
@@ -106,7 +107,7 @@ export class SqliteAnchorLedger implements AnchorLedger {
       epoch: db.prepare('SELECT * FROM anchor_epochs WHERE epoch = ?'),
       unfinished: db.prepare("SELECT * FROM anchor_epochs WHERE state != 'final' ORDER BY epoch"),
       insertLeaf: db.prepare('INSERT INTO anchor_leaves (device, seq, epoch, hash) VALUES (?, ?, ?, ?)'),
-      epochOf: db.prepare('SELECT epoch FROM anchor_leaves WHERE device = ? AND seq = ?'),
+      epochOf: db.prepare('SELECT epoch, hash FROM anchor_leaves WHERE device = ? AND seq = ?'),
       leavesOf: db.prepare('SELECT device, seq, hash FROM anchor_leaves WHERE epoch = ?'),
       queuePairing: db.prepare("INSERT INTO chain_pairings (device, nonce, claim, state) VALUES (?, ?, ?, 'pending') ON CONFLICT DO NOTHING"),
       pairings: db.prepare('SELECT device, nonce, claim, state, tx FROM chain_pairings WHERE state = ? ORDER BY rowid'),
@@ -184,6 +185,11 @@ export class SqliteAnchorLedger implements AnchorLedger {
 
   epochOf(device: string, seq: number): number | undefined {
     return (this.s.epochOf.get(device, seq) as { epoch: number } | undefined)?.epoch;
+  }
+
+  leafOf(device: string, seq: number): AnchorLeaf | undefined {
+    const row = this.s.epochOf.get(device, seq) as { hash: Uint8Array } | undefined;
+    return row ? { device, seq, hash: row.hash } : undefined;
   }
 
   leavesOf(epoch: number): AnchorLeaf[] {
