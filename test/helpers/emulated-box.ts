@@ -45,8 +45,11 @@ export function prepareImage(dir: string): { image?: Image; missing?: string } |
     return { missing: `cannot build the arm64 executable: ${(err as Error).message.split('\n')[0]}` };
   }
   // Test files run in parallel; the Debian package cache (apt's lists and downloads) is
-  // shared, so one image build at a time.
-  return withCacheLock(() => buildImage({ dist, out: join(dir, 'image'), cache: join(ROOT, '.cache', 'emulated-box') })).then(
+  // shared, so one image build at a time. The image goes to the cache too: the next
+  // test file (or run) with the same executable and inputs uses it as it is, instead of
+  // packing and compressing its own 50 MB initramfs.
+  const cache = join(ROOT, '.cache', 'emulated-box');
+  return withCacheLock(() => buildImage({ dist, out: join(cache, 'image'), cache })).then(
     (image) => ({ image }),
     (err: Error) => ({ missing: `needs the image's Debian arm64 packages (apt-get download from the Debian archive): ${err.message.split('\n')[0]}` }),
   );
