@@ -103,7 +103,7 @@ testIf(missing ?? image?.noGpioSim, 'the rig: gpio-sim lines the host pulls togg
     // QEMU reads a pty only while its other end is open: keep it open meanwhile.
     const fd = openSync(pty, 'r+');
     try {
-      const reply = box.control(`read-serial ${tty}`, 20_000);
+      const reply = box.control(`read-serial ${tty} hello`, 20_000);
       // The guest opens the port after the command arrives; send until the line lands.
       let received: string | undefined;
       void reply.then((r) => (received = r));

@@ -82,6 +82,9 @@ test('libgpiod command lines (v1 and v2) and gpiomon output parsing', () => {
   assert.equal(gpiomonArgs(2, spec, 'both'), ['--bias=pull-up', '--edges=both', '--format=%e %S', '-c', 'gpiochip0', '17']);
   assert.equal(parseGpiomonLine(1, '0 12.500000000'), { level: 0, monotonicMs: 12_500 });
   assert.equal(parseGpiomonLine(2, '2 12.5'), { level: 0, monotonicMs: 12_500 });
+  // v1 prints tv_nsec without padding: 5,000,000 ns is 5 ms, 9 ns is 9 ns.
+  assert.equal(parseGpiomonLine(1, '0 12.5000000'), { level: 0, monotonicMs: 12_005 });
+  assert.equal(parseGpiomonLine(1, '1 12.9'), { level: 1, monotonicMs: 12_000.000009 });
   assert.equal(parseGpiomonLine(1, '1 3.000000001')!.level, 1);
   assert.is(parseGpiomonLine(1, 'event: RISING EDGE offset: 17'), undefined);
   assert.is(parseGpiomonLine(1, '2 1.0'), undefined);

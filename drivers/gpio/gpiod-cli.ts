@@ -82,7 +82,11 @@ export function parseGpiomonLine(version: GpiodVersion, line: string): { level: 
   const event = Number(match[1]);
   const rising = event === 1;
   if (!rising && event !== (version === 1 ? 0 : 2)) return undefined;
-  const nanos = Number(match[3]!.padEnd(9, '0'));
+  // v1's %n is printf("%ld", tv_nsec): not zero-padded, so "12.5000000" is 12 s and
+  // 5 ms. v2's %S pads to nine digits, a decimal fraction either way. (Read as a
+  // fraction, v1's short values made edges look milliseconds apart or out of order,
+  // and debounce dropped real pulses.)
+  const nanos = version === 1 ? Number(match[3]) : Number(match[3]!.padEnd(9, '0'));
   return { level: rising ? 1 : 0, monotonicMs: Number(match[2]) * 1000 + nanos / 1e6 };
 }
 

@@ -121,9 +121,15 @@ if [ -e /dev/hvc0 ]; then
 					# stat <path>: mode, owner and group
 					echo "stat $(stat -c '%a %U %G' "$argument" 2>&1)";;
 				read-serial)
-					# read-serial <ttyS0|ttyS1>: one line arriving on that UART within 10 s
+					# read-serial <ttyS0|ttyS1> [word]: the next line arriving on that UART
+					# within 10 s (with a word: the next line holding it, so that the tail
+					# of a line already under way when the port opened is passed over)
 					stty -F "/dev/$argument" raw -echo 115200 2>/dev/null
-					echo "read-serial $(timeout 10 head -n 1 "/dev/$argument" 2>&1 | tr -d '\r')";;
+					if [ -n "$value" ]; then
+						echo "read-serial $(timeout 10 grep -m 1 -o -e "$value.*" "/dev/$argument" 2>&1 | tr -d '\r')"
+					else
+						echo "read-serial $(timeout 10 head -n 1 "/dev/$argument" 2>&1 | tr -d '\r')"
+					fi;;
 				sync)
 					sync; echo "ok";;
 				*)

@@ -10,7 +10,8 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { buildImage, type Image } from '../../images/emulated-box/build.ts';
 import { ROOT } from './cli.ts';
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { hasCommand } from './requires.ts';
@@ -25,34 +26,57 @@ export function emulatedBoxMissing(): string | undefined {
 }
 
 /**
- * The image of this checkout: the arm64 executable and its addons built into `dir`, the
- * image around them (Debian packages cached in .cache/emulated-box). Returns the image,
- * or why the box cannot run here.
+ * The image of this checkout: the arm64 executable and its addons, the image around
+ * them, all in .cache/emulated-box (Debian packages, the executable, the image). Test
+ * files share them: the first one builds (one at a time, under a lock), the others use
+ * what is there while the sources it was built from are unchanged. Returns the image,
+ * or why the box cannot run here. `_dir` is the test's own directory (unused: kept for
+ * the callers' signature).
  */
-export function prepareImage(dir: string): { image?: Image; missing?: string } | Promise<{ image?: Image; missing?: string }> {
+export function prepareImage(_dir: string): { image?: Image; missing?: string } | Promise<{ image?: Image; missing?: string }> {
   const missing = emulatedBoxMissing();
   if (missing) return { missing };
-  const dist = join(dir, 'dist');
-  try {
-    execFileSync(process.execPath, [join(ROOT, 'images', 'build.ts'), '--target', 'linux-arm64', '--out', dist], { stdio: 'pipe' });
-    // The addons (onoff's epoll) need the cross compiler; without them the GPIO tests say so.
-    try {
-      execFileSync(process.execPath, [join(ROOT, 'images', 'addons.ts'), '--target', 'linux-arm64', '--dist', dist], { stdio: 'pipe' });
-    } catch {
-      // the image is built without addons
-    }
-  } catch (err) {
-    return { missing: `cannot build the arm64 executable: ${(err as Error).message.split('\n')[0]}` };
-  }
-  // Test files run in parallel; the Debian package cache (apt's lists and downloads) is
-  // shared, so one image build at a time. The image goes to the cache too: the next
-  // test file (or run) with the same executable and inputs uses it as it is, instead of
-  // packing and compressing its own 50 MB initramfs.
   const cache = join(ROOT, '.cache', 'emulated-box');
-  return withCacheLock(() => buildImage({ dist, out: join(cache, 'image'), cache })).then(
+  const dist = join(cache, 'dist');
+  return withCacheLock(async () => {
+    const sources = sourcesDigest();
+    const stamp = join(dist, 'sources.sha256');
+    if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== sources) {
+      rmSync(stamp, { force: true });
+      try {
+        execFileSync(process.execPath, [join(ROOT, 'images', 'build.ts'), '--target', 'linux-arm64', '--out', dist], { stdio: 'pipe' });
+      } catch (err) {
+        throw new BuildError(`cannot build the arm64 executable: ${(err as Error).message.split('\n')[0]}`);
+      }
+      // The addons (onoff's epoll) need the cross compiler; without them the GPIO tests say so.
+      try {
+        execFileSync(process.execPath, [join(ROOT, 'images', 'addons.ts'), '--target', 'linux-arm64', '--dist', dist], { stdio: 'pipe' });
+      } catch {
+        // the image is built without addons
+      }
+      writeFileSync(stamp, sources);
+    }
+    return buildImage({ dist, out: join(cache, 'image'), cache });
+  }).then(
     (image) => ({ image }),
-    (err: Error) => ({ missing: `needs the image's Debian arm64 packages (apt-get download from the Debian archive): ${err.message.split('\n')[0]}` }),
+    (err: Error) => ({ missing: err instanceof BuildError ? err.message
+      : `needs the image's Debian arm64 packages (apt-get download from the Debian archive): ${err.message.split('\n')[0]}` }),
   );
+}
+
+class BuildError extends Error {}
+
+/** What the executable is built from: the sources, the build scripts, the locked dependencies, the built addons. */
+function sourcesDigest(): string {
+  const hash = createHash('sha256');
+  const files = ['agent', 'drivers', 'mesh', 'sensors', 'images', join('build', 'addons', 'linux-arm64')]
+    .flatMap((top) => existsSync(join(ROOT, top))
+      ? readdirSync(join(ROOT, top), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name))
+      : [])
+    .concat([join(ROOT, 'package.json'), join(ROOT, 'package-lock.json')])
+    .sort();
+  for (const file of files) hash.update(file).update(readFileSync(file));
+  return hash.digest('hex');
 }
 
 /** Runs `body` holding a lock directory beside the cache (a stale lock, 20 min old, is taken over). */
@@ -118,8 +142,10 @@ process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
+let boots = 0;
+
 export async function bootBox(options: BootOptions): Promise<EmulatedBox> {
-  const controlSocket = join(options.dir, `control-${process.pid}-${Date.now()}.sock`);
+  const controlSocket = join(options.dir, `control-${process.pid}-${++boots}.sock`);
   const forwards = (options.forwards ?? []).map(({ guestPort, hostPort }) =>
     `,guestfwd=tcp:10.0.2.100:${guestPort}-cmd:socat STDIO TCP:127.0.0.1:${hostPort}`).join('');
   const params = Object.entries(options.params ?? {}).map(([key, value]) => `${key}=${value}`).join(' ');
@@ -168,11 +194,20 @@ export async function bootBox(options: BootOptions): Promise<EmulatedBox> {
     const pty = async (label: string) => (await waitFor(new RegExp(`redirected to (/dev/pts/\\d+) \\(label ${label}\\)`), 20_000))[1]!;
     const consolePty = await pty('console');
     const radioPty = await pty('radio');
-    for (let attempt = 0; !existsSync(controlSocket) && attempt < 100; attempt++) await new Promise((r) => setTimeout(r, 50));
-    control = await new Promise<Socket>((resolve, reject) => {
-      const socket = connect(controlSocket, () => resolve(socket));
-      socket.once('error', reject);
-    });
+    // QEMU binds the socket, then listens: on a loaded machine a connect can fall in
+    // between (ECONNREFUSED), or come before the bind (ENOENT). Try again a while.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        control = await new Promise<Socket>((resolve, reject) => {
+          const socket = connect(controlSocket, () => resolve(socket));
+          socket.once('error', reject);
+        });
+        break;
+      } catch (err) {
+        if (attempt >= 200 || child.exitCode !== null) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
     control.on('data', (chunk) => (controlBuffer += chunk));
     control.on('error', () => {});
     // Commands sent before the guest turned echo off would come back as replies.
