@@ -8,10 +8,10 @@
 // Network: QEMU user networking with restrict=on, so the guest reaches nothing at all,
 // except host services forwarded one by one (guestfwd) at 10.0.2.100:<port>.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { buildImage, type Image } from '../../images/emulated-box/build.ts';
+import type { Image } from '../../images/emulated-box/build.ts';
+import { buildArm64Image, ExecutableBuildError } from '../../images/image.ts';
 import { ROOT } from './cli.ts';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { hasCommand } from './requires.ts';
@@ -29,54 +29,19 @@ export function emulatedBoxMissing(): string | undefined {
  * The image of this checkout: the arm64 executable and its addons, the image around
  * them, all in .cache/emulated-box (Debian packages, the executable, the image). Test
  * files share them: the first one builds (one at a time, under a lock), the others use
- * what is there while the sources it was built from are unchanged. Returns the image,
- * or why the box cannot run here. `_dir` is the test's own directory (unused: kept for
- * the callers' signature).
+ * what is there while the sources it was built from are unchanged (images/image.ts).
+ * Returns the image, or why the box cannot run here. `_dir` is the test's own directory
+ * (unused: kept for the callers' signature).
  */
 export function prepareImage(_dir: string): { image?: Image; missing?: string } | Promise<{ image?: Image; missing?: string }> {
   const missing = emulatedBoxMissing();
   if (missing) return { missing };
   const cache = join(ROOT, '.cache', 'emulated-box');
-  const dist = join(cache, 'dist');
-  return withCacheLock(async () => {
-    const sources = sourcesDigest();
-    const stamp = join(dist, 'sources.sha256');
-    if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== sources) {
-      rmSync(stamp, { force: true });
-      try {
-        execFileSync(process.execPath, [join(ROOT, 'images', 'build.ts'), '--target', 'linux-arm64', '--out', dist], { stdio: 'pipe' });
-      } catch (err) {
-        throw new BuildError(`cannot build the arm64 executable: ${(err as Error).message.split('\n')[0]}`);
-      }
-      // The addons (onoff's epoll) need the cross compiler; without them the GPIO tests say so.
-      try {
-        execFileSync(process.execPath, [join(ROOT, 'images', 'addons.ts'), '--target', 'linux-arm64', '--dist', dist], { stdio: 'pipe' });
-      } catch {
-        // the image is built without addons
-      }
-      writeFileSync(stamp, sources);
-    }
-    return buildImage({ dist, out: join(cache, 'image'), cache });
-  }).then(
+  return withCacheLock(() => buildArm64Image({ dist: join(cache, 'dist'), out: join(cache, 'image'), cache })).then(
     (image) => ({ image }),
-    (err: Error) => ({ missing: err instanceof BuildError ? err.message
+    (err: Error) => ({ missing: err instanceof ExecutableBuildError ? err.message
       : `needs the image's Debian arm64 packages (apt-get download from the Debian archive): ${err.message.split('\n')[0]}` }),
   );
-}
-
-class BuildError extends Error {}
-
-/** What the executable is built from: the sources, the build scripts, the locked dependencies, the built addons. */
-function sourcesDigest(): string {
-  const hash = createHash('sha256');
-  const files = ['agent', 'drivers', 'mesh', 'sensors', 'images', join('build', 'addons', 'linux-arm64')]
-    .flatMap((top) => existsSync(join(ROOT, top))
-      ? readdirSync(join(ROOT, top), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name))
-      : [])
-    .concat([join(ROOT, 'package.json'), join(ROOT, 'package-lock.json')])
-    .sort();
-  for (const file of files) hash.update(file).update(readFileSync(file));
-  return hash.digest('hex');
 }
 
 /** Runs `body` holding a lock directory beside the cache (a stale lock, 20 min old, is taken over). */
