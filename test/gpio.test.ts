@@ -18,6 +18,8 @@ import { selectGpioProvider } from '../drivers/gpio/select.ts';
 import type { EdgeEvent, GpioProvider } from '../drivers/gpio/line.ts';
 import { createGpioInputSensor, createPulseSensor } from '../sensors/gpio-sensors.ts';
 import { SensorError, type Sensor } from '../sensors/sensor.ts';
+import { sensorStatus } from '../agent/sensor-status.ts';
+import type { Box } from '../agent/box.ts';
 import { FixtureSysfs } from './helpers/fixture-sysfs.ts';
 import { sensorFailure as failure } from './helpers/sensor-failure.ts';
 
@@ -135,6 +137,8 @@ test('pulse counter on gpiomon: debounce, total and rate, kept across restarts; 
   await rain.start();
   // start() returns once gpiomon holds the line: from then on no edge is missed.
   assert.ok(rain.armed!(), 'armed after start');
+  const status = sensorStatus({ sensors: [rain], time: { status: () => ({}) } as unknown as Box['time'], position: () => undefined });
+  assert.is(status.sensors[0]!.armed, true, 'the status says so');
   assert.match(readFileSync(join(fakeDir, 'calls'), 'utf8'), /gpioinfo gpiochip0/);
   // Five clean tips 1 s apart, each with a bounce 5 ms later that must not count.
   const tips = [1, 2, 3, 4, 5].flatMap((s) => [`0 ${s}.000000000`, `0 ${s}.005000000`]);
