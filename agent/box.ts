@@ -60,6 +60,14 @@ export async function openBox(config: Config, log: Logger): Promise<Box> {
   const sensors = config.sensors.map((sensor) => createSensor(sensor, context));
   // A sensor that cannot start is reported by its reads; the others go on.
   await Promise.all(sensors.map((s) => s.start().catch((err: unknown) => log.warn(`sensor ${s.name} did not start: ${err instanceof Error ? err.message : String(err)}`))));
+  // Edge-following sensors start armed when they can: say so, since edges before this
+  // line (or on a sensor not armed) may be missed.
+  const watching = sensors.filter((s) => s.armed !== undefined);
+  if (watching.length > 0) {
+    const armed = watching.filter((s) => s.armed!()).map((s) => s.name);
+    const waiting = watching.filter((s) => !s.armed!()).map((s) => s.name);
+    log.info(`sensors armed (no edge missed from now on): ${armed.join(', ') || 'none'}${waiting.length > 0 ? `; not armed: ${waiting.join(', ')} (retried at each read)` : ''}`);
+  }
   const sampler = new Sampler({
     intervalMs: config.sampling.intervalMs,
     baseName: config.sampling.baseName,

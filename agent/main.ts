@@ -2,28 +2,31 @@
 // 2 bad usage or configuration.
 import { parseArgs } from 'node:util';
 import type { Command } from './command.ts';
-import { configCommand } from './commands/config.ts';
-import { demoCommand } from './commands/demo.ts';
-import { exportCommand } from './commands/export.ts';
-import { gatewayCommand } from './commands/gateway.ts';
-import { subscribeCommand } from './commands/subscribe.ts';
-import { idCommand } from './commands/id.ts';
-import { runCommand } from './commands/run.ts';
-import { sampleCommand } from './commands/sample.ts';
-import { verifyCommand } from './commands/verify.ts';
-import { meshCommand } from './commands/mesh.ts';
-import { simCommand } from './commands/sim.ts';
-import { consoleCommand } from './commands/console.ts';
-import { chainCommand } from './commands/chain.ts';
-import { proofCommand } from './commands/proof.ts';
-import { jobCommand } from './commands/job.ts';
-import { rewardsCommand } from './commands/rewards.ts';
 import { IopError, errorMessage } from './errors.ts';
 import { createLogger, type LogLevel } from './log.ts';
 import { VERSION } from './version.ts';
 
-
-const COMMANDS: Command[] = [runCommand, idCommand, sampleCommand, verifyCommand, exportCommand, gatewayCommand, subscribeCommand, meshCommand, simCommand, consoleCommand, configCommand, demoCommand, rewardsCommand, jobCommand, chainCommand, proofCommand];
+// Each command's module is loaded when that command runs: a box runs only `run`, and
+// what the other commands import (the gateway, readline, the simulator, ...) would
+// otherwise be evaluated and kept in its memory for nothing.
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  run: async () => (await import('./commands/run.ts')).runCommand,
+  id: async () => (await import('./commands/id.ts')).idCommand,
+  sample: async () => (await import('./commands/sample.ts')).sampleCommand,
+  verify: async () => (await import('./commands/verify.ts')).verifyCommand,
+  export: async () => (await import('./commands/export.ts')).exportCommand,
+  gateway: async () => (await import('./commands/gateway.ts')).gatewayCommand,
+  subscribe: async () => (await import('./commands/subscribe.ts')).subscribeCommand,
+  mesh: async () => (await import('./commands/mesh.ts')).meshCommand,
+  sim: async () => (await import('./commands/sim.ts')).simCommand,
+  console: async () => (await import('./commands/console.ts')).consoleCommand,
+  config: async () => (await import('./commands/config.ts')).configCommand,
+  demo: async () => (await import('./commands/demo.ts')).demoCommand,
+  rewards: async () => (await import('./commands/rewards.ts')).rewardsCommand,
+  job: async () => (await import('./commands/job.ts')).jobCommand,
+  chain: async () => (await import('./commands/chain.ts')).chainCommand,
+  proof: async () => (await import('./commands/proof.ts')).proofCommand,
+};
 
 const LOG_LEVELS: readonly string[] = ['debug', 'info', 'warn', 'error'];
 
@@ -37,18 +40,19 @@ export async function main(argv: string[], io: MainIo): Promise<number> {
   const say = (text: string) => io.stderr.write(text.endsWith('\n') ? text : text + '\n');
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    io.stdout.write(topHelp());
+    io.stdout.write(await topHelp());
     return name === undefined ? 2 : 0;
   }
   if (name === '--version' || name === '-V') {
     io.stdout.write(`iop-agent ${VERSION}\n`);
     return 0;
   }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) {
-    say(`iop-agent: unknown command '${name}'. Commands: ${COMMANDS.map((c) => c.name).join(', ')}. See 'iop-agent --help'.`);
+  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!load) {
+    say(`iop-agent: unknown command '${name}'. Commands: ${Object.keys(COMMANDS).join(', ')}. See 'iop-agent --help'.`);
     return 2;
   }
+  const command = await load();
   let parsed;
   try {
     parsed = parseArgs({
@@ -88,14 +92,15 @@ export async function main(argv: string[], io: MainIo): Promise<number> {
   }
 }
 
-function topHelp(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+async function topHelp(): Promise<string> {
+  const commands = await Promise.all(Object.values(COMMANDS).map((load) => load()));
+  const width = Math.max(...commands.map((c) => c.name.length));
   return `iop-agent ${VERSION}: signed sensor readings, MQTT sync and ad hoc mesh for Internet-of-People boxes
 
 Usage: iop-agent <command> [options]
 
 Commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
+${commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
 
 'iop-agent <command> --help' describes a command. Exit codes: 0 ok, 1 failure, 2 bad usage or configuration.
 `;

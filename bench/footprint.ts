@@ -51,7 +51,8 @@ try {
   const nodeBinary = process.execPath;
   const agentCommand = useSea ? [sea] : [nodeBinary, join(root, 'agent', 'cli.ts')];
   const agent = spawn(agentCommand[0]!, [...agentCommand.slice(1), 'run', '--broker', broker.url, '--state-dir', state, '--interval', '1000'], {
-    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, IOP_AGENT_CONFIG: '' },
+    // glibc's malloc thresholds as the box's init script sets them (S95iop-agent).
+    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, IOP_AGENT_CONFIG: '', MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_TRIM_THRESHOLD_: '131072' },
   });
   let log = '';
   agent.stderr!.on('data', (c) => (log += c));

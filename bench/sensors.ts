@@ -46,7 +46,7 @@ try {
   const gpio: GpioProvider = {
     backend: 'sysfs', reason: 'bench',
     read: async () => (readFileSync(join(fixture.root, 'gpio/door-value'), 'utf8').trim() === '1' ? 1 : 0),
-    watch: async (_spec, _edge, onEdge) => { edges = onEdge; return { close: async () => {} }; },
+    watch: async (_spec, _edge, onEdge) => { edges = onEdge; return { armed: () => true, close: async () => {} }; },
     close: async () => {},
   };
   let mono = 0;

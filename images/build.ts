@@ -91,7 +91,13 @@ for (const target of targets) {
     useSnapshot: false,
     // A box idles most of its life: young-generation semi-spaces of 1 MiB instead of up
     // to 16 MiB keep the resident size down; scavenges are cheap at a reading a second.
-    execArgv: ['--max-semi-space-size=1'],
+    // No optimising compilers (Maglev, TurboFan; Sparkplug's baseline code stays) and
+    // V8's size-over-speed choices: their code pages in the executable are never touched
+    // and their compilations never allocate, about 4 MB less resident; an old generation
+    // that starts at 4 MB and grows when needed (the limit is unchanged), about 2 MB
+    // less. Measured with the agent sampling and publishing (the emulated box test
+    // prints it); signing stays about a millisecond.
+    execArgv: ['--max-semi-space-size=1', '--max-opt=1', '--optimize-for-size', '--initial-heap-size=4'],
   }, null, 2));
   rmSync(output, { force: true });
   execFileSync(process.execPath, ['--build-sea', config], { stdio: 'inherit' });

@@ -102,21 +102,39 @@ export function createPulseSensor(options: PulseOptions, context: PulseContext):
   let watch: LineWatch | undefined;
   let watchError: Error | undefined;
 
-  /** Watches the line; a failure (no GPIO path, no such chip) is reported by reads, which try again. */
+  /** Counts one pulse (the configured edge) at `atMs`, after debounce. */
+  const countEdge = (atMs: number): void => {
+    edgesThisInterval++;
+    if (atMs - lastEdgeMs < debounceMs) return;
+    lastEdgeMs = atMs;
+    pending++;
+  };
+
+  /**
+   * Watches the line; resolves once the watch is armed. A failure (no GPIO path, no such
+   * chip) is reported by reads, which try again.
+   */
   const begin = async (): Promise<void> => {
     try {
       const provider = await context.provider();
+      // The level before the first edge, so that the first release is judged right too.
+      // The character device's watch holds the line (gpioget is refused then): read
+      // before it; on sysfs read the watched line after, leaving no gap.
+      const readLevel = async () => { level ??= await provider.read(lineSpec(options)).catch(() => undefined); };
+      if (provider.backend === 'chardev') await readLevel();
       // Both edges, always: the releases tell the level, which a stuck line is judged by.
       watch = await provider.watch(lineSpec(options), 'both', (event) => {
         watchError = undefined;
+        const previous = level;
         // Stuck is judged on our own clock, which reads use; debounce on the edges' timestamps.
         if (event.level !== level) { level = event.level; levelSinceMs = context.monotonic(); }
-        if (activeLevel !== undefined && event.level !== activeLevel) return;
-        edgesThisInterval++;
-        if (event.monotonicMs - lastEdgeMs < debounceMs) return;
-        lastEdgeMs = event.monotonicMs;
-        pending++;
+        if (activeLevel === undefined || event.level === activeLevel) return countEdge(event.monotonicMs);
+        // A release while the line was already released: the press came and went before
+        // the backend looked (sysfs reports only that the value changed, and reads it
+        // when the agent gets to it, late on a busy box): one whole pulse.
+        if (previous === event.level) countEdge(event.monotonicMs);
       }, (error) => { watchError = error; });
+      if (provider.backend !== 'chardev') await readLevel();
     } catch (err) {
       watchError = err instanceof Error ? err : new Error(String(err));
     }
@@ -126,6 +144,7 @@ export function createPulseSensor(options: PulseOptions, context: PulseContext):
     name,
     kind: 'pulse',
     start: begin,
+    armed: () => watch?.armed() ?? false,
     async stop() {
       await watch?.close();
       store.save(total);
@@ -172,6 +191,7 @@ export function createGpioInputSensor(options: GpioInputOptions, provider: () =>
   const spec = lineSpec(options);
   let tracked: Level | undefined;
   let watch: LineWatch | undefined;
+  let direct = false;
 
   const follow = async (gpio: GpioProvider, level: Level): Promise<void> => {
     tracked = level;
@@ -188,14 +208,21 @@ export function createGpioInputSensor(options: GpioInputOptions, provider: () =>
     if (tracked !== undefined && watch) return tracked;
     const gpio = await provider();
     const now = await gpio.read(spec);
-    if (gpio.backend === 'chardev' && !watch) await follow(gpio, now);
+    direct = gpio.backend !== 'chardev';
+    if (!direct && !watch) await follow(gpio, now);
     return now;
   };
 
   return {
     name: options.name,
     kind: 'gpio-input',
-    async start() {},
+    // Read and, on the character device, watched from the start; a failure here is
+    // reported by the reads, which try again.
+    async start() {
+      await level().catch(() => undefined);
+    },
+    // sysfs: every read is the line's level now; chardev: the watch follows it.
+    armed: () => direct || (watch?.armed() ?? false),
     async stop() {
       await watch?.close();
       watch = undefined;

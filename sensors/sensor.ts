@@ -29,6 +29,11 @@ export interface Sensor {
   readonly kind: string;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /**
+   * Sensors that follow a line's edges (pulse counters, watched inputs): true once no
+   * edge can be missed any more (the watch is armed). Absent for sensors read on demand.
+   */
+  armed?(): boolean;
   /** Rejects when the hardware did not give a value; the sampler counts and logs it. */
   read(nowMs: number): Promise<SensorRecord[]>;
   health(): SensorHealth;

@@ -15,7 +15,7 @@ import { claimTree, ownerRewards, verifyClaim } from '../agent/contribution/rewa
 import { epochTable, cumulativeOf, scoreDevices } from '../agent/contribution/epoch.ts';
 import { defaultScoreRules, emptyEvidence, score } from '../agent/contribution/score.ts';
 import { uptimeSeconds } from '../agent/contribution/uptime.ts';
-import { answerFor } from '../agent/contribution/job-answers.ts';
+import { answerFor } from '../agent/contribution/job-answer.ts';
 import { makeBeacon, makeWitness, testBox, type TestBox } from './helpers/contribution.ts';
 
 const EPOCH = 20_000;

@@ -78,8 +78,10 @@ testIf(missing, 'boot: the agent starts from its init script as its own user, ma
   const [rss = 0, anon = 0, file = 0, shmem = 0] = (/^rss (\d+) (\d+) (\d+) (\d+)/.exec(await box.control('rss')) ?? []).slice(1).map(Number);
   const mb = (kB: number) => `${(kB / 1024).toFixed(1)} MB`;
   // The executable lives in the initramfs (tmpfs): its mapped pages count as shared memory.
+  // A figure, not an assertion (memory goes in figures): issue 11's goal is 60 MB.
   console.log(`emulated box: the arm64 agent's RSS while sampling and publishing: ${mb(rss)} ` +
-    `(anonymous ${mb(anon)}, file-backed ${mb(file)}, executable pages mapped from the initramfs ${mb(shmem)})`);
+    `(anonymous ${mb(anon)}, file-backed ${mb(file)}, executable pages mapped from the initramfs ${mb(shmem)}); ` +
+    `goal <= 60 MB ${rss <= 60 * 1024 ? 'MET' : 'NOT MET'}`);
   assert.ok(rss > 0);
   assert.not.match(subscriber.stderr(), /rejected/);
 });
@@ -101,7 +103,7 @@ testIf(missing ?? image?.noGpioSim, 'the rig: gpio-sim lines the host pulls togg
     // QEMU reads a pty only while its other end is open: keep it open meanwhile.
     const fd = openSync(pty, 'r+');
     try {
-      const reply = box.control(`read-serial ${tty}`, 20_000);
+      const reply = box.control(`read-serial ${tty} hello`, 20_000);
       // The guest opens the port after the command arrives; send until the line lands.
       let received: string | undefined;
       void reply.then((r) => (received = r));

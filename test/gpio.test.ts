@@ -13,11 +13,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Sysfs } from '../drivers/sysfs.ts';
 import { globalLineNumber } from '../drivers/gpio/chips.ts';
-import { createGpiodCliProvider, gpiomonArgs, gpiogetArgs, parseGpiomonLine } from '../drivers/gpio/gpiod-cli.ts';
+import { createGpiodCliProvider, gpioinfoArgs, gpiomonArgs, gpiogetArgs, lineHeldByGpiomon, parseGpiomonLine } from '../drivers/gpio/gpiod-cli.ts';
 import { selectGpioProvider } from '../drivers/gpio/select.ts';
-import type { GpioProvider } from '../drivers/gpio/line.ts';
+import type { EdgeEvent, GpioProvider } from '../drivers/gpio/line.ts';
 import { createGpioInputSensor, createPulseSensor } from '../sensors/gpio-sensors.ts';
 import { SensorError, type Sensor } from '../sensors/sensor.ts';
+import { sensorStatus } from '../agent/sensor-status.ts';
+import type { Box } from '../agent/box.ts';
 import { FixtureSysfs } from './helpers/fixture-sysfs.ts';
 import { sensorFailure as failure } from './helpers/sensor-failure.ts';
 
@@ -82,9 +84,21 @@ test('libgpiod command lines (v1 and v2) and gpiomon output parsing', () => {
   assert.equal(gpiomonArgs(2, spec, 'both'), ['--bias=pull-up', '--edges=both', '--format=%e %S', '-c', 'gpiochip0', '17']);
   assert.equal(parseGpiomonLine(1, '0 12.500000000'), { level: 0, monotonicMs: 12_500 });
   assert.equal(parseGpiomonLine(2, '2 12.5'), { level: 0, monotonicMs: 12_500 });
+  // v1 prints tv_nsec without padding: 5,000,000 ns is 5 ms, 9 ns is 9 ns.
+  assert.equal(parseGpiomonLine(1, '0 12.5000000'), { level: 0, monotonicMs: 12_005 });
+  assert.equal(parseGpiomonLine(1, '1 12.9'), { level: 1, monotonicMs: 12_000.000009 });
   assert.equal(parseGpiomonLine(1, '1 3.000000001')!.level, 1);
   assert.is(parseGpiomonLine(1, 'event: RISING EDGE offset: 17'), undefined);
   assert.is(parseGpiomonLine(1, '2 1.0'), undefined);
+  assert.equal(gpioinfoArgs(1, spec), ['gpiochip0']);
+  assert.equal(gpioinfoArgs(2, spec), ['-c', 'gpiochip0', '17']);
+  // Armed: the kernel shows the line requested by gpiomon (v1 and v2 output).
+  const v1 = 'gpiochip1 - 8 lines:\n\tline   3:      unnamed   "gpiomon"   input  active-high [used]\n\tline  13:      unnamed       unused   input  active-high \n';
+  assert.ok(lineHeldByGpiomon(v1, 3));
+  assert.not.ok(lineHeldByGpiomon(v1, 13));
+  assert.not.ok(lineHeldByGpiomon(v1, 1));
+  assert.ok(lineHeldByGpiomon('gpiochip1 - 8 lines:\n\tline   3:\tunnamed\tinput edges=both consumer="gpiomon"\n', 3));
+  assert.not.ok(lineHeldByGpiomon('\tline   3:\tunnamed\tinput consumer="kernel"\n', 3));
 });
 
 test('no sysfs GPIO: the character device through libgpiod is chosen, and says why', async () => {
@@ -118,9 +132,14 @@ test('pulse counter on gpiomon: debounce, total and rate, kept across restarts; 
   const make = () => createPulseSensor(
     { name: 'rain', chip: 'gpiochip0', line: 17, edge: 'falling', debounceMs: 20, factor: 0.2794, unit: 'mm', maxHz: 50, stuckMs: 60_000, bias: 'pull-up' },
     { provider: async () => provider!, stateDir, monotonic: () => mono });
+  const edges = await edgeSource(17);
   let rain: Sensor = make();
   await rain.start();
-  const edges = await edgeSource(17);
+  // start() returns once gpiomon holds the line: from then on no edge is missed.
+  assert.ok(rain.armed!(), 'armed after start');
+  const status = sensorStatus({ sensors: [rain], time: { status: () => ({}) } as unknown as Box['time'], position: () => undefined });
+  assert.is(status.sensors[0]!.armed, true, 'the status says so');
+  assert.match(readFileSync(join(fakeDir, 'calls'), 'utf8'), /gpioinfo gpiochip0/);
   // Five clean tips 1 s apart, each with a bounce 5 ms later that must not count.
   const tips = [1, 2, 3, 4, 5].flatMap((s) => [`0 ${s}.000000000`, `0 ${s}.005000000`]);
   await edges.send(tips);
@@ -172,6 +191,30 @@ test('pulse counter on gpiomon: debounce, total and rate, kept across restarts; 
   await rain.stop();
   await edges.close();
   assert.equal(JSON.parse(readFileSync(join(stateDir, 'pulse', 'rain.json'), 'utf8')), { total: 7 });
+});
+
+test('pulse counter: a press and release the backend saw as one notification (sysfs on a busy box) counts as one pulse', async () => {
+  let onEdge: ((event: EdgeEvent) => void) | undefined;
+  const lineLevel: 0 | 1 = 1;
+  const fake: GpioProvider = {
+    backend: 'sysfs', reason: 'test',
+    read: async () => lineLevel,
+    watch: async (_spec, _edge, handler) => { onEdge = handler; return { armed: () => true, close: async () => {} }; },
+    close: async () => {},
+  };
+  let mono = 0;
+  const rain = createPulseSensor({ name: 'gauge', chip: 'gpiochip0', line: 4, edge: 'falling', debounceMs: 20 },
+    { provider: async () => fake, stateDir: join(dir, 'collapsed'), monotonic: () => mono });
+  await rain.start();
+  assert.ok(rain.armed!());
+  onEdge!({ level: 1, monotonicMs: 100 }); // released -> released: a whole pulse in between
+  onEdge!({ level: 0, monotonicMs: 500 }); // a pulse seen edge by edge
+  onEdge!({ level: 1, monotonicMs: 700 });
+  onEdge!({ level: 1, monotonicMs: 710 }); // released again: another hidden pulse, 210 ms after the last counted edge
+  onEdge!({ level: 1, monotonicMs: 715 }); // 5 ms later: bounce, not counted
+  mono = 10_000;
+  assert.equal((await rain.read(NOW))[1], { n: 'count', u: 'count', v: 3 });
+  await rain.stop();
 });
 
 test('gpio-input: a door contact through gpioget, active low; a missing line is a local failure', async () => {

@@ -9,15 +9,15 @@ import { answerJobs } from '../contribution/job-answers.ts';
 import { configFromFlags } from './options.ts';
 import type { Server } from 'node:net';
 import { startControlSocket } from '../control-socket.ts';
-import { startMesh, type MeshService } from '../mesh/service.ts';
-import { consoleLogger, startConsole, type ConsoleService } from '../console/service.ts';
+import type { MeshService } from '../mesh/service.ts';
+import type { ConsoleService } from '../console/service.ts';
 import { readConsoleSettings } from '../console/settings.ts';
 import { applyWifiSettings } from '../console/wifi-setting.ts';
 import type { MetricsListener } from '../metrics/start.ts';
 import { parseListenAddress } from '../metrics/server.ts';
 import { createServiceNotifier } from '../systemd/notify.ts';
 import { agentStatusLine } from '../systemd/status-line.ts';
-import { startStatusPage, type StatusPage } from '../status/service.ts';
+import type { StatusPage } from '../status/service.ts';
 import type { Route } from '../status/server.ts';
 
 /** Exit code after `restart` on the console: the supervisor (systemd Restart=) starts the agent again. */
@@ -52,7 +52,10 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
     if (settings.intervalMs && context.values.interval === undefined) config.sampling.intervalMs = settings.intervalMs;
     // WiFi setup from the console's `set wifi`, over the UDP mesh links of the config file.
     config.mesh = applyWifiSettings(config.mesh, settings.wifi ?? {});
-    const consoleLog = config.console ? consoleLogger(context.log) : undefined;
+    // The mesh and the console (serial bindings, pairing's secp256k1) load only when
+    // configured: a box without them keeps that code out of its memory.
+    const consoleModule = config.console ? await import('../console/service.ts') : undefined;
+    const consoleLog = consoleModule?.consoleLogger(context.log);
     const log = consoleLog?.log ?? context.log;
     if (!config.mesh.enabled && Object.values(settings.wifi ?? {}).some(Boolean)) {
       log.warn(`console-settings.json sets WiFi up for the mesh, but the configuration does not enable the mesh: interfaces left alone`);
@@ -92,13 +95,13 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
     let restart = false;
     const stopped = new Promise<void>((resolve) => {
       context.signal.addEventListener('abort', () => resolve(), { once: true });
-      if (consoleLog) {
-        fieldConsole = startConsole({ config: config.console!, stateDir: config.stateDir, box, broker, gatewayKeys: config.uplink.gatewayKeys, meshEnabled: config.mesh.enabled, uplink: () => uplink, mesh: () => mesh, log, ring: consoleLog.ring,
+      if (consoleModule && consoleLog) {
+        fieldConsole = consoleModule.startConsole({ config: config.console!, stateDir: config.stateDir, box, broker, gatewayKeys: config.uplink.gatewayKeys, meshEnabled: config.mesh.enabled, uplink: () => uplink, mesh: () => mesh, log, ring: consoleLog.ring,
           restart: () => { restart = true; resolve(); } });
       }
     });
     try {
-      if (config.mesh.enabled) mesh = await startMesh({ config: config.mesh, uplinkConfig: config.uplink, stateDir: config.stateDir, box, uplink, log });
+      if (config.mesh.enabled) mesh = await (await import('../mesh/service.ts')).startMesh({ config: config.mesh, uplinkConfig: config.uplink, stateDir: config.stateDir, box, uplink, log });
       control = await startControlSocket(config.stateDir, {
         mesh: () => mesh?.status() ?? { enabled: false },
         status: () => ({ device: box.identity.id, queue: box.journal.stats(), uplink: uplink?.session.connected ?? false, ...sensorStatus(box) }),
@@ -114,6 +117,8 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
           const [{ createAgentMetrics }, { metricsHandler, METRICS_PATH }] = await Promise.all([import('../metrics/agent-metrics.ts'), import('../metrics/handler.ts')]);
           statusRoutes.set(METRICS_PATH, metricsHandler(createAgentMetrics(metricsSources), log.child('metrics')));
         }
+        // Loaded only when configured: the page, its assets and ws cost a box memory.
+        const { startStatusPage } = await import('../status/service.ts');
         statusPage = await startStatusPage({ address: statusAddress, password: config.status?.password, noUplinkAlertS: config.status?.noUplinkAlertS,
           box, broker, uplink, mesh: () => mesh, stateDir: config.stateDir, log, extraRoutes: statusRoutes });
       }

@@ -3,6 +3,12 @@
 // watched line runs as a child process, supervised: when it exits it is restarted with
 // a backoff and the watch reports the gap. Both v1 (Debian 12: `gpiomon -F ... chip
 // line`) and v2 (`gpiomon -c chip --format ...`) syntaxes are spoken.
+//
+// A watch is armed when the kernel holds the line's request for that gpiomon: edges
+// from then on are queued by the kernel with their direction and none is lost. A
+// spawned gpiomon takes a while to get there (hundreds of ms on a slow board), and v1
+// prints nothing when it does, so `watch()` resolves only once `gpioinfo` shows the line
+// used by gpiomon (or the monitor failed, which onError reports).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { describeLine, GpioError, type Bias, type Edge, type GpioProvider, type Level, type LineSpec, type LineWatch } from './line.ts';
 
@@ -10,6 +16,9 @@ export type GpiodVersion = 1 | 2;
 
 const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 30_000;
+/** How long a starting gpiomon may take to hold its line before the watch reports it. */
+const ARM_TIMEOUT_MS = 15_000;
+const ARM_POLL_MS = 50;
 
 function run(command: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -52,6 +61,20 @@ export function gpiomonArgs(version: GpiodVersion, spec: LineSpec, edge: Edge): 
   return [...biasArgs(2, spec.bias), `--edges=${edge}`, '--format=%e %S', '-c', spec.chip, String(spec.line)];
 }
 
+export function gpioinfoArgs(version: GpiodVersion, spec: LineSpec): string[] {
+  return version === 1 ? [spec.chip] : ['-c', spec.chip, String(spec.line)];
+}
+
+/**
+ * Whether `gpioinfo` output shows the line requested by gpiomon. v1:
+ * `line   3:  unnamed  "gpiomon"  input  active-high [used]`; v2:
+ * `line   3:  unnamed  input both-edges consumer="gpiomon"`.
+ */
+export function lineHeldByGpiomon(gpioinfo: string, line: number): boolean {
+  const row = gpioinfo.split('\n').find((text) => new RegExp(`^\\s*line\\s+${line}:`).test(text));
+  return row !== undefined && /"gpiomon"|consumer=gpiomon\b/.test(row);
+}
+
 /** Parses one gpiomon output line to (level after the edge, ms); undefined for other lines. */
 export function parseGpiomonLine(version: GpiodVersion, line: string): { level: Level; monotonicMs: number } | undefined {
   const match = /^\s*(\d)\s+(\d+)\.(\d{1,9})\s*$/.exec(line);
@@ -59,7 +82,11 @@ export function parseGpiomonLine(version: GpiodVersion, line: string): { level: 
   const event = Number(match[1]);
   const rising = event === 1;
   if (!rising && event !== (version === 1 ? 0 : 2)) return undefined;
-  const nanos = Number(match[3]!.padEnd(9, '0'));
+  // v1's %n is printf("%ld", tv_nsec): not zero-padded, so "12.5000000" is 12 s and
+  // 5 ms. v2's %S pads to nine digits, a decimal fraction either way. (Read as a
+  // fraction, v1's short values made edges look milliseconds apart or out of order,
+  // and debounce dropped real pulses.)
+  const nanos = version === 1 ? Number(match[3]) : Number(match[3]!.padEnd(9, '0'));
   return { level: rising ? 1 : 0, monotonicMs: Number(match[2]) * 1000 + nanos / 1e6 };
 }
 
@@ -82,10 +109,31 @@ export function createGpiodCliProvider(version: GpiodVersion, reason: string): G
     async watch(spec, edge, onEdge, onError) {
       let child: ChildProcess | undefined;
       let closed = false;
+      let armed = false;
       let delay = RESTART_MIN_MS;
       let timer: NodeJS.Timeout | undefined;
-      const start = () => {
-        if (closed) return;
+      /** Resolves once this monitor holds the line (true) or is gone or timed out (false). */
+      const arm = async (proc: ChildProcess): Promise<boolean> => {
+        const end = performance.now() + ARM_TIMEOUT_MS;
+        while (!closed && child === proc && proc.exitCode === null && proc.signalCode === null) {
+          try {
+            if (lineHeldByGpiomon(await run('gpioinfo', gpioinfoArgs(version, spec)), spec.line)) {
+              armed = child === proc;
+              return armed;
+            }
+          } catch {
+            // gpioinfo failed (chip gone?): gpiomon itself will say why when it exits
+          }
+          if (performance.now() > end) {
+            onError(new GpioError(`${describeLine(spec)}: gpiomon did not hold the line within ${ARM_TIMEOUT_MS} ms; edges may be missed until it does`));
+            return false;
+          }
+          await new Promise((resolve) => setTimeout(resolve, ARM_POLL_MS));
+        }
+        return false;
+      };
+      const start = (): ChildProcess | undefined => {
+        if (closed) return undefined;
         const startedAt = performance.now();
         const proc = spawn('gpiomon', gpiomonArgs(version, spec, edge), { stdio: ['ignore', 'pipe', 'pipe'] });
         child = proc;
@@ -104,20 +152,28 @@ export function createGpiodCliProvider(version: GpiodVersion, reason: string): G
         proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr = (stderr + chunk).slice(-500); });
         proc.on('error', (err) => onError(new GpioError(`${describeLine(spec)}: gpiomon: ${err.message}`)));
         proc.on('close', (code, signal) => {
-          child = undefined;
+          armed = false;
+          if (child === proc) child = undefined;
           if (closed) return;
           // A monitor that ran a while was healthy: start again quickly.
           if (performance.now() - startedAt > RESTART_MAX_MS) delay = RESTART_MIN_MS;
           onError(new GpioError(`${describeLine(spec)}: gpiomon exited (${signal ?? `code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}; restarting in ${delay} ms`));
-          timer = setTimeout(start, delay);
+          timer = setTimeout(() => {
+            const next = start();
+            if (next) void arm(next);
+          }, delay);
           timer.unref();
           delay = Math.min(RESTART_MAX_MS, delay * 2);
         });
+        return proc;
       };
-      start();
+      const first = start();
+      if (first) await arm(first);
       const watch: LineWatch = {
+        armed: () => armed,
         async close() {
           closed = true;
+          armed = false;
           clearTimeout(timer);
           watches.delete(watch);
           const proc = child;

@@ -23,6 +23,8 @@ export interface EdgeEvent {
 }
 
 export interface LineWatch {
+  /** True while every edge from now on reaches onEdge (the kernel holds the watch's request). */
+  armed(): boolean;
   close(): Promise<void>;
 }
 
@@ -31,7 +33,10 @@ export interface GpioProvider {
   /** Why this backend was chosen; logged at start and in docs/hardware.md. */
   readonly reason: string;
   read(spec: LineSpec): Promise<Level>;
-  /** Calls onEdge for every edge; onError when the watch broke (it is restarted where it can be). */
+  /**
+   * Calls onEdge for every edge; onError when the watch broke (it is restarted where it
+   * can be). Resolves once the watch is armed, or when it could not be (onError said why).
+   */
   watch(spec: LineSpec, edge: Edge, onEdge: (event: EdgeEvent) => void, onError: (error: Error) => void): Promise<LineWatch>;
   close(): Promise<void>;
 }

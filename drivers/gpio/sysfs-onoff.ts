@@ -63,8 +63,12 @@ export function createOnoffProvider(sysfs: Sysfs, reason: string, Gpio: OnoffGpi
         if (err) onError(new GpioError(`${describeLine(spec)}: ${err.message}`));
         else onEdge({ level: value, monotonicMs: performance.now() });
       });
+      let watching = true;
       return {
+        // onoff set the edge and registered the value file with epoll before returning.
+        armed: () => watching,
         async close() {
+          watching = false;
           gpio.unwatchAll();
           gpio.unexport();
           open.delete(number);

@@ -79,8 +79,10 @@ export async function buildImage(options: ImageOptions): Promise<Image> {
   ];
   const partial = `${image.initrd}.partial`;
   await writeInitramfs(partial, dedupe(entries));
+  // By rename: a QEMU another test file started reads the old files whole.
   renameSync(partial, image.initrd);
-  copyFileSync(kernel.vmlinuz, image.kernel);
+  copyFileSync(kernel.vmlinuz, `${image.kernel}.partial`);
+  renameSync(`${image.kernel}.partial`, image.kernel);
   writeFileSync(manifest, JSON.stringify({ inputs, kernelVersion: kernel.version, modules: kernel.modules.map((m) => basename(m)) }, null, 2));
   return image;
 }

@@ -6,6 +6,8 @@
 #   iop_broker=URL      the agent's broker (host services are forwarded to 10.0.2.100)
 #   iop_interval=MS     sampling interval
 #   iop_config=BASE64   the agent's /etc/iop-agent/config.yaml, base64-encoded
+#   iop_mesh_key=HEX    the mesh key, written to /etc/iop-agent/mesh.key (readable by
+#                       the agent's group only) for a config whose mesh.keyFile names it
 #   iop_gpio_export=1   export the gpio-sim lines to sysfs for the gpio group (what the
 #                       Buildroot tree's udev rule does on a real box); leave it out for
 #                       the character-device path, where exported lines are busy
@@ -72,6 +74,11 @@ for tty in /dev/ttyS*; do chgrp dialout "$tty"; chmod 0660 "$tty"; done
 for chip in /dev/gpiochip*; do [ -e "$chip" ] && chgrp gpio "$chip" && chmod 0660 "$chip"; done
 
 [ -n "$iop_config" ] && echo "$iop_config" | base64 -d > /etc/iop-agent/config.yaml
+if [ -n "$iop_mesh_key" ]; then
+	echo "$iop_mesh_key" > /etc/iop-agent/mesh.key
+	chgrp iop-agent /etc/iop-agent/mesh.key
+	chmod 0640 /etc/iop-agent/mesh.key
+fi
 args=""
 [ -n "$iop_broker" ] && args="$args --broker $iop_broker"
 [ -n "$iop_interval" ] && args="$args --interval $iop_interval"
@@ -114,9 +121,15 @@ if [ -e /dev/hvc0 ]; then
 					# stat <path>: mode, owner and group
 					echo "stat $(stat -c '%a %U %G' "$argument" 2>&1)";;
 				read-serial)
-					# read-serial <ttyS0|ttyS1>: one line arriving on that UART within 10 s
+					# read-serial <ttyS0|ttyS1> [word]: the next line arriving on that UART
+					# within 10 s (with a word: the next line holding it, so that the tail
+					# of a line already under way when the port opened is passed over)
 					stty -F "/dev/$argument" raw -echo 115200 2>/dev/null
-					echo "read-serial $(timeout 10 head -n 1 "/dev/$argument" 2>&1 | tr -d '\r')";;
+					if [ -n "$value" ]; then
+						echo "read-serial $(timeout 10 grep -m 1 -o -e "$value.*" "/dev/$argument" 2>&1 | tr -d '\r')"
+					else
+						echo "read-serial $(timeout 10 head -n 1 "/dev/$argument" 2>&1 | tr -d '\r')"
+					fi;;
 				sync)
 					sync; echo "ok";;
 				*)

@@ -9,7 +9,9 @@ import { SF7_BW250, type LoraProfile } from '../../drivers/radio/lora-airtime.ts
 import type { Modem } from './modems.ts';
 import { openPty, type Pty } from './pty.ts';
 
-interface Slot { plugs: number; path: string; make: () => Modem; link: SimLink; modem: Modem; pty: Pty | undefined; airLogs: Modem['airLog'][] }
+type PtyOpener = (path: string) => Promise<Pty>;
+
+interface Slot { plugs: number; path: string; open: PtyOpener; make: () => Modem; link: SimLink; modem: Modem; pty: Pty | undefined; airLogs: Modem['airLog'][] }
 
 export class Channel {
   readonly medium: SimMedium;
@@ -20,11 +22,14 @@ export class Channel {
     this.medium = new SimMedium({ clock: realClock, random: new SeededRandom(options.seed ?? 1), rangeM: options.rangeM ?? 1000, profile: options.profile ?? SF7_BW250, latencyMs: 2 });
   }
 
-  /** Adds a radio at (x, 0) whose host side is a pty at `path`. */
-  async add(path: string, x: number, make: () => Modem): Promise<number> {
+  /**
+   * Adds a radio at (x, 0) whose host side is a pty at `path` (made by socat; `open`
+   * may instead attach to a terminal that exists, e.g. attachPty for QEMU's).
+   */
+  async add(path: string, x: number, make: () => Modem, open: PtyOpener = openPty): Promise<number> {
     const link = this.medium.add(x, 0);
     const index = this.slots.length;
-    const slot: Slot = { plugs: 0, path, make, link, modem: make(), pty: undefined, airLogs: [] };
+    const slot: Slot = { plugs: 0, path, open, make, link, modem: make(), pty: undefined, airLogs: [] };
     this.slots.push(slot);
     link.onReceive((frame) => slot.modem.fromAir(frame.data, frame.rssi ?? -80, frame.snr ?? 10));
     await this.plug(index);
@@ -61,7 +66,7 @@ export class Channel {
       slot.modem = slot.make();
     }
     const modem = slot.modem;
-    const pty = await openPty(slot.path);
+    const pty = await slot.open(slot.path);
     slot.pty = pty;
     modem.toHost = (bytes) => pty.write(bytes);
     modem.toAir = (data) => slot.link.send(data);

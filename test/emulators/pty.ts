@@ -24,7 +24,19 @@ export interface Pty {
 }
 
 export async function openPty(path: string): Promise<Pty> {
-  const child: ChildProcess = spawn('socat', [`pty,raw,echo=0,link=${path},mode=600`, 'STDIO'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  return socatPty(path, `pty,raw,echo=0,link=${path},mode=600`);
+}
+
+/**
+ * The radio's host side on a terminal that exists already (the pty QEMU made for a
+ * guest's UART): socat opens it raw, and closing unplugs nothing but this end.
+ */
+export function attachPty(path: string): Promise<Pty> {
+  return socatPty(path, `open:${path},raw,echo=0`);
+}
+
+async function socatPty(path: string, address: string): Promise<Pty> {
+  const child: ChildProcess = spawn('socat', [address, 'STDIO'], { stdio: ['pipe', 'pipe', 'ignore'] });
   let handler: (bytes: Uint8Array) => void = () => {};
   child.stdout!.on('data', (chunk: Buffer) => handler(new Uint8Array(chunk)));
   child.stdin!.on('error', () => {});

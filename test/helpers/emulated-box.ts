@@ -8,9 +8,10 @@
 // Network: QEMU user networking with restrict=on, so the guest reaches nothing at all,
 // except host services forwarded one by one (guestfwd) at 10.0.2.100:<port>.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { buildImage, type Image } from '../../images/emulated-box/build.ts';
+import type { Image } from '../../images/emulated-box/build.ts';
+import { buildArm64Image, ExecutableBuildError } from '../../images/image.ts';
 import { ROOT } from './cli.ts';
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { hasCommand } from './requires.ts';
@@ -25,30 +26,21 @@ export function emulatedBoxMissing(): string | undefined {
 }
 
 /**
- * The image of this checkout: the arm64 executable and its addons built into `dir`, the
- * image around them (Debian packages cached in .cache/emulated-box). Returns the image,
- * or why the box cannot run here.
+ * The image of this checkout: the arm64 executable and its addons, the image around
+ * them, all in .cache/emulated-box (Debian packages, the executable, the image). Test
+ * files share them: the first one builds (one at a time, under a lock), the others use
+ * what is there while the sources it was built from are unchanged (images/image.ts).
+ * Returns the image, or why the box cannot run here. `_dir` is the test's own directory
+ * (unused: kept for the callers' signature).
  */
-export function prepareImage(dir: string): { image?: Image; missing?: string } | Promise<{ image?: Image; missing?: string }> {
+export function prepareImage(_dir: string): { image?: Image; missing?: string } | Promise<{ image?: Image; missing?: string }> {
   const missing = emulatedBoxMissing();
   if (missing) return { missing };
-  const dist = join(dir, 'dist');
-  try {
-    execFileSync(process.execPath, [join(ROOT, 'images', 'build.ts'), '--target', 'linux-arm64', '--out', dist], { stdio: 'pipe' });
-    // The addons (onoff's epoll) need the cross compiler; without them the GPIO tests say so.
-    try {
-      execFileSync(process.execPath, [join(ROOT, 'images', 'addons.ts'), '--target', 'linux-arm64', '--dist', dist], { stdio: 'pipe' });
-    } catch {
-      // the image is built without addons
-    }
-  } catch (err) {
-    return { missing: `cannot build the arm64 executable: ${(err as Error).message.split('\n')[0]}` };
-  }
-  // Test files run in parallel; the Debian package cache (apt's lists and downloads) is
-  // shared, so one image build at a time.
-  return withCacheLock(() => buildImage({ dist, out: join(dir, 'image'), cache: join(ROOT, '.cache', 'emulated-box') })).then(
+  const cache = join(ROOT, '.cache', 'emulated-box');
+  return withCacheLock(() => buildArm64Image({ dist: join(cache, 'dist'), out: join(cache, 'image'), cache })).then(
     (image) => ({ image }),
-    (err: Error) => ({ missing: `needs the image's Debian arm64 packages (apt-get download from the Debian archive): ${err.message.split('\n')[0]}` }),
+    (err: Error) => ({ missing: err instanceof ExecutableBuildError ? err.message
+      : `needs the image's Debian arm64 packages (apt-get download from the Debian archive): ${err.message.split('\n')[0]}` }),
   );
 }
 
@@ -115,8 +107,10 @@ process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
+let boots = 0;
+
 export async function bootBox(options: BootOptions): Promise<EmulatedBox> {
-  const controlSocket = join(options.dir, `control-${process.pid}-${Date.now()}.sock`);
+  const controlSocket = join(options.dir, `control-${process.pid}-${++boots}.sock`);
   const forwards = (options.forwards ?? []).map(({ guestPort, hostPort }) =>
     `,guestfwd=tcp:10.0.2.100:${guestPort}-cmd:socat STDIO TCP:127.0.0.1:${hostPort}`).join('');
   const params = Object.entries(options.params ?? {}).map(([key, value]) => `${key}=${value}`).join(' ');
@@ -165,11 +159,20 @@ export async function bootBox(options: BootOptions): Promise<EmulatedBox> {
     const pty = async (label: string) => (await waitFor(new RegExp(`redirected to (/dev/pts/\\d+) \\(label ${label}\\)`), 20_000))[1]!;
     const consolePty = await pty('console');
     const radioPty = await pty('radio');
-    for (let attempt = 0; !existsSync(controlSocket) && attempt < 100; attempt++) await new Promise((r) => setTimeout(r, 50));
-    control = await new Promise<Socket>((resolve, reject) => {
-      const socket = connect(controlSocket, () => resolve(socket));
-      socket.once('error', reject);
-    });
+    // QEMU binds the socket, then listens: on a loaded machine a connect can fall in
+    // between (ECONNREFUSED), or come before the bind (ENOENT). Try again a while.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        control = await new Promise<Socket>((resolve, reject) => {
+          const socket = connect(controlSocket, () => resolve(socket));
+          socket.once('error', reject);
+        });
+        break;
+      } catch (err) {
+        if (attempt >= 200 || child.exitCode !== null) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
     control.on('data', (chunk) => (controlBuffer += chunk));
     control.on('error', () => {});
     // Commands sent before the guest turned echo off would come back as replies.
