@@ -1,5 +1,5 @@
-// The status page's script: one WebSocket, a whole state on connect, then changes; it
-// never polls. Ages count on from the box's time (offset by the clock difference seen on
+// The status page's script: one WebSocket; on its `sync` the whole state over HTTP
+// (GET /state.json, gzip), then the numbered changes after it; it never polls. Ages count on from the box's time (offset by the clock difference seen on
 // each message). Written without template literals: it lives in a TS template string.
 export const PAGE_JS = String.raw`'use strict';
 (function () {
@@ -75,7 +75,7 @@ export const PAGE_JS = String.raw`'use strict';
     while (pts.length && pts[0][0] < now() - HOUR) pts.shift();
   }
 
-  // The first state's charts come packed (agent/status/history.ts): steps of 100 ms.
+  // The whole state's charts come packed (agent/status/history.ts): steps of 100 ms.
   function unpack(packed) {
     var out = {};
     Object.keys(packed).forEach(function (name) {
@@ -183,17 +183,55 @@ export const PAGE_JS = String.raw`'use strict';
     if (state.uplink && state.uplink.connectedSinceMs) renderUplink();
   }
 
-  function onMessage(ev) {
-    var msg; try { msg = JSON.parse(ev.data); } catch (e) { return; }
+  // The whole state comes over HTTP (compressed); the socket's messages are numbered, and
+  // those that arrive while it is fetched wait, then count only if numbered after it.
+  var synced = false, fetching = false, again = false, pending = [], first = true;
+  function applyState(s) {
+    if (typeof s.nowMs === 'number') offset = s.nowMs - Date.now();
+    state = s.state; history = unpack(s.history || {});
+    Object.keys(renderers).forEach(function (k) { renderers[k](); }); renderCharts(); tick();
+    document.body.classList.remove('loading');
+    if (first) {
+      // For the bench (bench/status-page.ts): drawn, then free to answer after that frame.
+      first = false; performance.mark('first-state');
+      requestAnimationFrame(function () { setTimeout(function () { performance.mark('interactive'); }, 0); });
+    }
+  }
+  function sync() {
+    if (fetching) { again = true; return; }
+    fetching = true; synced = false;
+    var ws = socket;
+    fetch('/state.json', { cache: 'no-store' }).then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); }).then(function (s) {
+      fetching = false;
+      if (ws === socket) {
+        applyState(s);
+        synced = true;
+        var queued = pending; pending = [];
+        queued.forEach(function (m) { if (m.seq > s.seq) apply(m); });
+      }
+      if (again) { again = false; sync(); }
+    }).catch(function () {
+      fetching = false;
+      // Closing the socket reconnects it (and syncs again); a newer socket's sync still waits.
+      if (ws === socket) { again = false; ws.close(); } else if (again) { again = false; sync(); }
+    });
+  }
+  function apply(msg) {
     if (typeof msg.nowMs === 'number') offset = msg.nowMs - Date.now();
-    if (msg.t === 'snapshot') { state = msg.state; history = unpack(msg.history || {}); Object.keys(renderers).forEach(function (k) { renderers[k](); }); renderCharts(); document.body.classList.remove('loading'); }
-    else if (msg.t === 'change') { Object.keys(msg.state).forEach(function (k) { state[k] = msg.state[k]; if (renderers[k]) renderers[k](); }); }
+    if (msg.t === 'change') { Object.keys(msg.state).forEach(function (k) { state[k] = msg.state[k]; if (renderers[k]) renderers[k](); }); }
     else if (msg.t === 'points') { msg.points.forEach(addPoint); renderCharts(); }
     tick();
+  }
+  function onMessage(ev) {
+    var msg; try { msg = JSON.parse(ev.data); } catch (e) { return; }
+    if (msg.t === 'sync') sync();
+    else if (synced) apply(msg);
+    else pending.push(msg);
   }
 
   function connect() {
     socket = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
+    synced = false; pending = [];
     socket.onopen = function () { retryMs = 500; var el = $('link-state'); el.textContent = 'live'; el.className = 'link-state live'; };
     socket.onmessage = onMessage;
     socket.onclose = function () {
