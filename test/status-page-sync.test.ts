@@ -1,7 +1,7 @@
 // The page's script (agent/status/page/script.ts) keeping in step with the agent
-// (docs/status-page.md, The whole state and the changes): the changes that arrive while
-// it fetches the whole state wait, and only those numbered after the state count; a sync
-// during a fetch fetches again. The script runs in a VM with a stand-in for the few DOM
+// (docs/status-page.md, The whole state and the changes): it fetches the whole state as
+// its socket opens, fetches again when the state is older than the socket's sync says,
+// and of the changes that arrive meanwhile applies only those numbered after the state. The script runs in a VM with a stand-in for the few DOM
 // parts it touches, so each message and fetch answer comes exactly when the test says.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -71,11 +71,11 @@ const queueChange = (seq: number, waiting: number) => ({ t: 'change', seq, nowMs
 
 const sensorsChange = (seq: number, value: number) => ({ t: 'change', seq, nowMs: NOW, state: { sensors: wholeState(0, 0, value).state.sensors } });
 
-test('on sync the page fetches /state.json; changes that came meanwhile count only when numbered after the state', async () => {
+test('the page fetches /state.json as its socket opens; changes that came meanwhile count only when numbered after the state', async () => {
   const page = loadPage();
-  assert.is(page.fetches.length, 0, 'nothing is fetched before the socket says so');
+  assert.equal(page.fetches.map((f) => f.url), ['/state.json'], 'fetched at once, beside the socket');
   page.send({ t: 'sync', seq: 4 });
-  assert.equal(page.fetches.map((f) => f.url), ['/state.json']);
+  assert.is(page.fetches.length, 1, 'the fetch under way may be recent enough');
   // While the state is on its way: change 5 (already in the state: older than it) and 6 (after it).
   page.send(sensorsChange(5, 99.5));
   page.send(queueChange(6, 60));
@@ -85,61 +85,79 @@ test('on sync the page fetches /state.json; changes that came meanwhile count on
   assert.match(page.element('sensor-rows').innerHTML, /21\.5 Cel/, 'change 5 not applied over the newer state');
   assert.match(page.element('charts').innerHTML, /<path class="line"/);
   assert.equal(page.marks, ['first-state', 'interactive']);
+  assert.is(page.fetches.length, 1);
   // From now on changes apply as they come.
   page.send(queueChange(7, 1));
   assert.is(page.element('q-waiting').textContent, '1 reading');
 });
 
-test('a state older than the changes already applied is replaced by them; a sync during a fetch fetches again', async () => {
+test('a state older than the socket\'s sync is drawn, then fetched again; the changes wait for the newer one', async () => {
+  const page = loadPage();
+  // Taken before the socket was registered: changes 4 and 5 may have gone to others only.
+  await page.fetches[0]!.answer(wholeState(3, 3, 20));
+  assert.is(page.element('q-waiting').textContent, '3 readings', 'drawn at once');
+  page.send({ t: 'sync', seq: 5 });
+  assert.is(page.fetches.length, 2, 'fetched again');
+  page.send(queueChange(6, 6));
+  assert.is(page.element('q-waiting').textContent, '3 readings', 'the change waits for the newer state');
+  await page.fetches[1]!.answer(wholeState(5, 5, 20));
+  assert.is(page.element('q-waiting').textContent, '6 readings');
+  assert.equal(page.marks, ['first-state', 'interactive'], 'marked once');
+});
+
+test('a state as recent as the sync, come before it, is not fetched again', async () => {
+  const page = loadPage();
+  await page.fetches[0]!.answer(wholeState(4, 4, 20));
+  page.send({ t: 'sync', seq: 4 });
+  page.send(queueChange(5, 5));
+  assert.is(page.fetches.length, 1);
+  assert.is(page.element('q-waiting').textContent, '5 readings');
+});
+
+test('after changes were dropped for it, a sync has the page fetch again; a sync during that fetch waits for its answer', async () => {
   const page = loadPage();
   page.send({ t: 'sync', seq: 0 });
   await page.fetches[0]!.answer(wholeState(0, 3, 20));
-  // The client fell behind: the agent dropped changes for it, then tells it to sync.
   page.send({ t: 'sync', seq: 9 });
   page.send(queueChange(10, 10));
   page.send({ t: 'sync', seq: 12 });
   assert.is(page.fetches.length, 2, 'one fetch at a time');
   assert.is(page.element('q-waiting').textContent, '3 readings', 'changes wait while the state is fetched');
   await page.fetches[1]!.answer(wholeState(9, 9, 20));
-  assert.is(page.element('q-waiting').textContent, '10 readings');
+  assert.is(page.element('q-waiting').textContent, '9 readings', 'the state is drawn, the change waits: the state is older than the last sync');
   assert.is(page.fetches.length, 3, 'the second sync fetches again');
   page.send(queueChange(13, 13));
   await page.fetches[2]!.answer(wholeState(12, 12, 20));
   assert.is(page.element('q-waiting').textContent, '13 readings');
-  assert.equal(page.marks, ['first-state', 'interactive'], 'marked once');
 });
 
-test('a failed fetch closes the socket and the page reconnects and syncs again; a late answer for the old socket is not drawn', async () => {
+test('a failed fetch closes the socket and the page reconnects and fetches again; a late answer for the old socket is not drawn', async () => {
   const page = loadPage();
-  page.send({ t: 'sync', seq: 0 });
   await page.fetches[0]!.answer(null, false);
   assert.match(page.element('link-state').textContent, /unreachable/);
   page.runTimers();
   assert.is(page.sockets.length, 2, 'reconnected');
-  page.send({ t: 'sync', seq: 0 });
+  assert.is(page.fetches.length, 2, 'and fetching');
   const late = page.fetches[1]!;
   page.sockets[1]!.close();
   page.runTimers();
-  page.send({ t: 'sync', seq: 2 });
-  assert.is(page.fetches.length, 2, 'the new socket\'s sync waits for the fetch under way');
+  assert.is(page.fetches.length, 3, 'the new socket fetches without waiting for the old one\'s fetch');
   await late.answer(wholeState(0, 3, 20));
   assert.is(page.element('q-waiting').textContent, '', 'the old socket\'s state is not drawn');
-  assert.is(page.fetches.length, 3, 'then the new socket\'s sync fetches');
+  page.send({ t: 'sync', seq: 2 });
   await page.fetches[2]!.answer(wholeState(2, 4, 20));
   assert.is(page.element('q-waiting').textContent, '4 readings');
 });
 
-test('a failed fetch for an old socket neither closes the new one nor loses its sync', async () => {
+test('a failed fetch for an old socket does not close the new one', async () => {
   const page = loadPage();
-  page.send({ t: 'sync', seq: 0 });
   const late = page.fetches[0]!;
   page.sockets[0]!.close();
   page.runTimers();
-  page.send({ t: 'sync', seq: 1 });
   await late.answer(null, false);
   page.runTimers();
   assert.is(page.sockets.length, 2, 'the new socket stays');
-  assert.is(page.fetches.length, 2, 'the new socket\'s sync fetches');
+  page.send({ t: 'sync', seq: 1 });
   await page.fetches[1]!.answer(wholeState(1, 5, 20));
   assert.is(page.element('q-waiting').textContent, '5 readings');
 });

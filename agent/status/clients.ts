@@ -1,6 +1,6 @@
-// The page's WebSocket clients. Each gets a `sync` message when it connects (fetch the
-// whole state over HTTP, where it travels compressed, then apply the changes numbered
-// after it), then every change. A client that reads slowly is never queued more than
+// The page's WebSocket clients. Each gets a `sync` message when it connects (the number
+// of the last change sent: a whole state, which travels compressed over HTTP, must be at
+// least that recent, and the changes numbered after it apply), then every change. A client that reads slowly is never queued more than
 // about `highWaterBytes`: while its socket's buffer is above that, changes for it are
 // dropped and it is marked stale, and once the buffer has drained it gets a `sync`
 // again, so a paused client costs one flag, not a growing queue. Clients send nothing: any message

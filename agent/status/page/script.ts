@@ -1,4 +1,4 @@
-// The status page's script: one WebSocket; on its `sync` the whole state over HTTP
+// The status page's script: one WebSocket and, as it opens, the whole state over HTTP
 // (GET /state.json, gzip), then the numbered changes after it; it never polls. Ages count on from the box's time (offset by the clock difference seen on
 // each message). Written without template literals: it lives in a TS template string.
 export const PAGE_JS = String.raw`'use strict';
@@ -183,12 +183,14 @@ export const PAGE_JS = String.raw`'use strict';
     if (state.uplink && state.uplink.connectedSinceMs) renderUplink();
   }
 
-  // The whole state comes over HTTP (compressed); the socket's messages are numbered, and
-  // those that arrive while it is fetched wait, then count only if numbered after it.
-  var synced = false, fetching = false, again = false, pending = [], first = true;
+  // The whole state comes over HTTP (compressed), fetched as the socket opens; the socket
+  // says with its 'sync' which change it numbers next, and the state counts once it is at
+  // least that recent (else it is fetched again). Changes wait until then, and only those
+  // numbered after the state are applied.
+  var synced = false, fetchingFor = null, pending = [], need = -1, stateSeq = -1, first = true;
   function applyState(s) {
     if (typeof s.nowMs === 'number') offset = s.nowMs - Date.now();
-    state = s.state; history = unpack(s.history || {});
+    state = s.state; history = unpack(s.history || {}); stateSeq = s.seq;
     Object.keys(renderers).forEach(function (k) { renderers[k](); }); renderCharts(); tick();
     document.body.classList.remove('loading');
     if (first) {
@@ -197,24 +199,26 @@ export const PAGE_JS = String.raw`'use strict';
       requestAnimationFrame(function () { setTimeout(function () { performance.mark('interactive'); }, 0); });
     }
   }
-  function sync() {
-    if (fetching) { again = true; return; }
-    fetching = true; synced = false;
+  function fetchState() {
     var ws = socket;
+    if (fetchingFor === ws) return;
+    fetchingFor = ws;
     fetch('/state.json', { cache: 'no-store' }).then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); }).then(function (s) {
-      fetching = false;
-      if (ws === socket) {
-        applyState(s);
-        synced = true;
-        var queued = pending; pending = [];
-        queued.forEach(function (m) { if (m.seq > s.seq) apply(m); });
-      }
-      if (again) { again = false; sync(); }
+      if (ws !== socket) return;
+      fetchingFor = null;
+      if (!synced) { applyState(s); settle(); }
     }).catch(function () {
-      fetching = false;
-      // Closing the socket reconnects it (and syncs again); a newer socket's sync still waits.
-      if (ws === socket) { again = false; ws.close(); } else if (again) { again = false; sync(); }
+      // Closing the socket reconnects it, which fetches again.
+      if (ws !== socket) return;
+      fetchingFor = null; ws.close();
     });
+  }
+  function settle() {
+    if (synced || need < 0) return;
+    if (stateSeq < need) { fetchState(); return; }
+    synced = true;
+    var queued = pending; pending = [];
+    queued.forEach(function (m) { if (m.seq > stateSeq) apply(m); });
   }
   function apply(msg) {
     if (typeof msg.nowMs === 'number') offset = msg.nowMs - Date.now();
@@ -224,14 +228,15 @@ export const PAGE_JS = String.raw`'use strict';
   }
   function onMessage(ev) {
     var msg; try { msg = JSON.parse(ev.data); } catch (e) { return; }
-    if (msg.t === 'sync') sync();
+    if (msg.t === 'sync') { need = msg.seq; synced = false; settle(); }
     else if (synced) apply(msg);
     else pending.push(msg);
   }
 
   function connect() {
     socket = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
-    synced = false; pending = [];
+    synced = false; pending = []; need = -1; stateSeq = -1;
+    fetchState();
     socket.onopen = function () { retryMs = 500; var el = $('link-state'); el.textContent = 'live'; el.className = 'link-state live'; };
     socket.onmessage = onMessage;
     socket.onclose = function () {
