@@ -95,18 +95,19 @@ export async function startStatusPage(options: StatusPageOptions): Promise<Statu
   let seq = 0;
   const broadcast = (message: Record<string, unknown>) => clients.send(JSON.stringify({ ...message, seq: ++seq }));
   const clients = new Clients({ sync: () => JSON.stringify({ t: 'sync', seq }) });
-  // The whole state for one page; what the clients were sent stays as it was.
-  const wholeState = () => {
-    current = gatherer.gather();
-    return { type: 'application/json', body: JSON.stringify({ seq, nowMs: Date.now(), state: current, history }) };
-  };
-  const refresh = (): number => {
-    if (clients.size === 0) return 0;
+  const pushChanges = (): number => {
     const changed = look();
     const count = Object.keys(changed).length;
     if (count > 0) broadcast({ t: 'change', nowMs: Date.now(), state: changed });
     return count;
   };
+  // The whole state for one page, after pushing what changed: a state newer than the
+  // changes sent would leave a value that changes back unsent to that page.
+  const wholeState = () => {
+    pushChanges();
+    return { type: 'application/json', body: JSON.stringify({ seq, nowMs: Date.now(), state: current, history }) };
+  };
+  const refresh = (): number => (clients.size === 0 ? 0 : pushChanges());
   let server: StatusServer;
   try {
     server = await startStatusServer({ host, port, password, assets: PAGE_ASSETS, documents: new Map([['/state.json', wholeState]]), extraRoutes: options.extraRoutes, onSocket: (ws) => clients.add(ws) });
