@@ -1,5 +1,5 @@
-// The status page's server on a real box (in this process): gzip-compressed assets,
-// basic auth, extra routes, read-only; the WebSocket survives 100 clients coming and
+// The status page's server on a real box (in this process): gzip-compressed assets and
+// whole state (a first load under 150 KB with 20 charted quantities), basic auth, extra routes, read-only; the WebSocket survives 100 clients coming and
 // going, a paused client costs a flag and not a growing queue, and a broken or unwanted
 // frame closes only its own client.
 import { test } from 'uvu';
@@ -66,10 +66,34 @@ test('the page and its assets come gzip-compressed, under 150 KB in all, and nee
     total += bytes.body.length;
     assert.ok(gunzipSync(bytes.body).length > bytes.body.length, `${path} is compressed`);
   }
-  assert.ok(total < 150 * 1024, `first load ${total} bytes`);
+  assert.ok(total < 150 * 1024, `the page's files ${total} bytes`);
   const html = await (await fetch(`http://${base}/`, { headers: auth })).text();
   assert.match(html, /<main>/);
   assert.match(html, /src="\/app\.js"/);
+});
+
+test('a first load with 20 quantities charted over an hour stays under 150 KB: the whole state comes gzip-compressed', async () => {
+  // A page of its own, so that its 20 charts stay out of the other tests' state.
+  const big = await startStatusPage({ address: { host: '127.0.0.1', port: 0 }, box, broker: null, uplink: undefined, mesh: () => undefined, stateDir: dir.path, log: silentLogger });
+  try {
+    const hourAgoS = Date.now() / 1000 - 3600;
+    for (let i = 0; i < 360; i++) {
+      big.onPack({ time: hourAgoS + i * 10, records: Array.from({ length: 20 }, (_, k) => ({ n: `q${k}`, u: 'Cel', v: 20 + k + Math.sin(i / 20) * 3 + Math.random() })) });
+    }
+    let total = 0;
+    for (const path of ['/', '/app.js', '/app.css', '/state.json']) {
+      const bytes = await rawGet(path, { 'Accept-Encoding': 'gzip' }, `127.0.0.1:${big.address().port}`);
+      assert.is(bytes.status, 200, path);
+      assert.is(bytes.headers['content-encoding'], 'gzip', path);
+      total += bytes.body.length;
+    }
+    const state = JSON.parse(gunzipSync((await rawGet('/state.json', { 'Accept-Encoding': 'gzip' }, `127.0.0.1:${big.address().port}`)).body).toString());
+    assert.is(Object.keys(state.history).length, 20);
+    assert.ok(state.history.q7.v.length >= 350, `points of q7: ${state.history.q7.v.length}`);
+    assert.ok(total < 150 * 1024, `first load ${total} bytes`);
+  } finally {
+    await big.stop();
+  }
 });
 
 test('the page is read-only and serves the routes its caller adds, behind the same auth', async () => {
@@ -79,10 +103,10 @@ test('the page is read-only and serves the routes its caller adds, behind the sa
   assert.is(await (await fetch(`http://${base}/extra`, { headers: auth })).text(), 'extra route\n');
 });
 
-function rawGet(path: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
+function rawGet(path: string, headers: Record<string, string>, host = base): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
   return withTimeout(`GET ${path}`, new Promise((resolve, reject) => {
     import('node:http').then(({ get }) => {
-      get(`http://${base}${path}`, { headers }, (res) => {
+      get(`http://${host}${path}`, { headers }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers as Record<string, string>, body: Buffer.concat(chunks) }));
@@ -91,10 +115,10 @@ function rawGet(path: string, headers: Record<string, string>): Promise<{ status
   }));
 }
 
-/** A WebSocket client with the password; resolves with its first message (the snapshot). */
-function client(): Promise<{ ws: WebSocket; first: { t: string; state: Record<string, unknown> } }> {
+/** A WebSocket client with the password; resolves with its first message (the sync). */
+function client(): Promise<{ ws: WebSocket; first: { t: string; seq: number } }> {
   const ws = new WebSocket(`ws://${base}/ws`, { headers: auth, perMessageDeflate: false });
-  return withTimeout('snapshot', new Promise((resolve, reject) => {
+  return withTimeout('sync', new Promise((resolve, reject) => {
     ws.once('message', (data) => resolve({ ws, first: JSON.parse(String(data)) }));
     ws.once('error', reject);
   }));
@@ -111,17 +135,49 @@ function refusal(ws: WebSocket): Promise<number> {
 
 const closed = (ws: WebSocket) => new Promise<number>((resolve) => ws.readyState === ws.CLOSED ? resolve(0) : ws.once('close', (code) => resolve(code)));
 
-test('a WebSocket needs the password and the same origin; it gets the whole state first', async () => {
+test('a WebSocket needs the password and the same origin; it is told to sync, and the whole state (behind the password) is numbered', async () => {
   assert.is(await refusal(new WebSocket(`ws://${base}/ws`)), 401);
   assert.is(await refusal(new WebSocket(`ws://${base}/ws`, { headers: auth, origin: 'http://evil.example' })), 403);
   const { ws, first } = await client();
-  assert.is(first.t, 'snapshot');
-  const state = first.state as { box: { device: string }; sensors: { name: string }[] };
-  assert.is(state.box.device, box.identity.id);
-  assert.equal(state.sensors.map((s) => s.name), ['temp']);
-  assert.not.match(JSON.stringify(first), /BEGIN|PRIVATE|secret|correct horse/i);
+  assert.is(first.t, 'sync');
+  assert.is((await fetch(`http://${base}/state.json`)).status, 401);
+  const response = await fetch(`http://${base}/state.json`, { headers: auth });
+  assert.is(response.headers.get('cache-control'), 'no-store');
+  const whole = await response.json() as { seq: number; nowMs: number; state: { box: { device: string }; sensors: { name: string }[] } };
+  // The state is at least as recent as the socket's sync: nothing falls between them.
+  assert.ok(whole.seq >= first.seq, `state ${whole.seq}, sync ${first.seq}`);
+  assert.is(whole.state.box.device, box.identity.id);
+  assert.equal(whole.state.sensors.map((s) => s.name), ['temp']);
+  assert.not.match(JSON.stringify(whole), /BEGIN|PRIVATE|secret|correct horse/i);
+  // What changes after it is numbered after it.
+  const got: { seq: number }[] = [];
+  ws.on('message', (d) => got.push(JSON.parse(String(d))));
+  page.onPack({ time: Date.now() / 1000, records: [{ n: 'temp', u: 'Cel', v: 19.5 }] });
+  await waitFor('a numbered point', () => got.length > 0);
+  assert.is(got[0]!.seq, whole.seq + 1);
   ws.close();
   await closed(ws);
+});
+
+test('the whole state is never newer than the changes numbered before it: a value that changes and changes back reaches the page', async () => {
+  const { ws } = await client();
+  try {
+    const got: { t: string; seq: number; state?: { sensors?: { values: { value: number }[] }[] } }[] = [];
+    ws.on('message', (d) => got.push(JSON.parse(String(d))));
+    const before = { time: Date.now() / 1000 - 5, records: [{ n: 'temp', u: 'Cel', v: 1.25 }] };
+    page.onPack(before);
+    page.refresh();
+    // Asked for before the next refresh looks at it.
+    page.onPack({ time: Date.now() / 1000, records: [{ n: 'temp', u: 'Cel', v: 2.5 }] });
+    const whole = await (await fetch(`http://${base}/state.json`, { headers: auth })).json() as { seq: number; state: { sensors: { values: { value: number }[] }[] } };
+    assert.is(whole.state.sensors[0]!.values[0]!.value, 2.5);
+    page.onPack(before);
+    page.refresh();
+    await waitFor('the value back, numbered after the state', () => got.some((m) => m.seq > whole.seq && m.state?.sensors?.[0]!.values[0]!.value === 1.25));
+  } finally {
+    ws.close();
+    await closed(ws);
+  }
 });
 
 test('100 clients connect and leave: nothing is left behind', async () => {
@@ -180,7 +236,7 @@ const retained = async () => {
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
-test('a paused client does not grow the server\'s memory: changes for it are dropped, then it gets the whole state', async () => {
+test('a paused client does not grow the server\'s memory: changes for it are dropped, then it is told to sync', async () => {
   const slow = await rawClient();
   const { ws: fast } = await client();
   let fastGot = 0;
@@ -200,11 +256,11 @@ test('a paused client does not grow the server\'s memory: changes for it are dro
   assert.ok(page.clients.dropped - droppedBefore > 2000, `changes dropped for the paused client: ${page.clients.dropped - droppedBefore}`);
   assert.ok(backlog <= 64 * 1024 + change.length + 100, `at most one change above the threshold queued for a client: ${backlog} bytes`);
   assert.ok(grown < 16, `memory grew ${grown.toFixed(1)} MB for 96 MB of changes`);
-  // Reading again, the slow client catches up with a whole snapshot.
+  // Reading again, the slow client is told to fetch the whole state.
   const received: Buffer[] = [];
   slow.on('data', (c: Buffer) => received.push(c));
   slow.resume();
-  await waitFor('a snapshot after the backlog', () => Buffer.concat(received).includes('"t":"snapshot"', Math.max(0, Buffer.concat(received).length - 200_000)), 20_000);
+  await waitFor('a sync after the backlog', () => Buffer.concat(received).includes('"t":"sync"', Math.max(0, Buffer.concat(received).length - 200_000)), 20_000);
   slow.destroy();
   fast.close();
   await closed(fast);

@@ -1,14 +1,15 @@
-// The page's WebSocket clients. Each gets the whole state when it connects, then every
-// change. A client that reads slowly is never queued more than about `highWaterBytes`:
-// while its socket's buffer is above that, changes for it are dropped and it is marked
-// stale, and once the buffer has drained it gets the whole current state again, so a
-// paused client costs one flag, not a growing queue. Clients send nothing: any message
+// The page's WebSocket clients. Each gets a `sync` message when it connects (the number
+// of the last change sent: a whole state, which travels compressed over HTTP, must be at
+// least that recent, and the changes numbered after it apply), then every change. A client that reads slowly is never queued more than
+// about `highWaterBytes`: while its socket's buffer is above that, changes for it are
+// dropped and it is marked stale, and once the buffer has drained it gets a `sync`
+// again, so a paused client costs one flag, not a growing queue. Clients send nothing: any message
 // closes that client (the page is read-only), and a broken frame closes only its socket.
 import type { WebSocket } from 'ws';
 
 export interface ClientsOptions {
-  /** The whole current state as one message. */
-  snapshot(): string;
+  /** The message that has a client fetch the whole state (on connecting, after drops). */
+  sync(): string;
   highWaterBytes?: number;
   /** Ping this often; a client that did not answer the last ping is cut off. */
   pingEveryMs?: number;
@@ -53,10 +54,10 @@ export class Clients {
     ws.on('error', () => ws.terminate());
     ws.on('pong', () => { client.alive = true; });
     ws.on('close', () => this.clients.delete(client));
-    ws.send(this.options.snapshot());
+    ws.send(this.options.sync());
   }
 
-  /** One change for every client (stale ones get the whole state once they have drained). */
+  /** One change for every client (stale ones get a sync once they have drained). */
   send(message: string): void {
     for (const client of this.clients) this.deliver(client, message);
   }
@@ -72,7 +73,7 @@ export class Clients {
     }
     if (client.stale) {
       client.stale = false;
-      ws.send(this.options.snapshot());
+      ws.send(this.options.sync());
       return;
     }
     ws.send(message);

@@ -1,5 +1,7 @@
-// The status page's HTTP server: the page's assets (gzip-compressed once, at start), the
-// WebSocket at /ws, and routes its caller adds (e.g. /metrics). Read-only: GET and HEAD
+// The status page's HTTP server: the page's assets (gzip-compressed once, at start),
+// documents made on each request (the state, compressed per request: the first state
+// with an hour of charts is the largest part of a first load), the WebSocket at /ws,
+// and routes its caller adds (e.g. /metrics). Read-only: GET and HEAD
 // only. With a password, every request and the WebSocket need HTTP basic auth.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -20,6 +22,8 @@ export interface StatusServerOptions {
   password?: string | undefined;
   /** path -> asset, served compressed when the client accepts gzip */
   assets: Map<string, Asset>;
+  /** path -> a document made on each request (not cached), compressed like the assets */
+  documents?: Map<string, () => Asset> | undefined;
   /** more paths the caller serves itself, behind the same auth */
   extraRoutes?: Map<string, Route> | undefined;
   onSocket(ws: WebSocket): void;
@@ -73,18 +77,36 @@ function prepare(assets: Map<string, Asset>): Map<string, Prepared> {
   }));
 }
 
+const acceptsGzip = (req: IncomingMessage) => /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+
+function send(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>, body: Buffer, gzipped: boolean): void {
+  if (gzipped) headers['Content-Encoding'] = 'gzip';
+  headers['Content-Length'] = String(body.length);
+  res.writeHead(200, headers);
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
 function serveAsset(req: IncomingMessage, res: ServerResponse, asset: Prepared): void {
   const headers: Record<string, string> = { ...SECURITY_HEADERS, 'Content-Type': asset.type, ETag: asset.etag, Vary: 'Accept-Encoding' };
   if (req.headers['if-none-match'] === asset.etag) {
     res.writeHead(304, headers).end();
     return;
   }
-  const gzip = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
-  const body = gzip ? asset.gzip : asset.raw;
-  if (gzip) headers['Content-Encoding'] = 'gzip';
-  headers['Content-Length'] = String(body.length);
-  res.writeHead(200, headers);
-  res.end(req.method === 'HEAD' ? undefined : body);
+  const gzip = acceptsGzip(req);
+  send(req, res, headers, gzip ? asset.gzip : asset.raw, gzip);
+}
+
+/**
+ * Made now, so taken at one moment. Compressed on this thread (level 6: a few ms for an
+ * hour of 20 charts, once per page load): zlib on the thread pool would have up to four
+ * worker threads' malloc arenas each keep deflate's buffers (about 300 KB) in RSS.
+ */
+function serveDocument(req: IncomingMessage, res: ServerResponse, make: () => Asset): void {
+  const { type, body } = make();
+  const raw = Buffer.from(body, 'utf8');
+  const headers: Record<string, string> = { ...SECURITY_HEADERS, 'Content-Type': type, 'Cache-Control': 'no-store', Vary: 'Accept-Encoding' };
+  const gzip = acceptsGzip(req);
+  send(req, res, headers, gzip ? gzipSync(raw, { level: 6 }) : raw, gzip);
 }
 
 function plain(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
@@ -104,6 +126,8 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
     if (req.method !== 'GET' && req.method !== 'HEAD') return plain(res, 405, 'the status page is read-only', { Allow: 'GET, HEAD' });
     const asset = assets.get(path);
     if (asset) return serveAsset(req, res, asset);
+    const document = options.documents?.get(path);
+    if (document) return serveDocument(req, res, document);
     plain(res, 404, 'not found');
   });
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {

@@ -90,23 +90,27 @@ export async function startStatusPage(options: StatusPageOptions): Promise<Statu
     }
     return changed as Partial<StatusState>;
   };
-  const clients = new Clients({
-    // The whole state for one client; what the others were sent stays as it was.
-    snapshot: () => {
-      current = gatherer.gather();
-      return JSON.stringify({ t: 'snapshot', nowMs: Date.now(), state: current, history });
-    },
-  });
-  const refresh = (): number => {
-    if (clients.size === 0) return 0;
+  // Every message to the clients is numbered: the whole state (GET /state.json) carries
+  // the number of the last one sent before it, so a page applies only those after it.
+  let seq = 0;
+  const broadcast = (message: Record<string, unknown>) => clients.send(JSON.stringify({ ...message, seq: ++seq }));
+  const clients = new Clients({ sync: () => JSON.stringify({ t: 'sync', seq }) });
+  const pushChanges = (): number => {
     const changed = look();
     const count = Object.keys(changed).length;
-    if (count > 0) clients.send(JSON.stringify({ t: 'change', nowMs: Date.now(), state: changed }));
+    if (count > 0) broadcast({ t: 'change', nowMs: Date.now(), state: changed });
     return count;
   };
+  // The whole state for one page, after pushing what changed: a state newer than the
+  // changes sent would leave a value that changes back unsent to that page.
+  const wholeState = () => {
+    pushChanges();
+    return { type: 'application/json', body: JSON.stringify({ seq, nowMs: Date.now(), state: current, history }) };
+  };
+  const refresh = (): number => (clients.size === 0 ? 0 : pushChanges());
   let server: StatusServer;
   try {
-    server = await startStatusServer({ host, port, password, assets: PAGE_ASSETS, extraRoutes: options.extraRoutes, onSocket: (ws) => clients.add(ws) });
+    server = await startStatusServer({ host, port, password, assets: PAGE_ASSETS, documents: new Map([['/state.json', wholeState]]), extraRoutes: options.extraRoutes, onSocket: (ws) => clients.add(ws) });
   } catch (err) {
     uplink.close();
     clients.close();
@@ -127,7 +131,7 @@ export async function startStatusPage(options: StatusPageOptions): Promise<Statu
     onPack(pack) {
       values.onPack(pack);
       const points = history.onPack(pack);
-      if (clients.size > 0 && points.length > 0) clients.send(JSON.stringify({ t: 'points', points }));
+      if (clients.size > 0 && points.length > 0) broadcast({ t: 'points', points });
       scheduleRefresh();
     },
     async stop() {

@@ -1,5 +1,5 @@
-// The status page's script: one WebSocket, a whole state on connect, then changes; it
-// never polls. Ages count on from the box's time (offset by the clock difference seen on
+// The status page's script: one WebSocket and, as it opens, the whole state over HTTP
+// (GET /state.json, gzip), then the numbered changes after it; it never polls. Ages count on from the box's time (offset by the clock difference seen on
 // each message). Written without template literals: it lives in a TS template string.
 export const PAGE_JS = String.raw`'use strict';
 (function () {
@@ -75,7 +75,7 @@ export const PAGE_JS = String.raw`'use strict';
     while (pts.length && pts[0][0] < now() - HOUR) pts.shift();
   }
 
-  // The first state's charts come packed (agent/status/history.ts): steps of 100 ms.
+  // The whole state's charts come packed (agent/status/history.ts): steps of 100 ms.
   function unpack(packed) {
     var out = {};
     Object.keys(packed).forEach(function (name) {
@@ -183,17 +183,60 @@ export const PAGE_JS = String.raw`'use strict';
     if (state.uplink && state.uplink.connectedSinceMs) renderUplink();
   }
 
-  function onMessage(ev) {
-    var msg; try { msg = JSON.parse(ev.data); } catch (e) { return; }
+  // The whole state comes over HTTP (compressed), fetched as the socket opens; the socket
+  // says with its 'sync' which change it numbers next, and the state counts once it is at
+  // least that recent (else it is fetched again). Changes wait until then, and only those
+  // numbered after the state are applied.
+  var synced = false, fetchingFor = null, pending = [], need = -1, stateSeq = -1, first = true;
+  function applyState(s) {
+    if (typeof s.nowMs === 'number') offset = s.nowMs - Date.now();
+    state = s.state; history = unpack(s.history || {}); stateSeq = s.seq;
+    Object.keys(renderers).forEach(function (k) { renderers[k](); }); renderCharts(); tick();
+    document.body.classList.remove('loading');
+    if (first) {
+      // For the bench (bench/status-page.ts): drawn, then free to answer after that frame.
+      first = false; performance.mark('first-state');
+      requestAnimationFrame(function () { setTimeout(function () { performance.mark('interactive'); }, 0); });
+    }
+  }
+  function fetchState() {
+    var ws = socket;
+    if (fetchingFor === ws) return;
+    fetchingFor = ws;
+    fetch('/state.json', { cache: 'no-store' }).then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); }).then(function (s) {
+      if (ws !== socket) return;
+      fetchingFor = null;
+      if (!synced) { applyState(s); settle(); }
+    }).catch(function () {
+      // Closing the socket reconnects it, which fetches again.
+      if (ws !== socket) return;
+      fetchingFor = null; ws.close();
+    });
+  }
+  function settle() {
+    if (synced || need < 0) return;
+    if (stateSeq < need) { fetchState(); return; }
+    synced = true;
+    var queued = pending; pending = [];
+    queued.forEach(function (m) { if (m.seq > stateSeq) apply(m); });
+  }
+  function apply(msg) {
     if (typeof msg.nowMs === 'number') offset = msg.nowMs - Date.now();
-    if (msg.t === 'snapshot') { state = msg.state; history = unpack(msg.history || {}); Object.keys(renderers).forEach(function (k) { renderers[k](); }); renderCharts(); document.body.classList.remove('loading'); }
-    else if (msg.t === 'change') { Object.keys(msg.state).forEach(function (k) { state[k] = msg.state[k]; if (renderers[k]) renderers[k](); }); }
+    if (msg.t === 'change') { Object.keys(msg.state).forEach(function (k) { state[k] = msg.state[k]; if (renderers[k]) renderers[k](); }); }
     else if (msg.t === 'points') { msg.points.forEach(addPoint); renderCharts(); }
     tick();
+  }
+  function onMessage(ev) {
+    var msg; try { msg = JSON.parse(ev.data); } catch (e) { return; }
+    if (msg.t === 'sync') { need = msg.seq; synced = false; settle(); }
+    else if (synced) apply(msg);
+    else pending.push(msg);
   }
 
   function connect() {
     socket = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
+    synced = false; pending = []; need = -1; stateSeq = -1;
+    fetchState();
     socket.onopen = function () { retryMs = 500; var el = $('link-state'); el.textContent = 'live'; el.className = 'link-state live'; };
     socket.onmessage = onMessage;
     socket.onclose = function () {
