@@ -15,7 +15,7 @@ import { ReplayGuard } from './replay.ts';
 import { RouteTable, seqNewer } from './routes.ts';
 import { TrickleTimer } from './trickle.ts';
 import { DataPlane } from './data-plane.ts';
-import { Hellos } from './hellos.ts';
+import { Hellos, hellosPerIhu } from './hellos.ts';
 import { Outbox } from './outbox.ts';
 import type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
 
@@ -42,7 +42,7 @@ export interface SeqnoStore {
   reserve(upTo: number): void;
 }
 
-export const DEFAULT_TIMERS: MeshTimers = { helloMinMs: 250, helloMaxMs: 5000, updateMinMs: 500, updateMaxMs: 60_000, ackTimeoutMs: 150, helloMissesDown: 2 };
+export const DEFAULT_TIMERS: MeshTimers = { helloMinMs: 250, helloMaxMs: 3400, updateMinMs: 500, updateMaxMs: 60_000, ackTimeoutMs: 150, helloMissesDown: 2 };
 
 export interface MeshNodeOptions {
   id: NodeId;
@@ -120,9 +120,15 @@ export class MeshNode {
       this.seqnoReserved = (this.ownSeqno + SEQNO_BLOCK) & 0xffff;
       this.seqnoStore.reserve(this.seqnoReserved);
     }
+    const slackMs = (link: number) => 100 + 8 * this.links[link]!.airtimeMs(64);
     this.neighbours = new NeighbourTable(this.clock, {
       changed: (n, appeared) => this.neighbourChanged(n, appeared),
-    }, { slackMs: (link) => 100 + 8 * this.links[link]!.airtimeMs(64), downAfterMisses: this.timers.helloMissesDown });
+      probe: (n) => this.probe(n, true),
+    }, {
+      slackMs, downAfterMisses: this.timers.helloMissesDown,
+      // a round trip on a wired or IP link; radios are not probed (section 4)
+      probeMs: (link) => (this.links[link]!.overhears ? undefined : slackMs(link) + this.timers.ackTimeoutMs),
+    });
     this.outbox = new Outbox({ id: this.id, key: this.key, epoch: this.epoch, links: this.links, counters: this.counters });
     this.data = new DataPlane({
       id: this.id, clock: this.clock, links: this.links, neighbours: this.neighbours, counters: this.counters,
@@ -137,7 +143,7 @@ export class MeshNode {
     // A request seen is not passed on again while an answer may still be travelling.
     this.seqreqsSeen = new RecentSet(1024, Math.max(SEQREQ_HOLD_MS, 8 * this.timers.helloMinMs));
     this.hellos = new Hellos({
-      links: this.links.length, clock: this.clock, timers: this.timers, neighbours: this.neighbours, random: this.random,
+      links: this.links.map((l) => l.overhears), clock: this.clock, timers: this.timers, neighbours: this.neighbours, random: this.random,
       send: (linkIndex, tlvs) => this.outbox.sendControl(linkIndex, tlvs),
     });
     this.updateTimer = new TrickleTimer(this.clock, this.timers.updateMinMs, this.timers.updateMaxMs, () => this.sendFullUpdate(), this.random);
@@ -304,7 +310,9 @@ export class MeshNode {
     for (const tlv of packet.tlvs) {
       switch (tlv.t) {
         case 'ihu':
-          if (nodeIdHex(tlv.neighbour) === this.idHex && neighbour) this.neighbours.ihu(key, tlv.rxcost, Math.max(3.5 * neighbour.intervalMs, 3000));
+          if (nodeIdHex(tlv.neighbour) === this.idHex && neighbour) {
+            this.neighbours.ihu(key, tlv.rxcost, Math.max(3.5 * hellosPerIhu(this.links[linkIndex]!.overhears) * neighbour.intervalMs, 3000));
+          }
           break;
         case 'update':
           if (neighbour) touched.add(this.receiveUpdate(neighbour, tlv));
@@ -364,17 +372,22 @@ export class MeshNode {
       this.outbox.sendControl(n.link, [...this.hellos.repeat(n.link), { t: 'routereq' }], n.address);
       this.answerRequest(n.link);
     }
-    if (this.neighbours.cost(n) >= INFINITE_METRIC && this.neighbours.get(n.key)) {
-      // In doubt: ask the neighbour for hellos now rather than at its next (maybe minutes
-      // away), but not so often that a congested channel gets more congested.
-      const now = this.clock.now();
-      if ((this.probed.get(n.key) ?? -Infinity) <= now - Math.max(4 * this.timers.helloMinMs, this.timers.helloMaxMs / 4)) {
-        this.probed.set(n.key, now);
-        this.outbox.sendControl(n.link, [...this.hellos.repeat(n.link), { t: 'routereq' }], n.address);
-      }
-    }
+    // In doubt: ask the neighbour for hellos now rather than at its next (maybe minutes away).
+    if (this.neighbours.cost(n) >= INFINITE_METRIC && this.neighbours.get(n.key)) this.probe(n, false);
     if (!this.neighbours.get(n.key)) this.routes.dropVia(n.key);
     this.reselect();
+  }
+
+  /**
+   * A route request to one neighbour, with our last hello and IHUs: it answers with a hello
+   * and its routes. Not so often that a congested channel gets more congested, unless
+   * `now` (a silent neighbour on a wired or IP link, asked once per hello missed).
+   */
+  private probe(n: Neighbour, now: boolean): void {
+    const at = this.clock.now();
+    if (!now && (this.probed.get(n.key) ?? -Infinity) > at - Math.max(4 * this.timers.helloMinMs, this.timers.helloMaxMs / 4)) return;
+    this.probed.set(n.key, at);
+    this.outbox.sendControl(n.link, [...this.hellos.repeat(n.link), { t: 'routereq' }], n.address);
   }
 
   /**
@@ -490,7 +503,9 @@ export class MeshNode {
     // unfeasible through metric noise become feasible again without a request.
     if (this.announcing !== 'no') this.setOwnSeqno((this.ownSeqno + 1) & 0xffff);
     const tlvs = this.routeTlvs();
-    if (tlvs.length) this.links.forEach((_, i) => this.outbox.sendControl(i, tlvs));
+    // On a wired or IP link the dump carries the next hello too (a frame's headers saved
+    // every dump); a radio's hellos keep their own pace.
+    if (tlvs.length) this.links.forEach((link, i) => this.outbox.sendControl(i, link.overhears ? tlvs : [...this.hellos.instead(i), ...tlvs]));
   }
 
   /** Every change of our seqno goes through here: it stays within what the store reserved. */
