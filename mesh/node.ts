@@ -18,29 +18,15 @@ import { DataPlane } from './data-plane.ts';
 import { Hellos, hellosPerIhu } from './hellos.ts';
 import { Outbox } from './outbox.ts';
 import type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
+import { OwnSeqno, type SeqnoStore } from './own-seqno.ts';
 
 export type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
+export { SEQNO_BLOCK, type SeqnoStore } from './own-seqno.ts';
 
 const SEQREQ_HOLD_MS = 1000;
 const MAX_UPLINKS_PASSED_ON = 5;
 /** an uplink box in use is kept while its metric is within this factor of the best */
 const UPLINK_STICKINESS = 1.2;
-
-/** seqnos reserved in the store at a time: one durable write per this many announcements */
-export const SEQNO_BLOCK = 64;
-
-/**
- * Where a box keeps its route seqno across restarts (the agent: `<state dir>/mesh-seqno`).
- * The box never announces a seqno beyond the last `reserve`d one, so that after a
- * restart it starts above everything relays may remember, and they take its first
- * announcement as fresh instead of waiting minutes for their routes to expire.
- */
-export interface SeqnoStore {
-  /** the last value passed to reserve() before this start (0 if none) */
-  start(): number;
-  /** store durably, before returning, that seqnos up to `upTo` may be in use */
-  reserve(upTo: number): void;
-}
 
 export const DEFAULT_TIMERS: MeshTimers = { helloMinMs: 250, helloMaxMs: 3400, updateMinMs: 500, updateMaxMs: 60_000, ackTimeoutMs: 150, helloMissesDown: 2 };
 
@@ -94,10 +80,7 @@ export class MeshNode {
   private readonly requested = new Map<string, number>();
   private readonly answeredAt: number[] = [];
   private passedOn = new Set<string>();
-  private ownSeqno = 0;
-  private readonly seqnoStore: SeqnoStore | undefined;
-  /** the highest seqno the store allows without another write */
-  private seqnoReserved = 0;
+  private readonly ownSeqno: OwnSeqno;
   private announcing: 'no' | 'node' | 'uplink' = 'no';
   private uplinkInUse: string | undefined;
   private handler: ((message: MeshMessage) => void) | undefined;
@@ -114,12 +97,7 @@ export class MeshNode {
     this.hopLimit = options.hopLimit ?? 16;
     this.random = options.random ?? Math.random;
     this.log = options.log;
-    this.seqnoStore = options.seqno;
-    if (this.seqnoStore) {
-      this.ownSeqno = this.seqnoStore.start() & 0xffff;
-      this.seqnoReserved = (this.ownSeqno + SEQNO_BLOCK) & 0xffff;
-      this.seqnoStore.reserve(this.seqnoReserved);
-    }
+    this.ownSeqno = new OwnSeqno(options.seqno);
     const slackMs = (link: number) => 100 + 8 * this.links[link]!.airtimeMs(64);
     this.neighbours = new NeighbourTable(this.clock, {
       changed: (n, appeared) => this.neighbourChanged(n, appeared),
@@ -178,7 +156,7 @@ export class MeshNode {
   announce(what: 'no' | 'node' | 'uplink'): void {
     if (what === this.announcing) return;
     this.announcing = what;
-    this.setOwnSeqno((this.ownSeqno + 1) & 0xffff);
+    this.ownSeqno.next();
     this.trigger(this.idHex);
     this.updateTimer.reset();
   }
@@ -261,6 +239,7 @@ export class MeshNode {
 
   private receive(linkIndex: number, frame: ReceivedFrame): void {
     if (!this.running) return;
+    this.data.load.frame(linkIndex, frame.data.length);
     if (frame.to !== undefined && frame.to !== this.links[linkIndex]!.address) {
       try {
         const packet = decodePacket(frame.data, this.key);
@@ -345,7 +324,7 @@ export class MeshNode {
     if (this.seqreqsSeen.seenBefore(sourceHex, this.clock.now())) return;
     if (sourceHex === this.idHex) {
       if (this.announcing === 'no') return;
-      if (!seqNewer(this.ownSeqno, tlv.seqno)) this.setOwnSeqno(tlv.seqno);
+      if (!seqNewer(this.ownSeqno.value, tlv.seqno)) this.ownSeqno.set(tlv.seqno);
       this.trigger(this.idHex);
       return;
     }
@@ -484,7 +463,7 @@ export class MeshNode {
   private updateTlv(sourceHex: string): Tlv | undefined {
     if (sourceHex === this.idHex) {
       const metric = this.announcing === 'no' ? INFINITE_METRIC : 0;
-      return { t: 'update', source: this.id, seqno: this.ownSeqno, metric, uplink: this.announcing === 'uplink' };
+      return { t: 'update', source: this.id, seqno: this.ownSeqno.value, metric, uplink: this.announcing === 'uplink' };
     }
     const route = this.routes.selectedRoute(sourceHex);
     if (route && this.passedOn.has(sourceHex)) {
@@ -501,20 +480,11 @@ export class MeshNode {
   private sendFullUpdate(): void {
     // A new seqno with every periodic announcement (as DSDV does) lets routes that became
     // unfeasible through metric noise become feasible again without a request.
-    if (this.announcing !== 'no') this.setOwnSeqno((this.ownSeqno + 1) & 0xffff);
+    if (this.announcing !== 'no') this.ownSeqno.next();
     const tlvs = this.routeTlvs();
     // On a wired or IP link the dump carries the next hello too (a frame's headers saved
     // every dump); a radio's hellos keep their own pace.
     if (tlvs.length) this.links.forEach((link, i) => this.outbox.sendControl(i, link.overhears ? tlvs : [...this.hellos.instead(i), ...tlvs]));
-  }
-
-  /** Every change of our seqno goes through here: it stays within what the store reserved. */
-  private setOwnSeqno(seqno: number): void {
-    if (this.seqnoStore && !seqNewer(this.seqnoReserved, seqno)) {
-      this.seqnoReserved = (seqno + SEQNO_BLOCK) & 0xffff;
-      this.seqnoStore.reserve(this.seqnoReserved);
-    }
-    this.ownSeqno = seqno;
   }
 
   private routeTlvs(): Tlv[] {
