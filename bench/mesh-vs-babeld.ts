@@ -53,7 +53,9 @@ interface Figures {
   upS: number;
   /** from spawning until box 0 has a route to the farthest box */
   convergedS: number;
-  failoverS: number | null; bytesPerBoxS: number; ownCountersPerBoxS?: number; deliveredS?: number }
+  failoverS: number | null; bytesPerBoxS: number; ownCountersPerBoxS?: number; deliveredS?: number;
+  /** iop-agent's control TLVs sent in the byte window, by type, summed over the boxes */
+  tlvsInWindow?: Record<string, number> }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const now = () => performance.now() / 1000;
@@ -209,7 +211,7 @@ async function runBabeld(ring: boolean): Promise<Figures> {
 }
 
 interface Counters { controlFrames: number; controlBytes: number }
-interface MeshState { node: string; routes: { dest: string; link: string | null; selected: boolean; total: number }[]; counters: Counters }
+interface MeshState { node: string; routes: { dest: string; link: string | null; selected: boolean; total: number }[]; counters: Counters; controlTlvs: Record<string, number> }
 
 /** The mesh node id of a device's public key: its first 6 bytes, in hex. */
 const nodeIdOf = (publicKeyHex: string) => publicKeyHex.slice(0, 12);
@@ -265,6 +267,14 @@ async function runAgent(ring: boolean): Promise<Figures> {
           return undefined;
         }
       };
+      /** an answer that must come: a box busy on a loaded machine may miss one request */
+      const mustAsk = async <T>(i: number, what: string): Promise<T> => {
+        for (let attempt = 0; attempt < 5; attempt++) {
+          const answer = await ask<T>(i, what);
+          if (answer !== undefined) return answer;
+        }
+        throw new Error(`box ${i} does not answer '${what}' on its control socket`);
+      };
       const farRoute = async () => (await ask<MeshState>(0, 'mesh'))?.routes.find((r) => r.selected && r.dest === ids[far] && r.total < 0xffff);
       const up = await until('every agent answering on its control socket', async () => (await Promise.all(Array.from({ length: N }, (_, i) => ask(i, 'status')))).every(Boolean), 60, children);
       const converged = await until('iop-agent convergence', async () => !!(await farRoute()), 60, children);
@@ -272,12 +282,16 @@ async function runAgent(ring: boolean): Promise<Figures> {
       const queues = async () => Promise.all(Array.from({ length: N }, async (_, i) => (await ask<{ queue: { stored: number } }>(i, 'status'))?.queue.stored ?? -1));
       const delivered = await until(`every box's ${QUEUED} queued readings acknowledged by gateway receipts`, async () => (await queues()).every((n) => n === 0), 60, children);
       const sample = async () => {
-        const own = await Promise.all(Array.from({ length: N }, async (_, i) => (await ask<MeshState>(i, 'mesh'))!.counters));
-        return { wire: txBytes(mesh), own: own.reduce((sum, c) => sum + c.controlBytes + c.controlFrames * FRAME_OVERHEAD, 0) };
+        const states = await Promise.all(Array.from({ length: N }, async (_, i) => mustAsk<MeshState>(i, 'mesh')));
+        const tlvs: Record<string, number> = {};
+        for (const s of states) for (const [t, n] of Object.entries(s.controlTlvs)) tlvs[t] = (tlvs[t] ?? 0) + n;
+        return { wire: txBytes(mesh), own: states.reduce((sum, { counters: c }) => sum + c.controlBytes + c.controlFrames * FRAME_OVERHEAD, 0), tlvs };
       };
       let ownCountersPerBoxS = 0;
+      let tlvsInWindow: Record<string, number> = {};
       const bytesPerBoxS = await steadyBytes(start, sample, (a, b, s) => {
         ownCountersPerBoxS = (b.own - a.own) / N / s;
+        tlvsInWindow = Object.fromEntries(Object.entries(b.tlvs).map(([t, n]) => [t, n - (a.tlvs[t] ?? 0)]));
         return (b.wire - a.wire) / N / s;
       });
       let failoverS: number | null = null;
@@ -293,7 +307,7 @@ async function runAgent(ring: boolean): Promise<Figures> {
         }, 60, children);
         failoverS = moved - cutAt;
       }
-      return { upS: up - start, convergedS: converged - start, failoverS, bytesPerBoxS, ownCountersPerBoxS, deliveredS: delivered - start };
+      return { upS: up - start, convergedS: converged - start, failoverS, bytesPerBoxS, ownCountersPerBoxS, deliveredS: delivered - start, tlvsInWindow };
     } finally {
       await children.stop();
       await broker.kill();
@@ -329,6 +343,7 @@ try {
     console.log(`  control B/box/s     ${fmt(babeld.bytesPerBoxS).padStart(12)} ${fmt(agent.bytesPerBoxS).padStart(12)}   ratio ${ratio(agent.bytesPerBoxS, babeld.bytesPerBoxS)}`);
     console.log(`  (iop-agent's own control counters plus ${FRAME_OVERHEAD} B of headers a frame: ${fmt(agent.ownCountersPerBoxS)} B/box/s; ` +
       `${N * QUEUED} queued readings acknowledged by gateway receipts ${fmt(agent.deliveredS, 's')} after the start)`);
+    console.log(`  (iop-agent's control TLVs in the byte window, all boxes: ${Object.entries(agent.tlvsInWindow ?? {}).map(([t, n]) => `${t} ${n}`).join(', ')})`);
   }
 } catch (err) {
   console.error(`bench/mesh-vs-babeld.ts: ${(err as Error).message}`);

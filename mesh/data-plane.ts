@@ -5,6 +5,7 @@
 import type { Clock, TimerHandle } from '../drivers/clock.ts';
 import type { Link, ReceivedFrame } from '../drivers/link.ts';
 import { BUDGET_POLL_MS, DataBudget } from './airtime-budget.ts';
+import { ChannelLoad, retryBackoffMs } from './channel-load.ts';
 import { MessageCodec, openPlainEnvelope, plainEnvelope } from './compression.ts';
 import { Reassembler, RecentSet, split } from './fragments.ts';
 import type { Neighbour, NeighbourTable } from './neighbours.ts';
@@ -85,6 +86,8 @@ export class DataPlane {
   private readonly holdUntil = new Map<string, { until: number; rounds: number }>();
   private heldTimer: TimerHandle | undefined;
   private readonly budget: DataBudget;
+  /** what the radios hear: retries back off by it */
+  readonly load: ChannelLoad;
   /** frames waiting for duty-cycle budget */
   private readonly budgetWaits = new Set<TimerHandle>();
   /** starts anywhere: a box that restarts must not reuse ids that relays still remember as seen */
@@ -104,6 +107,7 @@ export class DataPlane {
     this.timers = host.timers;
     this.random = host.random;
     this.budget = new DataBudget(host.links);
+    this.load = new ChannelLoad(host.clock, host.links);
     this.msgId = Math.floor(this.random() * 0x1_0000_0000) >>> 0;
   }
 
@@ -444,13 +448,12 @@ export class DataPlane {
     this.pending.delete(counter);
     const neighbour = this.neighbours.get(p.neighbourKey);
     if (neighbour && p.tries < MAX_TRIES) {
-      // A random backoff that grows with each try, so two senders that collided do not collide again.
       const airtime = this.links[neighbour.link]!.airtimeMs(p.bytes);
       this.clock.setTimeout(() => {
         const still = this.neighbours.get(p.neighbourKey);
         if (still) this.transmit(p.fields, still, p.tries + 1, p.rerouted, p.cameFrom);
         else this.nextFor(p.neighbourKey, p.bytes);
-      }, this.random() * airtime * 2 ** p.tries);
+      }, retryBackoffMs(this.random, airtime, p.tries, this.load.busy(neighbour.link)));
       return;
     }
     // The data plane says the link is gone before the hellos do: route around it now.

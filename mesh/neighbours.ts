@@ -41,6 +41,8 @@ export interface Neighbour {
 export interface NeighbourEvents {
   /** cost to some neighbour changed (or one appeared or went) */
   changed(neighbour: Neighbour, appeared: boolean): void;
+  /** ask a silent neighbour on a wired or IP link to answer now (a unicast request) */
+  probe?(neighbour: Neighbour): void;
 }
 
 export class NeighbourTable {
@@ -54,11 +56,19 @@ export class NeighbourTable {
   /** hellos missed in a row after which a neighbour is taken as gone (fast on wires, patient on radio) */
   private readonly downAfterMisses: number;
 
-  constructor(clock: Clock, events: NeighbourEvents, options: { slackMs?: (link: number) => number; downAfterMisses?: number } = {}) {
+  /**
+   * How long a silent neighbour has to answer a probe, per link; undefined where no probe
+   * is sent (radio links: there a late hello is far more often a collision, and a probe
+   * would add to the channel's load).
+   */
+  private readonly probeMs: (link: number) => number | undefined;
+
+  constructor(clock: Clock, events: NeighbourEvents, options: { slackMs?: (link: number) => number; downAfterMisses?: number; probeMs?: (link: number) => number | undefined } = {}) {
     this.clock = clock;
     this.events = events;
     this.slackMs = options.slackMs ?? (() => 100);
     this.downAfterMisses = options.downAfterMisses ?? 2;
+    this.probeMs = options.probeMs ?? (() => undefined);
   }
 
   all(): Neighbour[] {
@@ -207,14 +217,32 @@ export class NeighbourTable {
 
   private armDeadline(n: Neighbour): void {
     this.clock.clearTimeout(n.deadline);
-    // The next hello is due within the advertised interval; a little slack for jitter and queues.
-    n.deadline = this.clock.setTimeout(() => this.missed(n), n.intervalMs * 1.15 + this.slackMs(n.link));
+    // The next hello is due within the advertised interval; a little slack for jitter and
+    // queues (a radio's listen-before-talk can hold a frame back; a wire's cannot).
+    const late = this.probeMs(n.link) === undefined ? 1.15 : 1;
+    n.deadline = this.clock.setTimeout(() => this.missed(n), n.intervalMs * late + this.slackMs(n.link));
   }
 
   private missed(n: Neighbour): void {
-    const before = this.cost(n);
+    const now = this.clock.now();
     // Heard in the meantime (the hello collided, other frames came): a sample lost, not a link.
-    if (this.clock.now() - n.lastHeard >= n.intervalMs) n.missesInARow++;
+    const silent = now - n.lastHeard >= n.intervalMs;
+    const probeMs = silent && n.missesInARow < this.downAfterMisses ? this.probeMs(n.link) : undefined;
+    if (probeMs !== undefined && this.events.probe) {
+      // A wired or IP link loses a frame seldom: a late hello more likely means the
+      // neighbour is gone. Ask it directly rather than wait for more hellos; the link is
+      // down unless something comes from it within a round trip (section 4).
+      this.events.probe(n);
+      n.deadline = this.clock.setTimeout(() => this.countMiss(n, n.lastHeard < now ? this.downAfterMisses : 0), probeMs);
+      return;
+    }
+    this.countMiss(n, silent ? 1 : 0);
+  }
+
+  /** A hello counted as missed; `misses` added to the row of silent ones. */
+  private countMiss(n: Neighbour, misses: number): void {
+    const before = this.cost(n);
+    n.missesInARow += misses;
     n.history = (n.history << 1) & ((1 << HISTORY) - 1);
     n.expected = Math.min(HISTORY, n.expected + 1);
     if (n.history === 0 && n.missesInARow > HISTORY) {

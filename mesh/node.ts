@@ -15,34 +15,20 @@ import { ReplayGuard } from './replay.ts';
 import { RouteTable, seqNewer } from './routes.ts';
 import { TrickleTimer } from './trickle.ts';
 import { DataPlane } from './data-plane.ts';
-import { Hellos } from './hellos.ts';
+import { Hellos, hellosPerIhu } from './hellos.ts';
 import { Outbox } from './outbox.ts';
 import type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
+import { OwnSeqno, type SeqnoStore } from './own-seqno.ts';
 
 export type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
+export { SEQNO_BLOCK, type SeqnoStore } from './own-seqno.ts';
 
 const SEQREQ_HOLD_MS = 1000;
 const MAX_UPLINKS_PASSED_ON = 5;
 /** an uplink box in use is kept while its metric is within this factor of the best */
 const UPLINK_STICKINESS = 1.2;
 
-/** seqnos reserved in the store at a time: one durable write per this many announcements */
-export const SEQNO_BLOCK = 64;
-
-/**
- * Where a box keeps its route seqno across restarts (the agent: `<state dir>/mesh-seqno`).
- * The box never announces a seqno beyond the last `reserve`d one, so that after a
- * restart it starts above everything relays may remember, and they take its first
- * announcement as fresh instead of waiting minutes for their routes to expire.
- */
-export interface SeqnoStore {
-  /** the last value passed to reserve() before this start (0 if none) */
-  start(): number;
-  /** store durably, before returning, that seqnos up to `upTo` may be in use */
-  reserve(upTo: number): void;
-}
-
-export const DEFAULT_TIMERS: MeshTimers = { helloMinMs: 250, helloMaxMs: 5000, updateMinMs: 500, updateMaxMs: 60_000, ackTimeoutMs: 150, helloMissesDown: 2 };
+export const DEFAULT_TIMERS: MeshTimers = { helloMinMs: 250, helloMaxMs: 3400, updateMinMs: 500, updateMaxMs: 60_000, ackTimeoutMs: 150, helloMissesDown: 2 };
 
 export interface MeshNodeOptions {
   id: NodeId;
@@ -94,10 +80,7 @@ export class MeshNode {
   private readonly requested = new Map<string, number>();
   private readonly answeredAt: number[] = [];
   private passedOn = new Set<string>();
-  private ownSeqno = 0;
-  private readonly seqnoStore: SeqnoStore | undefined;
-  /** the highest seqno the store allows without another write */
-  private seqnoReserved = 0;
+  private readonly ownSeqno: OwnSeqno;
   private announcing: 'no' | 'node' | 'uplink' = 'no';
   private uplinkInUse: string | undefined;
   private handler: ((message: MeshMessage) => void) | undefined;
@@ -114,15 +97,16 @@ export class MeshNode {
     this.hopLimit = options.hopLimit ?? 16;
     this.random = options.random ?? Math.random;
     this.log = options.log;
-    this.seqnoStore = options.seqno;
-    if (this.seqnoStore) {
-      this.ownSeqno = this.seqnoStore.start() & 0xffff;
-      this.seqnoReserved = (this.ownSeqno + SEQNO_BLOCK) & 0xffff;
-      this.seqnoStore.reserve(this.seqnoReserved);
-    }
+    this.ownSeqno = new OwnSeqno(options.seqno);
+    const slackMs = (link: number) => 100 + 8 * this.links[link]!.airtimeMs(64);
     this.neighbours = new NeighbourTable(this.clock, {
       changed: (n, appeared) => this.neighbourChanged(n, appeared),
-    }, { slackMs: (link) => 100 + 8 * this.links[link]!.airtimeMs(64), downAfterMisses: this.timers.helloMissesDown });
+      probe: (n) => this.probe(n, true),
+    }, {
+      slackMs, downAfterMisses: this.timers.helloMissesDown,
+      // a round trip on a wired or IP link; radios are not probed (section 4)
+      probeMs: (link) => (this.links[link]!.overhears ? undefined : slackMs(link) + this.timers.ackTimeoutMs),
+    });
     this.outbox = new Outbox({ id: this.id, key: this.key, epoch: this.epoch, links: this.links, counters: this.counters });
     this.data = new DataPlane({
       id: this.id, clock: this.clock, links: this.links, neighbours: this.neighbours, counters: this.counters,
@@ -137,7 +121,7 @@ export class MeshNode {
     // A request seen is not passed on again while an answer may still be travelling.
     this.seqreqsSeen = new RecentSet(1024, Math.max(SEQREQ_HOLD_MS, 8 * this.timers.helloMinMs));
     this.hellos = new Hellos({
-      links: this.links.length, clock: this.clock, timers: this.timers, neighbours: this.neighbours, random: this.random,
+      links: this.links.map((l) => l.overhears), clock: this.clock, timers: this.timers, neighbours: this.neighbours, random: this.random,
       send: (linkIndex, tlvs) => this.outbox.sendControl(linkIndex, tlvs),
     });
     this.updateTimer = new TrickleTimer(this.clock, this.timers.updateMinMs, this.timers.updateMaxMs, () => this.sendFullUpdate(), this.random);
@@ -172,7 +156,7 @@ export class MeshNode {
   announce(what: 'no' | 'node' | 'uplink'): void {
     if (what === this.announcing) return;
     this.announcing = what;
-    this.setOwnSeqno((this.ownSeqno + 1) & 0xffff);
+    this.ownSeqno.next();
     this.trigger(this.idHex);
     this.updateTimer.reset();
   }
@@ -255,6 +239,7 @@ export class MeshNode {
 
   private receive(linkIndex: number, frame: ReceivedFrame): void {
     if (!this.running) return;
+    this.data.load.frame(linkIndex, frame.data.length);
     if (frame.to !== undefined && frame.to !== this.links[linkIndex]!.address) {
       try {
         const packet = decodePacket(frame.data, this.key);
@@ -304,7 +289,9 @@ export class MeshNode {
     for (const tlv of packet.tlvs) {
       switch (tlv.t) {
         case 'ihu':
-          if (nodeIdHex(tlv.neighbour) === this.idHex && neighbour) this.neighbours.ihu(key, tlv.rxcost, Math.max(3.5 * neighbour.intervalMs, 3000));
+          if (nodeIdHex(tlv.neighbour) === this.idHex && neighbour) {
+            this.neighbours.ihu(key, tlv.rxcost, Math.max(3.5 * hellosPerIhu(this.links[linkIndex]!.overhears) * neighbour.intervalMs, 3000));
+          }
           break;
         case 'update':
           if (neighbour) touched.add(this.receiveUpdate(neighbour, tlv));
@@ -337,7 +324,7 @@ export class MeshNode {
     if (this.seqreqsSeen.seenBefore(sourceHex, this.clock.now())) return;
     if (sourceHex === this.idHex) {
       if (this.announcing === 'no') return;
-      if (!seqNewer(this.ownSeqno, tlv.seqno)) this.setOwnSeqno(tlv.seqno);
+      if (!seqNewer(this.ownSeqno.value, tlv.seqno)) this.ownSeqno.set(tlv.seqno);
       this.trigger(this.idHex);
       return;
     }
@@ -364,17 +351,22 @@ export class MeshNode {
       this.outbox.sendControl(n.link, [...this.hellos.repeat(n.link), { t: 'routereq' }], n.address);
       this.answerRequest(n.link);
     }
-    if (this.neighbours.cost(n) >= INFINITE_METRIC && this.neighbours.get(n.key)) {
-      // In doubt: ask the neighbour for hellos now rather than at its next (maybe minutes
-      // away), but not so often that a congested channel gets more congested.
-      const now = this.clock.now();
-      if ((this.probed.get(n.key) ?? -Infinity) <= now - Math.max(4 * this.timers.helloMinMs, this.timers.helloMaxMs / 4)) {
-        this.probed.set(n.key, now);
-        this.outbox.sendControl(n.link, [...this.hellos.repeat(n.link), { t: 'routereq' }], n.address);
-      }
-    }
+    // In doubt: ask the neighbour for hellos now rather than at its next (maybe minutes away).
+    if (this.neighbours.cost(n) >= INFINITE_METRIC && this.neighbours.get(n.key)) this.probe(n, false);
     if (!this.neighbours.get(n.key)) this.routes.dropVia(n.key);
     this.reselect();
+  }
+
+  /**
+   * A route request to one neighbour, with our last hello and IHUs: it answers with a hello
+   * and its routes. Not so often that a congested channel gets more congested, unless
+   * `now` (a silent neighbour on a wired or IP link, asked once per hello missed).
+   */
+  private probe(n: Neighbour, now: boolean): void {
+    const at = this.clock.now();
+    if (!now && (this.probed.get(n.key) ?? -Infinity) > at - Math.max(4 * this.timers.helloMinMs, this.timers.helloMaxMs / 4)) return;
+    this.probed.set(n.key, at);
+    this.outbox.sendControl(n.link, [...this.hellos.repeat(n.link), { t: 'routereq' }], n.address);
   }
 
   /**
@@ -471,7 +463,7 @@ export class MeshNode {
   private updateTlv(sourceHex: string): Tlv | undefined {
     if (sourceHex === this.idHex) {
       const metric = this.announcing === 'no' ? INFINITE_METRIC : 0;
-      return { t: 'update', source: this.id, seqno: this.ownSeqno, metric, uplink: this.announcing === 'uplink' };
+      return { t: 'update', source: this.id, seqno: this.ownSeqno.value, metric, uplink: this.announcing === 'uplink' };
     }
     const route = this.routes.selectedRoute(sourceHex);
     if (route && this.passedOn.has(sourceHex)) {
@@ -488,18 +480,11 @@ export class MeshNode {
   private sendFullUpdate(): void {
     // A new seqno with every periodic announcement (as DSDV does) lets routes that became
     // unfeasible through metric noise become feasible again without a request.
-    if (this.announcing !== 'no') this.setOwnSeqno((this.ownSeqno + 1) & 0xffff);
+    if (this.announcing !== 'no') this.ownSeqno.next();
     const tlvs = this.routeTlvs();
-    if (tlvs.length) this.links.forEach((_, i) => this.outbox.sendControl(i, tlvs));
-  }
-
-  /** Every change of our seqno goes through here: it stays within what the store reserved. */
-  private setOwnSeqno(seqno: number): void {
-    if (this.seqnoStore && !seqNewer(this.seqnoReserved, seqno)) {
-      this.seqnoReserved = (seqno + SEQNO_BLOCK) & 0xffff;
-      this.seqnoStore.reserve(this.seqnoReserved);
-    }
-    this.ownSeqno = seqno;
+    // On a wired or IP link the dump carries the next hello too (a frame's headers saved
+    // every dump); a radio's hellos keep their own pace.
+    if (tlvs.length) this.links.forEach((link, i) => this.outbox.sendControl(i, link.overhears ? tlvs : [...this.hellos.instead(i), ...tlvs]));
   }
 
   private routeTlvs(): Tlv[] {

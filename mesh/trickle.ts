@@ -10,12 +10,15 @@ export class TrickleTimer {
   /** Called with the longest time until the next firing. */
   private readonly fire: (nextWithinMs: number) => void;
   private readonly random: () => number;
+  /** the next firing comes between (1 - jitter) and 1 times the interval */
+  private readonly jitter: number;
   private intervalMs: number;
   private timer: TimerHandle | undefined;
   private stopped = true;
 
-  constructor(clock: Clock, minMs: number, maxMs: number, fire: (nextWithinMs: number) => void, random: () => number = Math.random) {
+  constructor(clock: Clock, minMs: number, maxMs: number, fire: (nextWithinMs: number) => void, random: () => number = Math.random, jitter = 0.25) {
     this.clock = clock;
+    this.jitter = jitter;
     this.minMs = minMs;
     this.maxMs = maxMs;
     this.fire = fire;
@@ -47,13 +50,23 @@ export class TrickleTimer {
     this.schedule(this.random() * this.minMs * 0.5);
   }
 
+  /**
+   * It fired by other means just now (a hello sent along with something else): the next
+   * firing comes a whole interval from now, the interval unchanged.
+   */
+  postpone(): void {
+    if (this.stopped) return;
+    this.clock.clearTimeout(this.timer);
+    this.schedule(this.intervalMs * (1 - this.jitter + this.jitter * this.random()));
+  }
+
   private schedule(delayMs: number): void {
     this.timer = this.clock.setTimeout(() => {
       if (this.stopped) return;
       // The firing announces the next interval: listeners know by when to expect the next one.
       this.intervalMs = Math.min(this.maxMs, this.intervalMs * 2);
       this.fire(this.intervalMs);
-      this.schedule(this.intervalMs * (0.75 + 0.25 * this.random()));
+      this.schedule(this.intervalMs * (1 - this.jitter + this.jitter * this.random()));
     }, delayMs);
   }
 }
