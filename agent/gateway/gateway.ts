@@ -18,7 +18,9 @@ import { MqttSession, type SessionOptions } from '../uplink/session.ts';
 import { RateLimitedLog } from '../uplink/rate-limited-log.ts';
 import { deviceTopic, parseTopic, topicFilter } from '../uplink/topics.ts';
 import type { DeviceRegistry } from './registry.ts';
-import { GatewayStore, type AcceptResult, type IncomingReading } from './store.ts';
+import type { AcceptResult, GatewayStore, IncomingReading, StepResult } from './store.ts';
+import { SqliteGatewayStore } from './store-sqlite.ts';
+import { verifyEd25519 } from './verify.ts';
 
 export const SHARE_GROUP = 'iop-gateway';
 const MAX_MESSAGE_BYTES = 64 * 1024;
@@ -46,6 +48,8 @@ export interface GatewayOptions {
   identity: DeviceIdentity;
   registry: DeviceRegistry;
   gapTimeoutMs: number;
+  /** where readings are kept (store.ts openGatewayStore); SQLite in stateDir when absent */
+  store?: GatewayStore | undefined;
   /** Subscribe through the MQTT 5 shared subscription (several gateways split the load). */
   share: boolean;
   log: Logger;
@@ -64,6 +68,10 @@ export class Gateway {
   private stopping = false;
   private closed = false;
   private pending: { identity: DeviceIdentity; reading: IncomingReading }[] = [];
+  /** the store step under way: one at a time, the next batch gathers meanwhile */
+  private storing: Promise<void> | undefined;
+  private settling: Promise<void> | undefined;
+  private readonly receiptsSending = new Set<Promise<void>>();
   private gapTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
   private readonly rejections: RateLimitedLog;
@@ -72,7 +80,7 @@ export class Gateway {
     this.options = options;
     this.log = options.log;
     this.rejections = new RateLimitedLog(options.log);
-    this.store = new GatewayStore(options.stateDir, { gapTimeoutMs: options.gapTimeoutMs });
+    this.store = options.store ?? new SqliteGatewayStore(options.stateDir, { gapTimeoutMs: options.gapTimeoutMs });
     this.session = new MqttSession({
       ...options.session,
       clientId: options.sessionName ?? options.session.clientId ?? `iop-gw-${options.identity.id.slice(0, 12)}-${randomBytes(3).toString('hex')}`,
@@ -92,18 +100,30 @@ export class Gateway {
     // Messages still arrive while the session closes; nothing they schedule may run
     // against the closed store.
     this.stopping = true;
-    this.flush();
     clearInterval(this.gapTimer);
     for (const timer of this.receiptTimers.values()) clearTimeout(timer);
     this.receiptTimers.clear();
     await this.session.stop();
     // What arrives after this is neither stored nor receipted: its boxes send it again.
     this.closed = true;
-    this.store.close();
+    await this.idle();
+    await Promise.allSettled([this.settling, ...this.receiptsSending]);
+    await this.store.close();
+  }
+
+  /** Resolves when every reading received so far went through the store. */
+  async idle(): Promise<void> {
+    while (this.storing) await this.storing;
+  }
+
+  /** Readings verified and waiting for the store. */
+  get backlog(): number {
+    return this.pending.length;
   }
 
   /** Handles one data message; never throws. */
   onMessage(topic: string, bytes: Uint8Array): void {
+    if (this.closed) return;
     try {
       this.handle(topic, bytes);
     } catch (err) {
@@ -127,7 +147,7 @@ export class Gateway {
     if (identity.id !== target.device) return this.reject('topic-mismatch', `message of device ${identity.id} on the topic of ${target.device}`);
     if (!this.options.registry.allows(identity.id)) return this.reject('unknown-device', `device ${identity.id} is not on the allow-list`);
     if (!identity.scheme.acceptedAlgs.includes(parsed.header.alg)) return this.reject('bad-signature', `${topic}: alg ${parsed.header.alg}`);
-    if (!identity.scheme.verify(parsed.signature, sigStructure(parsed.protectedBytes, parsed.payload), identity.publicKey)) {
+    if (!verifyEd25519(identity, parsed.signature, sigStructure(parsed.protectedBytes, parsed.payload))) {
       return this.reject('bad-signature', `seq ${parsed.header.seq} of ${identity.id}: signature does not verify`);
     }
     this.pending.push({
@@ -140,17 +160,19 @@ export class Gateway {
   }
 
   private flush(): void {
-    if (this.closed) return;
-    const batch = this.pending.splice(0);
-    if (batch.length === 0) return;
-    let results: AcceptResult[];
-    try {
-      results = this.store.acceptAll(batch.map((b) => b.reading));
-    } catch (err) {
+    if (this.storing || this.pending.length === 0) return;
+    const batch = this.pending.splice(0, MAX_BATCH);
+    this.storing = this.store.acceptAll(batch.map((b) => b.reading)).then(
+      (results) => this.stored(batch, results),
       // Nothing of the batch was stored and no receipt covers it: the boxes send it again.
-      this.log.error(`storing ${batch.length} readings failed: ${errorMessage(err)}`);
-      return;
-    }
+      (err) => this.log.error(`storing ${batch.length} readings failed: ${errorMessage(err)}`),
+    ).finally(() => {
+      this.storing = undefined;
+      this.flush();
+    });
+  }
+
+  private stored(batch: { identity: DeviceIdentity; reading: IncomingReading }[], results: AcceptResult[]): void {
     results.forEach((result, i) => {
       const { identity, reading } = batch[i]!;
       if (result.outcome === 'duplicate') this.counters.duplicate++;
@@ -168,7 +190,7 @@ export class Gateway {
     });
   }
 
-  private afterStep(identity: DeviceIdentity, result: Omit<AcceptResult, 'outcome'>): void {
+  private afterStep(identity: DeviceIdentity, result: StepResult): void {
     if (result.missing) {
       this.counters.missing += result.missing;
       this.log.warn(`device ${identity.id}: ${result.missing} readings missing before seq ${result.linked.find((l) => l.chain === 'gap')?.seq ?? '?'}; chain continues after the gap`);
@@ -189,16 +211,18 @@ export class Gateway {
     if (this.stopping || this.receiptTimers.has(identity.id)) return;
     this.receiptTimers.set(identity.id, setTimeout(() => {
       this.receiptTimers.delete(identity.id);
-      void this.sendReceipt(identity);
+      const sending = this.sendReceipt(identity).finally(() => this.receiptsSending.delete(sending));
+      this.receiptsSending.add(sending);
     }, RECEIPT_EVERY_MS));
   }
 
   private async sendReceipt(identity: DeviceIdentity): Promise<void> {
     if (this.stopping) return;
-    const ranges = this.store.heldRanges(identity.id);
-    const client = this.session.current;
-    if (!ranges.length || !client) return;
     try {
+      // Read after the readings' transaction committed: a receipt names only what is stored.
+      const ranges = await this.store.heldRanges(identity.id);
+      const client = this.session.current;
+      if (!ranges.length || !client) return;
       const receipt = await signReceipt(this.options.identity, this.options.key.sign, {
         deviceKid: identity.kid, device: identity.id, ranges, time: Date.now() / 1000,
       });
@@ -212,16 +236,16 @@ export class Gateway {
   }
 
   private settleGaps(): void {
-    try {
-      for (const device of this.store.pendingDevices()) {
+    if (this.settling || this.stopping) return;
+    this.settling = (async () => {
+      for (const device of await this.store.pendingDevices()) {
+        if (this.stopping) return;
         const identity = identityFromId(device);
-        const result = this.store.settle(device);
+        const result = await this.store.settle(device);
         this.afterStep(identity, result);
         if (result.linked.length) this.scheduleReceipt(identity);
       }
-    } catch (err) {
-      this.log.warn(`gap check failed: ${errorMessage(err)}`);
-    }
+    })().catch((err) => this.log.warn(`gap check failed: ${errorMessage(err)}`)).finally(() => (this.settling = undefined));
   }
 
   private reject(reason: RejectReason, detail: string): void {
