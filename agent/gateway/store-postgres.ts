@@ -15,6 +15,11 @@
 // not only rows to deduplicate. Deadlocks (a lock order we did not foresee) and
 // serialization failures are still retried.
 //
+// A batch is split by device into a few groups (the same split in every gateway), one
+// transaction each, run side by side: two gateways whose batches hold readings of the
+// same devices (a shared subscription hands them out in turn) then wait on each other
+// per group, not for the whole batch, and their commits overlap.
+//
 // The schema is versioned (schema_migrations) and migrated at start under an advisory
 // lock, so gateways starting together migrate once.
 import pg from 'pg';
@@ -63,7 +68,7 @@ export async function openPostgresStore(url: string, options: { gapTimeoutMs: nu
     await pool.end().catch(() => undefined);
     throw new IopError('STORE', `cannot open gateway store ${redact(url)}: ${errorMessage(err)}`, { db: redact(url) }, { cause: err });
   }
-  return new PostgresGatewayStore(pool, options.gapTimeoutMs);
+  return new PostgresGatewayStore(pool, options.gapTimeoutMs, Math.max(1, (options.poolSize ?? 4) - 1));
 }
 
 async function migrate(pool: pg.Pool): Promise<void> {
@@ -95,19 +100,33 @@ export class PostgresGatewayStore implements GatewayStore {
   private readonly pool: pg.Pool;
   private readonly gapTimeoutMs: number;
 
-  constructor(pool: pg.Pool, gapTimeoutMs: number) {
+  /** transactions a batch is split into, by device */
+  private readonly groups: number;
+
+  constructor(pool: pg.Pool, gapTimeoutMs: number, groups = 4) {
     this.pool = pool;
     this.gapTimeoutMs = gapTimeoutMs;
+    this.groups = groups;
   }
 
-  acceptAll(readings: IncomingReading[], nowMs = Date.now()): Promise<AcceptResult[]> {
-    if (readings.length === 0) return Promise.resolve([]);
-    return this.transaction(async (client) => {
-      const snapshots = await lockDevices(client, [...new Set(readings.map((r) => r.device))]);
-      const { results, ledgers } = await acceptBatch(readings, nowMs, this.gapTimeoutMs, async (device) => snapshots.get(device)!);
-      await write(client, ledgers.map((l) => l.changes()));
-      return results;
+  async acceptAll(readings: IncomingReading[], nowMs = Date.now()): Promise<AcceptResult[]> {
+    const groups = new Map<number, number[]>();
+    readings.forEach((reading, i) => {
+      const group = deviceGroup(reading.device, this.groups);
+      groups.set(group, [...groups.get(group) ?? [], i]);
     });
+    const results: AcceptResult[] = new Array(readings.length);
+    await Promise.all([...groups.values()].map(async (indexes) => {
+      const part = indexes.map((i) => readings[i]!);
+      const stored = await this.transaction(async (client) => {
+        const snapshots = await lockDevices(client, seqRanges(part));
+        const { results, ledgers } = await acceptBatch(part, nowMs, this.gapTimeoutMs, async (device) => snapshots.get(device)!);
+        await write(client, ledgers.map((l) => l.changes()));
+        return results;
+      });
+      stored.forEach((result, j) => (results[indexes[j]!] = result));
+    }));
+    return results;
   }
 
   async accept(reading: IncomingReading, nowMs = Date.now()): Promise<AcceptResult> {
@@ -116,7 +135,7 @@ export class PostgresGatewayStore implements GatewayStore {
 
   settle(device: string, nowMs = Date.now()): Promise<StepResult> {
     return this.transaction(async (client) => {
-      const snapshots = await lockDevices(client, [device]);
+      const snapshots = await lockDevices(client, new Map([[device, { low: Infinity, high: -Infinity }]]));
       const ledger = new DeviceLedger(device, snapshots.get(device)!, this.gapTimeoutMs);
       const result = await ledger.advance(nowMs);
       await write(client, [ledger.changes()]);
@@ -178,28 +197,69 @@ export class PostgresGatewayStore implements GatewayStore {
   }
 }
 
+/** The group of a device: FNV-1a of its id, the same in every gateway. */
+function deviceGroup(device: string, groups: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < device.length; i++) h = Math.imul(h ^ device.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % groups;
+}
+
+type SeqRange = { low: number; high: number };
+/** The most held readings a step reads ahead of the rules, per device. */
+const MAX_PREFETCH = 4096;
+
+/** Per device, the seqs a batch touches and their neighbours. */
+function seqRanges(readings: IncomingReading[]): Map<string, SeqRange> {
+  const ranges = new Map<string, SeqRange>();
+  for (const { device, seq } of readings) {
+    const range = ranges.get(device) ?? { low: Infinity, high: -Infinity };
+    ranges.set(device, { low: Math.min(range.low, seq - 1), high: Math.max(range.high, seq + 1) });
+  }
+  return ranges;
+}
+
+type ReadingRow = { device: string; seq: number; hash: Buffer; prev: Buffer; message: Buffer; received_ms: number };
+const toHeld = (r: ReadingRow): HeldRow => ({ seq: r.seq, hash: bytes(r.hash), prev: bytes(r.prev), message: bytes(r.message), receivedMs: r.received_ms });
+
 /**
  * Locks the devices' rows (made on first sight) in device order, then reads their chain
  * positions and runs: a step sees every step of these devices before it, and none runs
- * beside it.
+ * beside it. The held readings the rules will look at (the batch's neighbours, and the
+ * ones from the chain position up, which the walk publishes) are read in the same
+ * round trip for all devices; any other one on demand.
  */
-async function lockDevices(client: pg.PoolClient, devices: string[]): Promise<Map<string, DeviceSnapshot>> {
-  const sorted = [...devices].sort();
+async function lockDevices(client: pg.PoolClient, wanted: Map<string, SeqRange>): Promise<Map<string, DeviceSnapshot>> {
+  const sorted = [...wanted.keys()].sort();
   await client.query('INSERT INTO devices (device) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT DO NOTHING', [sorted]);
   const locked = await client.query<{ device: string; seq: number | null; hash: Buffer | null }>(
     'SELECT device, frontier_seq AS seq, frontier_hash AS hash FROM devices WHERE device = ANY($1) ORDER BY device FOR UPDATE', [sorted]);
   const runs = await client.query<{ device: string; first: number; last: number; hash: Buffer }>(
     'SELECT device, first, last, hash FROM runs WHERE device = ANY($1)', [sorted]);
+  const ranges = locked.rows.map((row) => {
+    const range = { ...wanted.get(row.device)! };
+    range.low = Math.max(range.high - MAX_PREFETCH, Math.min(range.low, (row.seq ?? -1) + 1));
+    range.high = Math.max(range.high, range.low - 1);
+    return { device: row.device, ...range };
+  }).filter((r) => r.high >= r.low);
+  const prefetched = new Map<string, Map<number, HeldRow>>(locked.rows.map((row) => [row.device, new Map()]));
+  if (ranges.length) {
+    const held = await client.query<ReadingRow>(
+      `SELECT r.device, r.seq, r.hash, r.prev, r.message, r.received_ms FROM readings r
+       JOIN unnest($1::text[], $2::bigint[], $3::bigint[]) AS k(device, low, high) ON r.device = k.device AND r.seq BETWEEN k.low AND k.high`,
+      [ranges.map((r) => r.device), ranges.map((r) => r.low), ranges.map((r) => r.high)]);
+    for (const r of held.rows) prefetched.get(r.device)!.set(r.seq, toHeld(r));
+  }
   const snapshots = new Map<string, DeviceSnapshot>();
   for (const row of locked.rows) {
+    const range = ranges.find((r) => r.device === row.device);
+    const rows = prefetched.get(row.device)!;
     snapshots.set(row.device, {
       frontier: row.seq === null ? undefined : { seq: row.seq, hash: bytes(row.hash!) },
       runs: [],
       row: async (seq) => {
-        const found = await client.query<{ seq: number; hash: Buffer; prev: Buffer; message: Buffer; received_ms: number }>(
-          'SELECT seq, hash, prev, message, received_ms FROM readings WHERE device = $1 AND seq = $2', [row.device, seq]);
-        const r = found.rows[0];
-        return r && { seq: r.seq, hash: bytes(r.hash), prev: bytes(r.prev), message: bytes(r.message), receivedMs: r.received_ms } satisfies HeldRow;
+        if (rows.has(seq) || (range && range.low <= seq && seq <= range.high)) return rows.get(seq);
+        const found = await client.query<ReadingRow>('SELECT device, seq, hash, prev, message, received_ms FROM readings WHERE device = $1 AND seq = $2', [row.device, seq]);
+        return found.rows[0] && toHeld(found.rows[0]);
       },
     });
   }
