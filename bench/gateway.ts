@@ -77,7 +77,7 @@ function coreTimes(): { busy: number; total: number }[] {
 interface Gateway { child: ChildProcess; stderr: string; stdout: string; startedAt: number; connectedAt?: number; exited: Promise<void> }
 
 function startGateway(args: string[]): Gateway {
-  const child = spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : []), CLI, 'gateway', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'gateway', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const gateway: Gateway = { child, stderr: '', stdout: '', startedAt: performance.now(), exited: new Promise((resolve) => child.once('exit', () => resolve())) };
   child.stdout!.on('data', (c) => (gateway.stdout += c));
   child.stderr!.on('data', (c) => {
@@ -98,8 +98,6 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs: number
 interface Run { label: string; processes: number; wallPerS: number; perCorePerS: number; cores: number[]; accepted: number }
 
 async function run(label: string, boxes: Box[], processes: number, db: string | undefined): Promise<Run> {
-  const t = (m: string) => process.env.BENCH_DEBUG && console.error(label, m, Math.round(performance.now()));
-  t("start");
   const broker = await startMosquitto({ extra: ['max_queued_messages 1000000'] });
   const stateDir = join(work, `gw-${label.replace(/\W+/g, '-')}`);
   loadDeviceKey(stateDir, { create: true });
@@ -141,15 +139,13 @@ async function run(label: string, boxes: Box[], processes: number, db: string | 
     });
     await watcher.subscribeAsync('iop/v1/+/ack', { qos: 1 });
 
-    t("published");
     const coresBefore = coreTimes();
     const gateways = Array.from({ length: processes }, (_, i) => startGateway(args(i)));
-    await waitFor('every reading receipted', () => doneAt > 0, Number(process.env.BENCH_TIMEOUT_MS ?? 600_000)).catch(async (err) => {
+    await waitFor('every reading receipted', () => doneAt > 0, 600_000).catch(async (err) => {
       for (const g of gateways) g.child.kill('SIGTERM');
       await Promise.all(gateways.map((g) => g.exited));
       throw new Error(`${label}: ${err.message}: receipted ${[...covered.values()].join(', ')}; gateway said:\n${gateways.map((g) => g.stderr.slice(-2000) + g.stdout).join('\n')}`);
     });
-    t("done");
     const coresAfter = coreTimes();
     const cpuSeconds = (gateways.reduce((sum, g) => sum + cpuTicks(g.child.pid!), 0) - startup.ticks) / CLOCK_TICKS;
     const start = Math.min(...gateways.map((g) => g.startedAt)) + startup.ms;

@@ -162,7 +162,7 @@ export class DeviceLedger {
         joining = 'ok';
         continue;
       }
-      const aboveRun = this.runs.find((r) => r.first > frontier.seq);
+      const aboveRun = this.runs[this.indexAbove(frontier.seq)];
       const above = aboveRun && await this.row(aboveRun.first);
       if (!above || nowMs - above.receivedMs < this.gapTimeoutMs) break;
       // The missing readings did not come within the gap timeout: the chain goes on after
@@ -190,9 +190,25 @@ export class DeviceLedger {
   }
 
   private runAt(seq: number): Run | undefined {
-    // Runs are few per device (one while readings come in order): a scan is enough.
-    for (const run of this.runs) if (run.first <= seq && seq <= run.last) return run;
-    return undefined;
+    const i = this.indexAbove(seq) - 1;
+    const run = this.runs[i];
+    return run && seq <= run.last ? run : undefined;
+  }
+
+  /**
+   * Where a run starting at `seq` would go: the first run starting above it. Binary: a
+   * device's runs are one while readings come in order, but hundreds while two gateways
+   * drain one box's backlog in turns, each holding every other reading until the other commits.
+   */
+  private indexAbove(seq: number): number {
+    let low = 0;
+    let high = this.runs.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if (this.runs[mid]!.first <= seq) low = mid + 1;
+      else high = mid;
+    }
+    return low;
   }
 
   /** A run's last hash is in the run: no read for the usual neighbour below. */
@@ -212,13 +228,14 @@ export class DeviceLedger {
 
   /** Merges the new reading with the runs ending just below and starting just above it. */
   private joinRuns(row: HeldRow): void {
-    const below = this.runs.find((r) => r.last === row.seq - 1);
-    const above = this.runs.find((r) => r.first === row.seq + 1);
+    const at = this.indexAbove(row.seq); // the run above, if any, is here; the one below just before
+    const below = this.runs[at - 1]?.last === row.seq - 1 ? this.runs[at - 1] : undefined;
+    const above = this.runs[at]?.first === row.seq + 1 ? this.runs[at] : undefined;
     const last = above ? above.last : row.seq;
     const hash = above ? above.hash : row.hash;
-    const keep = this.runs.filter((r) => r !== above && r !== below);
-    keep.push(below ? { first: below.first, last, hash } : { first: row.seq, last, hash });
-    this.runs = keep.sort((a, b) => a.first - b.first);
+    const joined = below ? { first: below.first, last, hash } : { first: row.seq, last, hash };
+    if (below) this.runs.splice(at - 1, above ? 2 : 1, joined);
+    else this.runs.splice(at, above ? 1 : 0, joined);
   }
 }
 
