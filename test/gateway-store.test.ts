@@ -201,6 +201,17 @@ testIf(NO_POSTGRES, 'PostgreSQL: consecutive readings of one device at once: no 
   await Promise.all([a.close(), b.close()]);
 });
 
+testIf(NO_POSTGRES, 'PostgreSQL: pairings: one claim decided by two gateways at once is recorded once; both see it at start', async () => {
+  const { a, b } = await twoGateways();
+  const entry = { device: DEVICE, owner: '0x' + '11'.repeat(20), pairedAt: new Date(0).toISOString(), nonce: '0x01', usedNonces: ['0x01'] };
+  // The rule of a claim as the gateway applies it: a nonce already recorded is a repeat.
+  const decide = (current: { nonce: string } | undefined) => current?.nonce === entry.nonce ? { result: 'repeated' } : { store: entry, result: 'recorded' };
+  const outcomes = await Promise.all([a.pairings('').update(DEVICE, decide), b.pairings('').update(DEVICE, decide)]);
+  assert.equal(outcomes.sort(), ['recorded', 'repeated']);
+  assert.equal(await b.pairings('').all(), [entry]);
+  await Promise.all([a.close(), b.close()]);
+});
+
 testIf(NO_POSTGRES, 'PostgreSQL: gateways starting together migrate the schema once', async () => {
   const url = await server!.createDatabase();
   const stores = await Promise.all(Array.from({ length: 4 }, () => openPostgresStore(url, { gapTimeoutMs: GAP_MS })));

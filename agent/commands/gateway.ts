@@ -46,17 +46,19 @@ shared subscription, and each needs the same gateway key in its state dir.`,
     });
     const { key, identity } = loadDeviceKey(config.stateDir, { create: true });
     const session = { ...config.uplink, url: broker, reconnectMaxMs: Math.min(config.uplink.reconnectMaxMs, 5000) };
-    const pairings = new Pairings({
-      session: { ...session, clientId: `iop-gwp-${identity.id.slice(0, 12)}-${randomBytes(3).toString('hex')}` },
-      stateDir: config.stateDir, key, identity, registry, log: context.log.child('pairing'),
-    });
-    if (!registry.allowAny && registry.size === 0) {
-      context.log.warn('no device allowed by --allow, --allow-file or --allow-any: only devices paired to an owner are accepted');
-    }
     const db = stringOption(context, 'db');
     if (db !== undefined && !/^postgres(ql)?:\/\//.test(db)) throw new IopError('USAGE', `--db takes a postgres:// URL, not ${JSON.stringify(redact(db))}`);
     const gapTimeoutMs = integerOption(context, 'gap-timeout', { min: 100, max: 86_400_000 }) ?? 300_000;
     const store = await openGatewayStore({ stateDir: config.stateDir, db, gapTimeoutMs });
+    const pairings = new Pairings({
+      session: { ...session, clientId: `iop-gwp-${identity.id.slice(0, 12)}-${randomBytes(3).toString('hex')}` },
+      stateDir: config.stateDir, key, identity, registry, log: context.log.child('pairing'), store: store.pairings(config.stateDir),
+    });
+    // Paired devices are allowed before the first reading comes.
+    await pairings.start();
+    if (!registry.allowAny && registry.size === 0) {
+      context.log.warn('no device allowed by --allow, --allow-file or --allow-any: only devices paired to an owner are accepted');
+    }
     const gateway = new Gateway({
       // A gateway is one per deployment, not one of a fleet: it may come back quickly.
       session,
@@ -72,7 +74,6 @@ shared subscription, and each needs the same gateway key in its state dir.`,
     });
     context.log.info(`gateway ${toHex(identity.publicKey)} on ${broker}, store ${store.engine}; ${registry.allowAny ? 'any device' : `${registry.size} devices allowed`}`);
     gateway.start();
-    pairings.start();
     const statsTimer = setInterval(() => context.log.info(`stats ${JSON.stringify(gateway.counters)}`), 60_000);
     await new Promise<void>((resolve) => context.signal.addEventListener('abort', () => resolve(), { once: true }));
     clearInterval(statsTimer);

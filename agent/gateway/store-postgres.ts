@@ -31,6 +31,7 @@ import {
   DeviceLedger, acceptBatch, receiptRanges, redact,
   type AcceptResult, type DeviceChanges, type DeviceSnapshot, type GatewayStore, type HeldRow, type IncomingReading, type Run, type StepResult,
 } from './store.ts';
+import type { PairingDecision, PairingEntry, PairingStore } from './pairing-store.ts';
 
 /** Ordered schema versions: never edit one that has shipped, add the next. */
 export const MIGRATIONS: readonly string[] = [
@@ -40,6 +41,8 @@ export const MIGRATIONS: readonly string[] = [
    CREATE TABLE runs (device text NOT NULL, first bigint NOT NULL, last bigint NOT NULL, hash bytea NOT NULL,
      PRIMARY KEY (device, first));
    CREATE UNIQUE INDEX runs_by_last ON runs (device, last);`,
+  `CREATE TABLE pairings (device text PRIMARY KEY, owner text NOT NULL, paired_at text NOT NULL, nonce text NOT NULL,
+     used_nonces text[] NOT NULL);`,
 ];
 
 /** Any fixed number: the advisory lock every gateway takes to migrate. */
@@ -170,6 +173,26 @@ export class PostgresGatewayStore implements GatewayStore {
     return rows[0]!.n;
   }
 
+  pairings(): PairingStore {
+    return {
+      all: async () => (await this.pool.query<PairingRow>('SELECT device, owner, paired_at, nonce, used_nonces FROM pairings')).rows.map(toPairing),
+      update: <T>(device: string, decide: (current: PairingEntry | undefined) => PairingDecision<T>) => this.transaction(async (client) => {
+        // The device's row in `devices` is the lock of every step on the device, pairing included.
+        await lockDevices(client, new Map([[device, { low: Infinity, high: -Infinity }]]));
+        const { rows } = await client.query<PairingRow>('SELECT device, owner, paired_at, nonce, used_nonces FROM pairings WHERE device = $1', [device]);
+        const decision = decide(rows[0] && toPairing(rows[0]));
+        const entry = decision.store;
+        if (entry) {
+          await client.query(
+            `INSERT INTO pairings (device, owner, paired_at, nonce, used_nonces) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (device) DO UPDATE SET owner = excluded.owner, paired_at = excluded.paired_at, nonce = excluded.nonce, used_nonces = excluded.used_nonces`,
+            [entry.device, entry.owner, entry.pairedAt, entry.nonce, entry.usedNonces]);
+        }
+        return decision.result;
+      }),
+    };
+  }
+
   async close(): Promise<void> {
     await this.pool.end();
   }
@@ -203,6 +226,9 @@ function deviceGroup(device: string, groups: number): number {
   for (let i = 0; i < device.length; i++) h = Math.imul(h ^ device.charCodeAt(i), 0x01000193);
   return (h >>> 0) % groups;
 }
+
+type PairingRow = { device: string; owner: string; paired_at: string; nonce: string; used_nonces: string[] };
+const toPairing = (r: PairingRow): PairingEntry => ({ device: r.device, owner: r.owner, pairedAt: r.paired_at, nonce: r.nonce, usedNonces: r.used_nonces });
 
 type SeqRange = { low: number; high: number };
 /** The most held readings a step reads ahead of the rules, per device. */

@@ -12,6 +12,7 @@ import {
   DeviceLedger, GATEWAY_STORE_FILE, acceptBatch, receiptRanges,
   type AcceptResult, type DeviceChanges, type DeviceSnapshot, type GatewayStore, type HeldRow, type IncomingReading, type Run, type StepResult,
 } from './store.ts';
+import { FilePairingStore, type PairingStore } from './pairing-store.ts';
 
 type Statement = 'row' | 'insert' | 'frontier' | 'setFrontier' | 'runs' | 'pendingDevices' | 'count'
   | 'upsertRun' | 'deleteRun' | 'lowestRun' | 'highestRuns';
@@ -98,6 +99,10 @@ export class SqliteGatewayStore implements GatewayStore {
 
   async count(device: string): Promise<number> {
     return (this.s.count.get(device) as { n: number }).n;
+  }
+
+  pairings(stateDir: string): PairingStore {
+    return new FilePairingStore(stateDir);
   }
 
   async close(): Promise<void> {
