@@ -18,7 +18,7 @@ import type { GatewayStore, IncomingReading } from '../agent/gateway/store.ts';
 import { SqliteGatewayStore } from '../agent/gateway/store-sqlite.ts';
 import { MIGRATIONS, openPostgresStore } from '../agent/gateway/store-postgres.ts';
 import { postgresBin, startPostgres, type Postgres } from '../harness/postgres.ts';
-import { tempDir } from './helpers/cli.ts';
+import { runCli, tempDir } from './helpers/cli.ts';
 import { testIf } from './helpers/requires.ts';
 
 const dir = tempDir();
@@ -228,6 +228,17 @@ testIf(NO_POSTGRES, 'PostgreSQL: gateways starting together migrate the schema o
     assert.match((err as Error).message, /schema version 999, newer than this gateway/);
   }
   await Promise.all(stores.map((s) => s.close()));
+});
+
+test('gateway --db: a URL that is not postgres:// is a usage error; an unreachable database a clear error without its password', async () => {
+  const state = join(dir.path, 'cli');
+  const usage = await runCli(['gateway', '--broker', 'mqtt://127.0.0.1:1', '--state-dir', state, '--allow-any', '--db', 'gateway.sqlite']);
+  assert.is(usage.code, 2);
+  assert.match(usage.stderr, /--db takes a postgres:\/\/ URL, not "gateway.sqlite"/);
+  const down = await runCli(['gateway', '--broker', 'mqtt://127.0.0.1:1', '--state-dir', state, '--allow-any', '--db', 'postgres://iop:s3cret@127.0.0.1:1/gw']);
+  assert.is(down.code, 1);
+  assert.match(down.stderr, /cannot open gateway store postgres:\/\/iop:\*\*\*@127\.0\.0\.1:1\/gw: .*ECONNREFUSED/);
+  assert.not.match(down.stderr, /s3cret/);
 });
 
 test.run();
