@@ -2,8 +2,8 @@
 // `iop-agent gateway` processes, against bare Ed25519 verification (node:crypto, the same
 // message) measured in the same run. Three set-ups: one gateway on SQLite, one on
 // PostgreSQL, two on one PostgreSQL database (one shared subscription).
-// The readings are queued in Mosquitto for the gateways' persistent sessions before they
-// start, so what is timed is the gateways' work alone: from their MQTT connection to the
+// The readings (the boxes interleaved at random, each in its own order, as a fleet sends
+// them) are queued in Mosquitto for the gateways' persistent sessions before they start, so what is timed is the gateways' work alone: from their MQTT connection to the
 // receipt that names every box's last reading. "Per core" divides by the CPU time the
 // gateway processes used (what one core gives); the wall rate is what the machine gave,
 // its cores shared with the broker, the database and whatever else runs.
@@ -118,7 +118,7 @@ async function run(label: string, boxes: Box[], processes: number, db: string | 
       await g.exited;
     }
     const publisher = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
-    const all = boxes.flatMap((b) => b.messages.map((m) => ({ topic: deviceTopic(b.id, 'data'), bytes: Buffer.from(m.bytes) })));
+    const all = fleetOrder(boxes);
     let next = 0;
     await Promise.all(Array.from({ length: 1000 }, async () => {
       while (next < all.length) {
@@ -205,6 +205,25 @@ try {
 } finally {
   await postgres?.stop();
   rmSync(work, { recursive: true, force: true });
+}
+
+/**
+ * The readings as a fleet sends them: every box in its own order, the boxes interleaved at
+ * random (a fixed seed, the same order every run), not one box after the other.
+ */
+function fleetOrder(boxes: Box[]): { topic: string; bytes: Buffer }[] {
+  let seed = 0x2545f491;
+  const random = () => ((seed = Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5 | 0) >>> 0) / 2 ** 32;
+  const next = boxes.map(() => 0);
+  const order: { topic: string; bytes: Buffer }[] = [];
+  let left = boxes.filter((b) => b.messages.length > 0).map((_, i) => i);
+  while (left.length) {
+    const i = left[Math.floor(random() * left.length)]!;
+    const box = boxes[i]!;
+    order.push({ topic: deviceTopic(box.id, 'data'), bytes: Buffer.from(box.messages[next[i]!++]!.bytes) });
+    if (next[i] === box.messages.length) left = left.filter((x) => x !== i);
+  }
+  return order;
 }
 
 /**

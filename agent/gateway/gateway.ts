@@ -108,19 +108,15 @@ export class Gateway {
     await this.session.stop();
     // What arrives after this is neither stored nor receipted: its boxes send it again.
     this.closed = true;
+    this.flush();
     await this.idle();
     await Promise.allSettled([this.settling, ...this.receiptsSending]);
     await this.store.close();
   }
 
   /** Resolves when every reading received so far went through the store. */
-  async idle(): Promise<void> {
+  private async idle(): Promise<void> {
     while (this.storing) await this.storing;
-  }
-
-  /** Readings verified and waiting for the store. */
-  get backlog(): number {
-    return this.pending.length;
   }
 
   /** Handles one data message; never throws. */

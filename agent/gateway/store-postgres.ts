@@ -48,6 +48,8 @@ export const MIGRATIONS: readonly string[] = [
 /** Any fixed number: the advisory lock every gateway takes to migrate. */
 const MIGRATION_LOCK = 0x1_0b_ea_7e;
 const RETRYABLE = new Set(['40001', '40P01']);
+/** readings a transaction of a split batch holds at least */
+const MIN_GROUP = 100;
 const MAX_ATTEMPTS = 8;
 
 // bigint columns come back as strings unless told: seqs and times fit a JS number.
@@ -105,6 +107,8 @@ export class PostgresGatewayStore implements GatewayStore {
 
   /** transactions a batch is split into, by device */
   private readonly groups: number;
+  /** devices whose row in `devices` this store has seen (rows are never deleted) */
+  private readonly known = new Set<string>();
 
   constructor(pool: pg.Pool, gapTimeoutMs: number, groups = 4) {
     this.pool = pool;
@@ -113,16 +117,20 @@ export class PostgresGatewayStore implements GatewayStore {
   }
 
   async acceptAll(readings: IncomingReading[], nowMs = Date.now()): Promise<AcceptResult[]> {
-    const groups = new Map<number, number[]>();
+    // Small batches stay whole: each transaction costs round trips whatever its size.
+    const groups = Math.max(1, Math.min(this.groups, Math.floor(readings.length / MIN_GROUP)));
+    const parts = new Map<number, number[]>();
     readings.forEach((reading, i) => {
-      const group = deviceGroup(reading.device, this.groups);
-      groups.set(group, [...groups.get(group) ?? [], i]);
+      const group = deviceGroup(reading.device, groups);
+      const part = parts.get(group);
+      if (part) part.push(i);
+      else parts.set(group, [i]);
     });
     const results: AcceptResult[] = new Array(readings.length);
-    await Promise.all([...groups.values()].map(async (indexes) => {
+    await Promise.all([...parts.values()].map(async (indexes) => {
       const part = indexes.map((i) => readings[i]!);
       const stored = await this.transaction(async (client) => {
-        const snapshots = await lockDevices(client, seqRanges(part));
+        const snapshots = await lockDevices(client, seqRanges(part), this.known);
         const { results, ledgers } = await acceptBatch(part, nowMs, this.gapTimeoutMs, async (device) => snapshots.get(device)!);
         await write(client, ledgers.map((l) => l.changes()));
         return results;
@@ -138,7 +146,7 @@ export class PostgresGatewayStore implements GatewayStore {
 
   settle(device: string, nowMs = Date.now()): Promise<StepResult> {
     return this.transaction(async (client) => {
-      const snapshots = await lockDevices(client, new Map([[device, { low: Infinity, high: -Infinity }]]));
+      const snapshots = await lockDevices(client, new Map([[device, { low: Infinity, high: -Infinity }]]), this.known);
       const ledger = new DeviceLedger(device, snapshots.get(device)!, this.gapTimeoutMs);
       const result = await ledger.advance(nowMs);
       await write(client, [ledger.changes()]);
@@ -178,7 +186,7 @@ export class PostgresGatewayStore implements GatewayStore {
       all: async () => (await this.pool.query<PairingRow>('SELECT device, owner, paired_at, nonce, used_nonces FROM pairings')).rows.map(toPairing),
       update: <T>(device: string, decide: (current: PairingEntry | undefined) => PairingDecision<T>) => this.transaction(async (client) => {
         // The device's row in `devices` is the lock of every step on the device, pairing included.
-        await lockDevices(client, new Map([[device, { low: Infinity, high: -Infinity }]]));
+        await lockDevices(client, new Map([[device, { low: Infinity, high: -Infinity }]]), this.known);
         const { rows } = await client.query<PairingRow>('SELECT device, owner, paired_at, nonce, used_nonces FROM pairings WHERE device = $1', [device]);
         const decision = decide(rows[0] && toPairing(rows[0]));
         const entry = decision.store;
@@ -254,13 +262,24 @@ const toHeld = (r: ReadingRow): HeldRow => ({ seq: r.seq, hash: bytes(r.hash), p
  * ones from the chain position up, which the walk publishes) are read in the same
  * round trip for all devices; any other one on demand.
  */
-async function lockDevices(client: pg.PoolClient, wanted: Map<string, SeqRange>): Promise<Map<string, DeviceSnapshot>> {
+async function lockDevices(client: pg.PoolClient, wanted: Map<string, SeqRange>, known: Set<string>): Promise<Map<string, DeviceSnapshot>> {
   const sorted = [...wanted.keys()].sort();
-  await client.query('INSERT INTO devices (device) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT DO NOTHING', [sorted]);
+  // A device's row, once there, stays: only devices this store has not seen cost an insert
+  // (made in device order, like the locks, so that two steps never wait in a circle).
+  const unseen = sorted.filter((d) => !known.has(d));
+  if (unseen.length) {
+    await client.query('INSERT INTO devices (device) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT DO NOTHING', [unseen]);
+  }
   const locked = await client.query<{ device: string; seq: number | null; hash: Buffer | null }>(
     'SELECT device, frontier_seq AS seq, frontier_hash AS hash FROM devices WHERE device = ANY($1) ORDER BY device FOR UPDATE', [sorted]);
   const runs = await client.query<{ device: string; first: number; last: number; hash: Buffer }>(
     'SELECT device, first, last, hash FROM runs WHERE device = ANY($1)', [sorted]);
+  if (locked.rows.length !== sorted.length) {
+    // Taken for known, but its insert was rolled back: forget it, and the step runs again.
+    for (const d of sorted) known.delete(d);
+    throw Object.assign(new Error('a device row is missing'), { code: '40001' });
+  }
+  for (const d of unseen) known.add(d);
   const ranges = locked.rows.map((row) => {
     const range = { ...wanted.get(row.device)! };
     range.low = Math.max(range.high - MAX_PREFETCH, Math.min(range.low, (row.seq ?? -1) + 1));
