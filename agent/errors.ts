@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'STORE'
   | 'INPUT'
   | 'VERIFY'
+  | 'CHAIN'
   | 'AGENT';
 
 /** 2 means the caller asked wrongly (usage or configuration); 1 means it failed. */

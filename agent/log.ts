@@ -1,5 +1,8 @@
 // Logging through a tiny interface; the backend writes lines journald understands:
-// under systemd (JOURNAL_STREAM set) each line starts with a <priority> prefix.
+// under systemd (stderr is the stream JOURNAL_STREAM names) each line starts with a
+// <priority> prefix (sd-daemon(3)), and journald adds the time itself.
+import { fstatSync } from 'node:fs';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export interface Logger {
@@ -20,12 +23,17 @@ export interface LogSink {
 export function createLogger(options: { level?: LogLevel; namespace?: string; sink?: LogSink } = {}): Logger {
   const level = options.level ?? 'info';
   const sink = options.sink ?? { write: (line: string) => process.stderr.write(line + '\n') };
-  const journald = Boolean(process.env.JOURNAL_STREAM);
+  const journald = stderrIsJournal();
   const make = (namespace: string): Logger => {
     const emit = (at: LogLevel, message: string) => {
       if (RANK[at] < RANK[level]) return;
-      const prefix = journald ? `<${SYSLOG_PRIORITY[at]}>` : `${new Date().toISOString()} ${at.padEnd(5)} `;
-      sink.write(`${prefix}${namespace}: ${message}`);
+      if (journald) {
+        // Every line of a multi-line message keeps the priority (journald reads lines).
+        const prefix = `<${SYSLOG_PRIORITY[at]}>`;
+        sink.write(`${prefix}${namespace}: ${message.replaceAll('\n', `\n${prefix}`)}`);
+      } else {
+        sink.write(`${new Date().toISOString()} ${at.padEnd(5)} ${namespace}: ${message}`);
+      }
     };
     return {
       debug: (m) => emit('debug', m),
@@ -36,6 +44,21 @@ export function createLogger(options: { level?: LogLevel; namespace?: string; si
     };
   };
   return make(options.namespace ?? 'iop-agent');
+}
+
+/**
+ * systemd.exec(5): JOURNAL_STREAM is the device and inode (`dev:ino`) of the stream it
+ * connected stdout/stderr to. A process whose stderr was redirected elsewhere inherits the
+ * variable too, so only a stderr that is that very stream counts.
+ */
+export function stderrIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (!env.JOURNAL_STREAM) return false;
+  try {
+    const stat = fstatSync(2);
+    return `${stat.dev}:${stat.ino}` === env.JOURNAL_STREAM;
+  } catch {
+    return false;
+  }
 }
 
 export const silentLogger: Logger = {

@@ -14,12 +14,16 @@ import { verifyCommand } from './commands/verify.ts';
 import { meshCommand } from './commands/mesh.ts';
 import { simCommand } from './commands/sim.ts';
 import { consoleCommand } from './commands/console.ts';
+import { chainCommand } from './commands/chain.ts';
+import { proofCommand } from './commands/proof.ts';
+import { jobCommand } from './commands/job.ts';
+import { rewardsCommand } from './commands/rewards.ts';
 import { IopError, errorMessage } from './errors.ts';
 import { createLogger, type LogLevel } from './log.ts';
 import { VERSION } from './version.ts';
 
 
-const COMMANDS: Command[] = [runCommand, idCommand, sampleCommand, verifyCommand, exportCommand, gatewayCommand, subscribeCommand, meshCommand, simCommand, consoleCommand, configCommand, demoCommand];
+const COMMANDS: Command[] = [runCommand, idCommand, sampleCommand, verifyCommand, exportCommand, gatewayCommand, subscribeCommand, meshCommand, simCommand, consoleCommand, configCommand, demoCommand, rewardsCommand, jobCommand, chainCommand, proofCommand];
 
 const LOG_LEVELS: readonly string[] = ['debug', 'info', 'warn', 'error'];
 

@@ -196,7 +196,7 @@ export class DataPlane {
   /** A whole message for this box: expanded, or (lacking its reference) asked for again. */
   private arrived(packet: DataPacket, originHex: string, envelope: Uint8Array): void {
     if (packet.type === 'ctxmiss') return this.resendPlain(envelope);
-    if (packet.type === 'status') return this.deliverPlain(packet, originHex, envelope);
+    if (packet.type === 'status' || packet.type === 'report') return this.deliverPlain(packet, originHex, envelope);
     let expanded;
     try {
       expanded = this.codec.decode(originHex, envelope);

@@ -212,7 +212,7 @@ export class MeshNode {
    * Sends a reading (or the box's status) to the uplink box chosen by bestUplink(), which
    * stays in use; false if there is none. `done` hears whether the first hop took it.
    */
-  sendToUplink(payload: Uint8Array, done?: (taken: boolean) => void, type: 'reading' | 'status' = 'reading'): boolean {
+  sendToUplink(payload: Uint8Array, done?: (taken: boolean) => void, type: 'reading' | 'status' | 'report' = 'reading'): boolean {
     const uplink = this.bestUplink();
     this.uplinkInUse = uplink?.idHex;
     return uplink !== undefined && this.data.send(uplink.id, type, payload, done);

@@ -24,18 +24,19 @@ export interface ControlPacket extends Header { kind: 'control'; tlvs: Tlv[] }
 
 /**
  * What a data packet carries: a signed reading toward an uplink, a receipt back, a
- * compression context miss, or a box's signed status toward an uplink.
+ * compression context miss, a box's signed status toward an uplink, or a box's signed
+ * contribution report (beacon, witness: docs/rewards.md) toward an uplink.
  */
-export type DataType = 'reading' | 'receipt' | 'ctxmiss' | 'status';
-const DATA_TYPES: DataType[] = ['reading', 'receipt', 'ctxmiss', 'status'];
+export type DataType = 'reading' | 'receipt' | 'ctxmiss' | 'status' | 'report';
+const DATA_TYPES: DataType[] = ['reading', 'receipt', 'ctxmiss', 'status', 'report'];
 
 /** Messages for whichever uplink box takes them (the others go to one box). */
-export const FOR_ANY_UPLINK: readonly DataType[] = ['reading', 'status'];
+export const FOR_ANY_UPLINK: readonly DataType[] = ['reading', 'status', 'report'];
 /**
  * Messages that go plain and are no compression reference: a status compresses badly
  * against readings, and as a reference it would make the readings after it compress badly.
  */
-export const OUTSIDE_COMPRESSION: readonly DataType[] = ['ctxmiss', 'status'];
+export const OUTSIDE_COMPRESSION: readonly DataType[] = ['ctxmiss', 'status', 'report'];
 
 export interface DataPacket extends Header {
   kind: 'data';

@@ -66,6 +66,38 @@ test('bench:gateway --quick prints readings per gateway core against bare verifi
   assert.match(out, /goal \(PostgreSQL\): 2 gateways >= 1\.5x 1 gateway \(wall\): \d+\.\d\dx (MET|NOT MET)/);
 });
 
+test('bench:anchor --quick anchors one epoch per size in one transaction and prints the gas', async () => {
+  const out = await quick('anchor.ts');
+  if (/skipped: needs/.test(out)) {
+    console.log(`  ${out.trim()}`);
+    return;
+  }
+  assert.match(out, /^ +1000 readings +1 tx\/epoch +gas\/epoch +\d+ +gas\/reading +\d+\.\d+ +proof +\d+ hashes, proves\(\) \d+ gas$/m);
+  assert.match(out, /^ +10000 readings +1 tx\/epoch /m);
+  assert.match(out, /goal: one transaction per epoch per gateway whatever the number of readings: MET/);
+});
+
+test('bench:metrics --quick prints the cost of a /metrics scrape against a bare GET of the same size', async () => {
+  const out = await quick('metrics.ts');
+  assert.match(out, /GET \/metrics \(agent figures \+ process metrics\) +\d+\.\d µs\/op +\d+ op\/s +\d+\.\d\dx bare node:http GET/);
+  assert.match(out, /a scrape every 15 s: \d+\.\d{4} % of a core \(goal <= 0\.1 %\) (MET|NOT MET)/);
+});
+
+test('bench/status-page.ts --quick prints the first load, the cost of a pushed change and the RSS with the page open', async () => {
+  const out = await quick('status-page.ts');
+  assert.match(out, /first load: page \d+ B, css \d+ B, js \d+ B, first state with an hour of charts \d+ B: \d+\.\d KB \(goal <= 150 KB\) (MET|NOT MET)/);
+  assert.match(out, /pushed change: gather, diff, send to 5 clients +\d+\.\d µs\/op +\d+ op\/s +\d+\.\d\dx bare ws\.send/);
+  assert.match(out, /per pushed change: \d+ µs \(goal < 1 ms\) (MET|NOT MET)/);
+  assert.match(out, /page on - off: -?\d+\.\d MB RSS \(goal <= 5 MB\) (MET|NOT MET)/);
+});
+
+test('bench:rewards --quick scores an epoch and prints the time against signature verifications', async () => {
+  const out = await quick('rewards.ts');
+  assert.match(out, /1000 devices, 500 owners: 4000 beacons, \d+ valid witnesses, 57600 relayed readings attested, 10 jobs × 144 slots; mean performance 0\.\d{3}, root 0x[0-9a-f]{16}…/);
+  assert.match(out, /scoring one epoch: \d+\.\d\d s +\d+\.\d\dx 1,000 Ed25519 verifications \(\d+\.\d ms\)/);
+  assert.match(out, /goal: scoring 10,000 devices for one epoch <= 10 s on one core: quick run of 1000 devices; the goal is for 10,000/);
+});
+
 test('every bench (a bench/ file with a Usage line) has a --quick mode, and a test file runs it', () => {
   const tests = readdirSync(join(ROOT, 'test')).filter((f) => f.endsWith('.test.ts')).map((f) => readFileSync(join(ROOT, 'test', f), 'utf8'));
   const benches = readdirSync(join(ROOT, 'bench')).filter((f) => f.endsWith('.ts'))

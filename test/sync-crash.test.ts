@@ -31,9 +31,12 @@ test('20 kill -9 at random moments while sampling at 10 Hz: every seq exactly on
   assert.ok(killed >= 18, `${killed} of 20 kills landed while running`);
 
   // Restart for good and let the queue drain.
-  const last = start(['run', '--config', config, '--broker', broker.url]);
+  const last = start(['run', '--config', config, '--broker', broker.url, '--log-level', 'debug']);
   running.push(last);
-  await sleep(1500);
+  // Stop it only once it samples: a SIGTERM before its handlers are installed (a
+  // loaded machine can take that long to start) ends it by the signal, not by exit 0.
+  await until('box sampling again', () => /stored seq/.test(last.stderr()), 15_000, 20);
+  await sleep(500);
   const stopped = await last.stop();
   assert.is(stopped.code, 0, stopped.stderr);
   await until('queue drained', async () => {

@@ -9,6 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { loadDeviceKey } from '../identity/software-key.ts';
 import { toHex } from '../codec/hex.ts';
 import { configFromFlags, integerOption } from './options.ts';
+import type { Anchorer } from '../chain/anchorer.ts';
+import { contributionFromFlags } from './gateway-contribution.ts';
 
 export const gatewayCommand: Command = {
   name: 'gateway',
@@ -24,16 +26,37 @@ export const gatewayCommand: Command = {
       --no-share        plain subscription instead of the MQTT 5 shared one (brokers without $share)
       --session NAME    persistent session under this client id (one name per instance): the
                         broker keeps readings for the gateway while it restarts
+      --chain-rpc URL   anchor each epoch's Merkle root of the stored readings on an EVM chain
+                        through this JSON-RPC endpoint, and relay pairings (docs/chain.md);
+                        needs the next two
+      --chain-contract ADDR
+                        the registry contract ('iop-agent chain deploy')
+      --chain-key FILE  this gateway's chain key (0600): an authorised address with funds for gas
+      --chain-confirmations N
+                        blocks on top before an anchoring is no longer watched for reorgs (default 12)
+      --stakes FILE     contribution on (docs/rewards.md): owners' stakes as JSON {"0x...": "stake"};
+                        each epoch's scores and rewards go to <state dir>/rewards/<epoch>.json and
+                        iop/v1/rewards/<epoch>
+      --pool N          reward pool per epoch, in the token's smallest unit (default 0)
+      --locations FILE  boxes' locations as JSON {"<device id>": {"lat", "lon"}}
+      --job-issuer ID   a key allowed to post data jobs (repeatable)
+      --epoch-s S       epoch length in seconds, of anchoring (default 3600; fixed once anchoring
+                        started) and of contribution (default 86400)
+      --by-stake-only   reward by stake alone (today's rule), for comparison
 ${CONFIG_HELP}
 Devices paired to an owner (claims on iop/v1/+/pair, docs/pairing.md) are accepted without
 --allow; their owners are published retained on iop/v1/<id>/owner.
 The gateway's own key (for receipts) is made in its state dir; 'iop-agent id --state-dir DIR'
 prints the public key boxes list in uplink.gatewayKeys. Several gateways may share one
-state dir (one machine) or one --db (several machines): they split the readings through the
-shared subscription, and each needs the same gateway key in its state dir.`,
+state dir (one machine) or one --db (several machines), each with the same gateway key in
+its state dir: they split the readings through the shared subscription (and one of them at
+a time anchors).`,
   options: {
     ...CONFIG_OPTIONS, broker: { type: 'string' }, allow: { type: 'string', multiple: true }, 'allow-file': { type: 'string' },
     'allow-any': { type: 'boolean' }, 'gap-timeout': { type: 'string' }, 'no-share': { type: 'boolean' }, session: { type: 'string' }, db: { type: 'string' },
+    'chain-rpc': { type: 'string' }, 'chain-contract': { type: 'string' }, 'chain-key': { type: 'string' }, 'chain-confirmations': { type: 'string' },
+    stakes: { type: 'string' }, pool: { type: 'string' }, locations: { type: 'string' }, 'job-issuer': { type: 'string', multiple: true },
+    'epoch-s': { type: 'string' }, 'by-stake-only': { type: 'boolean' },
   },
   async run(context) {
     const { config } = configFromFlags(context);
@@ -50,9 +73,11 @@ shared subscription, and each needs the same gateway key in its state dir.`,
     if (db !== undefined && !/^postgres(ql)?:\/\//.test(db)) throw new IopError('USAGE', `--db takes a postgres:// URL, not ${JSON.stringify(redact(db))}`);
     const gapTimeoutMs = integerOption(context, 'gap-timeout', { min: 100, max: 86_400_000 }) ?? 300_000;
     const store = await openGatewayStore({ stateDir: config.stateDir, db, gapTimeoutMs });
+    let anchorer: Anchorer | undefined;
     const pairings = new Pairings({
       session: { ...session, clientId: `iop-gwp-${identity.id.slice(0, 12)}-${randomBytes(3).toString('hex')}` },
       stateDir: config.stateDir, key, identity, registry, log: context.log.child('pairing'), store: store.pairings(config.stateDir),
+      onRecorded: (device, m, signature) => anchorer?.relayPairing({ device, nonce: m.nonce, claim: { owner: m.owner, previousOwner: m.previousOwner, expires: Number(m.expires), signature } }),
     });
     // Paired devices are allowed before the first reading comes.
     await pairings.start();
@@ -73,13 +98,23 @@ shared subscription, and each needs the same gateway key in its state dir.`,
       log: context.log,
     });
     context.log.info(`gateway ${toHex(identity.publicKey)} on ${broker}, store ${store.engine}; ${registry.allowAny ? 'any device' : `${registry.size} devices allowed`}`);
+    // After the gateway: its store made the readings table the ledger reads.
+    // Loaded only with the chain flags: a gateway that does not anchor never loads viem.
+    if (['chain-rpc', 'chain-contract', 'chain-key'].some((name) => context.values[name] !== undefined)) {
+      anchorer = (await import('../chain/gateway-flags.ts')).anchorerFromFlags(context, config.stateDir);
+    }
+    const contribution = contributionFromFlags(context, { session, stateDir: config.stateDir, pairings, log: context.log.child('contribution') });
     gateway.start();
+    contribution?.start();
+    anchorer?.start();
     const statsTimer = setInterval(() => context.log.info(`stats ${JSON.stringify(gateway.counters)}`), 60_000);
     await new Promise<void>((resolve) => context.signal.addEventListener('abort', () => resolve(), { once: true }));
     clearInterval(statsTimer);
+    await contribution?.stop();
     await pairings.stop();
+    await anchorer?.stop();
     await gateway.stop();
-    context.stdout.write(JSON.stringify({ gateway: identity.id, ...gateway.counters }) + '\n');
+    context.stdout.write(JSON.stringify({ gateway: identity.id, ...gateway.counters, ...(anchorer ? { anchoring: anchorer.counters } : {}) }) + '\n');
     return 0;
   },
 };

@@ -5,18 +5,25 @@ import { ReadingVerifier, VerifyError, readingToJson } from '../codec/verify.ts'
 import type { Command } from '../command.ts';
 import { IopError, errorMessage } from '../errors.ts';
 import { stringOption } from '../command.ts';
+import type { AnchoredResult } from '../chain/anchored-check.ts';
 
 export const verifyCommand: Command = {
   name: 'verify',
   summary: 'verify signed readings (one COSE_Sign1 or a CBOR sequence) and their chain',
-  usage: 'iop-agent verify [FILE|-] [--pubkey HEX] [--allow-gaps]',
+  usage: 'iop-agent verify [FILE|-] [--pubkey HEX] [--allow-gaps] [--anchored --rpc URL --contract ADDR (--proof FILE | --gateway-state DIR)]',
   help: `      FILE              input; '-' or nothing reads standard input
       --pubkey HEX      accept only messages signed by this raw Ed25519 public key (64 hex digits);
                         without it each message is checked against the key its device id names
       --allow-gaps      a gap in sequence numbers is reported but does not fail the run
-Prints one JSON line per message; exits 1 with a one-line reason on the first bad,
+      --anchored        also check each message's inclusion under the Merkle root its epoch has
+                        on chain (read from --contract through --rpc), with the proofs of
+                        --proof FILE ('iop-agent proof --json' lines) or --gateway-state DIR
+Prints one JSON line per message (with --anchored: and its "anchored" {epoch, root}); exits 1 with a one-line reason on the first bad,
 tampered, broken-chain (or, without --allow-gaps, gapped) message.`,
-  options: { pubkey: { type: 'string' }, 'allow-gaps': { type: 'boolean' } },
+  options: {
+    pubkey: { type: 'string' }, 'allow-gaps': { type: 'boolean' },
+    anchored: { type: 'boolean' }, rpc: { type: 'string' }, contract: { type: 'string' }, proof: { type: 'string' }, 'gateway-state': { type: 'string' },
+  },
   positionals: { min: 0, max: 1 },
   async run(context) {
     const pubkeyText = stringOption(context, 'pubkey');
@@ -38,6 +45,9 @@ tampered, broken-chain (or, without --allow-gaps, gapped) message.`,
     }
     if (input.length === 0) throw new IopError('INPUT', `${source === '-' ? 'standard input' : source} is empty: no message to verify`);
 
+    // Loaded only here: viem stays out of plain verification.
+    const chain = context.values.anchored === true ? await import('../chain/cli.ts') : undefined;
+    const anchored = chain ? await chain.anchoredCheck(context) : undefined;
     const verifier = new ReadingVerifier(publicKey ? { publicKey } : {});
     const allowGaps = context.values['allow-gaps'] === true;
     let failure: string | undefined;
@@ -55,7 +65,16 @@ tampered, broken-chain (or, without --allow-gaps, gapped) message.`,
       offset += length;
       try {
         const reading = verifier.verify(bytes);
-        context.stdout.write(JSON.stringify(readingToJson(reading)) + '\n');
+        let inclusion: AnchoredResult | undefined;
+        if (anchored && reading.valid) {
+          try {
+            inclusion = await anchored.check(reading.device, reading.seq, reading.hash);
+          } catch (err) {
+            if (!(err instanceof IopError)) throw chain!.chainFailure(err);
+            failure ??= `${where}, seq ${reading.seq}: ${err.message}`;
+          }
+        }
+        context.stdout.write(JSON.stringify({ ...readingToJson(reading), ...(inclusion ? { anchored: inclusion } : {}) }) + '\n');
         if (!reading.valid) failure ??= `${where}, seq ${reading.seq}: signature does not verify`;
         else if (reading.chain === 'broken') failure ??= `${where}, seq ${reading.seq}: chain broken (prev does not match the previous message, or the sequence went back)`;
         else if (reading.chain === 'gap' && !allowGaps) failure ??= `${where}, seq ${reading.seq}: gap in the chain (messages before it are missing)`;
@@ -64,6 +83,7 @@ tampered, broken-chain (or, without --allow-gaps, gapped) message.`,
         failure ??= `${where}: ${err.message}`;
       }
     }
+    anchored?.close();
     if (failure) throw new IopError('VERIFY', failure);
     return 0;
   },

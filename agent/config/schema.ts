@@ -193,6 +193,8 @@ const meshSchema = z.strictObject({
    * (and when it changes); its uplink box marks it offline after three missed.
    */
   statusEveryMs: z.number().int().min(1000).max(86_400_000).default(300_000),
+  /** a box beacons once per this period on its LoRa radios, and witnesses others' (docs/rewards.md); 0: never */
+  beaconPeriodS: z.number().int().min(0).max(7 * 86_400).default(21_600),
   hopLimit: z.number().int().min(1).max(64).default(16),
   fragmentBytes: z.number().int().min(32).max(1100).default(180),
   timers: z.strictObject({
@@ -209,6 +211,21 @@ const meshSchema = z.strictObject({
 const consoleSchema = z.strictObject({
   tty: z.string().regex(/^\/\S+$/, { error: 'expected an absolute device path, e.g. /dev/ttyGS0' }),
   baud: z.number().int().min(300).max(4_000_000).default(115_200),
+});
+
+/** `host:port` (IPv6 in brackets) of a local HTTP endpoint; port 0 picks a free one. */
+export const LISTEN_ADDRESS = /^(\[[0-9A-Fa-f:.]+\]|[-.A-Za-z0-9]+):(\d{1,5})$/;
+const listenAddress = z.string().regex(LISTEN_ADDRESS, { error: 'expected host:port, e.g. 127.0.0.1:9464 ([::1]:9464 for IPv6)' })
+  .refine((a) => Number(LISTEN_ADDRESS.exec(a)?.[2] ?? 0) <= 65_535, { error: 'expected a port from 0 to 65535' });
+
+/** The local status page (agent/status); absent: off. */
+const statusSchema = z.strictObject({
+  /** 127.0.0.1:8080 serves this box only, 0.0.0.0:8080 the LAN (then set a password) */
+  listen: listenAddress,
+  /** File holding the password of HTTP basic auth (any user name); absent: no auth. */
+  password: z.string().min(1).optional(),
+  /** The page shows "no uplink" once neither MQTT nor a mesh route to an uplink has been up this long. */
+  noUplinkAlertS: z.number().int().min(1).max(86_400).default(600),
 });
 
 export const configSchema = z.strictObject({
@@ -235,6 +252,9 @@ export const configSchema = z.strictObject({
   }).default({ maxMessages: 1_000_000 }),
   mesh: meshSchema.default(meshSchema.parse({})),
   console: consoleSchema.optional(),
+  /** Prometheus metrics over HTTP (GET /metrics); absent: off. */
+  metrics: z.strictObject({ listen: listenAddress }).optional(),
+  status: statusSchema.optional(),
   log: z.strictObject({
     level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   }).default({ level: 'info' }),
@@ -276,6 +296,7 @@ export type SensorConfig = Config['sensors'][number];
 export type HardwareConfig = Config['hardware'];
 export type UplinkConfig = Config['uplink'];
 export type MeshConfig = Config['mesh'];
+export type StatusConfig = NonNullable<Config['status']>;
 export type MeshLinkConfig = MeshConfig['links'][number];
 export type WifiConfig = z.output<typeof wifiSchema>;
 export type ConsoleConfig = NonNullable<Config['console']>;

@@ -25,6 +25,11 @@ export class LastValues {
   }
 }
 
+/** The last value of a sensor: its record of the same name, or its first sub-record (name/...). */
+export function lastValueOf(values: LastValues, sensor: string) {
+  return values.byName.get(sensor) ?? [...values.byName].find(([n]) => n.startsWith(`${sensor}/`))?.[1];
+}
+
 export interface AgentViewOptions {
   box: Box;
   broker: string | null;
@@ -40,7 +45,7 @@ export interface AgentViewOptions {
   startedAt?: number;
 }
 
-function meshView(status: Record<string, unknown>): MeshView {
+export function meshView(status: Record<string, unknown>): MeshView {
   const s = status as { node: string; neighbours: { node: string; link: string; cost: number }[]; routes: { uplink?: boolean; selected: boolean; via: string | null; total: number }[]; via?: string | null };
   const best = s.routes.filter((r) => r.uplink && r.selected && r.via).sort((a, b) => a.total - b.total)[0];
   return {
@@ -56,7 +61,7 @@ export function createAgentView(options: AgentViewOptions): ConsoleAgent {
   const startedAt = options.startedAt ?? performance.now();
   const sensors = (): SensorView[] => box.sensors.map((sensor) => {
     const health = sensor.health();
-    const last = values.byName.get(sensor.name) ?? [...values.byName].find(([n]) => n.startsWith(`${sensor.name}/`))?.[1];
+    const last = lastValueOf(values, sensor.name);
     return {
       name: sensor.name, kind: sensor.kind,
       ...(last ? { value: last.value, ...(last.unit ? { unit: last.unit } : {}), at: new Date(last.timeS * 1000).toISOString() } : {}),

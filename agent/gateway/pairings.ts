@@ -7,7 +7,7 @@ import { errorMessage } from '../errors.ts';
 import type { DeviceKey } from '../identity/device-key.ts';
 import type { Logger } from '../log.ts';
 import { ownerTopic, pairReceiptTopic, type ClaimPayload, type PairReceipt } from '../pairing/claim.ts';
-import { DOMAIN, ZERO_ADDRESS, isAddress, pairingTypedData, recoverAddress, sameAddress, typedDataDigest } from '../pairing/eip712.ts';
+import { DOMAIN, ZERO_ADDRESS, type PairingMessage, isAddress, pairingTypedData, recoverAddress, sameAddress, typedDataDigest } from '../pairing/eip712.ts';
 import { openJson, signJson } from '../pairing/signed-json.ts';
 import { MqttSession, type SessionOptions } from '../uplink/session.ts';
 import { RateLimitedLog } from '../uplink/rate-limited-log.ts';
@@ -28,7 +28,11 @@ export class Pairings {
   private readonly session: MqttSession;
   private readonly rejections: RateLimitedLog;
   readonly counters = { recorded: 0, repeated: 0, refused: { 'malformed': 0, 'bad-box-signature': 0, 'other-device': 0, 'bad-owner-signature': 0, 'not-current-owner': 0, 'nonce-reused': 0 } as Record<PairingRefusal, number> };
-  private readonly options: { session: Omit<SessionOptions, 'subscriptions' | 'log'>; stateDir: string; key: DeviceKey; identity: DeviceIdentity; registry: DeviceRegistry; log: Logger; store?: PairingStore | undefined };
+  private readonly options: { session: Omit<SessionOptions, 'subscriptions' | 'log'>; stateDir: string; key: DeviceKey; identity: DeviceIdentity; registry: DeviceRegistry; log: Logger;
+    /** where pairings are kept (pairing-store.ts); pairings.json in stateDir when absent */
+    store?: PairingStore | undefined;
+    /** a pairing just recorded, for the chain relay (docs/chain.md) */
+    onRecorded?: (device: string, message: PairingMessage, signature: string) => void };
 
   constructor(options: Pairings['options']) {
     this.options = options;
@@ -40,6 +44,7 @@ export class Pairings {
 
   get size(): number { return this.entries.size; }
   owner(device: string): PairingEntry | undefined { return this.entries.get(device); }
+  list(): PairingEntry[] { return [...this.entries.values()]; }
 
   /** Loads the pairings recorded (by any gateway sharing the store), then takes claims. */
   async start(): Promise<void> {
@@ -98,6 +103,7 @@ export class Pairings {
     }
     this.counters.recorded++;
     this.options.log.info(`device ${device} paired to ${m.owner}`);
+    this.options.onRecorded?.(device, m as PairingMessage, claim.signature);
     await this.answer(outcome.entry);
   }
 

@@ -58,6 +58,8 @@ export class UplinkBridge {
   private readonly origins = new Map<string, Origin>();
   /** plain: readings that came uncompressed; again: readings already receipted to the origin */
   readonly counters = { relayed: 0, rejected: 0, receipts: 0, receiptsSent: 0, plain: 0, again: 0 };
+  /** told of every reading relayed to the broker, for relay attestations (docs/rewards.md, section 4) */
+  onRelayed: ((device: string, seq: number, reading: Uint8Array) => void) | undefined;
 
   constructor(node: MeshNode, session: RelaySession, log: Logger, holdMs: number, clock: Clock = realClock) {
     this.node = node;
@@ -109,6 +111,7 @@ export class UplinkBridge {
     client.publish(deviceTopic(device, 'data'), payload, { qos: 1 }, (err) => {
       if (err) return;
       this.counters.relayed++;
+      this.onRelayed?.(device, seq, message.payload);
       if (!origin.lastPublished || seq > origin.lastPublished.seq) origin.lastPublished = { seq, at: this.clock.now() };
     });
   }

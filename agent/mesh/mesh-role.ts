@@ -29,6 +29,8 @@ export interface MeshRoleOptions {
   log: Logger;
   /** a status a box without an uplink of its own sent through the mesh (uplink boxes publish it) */
   onStatus?: (message: MeshMessage) => void;
+  /** a beacon or witness a box sent through the mesh (uplink boxes publish it: docs/rewards.md) */
+  onReport?: (message: MeshMessage) => void;
   /** the uplink box this box's readings go to changed (undefined: none, or its own uplink) */
   onVia?: (via: string | undefined) => void;
 }
@@ -49,6 +51,7 @@ export class MeshRole {
         case 'reading': bridge?.onReading(message); break;
         case 'receipt': forwarder.onReceipt(message.payload); break;
         case 'status': options.onStatus?.(message); break;
+        case 'report': options.onReport?.(message); break;
       }
     });
   }

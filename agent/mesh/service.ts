@@ -12,6 +12,7 @@ import type { Logger } from '../log.ts';
 import type { Forwarder } from '../uplink/forwarder.ts';
 import { createForwarder, type Uplink } from '../uplink/uplink.ts';
 import { VERSION } from '../version.ts';
+import { contributionOnBox } from '../contribution/box-wiring.ts';
 import { UplinkBridge } from './bridge.ts';
 import { fittingFragmentBytes, openMeshLinks, startLinks } from './links.ts';
 import { MeshPublisher } from './mesh-publisher.ts';
@@ -45,8 +46,10 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
   const meshLog = log.child('mesh');
   const fragmentBytes = fittingFragmentBytes(config.fragmentBytes, links);
   if (fragmentBytes < config.fragmentBytes) meshLog.info(`fragments of ${fragmentBytes} bytes: the smallest link MTU is ${Math.min(...links.map((l) => l.mtu))}`);
+  // Beacon frames are the contribution's (docs/rewards.md); every other frame the router's.
+  const contribution = contributionOnBox({ config, links, box, log: meshLog });
   const node = new MeshNode({
-    id: meshNodeId(box.identity.publicKey), key, epoch, clock: realClock, links,
+    id: meshNodeId(box.identity.publicKey), key, epoch, clock: realClock, links: contribution.links,
     timers: config.timers, hopLimit: config.hopLimit, fragmentBytes, seqno: meshSeqnoStore(options.stateDir),
     log: { debug: (m) => meshLog.debug(m), warn: (m) => meshLog.warn(m) },
   });
@@ -57,8 +60,10 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
   const role = new MeshRole({
     node, forwarder, publisher, bridge, config, direct: () => uplink?.session.connected ?? false, clock: realClock, log: meshLog,
     onStatus: (message) => relayedStatus?.onStatus(message),
+    onReport: (message) => contribution.part?.onReport(message),
     onVia: (via) => statusSender.update(via),
   });
+  contribution.attach(node, bridge, () => (uplink?.session.connected ? uplink.session.current : undefined));
   uplink?.session.on('connect', () => setImmediate(() => role.choose()));
   uplink?.session.on('disconnect', () => setImmediate(() => role.choose()));
 
@@ -70,6 +75,7 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
       startLinks(links);
       meshLog.info(`mesh node ${node.idHex} (epoch ${epoch}) on ${links.map((l) => `${l.name} ${l.address}`).join(', ')}`);
       role.start();
+      contribution.part?.start();
     },
     notify: () => forwarder.notify(),
     status: () => {
@@ -80,10 +86,12 @@ export async function startMesh(options: { config: MeshConfig; uplinkConfig: Upl
         ...status, links: linkStatus, relay: bridge?.counters ?? null, via: role.via ?? null,
         receipts: { accepted: forwarder.counters.receipts, refused: forwarder.trust.refused },
         status: { sent: statusSender.counters, relayed: relayedStatus?.status() ?? null },
+        contribution: contribution.part?.status() ?? null,
       };
     },
     async stop() {
       role.stop();
+      contribution.part?.stop();
       await statusSender.stop();
       relayedStatus?.stop();
       node.announce('no');

@@ -6,7 +6,7 @@
 // virtual clock, so its figures are the shipped code's.
 import type { Clock, TimerHandle } from '../../drivers/clock.ts';
 import type { Link } from '../../drivers/link.ts';
-import { MeshNode } from '../../mesh/node.ts';
+import { MeshNode, type MeshMessage } from '../../mesh/node.ts';
 import { LORA_TIMERS, type SimBox, type SimBoxes, type SimWorld } from '../../mesh/simulation.ts';
 import { parseSign1 } from '../codec/cose.ts';
 import { identityFromKid } from '../codec/identity.ts';
@@ -37,8 +37,16 @@ const MQTT_LATENCY_MS = 20;
 /** the gateway's pause before a receipt, so that one covers readings arriving together (agent/gateway) */
 const RECEIPT_EVERY_MS = 100;
 
-export function shippedBoxes(options: { seed: number; intervalS: number; incompressible?: boolean; mesh?: MeshConfig }): SimBoxes {
-  const traffic = signedTraffic(options.seed, options.intervalS, { incompressible: options.incompressible });
+/** What the contribution simulation (agent/contribution/sim-contribution.ts) hears from uplink boxes. */
+export interface SimHooks {
+  /** a beacon or witness that came through the mesh to uplink box `uplink` */
+  onReport?(uplink: number, message: MeshMessage): void;
+  /** uplink box `uplink` relayed a reading to the broker */
+  onRelayed?(uplink: number, device: string, seq: number, reading: Uint8Array): void;
+}
+
+export function shippedBoxes(options: { seed: number; intervalS: number; incompressible?: boolean; mesh?: MeshConfig; traffic?: SimTraffic; hooks?: SimHooks }): SimBoxes {
+  const traffic = options.traffic ?? signedTraffic(options.seed, options.intervalS, { incompressible: options.incompressible });
   const config = options.mesh ?? loraMeshConfig();
   return {
     reading: (origin, n) => traffic.reading(origin, n),
@@ -47,14 +55,14 @@ export function shippedBoxes(options: { seed: number; intervalS: number; incompr
       const gateway = new SimGateway(world, broker, traffic);
       return (index, link, uplink) => {
         gateway.register(traffic.identity(index).id, index);
-        return simBox(index, link, uplink, { world, broker, traffic, config });
+        return simBox(index, link, uplink, { world, broker, traffic, config, hooks: options.hooks });
       };
     },
   };
 }
 
-function simBox(index: number, link: Link, uplink: boolean, run: { world: SimWorld; broker: SimBroker; traffic: SimTraffic; config: MeshConfig }): SimBox {
-  const { world, broker, traffic, config } = run;
+function simBox(index: number, link: Link, uplink: boolean, run: { world: SimWorld; broker: SimBroker; traffic: SimTraffic; config: MeshConfig; hooks: SimHooks | undefined }): SimBox {
+  const { world, broker, traffic, config, hooks } = run;
   const { clock } = world;
   const identity = traffic.identity(index);
   const node = new MeshNode({
@@ -70,8 +78,10 @@ function simBox(index: number, link: Link, uplink: boolean, run: { world: SimWor
   });
   const session = uplink ? new SimSession(broker.client()) : undefined;
   const bridge = session && new UplinkBridge(node, session, silentLogger, config.receiptHoldMs, clock);
+  if (bridge && hooks?.onRelayed) bridge.onRelayed = (device, seq, reading) => hooks.onRelayed!(index, device, seq, reading);
   const publisher = new MeshPublisher(node, clock);
-  const role = new MeshRole({ node, forwarder, publisher: publisher, bridge, config, direct: () => session !== undefined, clock, log: silentLogger });
+  const onReport = hooks?.onReport && ((message: MeshMessage) => hooks.onReport!(index, message));
+  const role = new MeshRole({ node, forwarder, publisher: publisher, bridge, config, direct: () => session !== undefined, clock, log: silentLogger, ...(onReport ? { onReport } : {}) });
   let maxQueued = 0;
   return {
     node,

@@ -22,6 +22,8 @@ export interface SimTraffic {
   receipt(origin: number, n: number): Uint8Array;
   /** box `origin`'s device identity */
   identity(origin: number): DeviceIdentity;
+  /** box `origin`'s device key, signing at once (beacons and witnesses: docs/rewards.md) */
+  sign(origin: number, toBeSigned: Uint8Array): Uint8Array;
   /** the gateway's public key, hex (what uplink.gatewayKeys holds) */
   readonly gatewayKey: string;
 }
@@ -111,6 +113,7 @@ export function signedTraffic(seed: number, intervalS: number, options: { incomp
       return box(origin).hashes[n]!;
     },
     identity: (origin) => box(origin).identity,
+    sign: (origin, toBeSigned) => new Uint8Array(sign(null, toBeSigned, box(origin).key)),
     gatewayKey: toHex(gateway.identity.publicKey),
   };
 }

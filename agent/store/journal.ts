@@ -48,6 +48,7 @@ export class Journal implements ReadingQueue {
     insert: StatementSync;
     range: StatementSync;
     oldest: StatementSync;
+    oldestStoredAt: StatementSync;
     firstFrom: StatementSync;
     deleteThrough: StatementSync;
     deleteRange: StatementSync;
@@ -77,6 +78,7 @@ export class Journal implements ReadingQueue {
       insert: db.prepare('INSERT INTO messages (seq, message, created_ms) VALUES (?, ?, ?)'),
       range: db.prepare('SELECT seq, message FROM messages WHERE seq >= ? ORDER BY seq LIMIT ?'),
       oldest: db.prepare('SELECT min(seq) AS seq FROM messages'),
+      oldestStoredAt: db.prepare('SELECT created_ms AS ms FROM messages ORDER BY seq LIMIT 1'),
       firstFrom: db.prepare('SELECT min(seq) AS seq FROM messages WHERE seq >= ?'),
       deleteThrough: db.prepare('DELETE FROM messages WHERE seq <= ?'),
       deleteRange: db.prepare('DELETE FROM messages WHERE seq BETWEEN ? AND ?'),
@@ -249,6 +251,11 @@ export class Journal implements ReadingQueue {
 
   oldest(): number | undefined {
     return (this.statements.oldest.get() as { seq: number | null }).seq ?? undefined;
+  }
+
+  /** When the oldest message still waiting was stored (ms since the epoch), if any. */
+  oldestStoredAtMs(): number | undefined {
+    return (this.statements.oldestStoredAt.get() as { ms: number } | undefined)?.ms;
   }
 
   acked(): number {

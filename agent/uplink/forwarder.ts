@@ -68,8 +68,11 @@ export class Forwarder {
   /** when each reading not yet receipted was last published (mesh: a repeated receipt names the lost ones) */
   private readonly publishedAt = new Map<number, number>();
   private gapGraceMs: number | undefined;
-  /** counters for status and tests; resent = resentTimeout + resentGap (why readings went again) */
-  readonly counters = { published: 0, resent: 0, resentTimeout: 0, resentGap: 0, publishFailed: 0, attaches: 0, receipts: 0, rejectedReceipts: 0 };
+  /**
+   * counters for status, metrics and tests; resent = resentTimeout + resentGap (why readings
+   * went again); receipted: readings freed by a receipt (ack: broker: by PUBACKs)
+   */
+  readonly counters = { published: 0, resent: 0, resentTimeout: 0, resentGap: 0, publishFailed: 0, attaches: 0, receipts: 0, rejectedReceipts: 0, receipted: 0 };
 
   constructor(options: ForwarderOptions) {
     this.options = options;
@@ -182,6 +185,7 @@ export class Forwarder {
     let freed = 0;
     try {
       freed = covered.length ? this.journal.removeRanges(covered) : 0;
+      this.counters.receipted += freed;
     } catch (err) {
       this.errors.error(errorMessage(err));
       return;
@@ -389,6 +393,7 @@ export class Forwarder {
     }
     if (noneWaited && this.pubacked > this.acked) this.lastProgressMs = this.clock.now();
     if (this.options.ack === 'broker' && this.pubacked > this.acked) {
+      this.counters.receipted += this.pubacked - this.acked;
       this.acked = this.pubacked;
       this.lastProgressMs = this.clock.now();
       this.schedulePrune();

@@ -31,6 +31,8 @@ export interface SessionEvents {
   connect: [client: MqttClient];
   disconnect: [];
   message: [topic: string, payload: Buffer];
+  /** A connection attempt or a connected session failed (the status page counts them). */
+  failure: [message: string];
 }
 
 const UNSUPPORTED_PROTOCOL = new Set([1, 132]);
@@ -48,6 +50,8 @@ export class MqttSession extends EventEmitter<SessionEvents> {
   private protocolVersion: 4 | 5 = 5;
   private up = false;
   private retryAtOnce = false;
+  /** Connections made (the first one and every reconnection), for status and metrics. */
+  readonly counters = { connects: 0 };
 
   constructor(options: SessionOptions) {
     super();
@@ -59,6 +63,11 @@ export class MqttSession extends EventEmitter<SessionEvents> {
 
   get connected(): boolean {
     return this.up;
+  }
+
+  /** The MQTT version in use (or about to be tried). */
+  get mqttVersion(): '5' | '3.1.1' {
+    return this.protocolVersion === 5 ? '5' : '3.1.1';
   }
 
   get current(): MqttClient | undefined {
@@ -126,6 +135,7 @@ export class MqttSession extends EventEmitter<SessionEvents> {
     this.backoff.reset();
     this.errors.clear();
     this.up = true;
+    this.counters.connects++;
     this.options.log.info(`connected to ${this.options.url} (MQTT ${this.protocolVersion === 5 ? '5' : '3.1.1'})`);
     this.emit('connect', client);
   }
@@ -140,7 +150,9 @@ export class MqttSession extends EventEmitter<SessionEvents> {
       this.retryAtOnce = true;
       return; // close follows and reconnects with 3.1.1
     }
-    this.errors.error(describeConnectionError(this.options.url, err, this.options));
+    const message = describeConnectionError(this.options.url, err, this.options);
+    this.errors.error(message);
+    this.emit('failure', message);
   }
 
   private onClose(client: MqttClient): void {

@@ -1,0 +1,49 @@
+// The gateway's contribution flags (--stakes, --pool, --locations, --job-issuer,
+// --epoch-s, --by-stake-only) into a ContributionLedger; none without --stakes.
+import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { stringOption, type CommandContext } from '../command.ts';
+import type { Location } from '../contribution/geo.ts';
+import { JsonStakeFile } from '../contribution/rewards.ts';
+import { IopError, errorMessage } from '../errors.ts';
+import { ContributionLedger, type ContributionOptions } from '../gateway/contribution.ts';
+import type { Pairings } from '../gateway/pairings.ts';
+import type { Logger } from '../log.ts';
+import { integerOption } from './options.ts';
+
+export function contributionFromFlags(context: CommandContext, from: { session: Omit<ContributionOptions['session'], 'clientId'>; stateDir: string; pairings: Pairings; log: Logger }): ContributionLedger | undefined {
+  const stakes = stringOption(context, 'stakes');
+  if (stakes === undefined) return undefined;
+  const pool = stringOption(context, 'pool') ?? '0';
+  if (!/^\d+$/.test(pool)) throw new IopError('USAGE', `--pool expects a whole number, got '${pool}'`);
+  const locationsFile = stringOption(context, 'locations');
+  return new ContributionLedger({
+    session: { ...from.session, clientId: `iop-gwc-${randomBytes(4).toString('hex')}` },
+    stateDir: from.stateDir,
+    paired: () => from.pairings.list(),
+    locations: locationsFile ? readLocations(locationsFile) : new Map(),
+    stakes: new JsonStakeFile(stakes),
+    pool: BigInt(pool),
+    byStakeOnly: context.values['by-stake-only'] === true,
+    epochS: integerOption(context, 'epoch-s', { min: 60, max: 30 * 86_400 }) ?? 86_400,
+    jobIssuers: (context.values['job-issuer'] as string[] | undefined) ?? [],
+    log: from.log,
+  });
+}
+
+function readLocations(path: string): Map<string, Location> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new IopError('USAGE', `--locations ${path}: ${errorMessage(err)}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null) throw new IopError('USAGE', `--locations ${path}: expected an object of device id to {lat, lon}`);
+  const out = new Map<string, Location>();
+  for (const [device, at] of Object.entries(parsed)) {
+    const { lat, lon } = (at ?? {}) as { lat?: unknown; lon?: unknown };
+    if (typeof lat !== 'number' || typeof lon !== 'number' || Math.abs(lat) > 90 || Math.abs(lon) > 180) throw new IopError('USAGE', `--locations ${path}: ${device} needs numeric lat (±90) and lon (±180)`);
+    out.set(device, { lat, lon });
+  }
+  return out;
+}

@@ -1,0 +1,12 @@
+// The page's files, as modules: the single executable carries them (no files on disk,
+// no CDN, no build step on the box).
+import type { Asset } from '../server.ts';
+import { PAGE_CSS } from './style.ts';
+import { PAGE_HTML } from './html.ts';
+import { PAGE_JS } from './script.ts';
+
+export const PAGE_ASSETS = new Map<string, Asset>([
+  ['/', { type: 'text/html; charset=utf-8', body: PAGE_HTML }],
+  ['/app.css', { type: 'text/css; charset=utf-8', body: PAGE_CSS }],
+  ['/app.js', { type: 'text/javascript; charset=utf-8', body: PAGE_JS }],
+]);
