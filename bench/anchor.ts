@@ -14,7 +14,8 @@ import { ChainClient } from '../agent/chain/client.ts';
 import { proofFromLedger } from '../agent/chain/proofs.ts';
 import { GENESIS_PREV } from '../agent/codec/chain.ts';
 import { SqliteAnchorLedger } from '../agent/gateway/anchor-ledger.ts';
-import { GatewayStore, type IncomingReading } from '../agent/gateway/store.ts';
+import type { IncomingReading } from '../agent/gateway/store.ts';
+import { SqliteGatewayStore } from '../agent/gateway/store-sqlite.ts';
 import { silentLogger } from '../agent/log.ts';
 import { DEV_KEYS, evmMissing, startEvm } from '../harness/evm.ts';
 import { randomBytes } from 'node:crypto';
@@ -43,7 +44,7 @@ try {
       // An epoch in the past, one per size, so each anchors its own epoch number.
       const epoch = Math.floor(Date.now() / 1000 / EPOCH_S) - 10 * (index + 1);
       const start = epoch * EPOCH_S * 1000;
-      const store = new GatewayStore(dir, { gapTimeoutMs: 60_000 });
+      const store = new SqliteGatewayStore(dir, { gapTimeoutMs: 60_000 });
       const ledger = new SqliteAnchorLedger(dir, { epochS: EPOCH_S });
       ledger.buildDue(start, 0); // anchoring turned on in that epoch
       const prev = new Map<string, Uint8Array>();
@@ -53,10 +54,10 @@ try {
         const hash = randomBytes(32);
         batch.push({ device: id, seq: Math.floor(i / DEVICES), hash, prev: prev.get(id) ?? GENESIS_PREV, message: hash, receivedMs: start + Math.floor((i / count) * EPOCH_S * 1000) });
         prev.set(id, hash);
-        if (batch.length === 5000) { store.acceptAll(batch); batch = []; }
+        if (batch.length === 5000) { await store.acceptAll(batch); batch = []; }
       }
-      if (batch.length) store.acceptAll(batch);
-      store.close();
+      if (batch.length) await store.acceptAll(batch);
+      await store.close();
       const before = await client.nonce('latest');
       const anchorer = new Anchorer({ ledger, rpc: evm.url, account, contract, confirmations: 1, log: silentLogger, now: () => start + (EPOCH_S + 5) * 1000 });
       anchorer.start();

@@ -9,7 +9,8 @@ import { GENESIS_PREV } from '../agent/codec/chain.ts';
 import { buildTree, verifyInclusion } from '../agent/chain/merkle.ts';
 import { proofFromLedger } from '../agent/chain/proofs.ts';
 import { SqliteAnchorLedger } from '../agent/gateway/anchor-ledger.ts';
-import { GatewayStore, type IncomingReading } from '../agent/gateway/store.ts';
+import type { IncomingReading } from '../agent/gateway/store.ts';
+import { SqliteGatewayStore } from '../agent/gateway/store-sqlite.ts';
 import { isIopError } from '../agent/errors.ts';
 import { tempDir } from './helpers/cli.ts';
 
@@ -26,15 +27,15 @@ function readings(count: number, firstSeq: number, prev: Uint8Array, receivedMs:
   return out;
 }
 
-test('each stored reading is in exactly one epoch, built once after its end; proofs lead to the recorded root', () => {
+test('each stored reading is in exactly one epoch, built once after its end; proofs lead to the recorded root', async () => {
   const dir = tempDir('iop-ledger-');
   try {
-    const store = new GatewayStore(dir.path, { gapTimeoutMs: 60_000 });
+    const store = new SqliteGatewayStore(dir.path, { gapTimeoutMs: 60_000 });
     let ledger = new SqliteAnchorLedger(dir.path, { epochS: EPOCH_MS / 1000 });
     const t0 = 100 * EPOCH_MS;
     assert.equal(ledger.buildDue(t0 + 1, 1000), []); // anchoring starts in epoch 100
     const first = readings(5, 0, GENESIS_PREV, (i) => t0 + i * 1000);
-    store.acceptAll(first);
+    await store.acceptAll(first);
     // Not before the end plus the grace.
     assert.equal(ledger.buildDue(t0 + EPOCH_MS + 500, 1000), []);
     const built = ledger.buildDue(t0 + EPOCH_MS + 1500, 1000);
@@ -44,7 +45,7 @@ test('each stored reading is in exactly one epoch, built once after its end; pro
     // with those received in 101; epoch 102 has none and gets no root.
     const late = readings(1, 5, first[4]!.hash, () => t0 + 9_999);
     const next = readings(3, 6, late[0]!.hash, (i) => t0 + EPOCH_MS + 2000 + i);
-    store.acceptAll([...late, ...next]);
+    await store.acceptAll([...late, ...next]);
     const later = ledger.buildDue(t0 + 3 * EPOCH_MS + 1500, 1000);
     assert.equal(later.map((e) => [e.epoch, e.leaves]), [[101, 4]]);
     assert.is(ledger.epochOf(DEVICE, 5), 101);
@@ -61,16 +62,16 @@ test('each stored reading is in exactly one epoch, built once after its end; pro
     }
     assert.throws(() => proofFromLedger(ledger, DEVICE, 99), /in no anchored epoch yet/);
     ledger.close();
-    store.close();
+    await store.close();
   } finally {
     dir.remove();
   }
 });
 
-test('a changed epoch length, another chain or contract, are refused with the reason', () => {
+test('a changed epoch length, another chain or contract, are refused with the reason', async () => {
   const dir = tempDir('iop-ledger-');
   try {
-    new GatewayStore(dir.path, { gapTimeoutMs: 60_000 }).close();
+    await new SqliteGatewayStore(dir.path, { gapTimeoutMs: 60_000 }).close();
     const ledger = new SqliteAnchorLedger(dir.path, { epochS: 3600 });
     ledger.bindChain(31337, '0x5FbDB2315678afecb367f032d93F642f64180aa3');
     ledger.bindChain(31337, '0x5fbdb2315678afecb367f032d93f642f64180aa3');

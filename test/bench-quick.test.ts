@@ -55,6 +55,17 @@ test('bench:mesh --quick compares iop-agent with babeld on a 3-box line (or says
   assert.match(out, /goal \(3-box line\): convergence once up under 4 s at no more than 60 B\/box\/s: (MET|NOT MET)/);
 });
 
+test('bench:gateway --quick prints readings per gateway core against bare verification, per store, and the two-gateway scaling', async () => {
+  const out = await quick('gateway.ts');
+  assert.match(out, /\d+ readings of \d+ boxes, \d+ B each; bare verifications per core-second \(node:crypto, measured around each run\): \d+(, \d+)*\n/);
+  assert.match(out, /SQLite, 1 gateway +\d+ readings\/s wall +\d+ per gateway core-second \(\d+\.\d\dx bare verify\) +cores busy: cpu0 \d+ %.* accepted 2000\/2000/);
+  assert.match(out, /goal \(SQLite, 1 gateway\): verified, stored and receipted per core >= 0\.50x bare verify: \d+\.\d\dx (MET|NOT MET)/);
+  if (/PostgreSQL skipped/.test(out)) return;
+  assert.match(out, /PostgreSQL, 2 gateways +\d+ readings\/s wall .* accepted 2000\/2000/);
+  assert.match(out, /goal \(PostgreSQL, 1 gateway\): verified, stored and receipted per core >= 0\.50x bare verify: \d+\.\d\dx (MET|NOT MET)/);
+  assert.match(out, /goal \(PostgreSQL\): 2 gateways >= 1\.5x 1 gateway \(wall\): \d+\.\d\dx (MET|NOT MET)/);
+});
+
 test('bench:anchor --quick anchors one epoch per size in one transaction and prints the gas', async () => {
   const out = await quick('anchor.ts');
   if (/skipped: needs/.test(out)) {

@@ -12,7 +12,7 @@ import { REGISTRY_ABI } from '../agent/chain/artifact.ts';
 import { ChainClient } from '../agent/chain/client.ts';
 import { GENESIS_PREV } from '../agent/codec/chain.ts';
 import { SqliteAnchorLedger } from '../agent/gateway/anchor-ledger.ts';
-import { GatewayStore } from '../agent/gateway/store.ts';
+import { SqliteGatewayStore } from '../agent/gateway/store-sqlite.ts';
 import { createLogger, type Logger } from '../agent/log.ts';
 import { DEV_KEYS, evmMissing, startEvm, type Evm } from '../harness/evm.ts';
 import { tempDir } from './helpers/cli.ts';
@@ -39,20 +39,20 @@ test.after(async () => {
 });
 
 /** A gateway state dir with one built epoch of 3 readings, and its ledger. */
-function builtEpoch(): { ledger: SqliteAnchorLedger; epoch: number; now: number; remove(): void } {
+async function builtEpoch(): Promise<{ ledger: SqliteAnchorLedger; epoch: number; now: number; remove(): void }> {
   const dir = tempDir('iop-anchorer-');
   const epoch = epochBase++;
   const start = epoch * EPOCH_S * 1000;
-  const store = new GatewayStore(dir.path, { gapTimeoutMs: 60_000 });
+  const store = new SqliteGatewayStore(dir.path, { gapTimeoutMs: 60_000 });
   const ledger = new SqliteAnchorLedger(dir.path, { epochS: EPOCH_S });
   ledger.buildDue(start, 0);
   let prev = GENESIS_PREV;
   for (let seq = 0; seq < 3; seq++) {
     const hash = randomBytes(32);
-    store.acceptAll([{ device: 'a2tdnn5e6ngwhoqrykaogfqgrifxoqpsyqnp2rqu4eljyych2alii', seq, hash, prev, message: hash, receivedMs: start + seq }]);
+    await store.acceptAll([{ device: 'a2tdnn5e6ngwhoqrykaogfqgrifxoqpsyqnp2rqu4eljyych2alii', seq, hash, prev, message: hash, receivedMs: start + seq }]);
     prev = hash;
   }
-  store.close();
+  await store.close();
   const now = start + (EPOCH_S + 2) * 1000;
   assert.is(ledger.buildDue(now, 1000).length, 1);
   return { ledger, epoch, now, remove: dir.remove };
@@ -85,7 +85,7 @@ const chainTest = (name: string, fn: () => Promise<void>) => test(name, async ()
 });
 
 chainTest('crashed before the transaction left: sent with the recorded nonce, anchored once', async () => {
-  const { ledger, epoch, now, remove } = builtEpoch();
+  const { ledger, epoch, now, remove } = await builtEpoch();
   try {
     ledger.update(epoch, { state: 'sending', nonce: await client.nonce('pending'), sends: 1 });
     const anchorer = await runUntilMined(ledger, epoch, now);
@@ -97,7 +97,7 @@ chainTest('crashed before the transaction left: sent with the recorded nonce, an
 });
 
 chainTest('crashed after the transaction was mined but before its hash was recorded: adopted, not sent again', async () => {
-  const { ledger, epoch, now, remove } = builtEpoch();
+  const { ledger, epoch, now, remove } = await builtEpoch();
   try {
     const root = ledger.epoch(epoch)!.root;
     const nonce = await client.nonce('pending');
@@ -115,7 +115,7 @@ chainTest('crashed after the transaction was mined but before its hash was recor
 });
 
 chainTest('crashed with the transaction waiting in the pool: nothing sent beside it, and it is adopted once mined', async () => {
-  const { ledger, epoch, now, remove } = builtEpoch();
+  const { ledger, epoch, now, remove } = await builtEpoch();
   await evm.rpc('evm_setAutomine', [false]);
   try {
     const root = ledger.epoch(epoch)!.root;
@@ -148,7 +148,7 @@ chainTest('crashed with the transaction waiting in the pool: nothing sent beside
 });
 
 chainTest('a gateway not yet authorised says so and anchors once it is', async () => {
-  const { ledger, epoch, now, remove } = builtEpoch();
+  const { ledger, epoch, now, remove } = await builtEpoch();
   const stranger = privateKeyToAccount(DEV_KEYS[3]);
   try {
     const anchorer = new Anchorer({ ledger, rpc: evm.url, account: stranger, contract, confirmations: 1, log, now: () => now });
@@ -172,7 +172,7 @@ chainTest('a gateway not yet authorised says so and anchors once it is', async (
 });
 
 chainTest('a transaction that ran out of gas is sent again with more gas', async () => {
-  const { ledger, epoch, now, remove } = builtEpoch();
+  const { ledger, epoch, now, remove } = await builtEpoch();
   try {
     const nonce = await client.nonce('pending');
     // What an earlier life sent with too little gas: mined, reverted (the dev node refuses
@@ -198,7 +198,7 @@ chainTest('a transaction that ran out of gas is sent again with more gas', async
 });
 
 chainTest('a recorded nonce that another transaction of the key took: a fresh nonce, anchored once', async () => {
-  const { ledger, epoch, now, remove } = builtEpoch();
+  const { ledger, epoch, now, remove } = await builtEpoch();
   try {
     const nonce = await client.nonce('pending');
     ledger.update(epoch, { state: 'sending', nonce, sends: 1 });
@@ -214,7 +214,7 @@ chainTest('a recorded nonce that another transaction of the key took: a fresh no
 });
 
 chainTest('pairings relayed: recorded once (a second relay of it counts as done), an expired one refused for good', async () => {
-  const { ledger, now, remove } = builtEpoch();
+  const { ledger, now, remove } = await builtEpoch();
   try {
     const device = 'a2qzwexjy42her4o6tj22zpqeay6kbpt7annflvbecad5ls363fu4';
     const owner = Wallet.createRandom();

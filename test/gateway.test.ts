@@ -6,21 +6,57 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import mqtt from 'mqtt';
+import pg from 'pg';
 import { splitCborSequence } from '../agent/codec/cbor.ts';
 import { runCli } from './helpers/cli.ts';
 import { testDeployment, boxConfig, gatewayKey, queued, readings, sleep, start, until } from './helpers/system.ts';
 import { deviceId } from './helpers/system.ts';
+import { testIf } from './helpers/requires.ts';
+import { postgresBin, startPostgres, type Postgres } from '../harness/postgres.ts';
 
 const { dir, broker, launch } = testDeployment(test);
+const NO_POSTGRES = postgresBin() ? undefined : 'needs PostgreSQL (apt-get install postgresql)';
+let postgres: Postgres | undefined;
+test.after(async () => postgres?.stop());
+
+/** What a gateway store holds of a device: its seqs in order and its chain position. */
+type Held = (device: string) => Promise<{ seqs: number[]; frontier: number | undefined }>;
+
+function sqliteHeld(gwDir: string): { held: Held; close(): void } {
+  const db = new DatabaseSync(join(gwDir, 'gateway.db'));
+  return {
+    held: async (device) => ({
+      seqs: (db.prepare('SELECT seq FROM readings WHERE device = ? ORDER BY seq').all(device) as { seq: number }[]).map((r) => r.seq),
+      frontier: (db.prepare('SELECT seq FROM frontier WHERE device = ?').get(device) as { seq: number } | undefined)?.seq,
+    }),
+    close: () => db.close(),
+  };
+}
+
+async function postgresHeld(url: string): Promise<{ held: Held; close(): Promise<void> }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  return {
+    held: async (device) => ({
+      seqs: (await client.query('SELECT seq::int FROM readings WHERE device = $1 ORDER BY seq', [device])).rows.map((r) => (r as { seq: number }).seq),
+      frontier: ((await client.query('SELECT frontier_seq::int AS seq FROM devices WHERE device = $1', [device])).rows[0] as { seq: number } | undefined)?.seq,
+    }),
+    close: () => client.end(),
+  };
+}
 
 
-test('two gateways on one shared subscription split the load; receipts stay correct', async () => {
-  const gwDir = join(dir.path, 'shared-gw');
+for (const engine of ['SQLite', 'PostgreSQL'] as const) testIf(engine === 'PostgreSQL' ? NO_POSTGRES : undefined,
+  `two gateways on one shared subscription split the load; receipts stay correct (${engine})`, async () => {
+  const gwDir = join(dir.path, `shared-gw-${engine}`);
   const key = await gatewayKey(gwDir);
-  const a = launch(['gateway', '--broker', broker.url, '--state-dir', gwDir, '--allow-any']);
-  const b = launch(['gateway', '--broker', broker.url, '--state-dir', gwDir, '--allow-any']);
+  let url: string | undefined;
+  if (engine === 'PostgreSQL') url = await (postgres ??= await startPostgres()).createDatabase();
+  const db = url ? ['--db', url] : [];
+  const a = launch(['gateway', '--broker', broker.url, '--state-dir', gwDir, '--allow-any', ...db]);
+  const b = launch(['gateway', '--broker', broker.url, '--state-dir', gwDir, '--allow-any', ...db]);
   await until('both gateways connected', () => /connected/.test(a.stderr()) && /connected/.test(b.stderr()), 10_000);
-  const boxes = ['box-a', 'box-b'];
+  const boxes = [`box-a-${engine}`, `box-b-${engine}`];
   for (const name of boxes) {
     const sample = await runCli(['sample', '--count', '300', '--out', '/dev/null', '--state-dir', join(dir.path, name)]);
     assert.is(sample.code, 0, sample.stderr);
@@ -35,14 +71,13 @@ test('two gateways on one shared subscription split the load; receipts stay corr
   const statsB = JSON.parse((await b.stop()).stdout.toString());
   assert.ok(statsA.accepted > 0 && statsB.accepted > 0, `load split: ${statsA.accepted} + ${statsB.accepted}`);
   assert.is(statsA.accepted + statsB.accepted, 600);
-  const db = new DatabaseSync(join(gwDir, 'gateway.db'));
+  const store = url ? await postgresHeld(url) : sqliteHeld(gwDir);
   for (const name of boxes) {
-    const id = await deviceId(join(dir.path, name));
-    const rows = db.prepare('SELECT seq FROM readings WHERE device = ? ORDER BY seq').all(id) as { seq: number }[];
-    assert.equal(rows.map((r) => r.seq), Array.from({ length: 300 }, (_, i) => i));
-    assert.is((db.prepare('SELECT seq FROM frontier WHERE device = ?').get(id) as { seq: number }).seq, 299);
+    const held = await store.held(await deviceId(join(dir.path, name)));
+    assert.equal(held.seqs, Array.from({ length: 300 }, (_, i) => i));
+    assert.is(held.frontier, 299);
   }
-  db.close();
+  await store.close();
 });
 
 test('bad MQTT input to the gateway and a subscriber is rejected and counted, never a crash', async () => {

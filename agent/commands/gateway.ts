@@ -4,6 +4,7 @@ import { IopError } from '../errors.ts';
 import { Gateway } from '../gateway/gateway.ts';
 import { DeviceRegistry } from '../gateway/registry.ts';
 import { Pairings } from '../gateway/pairings.ts';
+import { openGatewayStore, redact } from '../gateway/store.ts';
 import { randomBytes } from 'node:crypto';
 import { loadDeviceKey } from '../identity/software-key.ts';
 import { toHex } from '../codec/hex.ts';
@@ -14,8 +15,10 @@ import { contributionFromFlags } from './gateway-contribution.ts';
 export const gatewayCommand: Command = {
   name: 'gateway',
   summary: 'run the reference chain gateway: verify, keep and acknowledge readings',
-  usage: 'iop-agent gateway --broker URL --state-dir DIR [--allow ID ...] [--allow-file FILE] [--allow-any]',
+  usage: 'iop-agent gateway --broker URL --state-dir DIR [--db postgres://...] [--allow ID ...] [--allow-file FILE] [--allow-any]',
   help: `      --broker URL      MQTT broker (or uplink.broker in the config)
+      --db URL          keep readings in PostgreSQL (postgres://user:pass@host/db) instead of
+                        gateway.db in the state dir; gateways on several machines share it
       --allow ID        accept readings of this device (repeatable)
       --allow-file FILE accept the devices listed in FILE, one id a line (# comments)
       --allow-any       accept any device (demos and tests)
@@ -45,11 +48,12 @@ Devices paired to an owner (claims on iop/v1/+/pair, docs/pairing.md) are accept
 --allow; their owners are published retained on iop/v1/<id>/owner.
 The gateway's own key (for receipts) is made in its state dir; 'iop-agent id --state-dir DIR'
 prints the public key boxes list in uplink.gatewayKeys. Several gateways may share one
-state dir: they split the readings through the shared subscription (and one of them at a
-time anchors).`,
+state dir (one machine) or one --db (several machines), each with the same gateway key in
+its state dir: they split the readings through the shared subscription (and one of them at
+a time anchors).`,
   options: {
     ...CONFIG_OPTIONS, broker: { type: 'string' }, allow: { type: 'string', multiple: true }, 'allow-file': { type: 'string' },
-    'allow-any': { type: 'boolean' }, 'gap-timeout': { type: 'string' }, 'no-share': { type: 'boolean' }, session: { type: 'string' },
+    'allow-any': { type: 'boolean' }, 'gap-timeout': { type: 'string' }, 'no-share': { type: 'boolean' }, session: { type: 'string' }, db: { type: 'string' },
     'chain-rpc': { type: 'string' }, 'chain-contract': { type: 'string' }, 'chain-key': { type: 'string' }, 'chain-confirmations': { type: 'string' },
     stakes: { type: 'string' }, pool: { type: 'string' }, locations: { type: 'string' }, 'job-issuer': { type: 'string', multiple: true },
     'epoch-s': { type: 'string' }, 'by-stake-only': { type: 'boolean' },
@@ -65,12 +69,18 @@ time anchors).`,
     });
     const { key, identity } = loadDeviceKey(config.stateDir, { create: true });
     const session = { ...config.uplink, url: broker, reconnectMaxMs: Math.min(config.uplink.reconnectMaxMs, 5000) };
+    const db = stringOption(context, 'db');
+    if (db !== undefined && !/^postgres(ql)?:\/\//.test(db)) throw new IopError('USAGE', `--db takes a postgres:// URL, not ${JSON.stringify(redact(db))}`);
+    const gapTimeoutMs = integerOption(context, 'gap-timeout', { min: 100, max: 86_400_000 }) ?? 300_000;
+    const store = await openGatewayStore({ stateDir: config.stateDir, db, gapTimeoutMs });
     let anchorer: Anchorer | undefined;
     const pairings = new Pairings({
       session: { ...session, clientId: `iop-gwp-${identity.id.slice(0, 12)}-${randomBytes(3).toString('hex')}` },
-      stateDir: config.stateDir, key, identity, registry, log: context.log.child('pairing'),
+      stateDir: config.stateDir, key, identity, registry, log: context.log.child('pairing'), store: store.pairings(config.stateDir),
       onRecorded: (device, m, signature) => anchorer?.relayPairing({ device, nonce: m.nonce, claim: { owner: m.owner, previousOwner: m.previousOwner, expires: Number(m.expires), signature } }),
     });
+    // Paired devices are allowed before the first reading comes.
+    await pairings.start();
     if (!registry.allowAny && registry.size === 0) {
       context.log.warn('no device allowed by --allow, --allow-file or --allow-any: only devices paired to an owner are accepted');
     }
@@ -82,11 +92,12 @@ time anchors).`,
       key,
       identity,
       registry,
-      gapTimeoutMs: integerOption(context, 'gap-timeout', { min: 100, max: 86_400_000 }) ?? 300_000,
+      gapTimeoutMs,
+      store,
       share: context.values['no-share'] !== true,
       log: context.log,
     });
-    context.log.info(`gateway ${toHex(identity.publicKey)} on ${broker}; ${registry.allowAny ? 'any device' : `${registry.size} devices allowed`}`);
+    context.log.info(`gateway ${toHex(identity.publicKey)} on ${broker}, store ${store.engine}; ${registry.allowAny ? 'any device' : `${registry.size} devices allowed`}`);
     // After the gateway: its store made the readings table the ledger reads.
     // Loaded only with the chain flags: a gateway that does not anchor never loads viem.
     if (['chain-rpc', 'chain-contract', 'chain-key'].some((name) => context.values[name] !== undefined)) {
@@ -94,7 +105,6 @@ time anchors).`,
     }
     const contribution = contributionFromFlags(context, { session, stateDir: config.stateDir, pairings, log: context.log.child('contribution') });
     gateway.start();
-    pairings.start();
     contribution?.start();
     anchorer?.start();
     const statsTimer = setInterval(() => context.log.info(`stats ${JSON.stringify(gateway.counters)}`), 60_000);

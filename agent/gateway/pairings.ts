@@ -2,54 +2,42 @@
 // the owner's EIP-712 signature), records device -> owner, lets paired devices' readings
 // in without --allow, publishes the retained owner record and a gateway-signed pairing
 // receipt. Refusals are counted by reason.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { DeviceIdentity } from '../codec/identity.ts';
-import { IopError, errorMessage } from '../errors.ts';
+import { errorMessage } from '../errors.ts';
 import type { DeviceKey } from '../identity/device-key.ts';
 import type { Logger } from '../log.ts';
 import { ownerTopic, pairReceiptTopic, type ClaimPayload, type PairReceipt } from '../pairing/claim.ts';
 import { DOMAIN, ZERO_ADDRESS, type PairingMessage, isAddress, pairingTypedData, recoverAddress, sameAddress, typedDataDigest } from '../pairing/eip712.ts';
 import { openJson, signJson } from '../pairing/signed-json.ts';
-import { writeFileAtomic } from '../state-dir.ts';
 import { MqttSession, type SessionOptions } from '../uplink/session.ts';
 import { RateLimitedLog } from '../uplink/rate-limited-log.ts';
 import { TOPIC_ROOT } from '../uplink/topics.ts';
 import type { DeviceRegistry } from './registry.ts';
+import { FilePairingStore, type PairingEntry, type PairingStore } from './pairing-store.ts';
 
-export const PAIRINGS_FILE = 'pairings.json';
+export { PAIRINGS_FILE, type PairingEntry } from './pairing-store.ts';
 const MAX_CLAIM_BYTES = 8192;
 const PAIR_TOPIC = /^iop\/v1\/([a-z2-7]{2,128})\/pair$/;
 
-export interface PairingEntry { device: string; owner: string; pairedAt: string; nonce: string; usedNonces: string[] }
 export type PairingRefusal = 'malformed' | 'bad-box-signature' | 'other-device' | 'bad-owner-signature' | 'not-current-owner' | 'nonce-reused';
 
 export class Pairings {
+  /** what this gateway has seen recorded (the store holds the truth) */
   private readonly entries = new Map<string, PairingEntry>();
-  private readonly path: string;
+  private readonly store: PairingStore;
   private readonly session: MqttSession;
   private readonly rejections: RateLimitedLog;
   readonly counters = { recorded: 0, repeated: 0, refused: { 'malformed': 0, 'bad-box-signature': 0, 'other-device': 0, 'bad-owner-signature': 0, 'not-current-owner': 0, 'nonce-reused': 0 } as Record<PairingRefusal, number> };
   private readonly options: { session: Omit<SessionOptions, 'subscriptions' | 'log'>; stateDir: string; key: DeviceKey; identity: DeviceIdentity; registry: DeviceRegistry; log: Logger;
+    /** where pairings are kept (pairing-store.ts); pairings.json in stateDir when absent */
+    store?: PairingStore | undefined;
     /** a pairing just recorded, for the chain relay (docs/chain.md) */
     onRecorded?: (device: string, message: PairingMessage, signature: string) => void };
 
   constructor(options: Pairings['options']) {
     this.options = options;
     this.rejections = new RateLimitedLog(options.log);
-    this.path = join(options.stateDir, PAIRINGS_FILE);
-    if (existsSync(this.path)) {
-      let entries: PairingEntry[];
-      try {
-        entries = JSON.parse(readFileSync(this.path, 'utf8')) as PairingEntry[];
-      } catch (err) {
-        throw new IopError('STATE_DIR', `${this.path} is unreadable (${errorMessage(err)}): restore it from a backup; boxes send their claims again only when paired again`);
-      }
-      for (const entry of entries) {
-        this.entries.set(entry.device, entry);
-        options.registry.allowPaired(entry.device);
-      }
-    }
+    this.store = options.store ?? new FilePairingStore(options.stateDir);
     this.session = new MqttSession({ ...options.session, subscriptions: [`${TOPIC_ROOT}/+/pair`], log: options.log.child('pairing-mqtt') });
     this.session.on('message', (topic, payload) => void this.onClaim(topic, new Uint8Array(payload)).catch((err) => this.refuse('malformed', `${topic}: ${errorMessage(err)}`)));
   }
@@ -58,7 +46,11 @@ export class Pairings {
   owner(device: string): PairingEntry | undefined { return this.entries.get(device); }
   list(): PairingEntry[] { return [...this.entries.values()]; }
 
-  start(): void { this.session.start(); }
+  /** Loads the pairings recorded (by any gateway sharing the store), then takes claims. */
+  async start(): Promise<void> {
+    for (const entry of await this.store.all()) this.learn(entry);
+    this.session.start();
+  }
   stop(): Promise<void> { return this.session.stop(); }
 
   async onClaim(topic: string, bytes: Uint8Array): Promise<void> {
@@ -89,25 +81,35 @@ export class Pairings {
     }
     const expected = sameAddress(m.previousOwner, ZERO_ADDRESS) ? m.owner : m.previousOwner;
     if (!sameAddress(signer, expected)) return this.refuse('bad-owner-signature', `claim of ${device} is signed by ${signer}, not ${expected}`);
-    const current = this.entries.get(device);
-    if (current?.nonce === m.nonce && sameAddress(current.owner, m.owner)) {
+    type Outcome = { kind: 'repeated' | 'recorded'; entry: PairingEntry } | { kind: 'refused'; why: PairingRefusal; message: string };
+    // Decided on the stored entry: another gateway sharing the store may have recorded
+    // this claim (or a newer one) a moment ago.
+    const outcome = await this.store.update<Outcome>(device, (current) => {
+      if (current?.nonce === m.nonce && sameAddress(current.owner, m.owner)) return { result: { kind: 'repeated', entry: current } };
+      if (current?.usedNonces.includes(m.nonce)) return { result: { kind: 'refused', why: 'nonce-reused', message: `claim of ${device} reuses nonce ${m.nonce}` } };
+      if (current && !sameAddress(m.previousOwner, current.owner) && !sameAddress(m.previousOwner, ZERO_ADDRESS)) {
+        return { result: { kind: 'refused', why: 'not-current-owner', message: `claim of ${device} replaces ${m.previousOwner}, but the owner is ${current.owner}` } };
+      }
+      // previousOwner zero on a paired device: the box was factory reset on its console
+      // (its own signature on the claim vouches for that).
+      const entry: PairingEntry = { device, owner: m.owner, pairedAt: new Date().toISOString(), nonce: m.nonce, usedNonces: [...(current?.usedNonces ?? []), m.nonce].slice(-64) };
+      return { store: entry, result: { kind: 'recorded', entry } };
+    });
+    if (outcome.kind === 'refused') return this.refuse(outcome.why, outcome.message);
+    this.learn(outcome.entry);
+    if (outcome.kind === 'repeated') {
       this.counters.repeated++;
-      return this.answer(current); // the box did not get the receipt: the same answer again
+      return this.answer(outcome.entry); // the box did not get the receipt: the same answer again
     }
-    if (current?.usedNonces.includes(m.nonce)) return this.refuse('nonce-reused', `claim of ${device} reuses nonce ${m.nonce}`);
-    if (current && !sameAddress(m.previousOwner, current.owner) && !sameAddress(m.previousOwner, ZERO_ADDRESS)) {
-      return this.refuse('not-current-owner', `claim of ${device} replaces ${m.previousOwner}, but the owner is ${current.owner}`);
-    }
-    // previousOwner zero on a paired device: the box was factory reset on its console
-    // (its own signature on the claim vouches for that).
-    const entry: PairingEntry = { device, owner: m.owner, pairedAt: new Date().toISOString(), nonce: m.nonce, usedNonces: [...(current?.usedNonces ?? []), m.nonce].slice(-64) };
-    this.entries.set(device, entry);
-    writeFileAtomic(this.path, JSON.stringify([...this.entries.values()], null, 2) + '\n', 0o644);
-    this.options.registry.allowPaired(device);
     this.counters.recorded++;
     this.options.log.info(`device ${device} paired to ${m.owner}`);
     this.options.onRecorded?.(device, m as PairingMessage, claim.signature);
-    await this.answer(entry);
+    await this.answer(outcome.entry);
+  }
+
+  private learn(entry: PairingEntry): void {
+    this.entries.set(entry.device, entry);
+    this.options.registry.allowPaired(entry.device);
   }
 
   private async answer(entry: PairingEntry): Promise<void> {

@@ -1,4 +1,6 @@
-// The gateway's durable record of accepted readings. Per device it keeps two things:
+// The gateway's durable record of accepted readings, behind one interface with two
+// engines: SQLite in the state dir (the embedded default, store-sqlite.ts) and PostgreSQL
+// shared by several gateway processes (store-postgres.ts). Per device it keeps:
 // - the runs it holds: maximal stretches of consecutive readings, each linked to the one
 //   before (a reading joins only if it links to the held readings on both sides), which
 //   is what receipts say, so a box frees exactly what is here;
@@ -6,14 +8,15 @@
 //   consumers see on `verified`. A gap that outlives the gap timeout is walked over
 //   (declared missing); a reading that fills it later is still taken, stored and
 //   published as `late`.
-// Several gateway processes may share one store: every step runs in an IMMEDIATE
-// transaction.
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { join } from 'node:path';
+// The rules live here once (DeviceLedger): an engine loads a device's chain position and
+// runs inside its transaction, the rules decide, and the engine writes what changed in
+// the same transaction. An engine makes sure that no two transactions work on one device
+// at once (SQLite: one writer; PostgreSQL: the device's row locked).
+import type { ChainLink } from '../codec/chain.ts';
+import { GENESIS_PREV } from '../codec/chain.ts';
 import { bytesEqual } from '../codec/hex.ts';
-import { GENESIS_PREV, type ChainLink } from '../codec/chain.ts';
 import { MAX_RECEIPT_RANGES, type ReceiptRange } from '../codec/receipt.ts';
-import { IopError, errorMessage } from '../errors.ts';
+import type { PairingStore } from './pairing-store.ts';
 
 export const GATEWAY_STORE_FILE = 'gateway.db';
 
@@ -33,9 +36,7 @@ export interface LinkedReading {
   chain: 'start' | 'ok' | 'gap' | 'late';
 }
 
-export interface AcceptResult {
-  /** `late`: new, below the chain position (its gap had been declared); `broken`: does not link to a held neighbour */
-  outcome: 'new' | 'late' | 'duplicate' | 'conflict' | 'broken';
+export interface StepResult {
   /** the device's chain position after this step, if any */
   frontier: ChainLink | undefined;
   /** readings that joined the chain in this step, in order */
@@ -44,150 +45,129 @@ export interface AcceptResult {
   missing: number;
 }
 
-type Row = { seq: number; hash: Uint8Array; prev: Uint8Array; message: Uint8Array };
-type Statement = 'find' | 'insert' | 'frontier' | 'setFrontier' | 'next' | 'lowestAbove' | 'pendingDevices' | 'count'
-  | 'runEndingAt' | 'runStartingAt' | 'insertRun' | 'extendRun' | 'deleteRun' | 'lowestRun' | 'highestRuns';
+export interface AcceptResult extends StepResult {
+  /** `late`: new, below the chain position (its gap had been declared); `broken`: does not link to a held neighbour */
+  outcome: 'new' | 'late' | 'duplicate' | 'conflict' | 'broken';
+}
 
-export class GatewayStore {
-  private readonly db: DatabaseSync;
-  private readonly s: Record<Statement, StatementSync>;
+/** What the gateway needs of a store; every method is one transaction. */
+export interface GatewayStore {
+  readonly engine: 'sqlite' | 'postgres';
+  /** Stores a batch of signature-checked readings in one transaction (one commit). */
+  acceptAll(readings: IncomingReading[], nowMs?: number): Promise<AcceptResult[]>;
+  accept(reading: IncomingReading, nowMs?: number): Promise<AcceptResult>;
+  /** The runs a receipt names: the lowest and the newest, at most MAX_RECEIPT_RANGES in all. */
+  heldRanges(device: string): Promise<ReceiptRange[]>;
+  /** Devices whose chain waits on a gap, for the periodic gap check. */
+  pendingDevices(): Promise<string[]>;
+  /** Re-checks a device's chain position, declaring gaps that outlived the timeout. */
+  settle(device: string, nowMs?: number): Promise<StepResult>;
+  /** The chain position: readings up to here were published or declared missing. */
+  frontier(device: string): Promise<ChainLink | undefined>;
+  count(device: string): Promise<number>;
+  /** Where pairings are kept beside these readings (the state dir's pairings.json for SQLite). */
+  pairings(stateDir: string): PairingStore;
+  close(): Promise<void>;
+}
+
+export interface Run { first: number; last: number; hash: Uint8Array }
+export interface HeldRow { seq: number; hash: Uint8Array; prev: Uint8Array; message: Uint8Array; receivedMs: number }
+
+/** What an engine hands the rules for one device, read inside its transaction. */
+export interface DeviceSnapshot {
+  frontier: ChainLink | undefined;
+  /** every run of the device, any order */
+  runs: Run[];
+  /** a held reading, read on demand (the runs tell whether it is held) */
+  row(seq: number): Promise<HeldRow | undefined>;
+}
+
+/** What a step changed, for the engine to write in the same transaction. */
+export interface DeviceChanges {
+  device: string;
+  inserted: HeldRow[];
+  /** runs to delete, by first */
+  deletedRuns: number[];
+  /** runs to insert or replace (keyed by first) */
+  upsertedRuns: Run[];
+  /** the new chain position, when it moved */
+  frontier: ChainLink | undefined;
+}
+
+/** One device's held state during a transaction: the rules of accepting and walking. */
+export class DeviceLedger {
+  readonly device: string;
+  private frontierLink: ChainLink | undefined;
+  private frontierMoved = false;
+  /** by first, in the order of first */
+  private runs: Run[];
+  private readonly originalRuns: Map<number, Run>;
+  private readonly rows = new Map<number, HeldRow>();
+  private readonly inserted: HeldRow[] = [];
+  private readonly load: (seq: number) => Promise<HeldRow | undefined>;
   private readonly gapTimeoutMs: number;
 
-  constructor(stateDir: string, options: { gapTimeoutMs: number }) {
-    const path = join(stateDir, GATEWAY_STORE_FILE);
-    this.gapTimeoutMs = options.gapTimeoutMs;
-    try {
-      this.db = new DatabaseSync(path, { timeout: 10_000 });
-      this.db.exec('PRAGMA journal_mode = WAL');
-      this.db.exec('PRAGMA synchronous = FULL');
-      this.db.exec(`
-        CREATE TABLE IF NOT EXISTS readings (device TEXT NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL, prev BLOB NOT NULL,
-          message BLOB NOT NULL, received_ms INTEGER NOT NULL, PRIMARY KEY (device, seq)) STRICT;
-        CREATE TABLE IF NOT EXISTS frontier (device TEXT PRIMARY KEY, seq INTEGER NOT NULL, hash BLOB NOT NULL) STRICT;
-      `);
-      this.transaction(() => migrateRuns(this.db));
-    } catch (err) {
-      throw new IopError('STORE', `cannot open gateway store ${path}: ${errorMessage(err)}`, { path }, { cause: err });
-    }
-    const db = this.db;
-    this.s = {
-      find: db.prepare('SELECT hash FROM readings WHERE device = ? AND seq = ?'),
-      insert: db.prepare('INSERT INTO readings (device, seq, hash, prev, message, received_ms) VALUES (?, ?, ?, ?, ?, ?)'),
-      frontier: db.prepare('SELECT seq, hash FROM frontier WHERE device = ?'),
-      setFrontier: db.prepare('INSERT INTO frontier (device, seq, hash) VALUES (?, ?, ?) ON CONFLICT(device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash'),
-      next: db.prepare('SELECT seq, hash, prev, message FROM readings WHERE device = ? AND seq = ?'),
-      lowestAbove: db.prepare('SELECT seq, prev, received_ms FROM readings WHERE device = ? AND seq > ? ORDER BY seq LIMIT 1'),
-      pendingDevices: db.prepare('SELECT DISTINCT r.device FROM runs r LEFT JOIN frontier f ON f.device = r.device WHERE f.seq IS NULL OR r.last > f.seq'),
-      count: db.prepare('SELECT count(*) AS n FROM readings WHERE device = ?'),
-      runEndingAt: db.prepare('SELECT first FROM runs WHERE device = ? AND last = ?'),
-      runStartingAt: db.prepare('SELECT last, hash FROM runs WHERE device = ? AND first = ?'),
-      insertRun: db.prepare('INSERT INTO runs (device, first, last, hash) VALUES (?, ?, ?, ?)'),
-      extendRun: db.prepare('UPDATE runs SET last = ?, hash = ? WHERE device = ? AND first = ?'),
-      deleteRun: db.prepare('DELETE FROM runs WHERE device = ? AND first = ?'),
-      lowestRun: db.prepare('SELECT first, last, hash FROM runs WHERE device = ? ORDER BY first LIMIT 1'),
-      highestRuns: db.prepare('SELECT first, last, hash FROM runs WHERE device = ? ORDER BY first DESC LIMIT ?'),
-    };
+  constructor(device: string, snapshot: DeviceSnapshot, gapTimeoutMs: number) {
+    this.device = device;
+    this.frontierLink = snapshot.frontier;
+    this.runs = [...snapshot.runs].sort((a, b) => a.first - b.first);
+    this.originalRuns = new Map(snapshot.runs.map((r) => [r.first, r]));
+    this.load = (seq) => snapshot.row(seq);
+    this.gapTimeoutMs = gapTimeoutMs;
   }
 
-  /** Stores a batch of signature-checked readings in one transaction (one fsync). */
-  acceptAll(readings: IncomingReading[], nowMs = Date.now()): AcceptResult[] {
-    return this.transaction(() => readings.map((reading) => this.acceptOne(reading, nowMs)));
+  get frontier(): ChainLink | undefined {
+    return this.frontierLink;
   }
 
-  accept(reading: IncomingReading, nowMs = Date.now()): AcceptResult {
-    return this.acceptAll([reading], nowMs)[0]!;
-  }
-
-  private acceptOne(reading: IncomingReading, nowMs: number): AcceptResult {
-    const { device, seq } = reading;
-    const existing = this.s.find.get(device, seq) as { hash: Uint8Array } | undefined;
-    if (existing) {
-      const outcome = bytesEqual(existing.hash, reading.hash) ? 'duplicate' : 'conflict';
-      return { outcome, frontier: this.frontier(device), linked: [], missing: 0 };
+  async accept(reading: IncomingReading, nowMs: number): Promise<AcceptResult> {
+    const { seq } = reading;
+    if (this.runAt(seq)) {
+      const outcome = bytesEqual(await this.hashAt(seq), reading.hash) ? 'duplicate' : 'conflict';
+      return { outcome, frontier: this.frontierLink, linked: [], missing: 0 };
     }
     // A reading must link to the held readings on both sides, so that every run is one
     // piece of the device's chain and its last hash vouches for all of it. The held ones
     // stay: a reading that contradicts them is a fork of the chain, not a late copy.
-    const before = seq === 0 ? { hash: GENESIS_PREV } : this.s.find.get(device, seq - 1) as { hash: Uint8Array } | undefined;
-    const after = this.s.next.get(device, seq + 1) as Row | undefined;
-    if ((before && !bytesEqual(reading.prev, before.hash)) || (after && !bytesEqual(after.prev, reading.hash))) {
-      return { outcome: 'broken', frontier: this.frontier(device), linked: [], missing: 0 };
+    const before = seq === 0 ? GENESIS_PREV : this.runAt(seq - 1) ? await this.hashAt(seq - 1) : undefined;
+    const after = this.runAt(seq + 1) ? await this.row(seq + 1) : undefined;
+    if ((before && !bytesEqual(reading.prev, before)) || (after && !bytesEqual(after.prev, reading.hash))) {
+      return { outcome: 'broken', frontier: this.frontierLink, linked: [], missing: 0 };
     }
-    this.s.insert.run(device, seq, reading.hash, reading.prev, reading.message, reading.receivedMs);
-    this.joinRuns(reading);
-    const frontier = this.frontier(device);
+    const row: HeldRow = { seq, hash: reading.hash, prev: reading.prev, message: reading.message, receivedMs: reading.receivedMs };
+    this.rows.set(seq, row);
+    this.inserted.push(row);
+    this.joinRuns(row);
+    const frontier = this.frontierLink;
     if (frontier && seq <= frontier.seq) {
       // The chain was walked over this reading's gap: it fills the gap now.
       return { outcome: 'late', frontier, linked: [{ seq, message: reading.message, chain: 'late' }], missing: 0 };
     }
-    return { outcome: 'new', ...this.advance(device, nowMs) };
+    return { outcome: 'new', ...await this.advance(nowMs) };
   }
 
-  /** Merges the new reading with the runs ending just below and starting just above it. */
-  private joinRuns(reading: IncomingReading): void {
-    const { device, seq } = reading;
-    const below = this.s.runEndingAt.get(device, seq - 1) as { first: number } | undefined;
-    const above = this.s.runStartingAt.get(device, seq + 1) as { last: number; hash: Uint8Array } | undefined;
-    if (above) this.s.deleteRun.run(device, seq + 1);
-    const last = above ? above.last : seq;
-    const hash = above ? above.hash : reading.hash;
-    if (below) this.s.extendRun.run(last, hash, device, below.first);
-    else this.s.insertRun.run(device, seq, last, hash);
-  }
-
-  /** The runs a receipt names: the lowest and the newest, at most MAX_RECEIPT_RANGES in all. */
-  heldRanges(device: string): ReceiptRange[] {
-    const lowest = this.s.lowestRun.get(device) as ReceiptRange | undefined;
-    if (!lowest) return [];
-    const newest = (this.s.highestRuns.all(device, MAX_RECEIPT_RANGES - 1) as unknown as ReceiptRange[]).reverse();
-    return [lowest, ...newest.filter((r) => r.first > lowest.first)].map((r) => ({ first: r.first, last: r.last, hash: r.hash }));
-  }
-
-  /** Devices whose chain waits on a gap, for the periodic gap check. */
-  pendingDevices(): string[] {
-    return (this.s.pendingDevices.all() as { device: string }[]).map((row) => row.device);
-  }
-
-  /** Re-checks a device's chain position, declaring gaps that outlived the timeout. */
-  settle(device: string, nowMs = Date.now()): Omit<AcceptResult, 'outcome'> {
-    return this.transaction(() => this.advance(device, nowMs));
-  }
-
-  /** The chain position: readings up to here were published or declared missing. */
-  frontier(device: string): ChainLink | undefined {
-    const row = this.s.frontier.get(device) as { seq: number; hash: Uint8Array } | undefined;
-    return row ? { seq: row.seq, hash: row.hash } : undefined;
-  }
-
-  count(device: string): number {
-    return (this.s.count.get(device) as { n: number }).n;
-  }
-
-  close(): void {
-    this.db.close();
-  }
-
-  private advance(device: string, nowMs: number): Omit<AcceptResult, 'outcome'> {
+  async advance(nowMs: number): Promise<StepResult> {
     const linked: LinkedReading[] = [];
     let missing = 0;
     // Before a device's first reading the position sits before seq 0. A device whose
     // early readings this gateway never gets (another gateway took them) starts where
     // its readings start, once the gap timeout has passed: not at the first reading
     // that happens to arrive, which may have overtaken its predecessor.
-    const stored = this.frontier(device);
+    const stored = this.frontierLink;
     let frontier: ChainLink = stored ?? { seq: -1, hash: GENESIS_PREV };
     let joining: LinkedReading['chain'] = stored ? 'ok' : 'start';
     for (;;) {
-      // Held readings link to their held predecessor (acceptOne), so no check here.
-      const next = this.s.next.get(device, frontier.seq + 1) as Row | undefined;
-      if (next) {
+      // Held readings link to their held predecessor (accept), so no check here.
+      if (this.runAt(frontier.seq + 1)) {
+        const next = (await this.row(frontier.seq + 1))!;
         frontier = { seq: next.seq, hash: next.hash };
         linked.push({ seq: next.seq, message: next.message, chain: joining });
         joining = 'ok';
         continue;
       }
-      const above = this.s.lowestAbove.get(device, frontier.seq) as { seq: number; prev: Uint8Array; received_ms: number } | undefined;
-      if (!above || nowMs - above.received_ms < this.gapTimeoutMs) break;
+      const aboveRun = this.runs[this.indexAbove(frontier.seq)];
+      const above = aboveRun && await this.row(aboveRun.first);
+      if (!above || nowMs - above.receivedMs < this.gapTimeoutMs) break;
       // The missing readings did not come within the gap timeout: the chain goes on after
       // the gap, which consumers see in the chain status. Receipts still leave it out, so
       // the box keeps those readings and sends them again; they are taken as `late`.
@@ -195,51 +175,112 @@ export class GatewayStore {
       frontier = { seq: above.seq - 1, hash: above.prev };
       joining = joining === 'start' ? 'start' : 'gap';
     }
-    if (frontier.seq >= 0) this.s.setFrontier.run(device, frontier.seq, frontier.hash);
+    if (frontier.seq >= 0 && (!stored || frontier.seq !== stored.seq)) {
+      this.frontierLink = frontier;
+      this.frontierMoved = true;
+    }
     return { frontier: frontier.seq >= 0 ? frontier : undefined, linked, missing };
   }
 
-  private transaction<T>(body: () => T): T {
-    this.db.exec('BEGIN IMMEDIATE');
-    try {
-      const result = body();
-      this.db.exec('COMMIT');
-      return result;
-    } catch (err) {
-      try { this.db.exec('ROLLBACK'); } catch { /* already ended */ }
-      throw err;
+  changes(): DeviceChanges {
+    const current = new Map(this.runs.map((r) => [r.first, r]));
+    const deletedRuns = [...this.originalRuns.keys()].filter((first) => !current.has(first));
+    const upsertedRuns = this.runs.filter((r) => {
+      const before = this.originalRuns.get(r.first);
+      return !before || before.last !== r.last || !bytesEqual(before.hash, r.hash);
+    });
+    return { device: this.device, inserted: this.inserted, deletedRuns, upsertedRuns, frontier: this.frontierMoved ? this.frontierLink : undefined };
+  }
+
+  private runAt(seq: number): Run | undefined {
+    const i = this.indexAbove(seq) - 1;
+    const run = this.runs[i];
+    return run && seq <= run.last ? run : undefined;
+  }
+
+  /**
+   * Where a run starting at `seq` would go: the first run starting above it. Binary: a
+   * device's runs are one while readings come in order, but hundreds while two gateways
+   * drain one box's backlog in turns, each holding every other reading until the other commits.
+   */
+  private indexAbove(seq: number): number {
+    let low = 0;
+    let high = this.runs.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if (this.runs[mid]!.first <= seq) low = mid + 1;
+      else high = mid;
     }
+    return low;
+  }
+
+  /** A run's last hash is in the run: no read for the usual neighbour below. */
+  private async hashAt(seq: number): Promise<Uint8Array> {
+    const run = this.runAt(seq)!;
+    return run.last === seq ? run.hash : (await this.row(seq))!.hash;
+  }
+
+  private async row(seq: number): Promise<HeldRow | undefined> {
+    let row = this.rows.get(seq);
+    if (!row) {
+      row = await this.load(seq);
+      if (row) this.rows.set(seq, row);
+    }
+    return row;
+  }
+
+  /** Merges the new reading with the runs ending just below and starting just above it. */
+  private joinRuns(row: HeldRow): void {
+    const at = this.indexAbove(row.seq); // the run above, if any, is here; the one below just before
+    const below = this.runs[at - 1]?.last === row.seq - 1 ? this.runs[at - 1] : undefined;
+    const above = this.runs[at]?.first === row.seq + 1 ? this.runs[at] : undefined;
+    const last = above ? above.last : row.seq;
+    const hash = above ? above.hash : row.hash;
+    const joined = below ? { first: below.first, last, hash } : { first: row.seq, last, hash };
+    if (below) this.runs.splice(at - 1, above ? 2 : 1, joined);
+    else this.runs.splice(at, above ? 1 : 0, joined);
   }
 }
 
+/** The runs a receipt names, from a device's lowest run and its newest ones (newest first). */
+export function receiptRanges(lowest: Run | undefined, newestFirst: Run[]): ReceiptRange[] {
+  if (!lowest) return [];
+  const newest = newestFirst.slice(0, MAX_RECEIPT_RANGES - 1).reverse();
+  return [lowest, ...newest.filter((r) => r.first > lowest.first)].map((r) => ({ first: r.first, last: r.last, hash: r.hash }));
+}
+
 /**
- * The runs table came with receipts that name runs. A store from before it gets its runs
- * from the readings held, once; a held reading that does not link to the one below it
- * (possible above the chain position then) is dropped as the walk used to drop it.
+ * Runs the rules over a batch: one ledger per device, loaded on first use, in the order
+ * the readings came. `open` loads a device inside the engine's transaction.
  */
-function migrateRuns(db: DatabaseSync): void {
-  const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").get();
-  if (exists) return;
-  db.exec(`CREATE TABLE runs (device TEXT NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL, hash BLOB NOT NULL,
-    PRIMARY KEY (device, first)) STRICT;
-    CREATE UNIQUE INDEX runs_by_last ON runs (device, last);`);
-  const insert = db.prepare('INSERT INTO runs (device, first, last, hash) VALUES (?, ?, ?, ?)');
-  const remove = db.prepare('DELETE FROM readings WHERE device = ? AND seq = ?');
-  let run: { device: string; first: number; last: number; hash: Uint8Array } | undefined;
-  const unlinked: { device: string; seq: number }[] = [];
-  for (const row of db.prepare('SELECT device, seq, hash, prev FROM readings ORDER BY device, seq').iterate() as Iterable<{ device: string; seq: number; hash: Uint8Array; prev: Uint8Array }>) {
-    if (run && run.device === row.device && run.last === row.seq - 1) {
-      if (!bytesEqual(row.prev, run.hash)) {
-        unlinked.push(row);
-        continue;
-      }
-      run.last = row.seq;
-      run.hash = row.hash;
-      continue;
+export async function acceptBatch(
+  readings: IncomingReading[], nowMs: number, gapTimeoutMs: number,
+  open: (device: string) => Promise<DeviceSnapshot>,
+): Promise<{ results: AcceptResult[]; ledgers: DeviceLedger[] }> {
+  const ledgers = new Map<string, DeviceLedger>();
+  const results: AcceptResult[] = [];
+  for (const reading of readings) {
+    let ledger = ledgers.get(reading.device);
+    if (!ledger) {
+      ledger = new DeviceLedger(reading.device, await open(reading.device), gapTimeoutMs);
+      ledgers.set(reading.device, ledger);
     }
-    if (run) insert.run(run.device, run.first, run.last, run.hash);
-    run = { device: row.device, first: row.seq, last: row.seq, hash: row.hash };
+    results.push(await ledger.accept(reading, nowMs));
   }
-  if (run) insert.run(run.device, run.first, run.last, run.hash);
-  for (const row of unlinked) remove.run(row.device, row.seq);
+  return { results, ledgers: [...ledgers.values()] };
+}
+
+/** A database URL without its password, for messages and logs. */
+export function redact(url: string): string {
+  return url.replace(/(\/\/[^:/@]*):[^@]*@/, '$1:***@');
+}
+
+/** Opens the store a gateway was given: PostgreSQL for a postgres:// URL, else SQLite in the state dir. */
+export async function openGatewayStore(options: { stateDir: string; db?: string | undefined; gapTimeoutMs: number }): Promise<GatewayStore> {
+  if (options.db) {
+    const { openPostgresStore } = await import('./store-postgres.ts');
+    return openPostgresStore(options.db, { gapTimeoutMs: options.gapTimeoutMs });
+  }
+  const { SqliteGatewayStore } = await import('./store-sqlite.ts');
+  return new SqliteGatewayStore(options.stateDir, { gapTimeoutMs: options.gapTimeoutMs });
 }

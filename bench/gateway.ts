@@ -1,0 +1,252 @@
+// Gateway throughput: signed readings of several boxes verified, stored and receipted by
+// `iop-agent gateway` processes, against bare Ed25519 verification (node:crypto, the same
+// message) measured in the same run. Three set-ups: one gateway on SQLite, one on
+// PostgreSQL, two on one PostgreSQL database (one shared subscription).
+// The readings (the boxes interleaved at random, each in its own order, as a fleet sends
+// them) are queued in Mosquitto for the gateways' persistent sessions before they start, so what is timed is the gateways' work alone: from their MQTT connection to the
+// receipt that names every box's last reading. "Per core" divides by the CPU time the
+// gateway processes used (what one core gives); the wall rate is what the machine gave,
+// its cores shared with the broker, the database and whatever else runs.
+// Usage: npm run bench:gateway [-- --readings N --devices D] [--quick]   (--quick: 2,000 readings, for CI)
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createPublicKey, verify } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import mqtt from 'mqtt';
+import { parseSign1, sigStructure } from '../agent/codec/cose.ts';
+import { encodeSenmlPack } from '../agent/codec/senml.ts';
+import { verifyReceipt } from '../agent/codec/receipt.ts';
+import { loadDeviceKey } from '../agent/identity/software-key.ts';
+import { silentLogger } from '../agent/log.ts';
+import { Sampler } from '../agent/sampler.ts';
+import { signNext, type SignedMessage } from '../agent/signer.ts';
+import { deviceTopic } from '../agent/uplink/topics.ts';
+import { startMosquitto } from '../harness/mosquitto.ts';
+import { postgresBin, startPostgres, type Postgres } from '../harness/postgres.ts';
+import { createSimulatedSensor, SIMULATED_QUANTITIES } from '../sensors/simulated.ts';
+
+const { values } = parseArgs({ options: { readings: { type: 'string' }, devices: { type: 'string' }, quick: { type: 'boolean' } } });
+const count = Number(values.readings ?? (values.quick ? 2_000 : 40_000));
+const deviceCount = Number(values.devices ?? 8);
+const CLI = join(import.meta.dirname, '..', 'agent', 'cli.ts');
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+const work = mkdtempSync(join(tmpdir(), 'iop-bench-gateway-'));
+
+interface Box { id: string; messages: SignedMessage[] }
+
+/** Readings of several boxes, signed like the boxes sign them, as many per box. */
+async function makeReadings(): Promise<Box[]> {
+  const sampler = new Sampler({
+    intervalMs: 1000,
+    sensors: SIMULATED_QUANTITIES.map((quantity) => ({ sensor: createSimulatedSensor({ name: quantity, quantity }), intervalMs: 1000 })),
+    log: silentLogger,
+  });
+  const perBox = Math.ceil(count / deviceCount);
+  const boxes: Box[] = [];
+  for (let d = 0; d < deviceCount; d++) {
+    // One reading a second up to now: recent enough for the gateway to take.
+    let now = Date.now() - perBox * 1000;
+    const { key, identity } = loadDeviceKey(join(work, `box-${d}`), { create: true });
+    const messages: SignedMessage[] = [];
+    for (let i = 0; i < perBox; i++) {
+      const pack = (await sampler.tick((now += 1000), { all: true }))!;
+      messages.push(await signNext(key, identity, messages.at(-1), encodeSenmlPack(pack)));
+    }
+    boxes.push({ id: identity.id, messages });
+  }
+  return boxes;
+}
+
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime, stime
+}
+
+/** Busy and total jiffies of each core. */
+function coreTimes(): { busy: number; total: number }[] {
+  return readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => /^cpu\d+ /.test(l)).map((line) => {
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.split(/\s+/).slice(1).map(Number) as number[];
+    const busy = user! + nice! + system! + irq! + softirq! + steal!;
+    return { busy, total: busy + idle! + iowait! };
+  });
+}
+
+interface Gateway { child: ChildProcess; stderr: string; stdout: string; startedAt: number; connectedAt?: number; exited: Promise<void> }
+
+function startGateway(args: string[]): Gateway {
+  const child = spawn(process.execPath, [CLI, 'gateway', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const gateway: Gateway = { child, stderr: '', stdout: '', startedAt: performance.now(), exited: new Promise((resolve) => child.once('exit', () => resolve())) };
+  child.stdout!.on('data', (c) => (gateway.stdout += c));
+  child.stderr!.on('data', (c) => {
+    gateway.stderr += c;
+    if (gateway.connectedAt === undefined && /connected/.test(gateway.stderr)) gateway.connectedAt = performance.now();
+  });
+  return gateway;
+}
+
+async function waitFor(what: string, condition: () => boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+interface Run { label: string; processes: number; wallPerS: number; perCorePerS: number; bare: number; cores: number[]; accepted: number }
+
+async function run(label: string, boxes: Box[], processes: number, db: string | undefined, reference: () => number): Promise<Run> {
+  const broker = await startMosquitto({ extra: ['max_queued_messages 1000000'] });
+  const stateDir = join(work, `gw-${label.replace(/\W+/g, '-')}`);
+  loadDeviceKey(stateDir, { create: true });
+  const args = (i: number) => ['--broker', broker.url, '--state-dir', stateDir, '--allow-any', '--session', `bench-gw-${i}`, ...(db ? ['--db', db] : [])];
+  try {
+    // Each gateway's persistent session subscribes once, then waits offline while the
+    // readings queue. Its start (node, modules, store, connection) is timed here, idle, and
+    // taken off the timed run below: once connected it gets readings at once, before it
+    // would say so.
+    const startup = { ms: 0, ticks: 0 };
+    for (let i = 0; i < processes; i++) {
+      const g = startGateway(args(i));
+      await waitFor('a gateway to connect', () => g.connectedAt !== undefined, 30_000);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      startup.ms = Math.max(startup.ms, g.connectedAt! - g.startedAt);
+      startup.ticks += cpuTicks(g.child.pid!);
+      g.child.kill('SIGTERM');
+      await g.exited;
+    }
+    const publisher = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+    const all = fleetOrder(boxes);
+    let next = 0;
+    await Promise.all(Array.from({ length: 1000 }, async () => {
+      while (next < all.length) {
+        const m = all[next++]!;
+        await publisher.publishAsync(m.topic, m.bytes, { qos: 1 });
+      }
+    }));
+    await publisher.endAsync();
+
+    // Done when each box's receipt names its last reading in one run from seq 0.
+    const covered = new Map(boxes.map((b) => [b.id, -1]));
+    const watcher = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+    let doneAt = 0;
+    watcher.on('message', (_topic, payload) => {
+      const receipt = verifyReceipt(new Uint8Array(payload));
+      if (receipt.ranges[0]!.first === 0) covered.set(receipt.device, Math.max(covered.get(receipt.device) ?? -1, receipt.ranges[0]!.last));
+      if (!doneAt && boxes.every((b) => covered.get(b.id) === b.messages.length - 1)) doneAt = performance.now();
+    });
+    await watcher.subscribeAsync('iop/v1/+/ack', { qos: 1 });
+
+    // The reference just before and just after: the load of a shared machine drifts.
+    const bareBefore = reference();
+    const coresBefore = coreTimes();
+    const gateways = Array.from({ length: processes }, (_, i) => startGateway(args(i)));
+    await waitFor('every reading receipted', () => doneAt > 0, 600_000).catch(async (err) => {
+      for (const g of gateways) g.child.kill('SIGTERM');
+      await Promise.all(gateways.map((g) => g.exited));
+      throw new Error(`${label}: ${err.message}: receipted ${[...covered.values()].join(', ')}; gateway said:\n${gateways.map((g) => g.stderr.slice(-2000) + g.stdout).join('\n')}`);
+    });
+    const coresAfter = coreTimes();
+    const cpuSeconds = (gateways.reduce((sum, g) => sum + cpuTicks(g.child.pid!), 0) - startup.ticks) / CLOCK_TICKS;
+    const start = Math.min(...gateways.map((g) => g.startedAt)) + startup.ms;
+    await watcher.endAsync();
+    for (const g of gateways) g.child.kill('SIGTERM');
+    await Promise.all(gateways.map((g) => g.exited));
+    const bare = (bareBefore + reference()) / 2;
+    const accepted = gateways.reduce((sum, g) => sum + (JSON.parse(g.stdout.trim().split('\n').at(-1) ?? '{}').accepted ?? 0), 0);
+    const total = boxes.reduce((sum, b) => sum + b.messages.length, 0);
+    return {
+      label, processes, accepted,
+      wallPerS: total / ((doneAt - start) / 1000),
+      perCorePerS: total / cpuSeconds,
+      bare,
+      cores: coresAfter.map((c, i) => (c.busy - coresBefore[i]!.busy) / Math.max(1, c.total - coresBefore[i]!.total)),
+    };
+  } finally {
+    await broker.stop();
+  }
+}
+
+let postgres: Postgres | undefined;
+try {
+  const boxes = await makeReadings();
+  const total = boxes.reduce((sum, b) => sum + b.messages.length, 0);
+  // The reference: bare verification of one of these messages by node:crypto, on one core.
+  const sample = parseSign1(boxes[0]!.messages[0]!.bytes);
+  const toBeVerified = sigStructure(sample.protectedBytes, sample.payload);
+  const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(loadDeviceKey(join(work, 'box-0'), { create: false }).identity.publicKey).toString('base64url') }, format: 'jwk' });
+  const reference = () => bareVerifyPerCpuSecond(() => verify(null, toBeVerified, publicKey, sample.signature), values.quick ? 3 : 5, values.quick ? 50 : 200);
+  const runs: Run[] = [await run('SQLite, 1 gateway', boxes, 1, undefined, reference)];
+  if (postgresBin()) {
+    // Durable like the SQLite store (fsync on commit): the same promise to the boxes.
+    postgres = await startPostgres({ durable: true });
+    runs.push(await run('PostgreSQL, 1 gateway', boxes, 1, await postgres.createDatabase(), reference));
+    runs.push(await run('PostgreSQL, 2 gateways', boxes, 2, await postgres.createDatabase(), reference));
+  }
+  console.log(`${total} readings of ${deviceCount} boxes, ${boxes[0]!.messages[0]!.bytes.length} B each; bare verifications per core-second (node:crypto, measured around each run): ${runs.map((r) => Math.round(r.bare)).join(', ')}\n`);
+  for (const r of runs) {
+    const cores = r.cores.map((c, i) => `cpu${i} ${(c * 100).toFixed(0)} %`).join(', ');
+    console.log(`${r.label.padEnd(24)} ${Math.round(r.wallPerS).toString().padStart(7)} readings/s wall  ${Math.round(r.perCorePerS).toString().padStart(7)} per gateway core-second (${(r.perCorePerS / r.bare).toFixed(2)}x bare verify)  cores busy: ${cores}  accepted ${r.accepted}/${total}`);
+  }
+  console.log();
+  for (const r of runs.filter((x) => x.processes === 1)) {
+    const ratio = r.perCorePerS / r.bare;
+    console.log(`goal (${r.label}): verified, stored and receipted per core >= 0.50x bare verify: ${ratio.toFixed(2)}x ${ratio >= 0.5 ? 'MET' : 'NOT MET'}`);
+  }
+  const [one, two] = [runs.find((r) => r.label === 'PostgreSQL, 1 gateway'), runs.find((r) => r.label === 'PostgreSQL, 2 gateways')];
+  if (one && two) {
+    const scale = two.wallPerS / one.wallPerS;
+    console.log(`goal (PostgreSQL): 2 gateways >= 1.5x 1 gateway (wall): ${scale.toFixed(2)}x ${scale >= 1.5 ? 'MET' : 'NOT MET'} (${r2(one.cores)} -> ${r2(two.cores)} of the cores busy)`);
+  } else {
+    console.log('PostgreSQL skipped: needs PostgreSQL (apt-get install postgresql)');
+  }
+} finally {
+  await postgres?.stop();
+  rmSync(work, { recursive: true, force: true });
+}
+
+/**
+ * The readings as a fleet sends them: every box in its own order, the boxes interleaved at
+ * random (a fixed seed, the same order every run), not one box after the other.
+ */
+function fleetOrder(boxes: Box[]): { topic: string; bytes: Buffer }[] {
+  let seed = 0x2545f491;
+  const random = () => ((seed = Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5 | 0) >>> 0) / 2 ** 32;
+  const next = boxes.map(() => 0);
+  const order: { topic: string; bytes: Buffer }[] = [];
+  let left = boxes.filter((b) => b.messages.length > 0).map((_, i) => i);
+  while (left.length) {
+    const i = left[Math.floor(random() * left.length)]!;
+    const box = boxes[i]!;
+    order.push({ topic: deviceTopic(box.id, 'data'), bytes: Buffer.from(box.messages[next[i]!++]!.bytes) });
+    if (next[i] === box.messages.length) left = left.filter((x) => x !== i);
+  }
+  return order;
+}
+
+/**
+ * Bare verifications per second of CPU time (median of batches): CPU time, like the
+ * gateways' figure, so that other processes on the shared cores slow neither.
+ */
+function bareVerifyPerCpuSecond(op: () => unknown, batches: number, minBatchMs: number): number {
+  const rates: number[] = [];
+  for (let b = 0; b < batches; b++) {
+    const start = process.cpuUsage();
+    let n = 0;
+    let usedMs = 0;
+    do {
+      for (let i = 0; i < 100; i++) op();
+      n += 100;
+      const used = process.cpuUsage(start);
+      usedMs = (used.user + used.system) / 1000;
+    } while (usedMs < minBatchMs);
+    rates.push(n / (usedMs / 1000));
+  }
+  return rates.sort((a, b) => a - b)[Math.floor(rates.length / 2)]!;
+}
+
+function r2(cores: number[]): string {
+  return `${(cores.reduce((a, b) => a + b, 0) * 100 / cores.length).toFixed(0)} %`;
+}
