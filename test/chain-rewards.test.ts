@@ -8,7 +8,7 @@
 // difference.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { createPublicClient, createWalletClient, http, parseEther, type Hex, type PublicClient } from 'viem';
@@ -24,7 +24,7 @@ import { ContributionLedger } from '../agent/gateway/contribution.ts';
 import { RewardRootLedger } from '../agent/gateway/reward-root-ledger.ts';
 import { silentLogger } from '../agent/log.ts';
 import { DEV_KEYS, evmMissing, startEvm, type Evm } from '../harness/evm.ts';
-import { runCli, tempDir } from './helpers/cli.ts';
+import { collect, runCli, startCli, tempDir } from './helpers/cli.ts';
 import { testBox, type TestBox } from './helpers/contribution.ts';
 import { startMosquitto, type Broker } from './helpers/mosquitto.ts';
 import { within } from './helpers/pty.ts';
@@ -203,6 +203,34 @@ chainTest('stakes from the contract, the root anchored once, a claim pays the ta
   const anchored = await reader.getContractEvents({ address: rewards, abi: REWARDS_ABI, eventName: 'Anchored', fromBlock: 0n });
   assert.equal(anchored.map((e) => Number((e.args as { epoch: bigint }).epoch)), [first, first + 1, first + 2]);
   assert.is(anchorer.counters.sent, 3);
+});
+
+chainTest('the gateway process with --stakes-contract and --rewards-contract anchors a table\'s root once, across a restart', async () => {
+  // A fresh claim contract, and a gateway state dir holding the first epoch's table as a
+  // previous run left it: the process's rewards anchorer takes it from there.
+  const deployed = await runCli(['chain', 'deploy', 'rewards', '--rpc', evm.url, '--key', keyFile('deployer.key', DEV_KEYS[0]), '--json']);
+  assert.is(deployed.code, 0, deployed.stderr.toString());
+  const contract = JSON.parse(deployed.stdout.toString()).contract as Hex;
+  const gw = join(dir.path, 'gw-process');
+  mkdirSync(join(gw, 'rewards'), { recursive: true });
+  copyFileSync(join(dir.path, 'rewards', `${EPOCH}.json`), join(gw, 'rewards', `${EPOCH}.json`));
+  const root = (JSON.parse(readFileSync(join(gw, 'rewards', `${EPOCH}.json`), 'utf8')) as EpochTable).root;
+  const args = ['gateway', '--broker', broker.url, '--state-dir', gw, '--allow-any', '--no-share', '--chain-rpc', evm.url, '--chain-key', keyFile('gw.key', DEV_KEYS[0]),
+    '--stakes-contract', staking, '--rewards-contract', contract, '--epoch-s', String(EPOCH_S), '--chain-confirmations', '1'];
+  const latest = () => reader.readContract({ address: contract, abi: REWARDS_ABI, functionName: 'latestRoot' }) as Promise<Hex>;
+  for (const run of [1, 2]) {
+    const child = startCli(args);
+    const done = collect(child, { timeoutMs: 90_000 });
+    await until(`run ${run}: the root on the claim contract`, async () => (await latest()) === root);
+    if (run === 2) await new Promise((r) => setTimeout(r, 2000)); // a restart has time to (wrongly) send again
+    child.kill('SIGTERM');
+    const result = await done;
+    assert.is(result.code, 0, result.stderr);
+    const stats = JSON.parse(result.stdout.toString().trim().split('\n').at(-1)!);
+    assert.is(stats.rewardRoots.sent, run === 1 ? 1 : 0, `run ${run}: ${JSON.stringify(stats.rewardRoots)}`);
+  }
+  const anchored = await reader.getContractEvents({ address: contract, abi: REWARDS_ABI, eventName: 'Anchored', fromBlock: 0n });
+  assert.is(anchored.length, 1, 'anchored once across the restart');
 });
 
 chainTest('gateway flags: --rewards-contract needs contribution on, --stakes-contract needs --chain-rpc', async () => {

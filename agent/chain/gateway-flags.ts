@@ -49,7 +49,7 @@ export function rewardAnchorerFromFlags(context: CommandContext, stateDir: strin
   return new Anchorer({
     ledger: new RewardRootLedger(stateDir, { epochS }), rpc, account: loadChainKey(keyFile), contract: addressOption(contract, 'rewards-contract'),
     confirmations: integerOption(context, 'chain-confirmations', { min: 1, max: 10_000 }) ?? 12,
-    log: context.log.child('rewards-chain'),
+    log: context.log.child('rewards-chain'), leaves: 'owners\' cumulative amounts',
   });
 }
 

@@ -102,7 +102,8 @@ time anchors).`,
       session, stateDir: config.stateDir, pairings, log: context.log.child('contribution'), chainStakes: chainFlags?.stakesFromFlags(context),
     });
     if (context.values['rewards-contract'] !== undefined && !contribution) throw new IopError('USAGE', '--rewards-contract needs contribution on (--stakes or --stakes-contract)');
-    const rewardAnchorer = chainFlags?.rewardAnchorerFromFlags(context, config.stateDir, contributionEpochS(context));
+    // The contribution's epoch length only with contribution on: anchoring alone takes shorter epochs.
+    const rewardAnchorer = contribution ? chainFlags?.rewardAnchorerFromFlags(context, config.stateDir, contributionEpochS(context)) : undefined;
     gateway.start();
     pairings.start();
     contribution?.start();
