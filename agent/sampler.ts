@@ -34,6 +34,8 @@ export class Sampler {
   /** The last pack had no trusted time: the next trusted one also carries uptime and boot. */
   private untrustedBefore = false;
   private readonly disabled = new Set<string>();
+  /** per-sensor intervals a data job asked for, over the configured ones */
+  private readonly jobIntervals = new Map<string, number>();
 
   private readonly options: SamplerOptions;
 
@@ -43,8 +45,9 @@ export class Sampler {
 
   /** Reads every due sensor (every sensor with `all`) once; undefined when no sensor produced a record. */
   async tick(nowMs: number, { all = false } = {}): Promise<SenmlPack | undefined> {
-    const due = this.options.sensors.filter(({ sensor, intervalMs }) => {
+    const due = this.options.sensors.filter(({ sensor, intervalMs: configured }) => {
       if (this.disabled.has(sensor.name)) return false;
+      const intervalMs = this.jobIntervals.get(sensor.name) ?? configured;
       const last = this.lastRead.get(sensor);
       if (all) return true;
       // Half a tick of slack so timer jitter does not push a sensor to the next tick.
@@ -112,6 +115,16 @@ export class Sampler {
   /** Changes the tick period from the next tick on (an owner's remote command). */
   setIntervalMs(intervalMs: number): void {
     this.options.intervalMs = intervalMs;
+  }
+
+  get tickMs(): number {
+    return this.options.intervalMs;
+  }
+
+  /** A data job's interval for one sensor (never faster than the tick); undefined: its configured one again. */
+  setSensorIntervalMs(name: string, intervalMs: number | undefined): void {
+    if (intervalMs === undefined) this.jobIntervals.delete(name);
+    else this.jobIntervals.set(name, Math.max(intervalMs, this.options.intervalMs));
   }
 
   /** Stops or resumes reading one sensor; false if no sensor has that name. */

@@ -6,8 +6,10 @@ pragma solidity 0.8.37;
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {IopGatewayAnchors} from "./IopGatewayAnchors.sol";
 
-contract IopRegistry {
+/// Gateways, their authorisation and the write-once epoch roots: IopGatewayAnchors.sol.
+contract IopRegistry is IopGatewayAnchors {
     /// Same domain as the console pairing (docs/pairing.md): name and version only, no
     /// chainId and no verifyingContract, so one owner signature serves box, gateway and chain.
     bytes32 private constant DOMAIN_TYPEHASH = keccak256("EIP712Domain(string name,string version)");
@@ -16,50 +18,15 @@ contract IopRegistry {
     bytes32 public constant DOMAIN_SEPARATOR =
         keccak256(abi.encode(DOMAIN_TYPEHASH, keccak256("iop-agent"), keccak256("1")));
 
-    mapping(address => bool) public authorized;
-    mapping(uint64 => bytes32) private roots;
     mapping(bytes32 => address) private owners; // keccak256(device) => owner
     mapping(bytes32 => bool) public nonceUsed;
 
-    event Authorized(address indexed gateway, address indexed by);
-    event Anchored(uint64 indexed epoch, bytes32 root, address gateway);
     event Paired(string device, address indexed owner, address previousOwner, bytes32 nonce, address gateway);
 
-    error NotAuthorized(address caller);
-    error ZeroRoot(uint64 epoch);
-    error AlreadyAnchored(uint64 epoch, bytes32 root);
     error PairingExpired(uint64 expires);
     error NonceUsed(bytes32 nonce);
     error NotCurrentOwner(address previousOwner, address owner);
     error WrongSigner(address signer, address expected);
-
-    constructor() {
-        authorized[msg.sender] = true;
-        emit Authorized(msg.sender, msg.sender);
-    }
-
-    modifier onlyGateway() {
-        if (!authorized[msg.sender]) revert NotAuthorized(msg.sender);
-        _;
-    }
-
-    function authorize(address gateway) external onlyGateway {
-        authorized[gateway] = true;
-        emit Authorized(gateway, msg.sender);
-    }
-
-    /// Write-once: an epoch's root never changes, whoever anchored it.
-    function anchor(uint64 epoch, bytes32 root) external onlyGateway {
-        if (root == bytes32(0)) revert ZeroRoot(epoch);
-        bytes32 existing = roots[epoch];
-        if (existing != bytes32(0)) revert AlreadyAnchored(epoch, existing);
-        roots[epoch] = root;
-        emit Anchored(epoch, root, msg.sender);
-    }
-
-    function rootOf(uint64 epoch) external view returns (bytes32) {
-        return roots[epoch];
-    }
 
     /// True when (messageHash, device, seq) is a leaf of the epoch's anchored tree
     /// (OpenZeppelin StandardMerkleTree, leaf types bytes32, string, uint64).

@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Wallet, Signature } from 'ethers';
 import { createPublicClient, http, type Hex } from 'viem';
-import { compileRegistry, ARTIFACT_FILE } from '../contracts/compile.ts';
+import { compileContract, compileRegistry, artifactFile, ARTIFACT_FILE, CONTRACTS } from '../contracts/compile.ts';
 import { REGISTRY_ABI } from '../agent/chain/artifact.ts';
 import { ChainClient, classifyChainError } from '../agent/chain/client.ts';
 import { buildTree, proofFor } from '../agent/chain/merkle.ts';
@@ -35,8 +35,11 @@ test.after(async () => {
   dir.remove();
 });
 
-test('the committed contract build is what solc-js makes of the sources, byte for byte', () => {
+test('the committed contract builds are what solc-js makes of the sources, byte for byte', () => {
   assert.is(compileRegistry(), readFileSync(ARTIFACT_FILE, 'utf8'), 'run npm run contracts and commit contracts/build/IopRegistry.json');
+  for (const name of CONTRACTS) {
+    assert.is(compileContract(name), readFileSync(artifactFile(name), 'utf8'), `run npm run contracts and commit contracts/build/${name}.json`);
+  }
 });
 
 const chainTest = (name: string, fn: () => Promise<void>) => test(name, async () => {

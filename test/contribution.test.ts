@@ -16,6 +16,11 @@ import { epochTable, cumulativeOf, scoreDevices } from '../agent/contribution/ep
 import { defaultScoreRules, emptyEvidence, score } from '../agent/contribution/score.ts';
 import { uptimeSeconds } from '../agent/contribution/uptime.ts';
 import { answerFor } from '../agent/contribution/job-answer.ts';
+import { answerJobs } from '../agent/contribution/job-answers.ts';
+import { Sampler } from '../agent/sampler.ts';
+import { silentLogger } from '../agent/log.ts';
+import type { Sensor } from '../sensors/sensor.ts';
+import { EventEmitter } from 'node:events';
 import { makeBeacon, makeWitness, testBox, type TestBox } from './helpers/contribution.ts';
 
 const EPOCH = 20_000;
@@ -287,11 +292,48 @@ test('jobs: a signed job is parsed, allocated by H3 cell or box to boxes with th
 test('a box answers a job by its sensors: accepted when one samples often enough, declined with the reason', () => {
   const job = { id: 'j', quantity: { name: 'temperature', unit: 'Cel' }, area: { box: { south: 0, west: 0, north: 1, east: 1 } }, intervalS: 600, from: START, to: START + 86_400, rewardPerSlot: '1' };
   const sensors = [{ name: 'outdoor', kind: 'simulated/temperature', intervalMs: 60_000 }, { name: 'soil', kind: 'ds18b20', intervalMs: 900_000 }];
-  assert.equal(answerFor(job, sensors, START), { job: 'j', answer: { accept: true, intervalS: 600 } });
+  assert.equal(answerFor(job, sensors, START), { job: 'j', answer: { accept: true, intervalS: 600 }, sensor: 'outdoor', to: START + 86_400 });
   assert.equal(answerFor(job, [sensors[1]!], START).answer, { accept: false, reason: 'interval 600 s is below this box\'s limit of 900 s (duty cycle, power)' });
   assert.equal(answerFor({ ...job, quantity: { name: 'pm2.5', unit: 'ug/m3' } }, sensors, START).answer, { accept: false, reason: 'no sensor of pm2.5' });
   assert.equal(answerFor(job, sensors, START + 90_000).answer, { accept: false, reason: 'the job has ended' });
   assert.throws(() => answerFor({ ...job, id: '' }, sensors, START), /id must be/);
+});
+
+test('a box with a sampler accepts a job its sensor samples too seldom and reads it at the job\'s interval while the job lasts', async () => {
+  const job = { id: 'soil-5min', quantity: { name: 'temperature', unit: 'Cel' }, area: { box: { south: 0, west: 0, north: 1, east: 1 } }, intervalS: 300, from: START, to: START + 86_400, rewardPerSlot: '1' };
+  const reads = new Map<string, number[]>();
+  const sensor = (name: string, kind: string): Sensor => ({
+    name, kind, start: async () => {}, stop: async () => {}, health: () => ({ ok: true, reads: 0, failures: 0, causes: {} }),
+    read: async (nowMs) => { reads.set(name, [...(reads.get(name) ?? []), nowMs]); return [{ n: '', u: 'Cel', v: 20 }]; },
+  });
+  const sampler = new Sampler({ intervalMs: 60_000, sensors: [{ sensor: sensor('soil', 'ds18b20'), intervalMs: 900_000 }, { sensor: sensor('air', 'simulated/humidity'), intervalMs: 900_000 }], log: silentLogger });
+  const session = new EventEmitter();
+  const answers: unknown[] = [];
+  const client = { subscribe: () => {}, publishAsync: async (_t: string, payload: string) => { answers.push(JSON.parse(payload)); } };
+  let now = START;
+  const answering = answerJobs(session as never, { device: 'box', sensors: [{ name: 'soil', kind: 'ds18b20', intervalMs: 900_000 }, { name: 'air', kind: 'simulated/humidity', intervalMs: 900_000 }], log: silentLogger, sampler, nowS: () => now });
+  session.emit('connect', client);
+  const runFor = async (fromS: number, minutes: number) => {
+    reads.clear();
+    for (let m = 0; m < minutes; m++) await sampler.tick((fromS + m * 60) * 1000);
+    return { soil: reads.get('soil')?.length ?? 0, air: reads.get('air')?.length ?? 0 };
+  };
+  assert.equal(await runFor(now, 60), { soil: 4, air: 4 }, 'every 15 minutes before the job');
+  const list = async (jobs: unknown[]) => {
+    session.emit('message', 'iop/v1/box/jobs', Buffer.from(JSON.stringify({ jobs })));
+    await answering.settled();
+  };
+  // Too fast for the box's tick: declined with the reason; the 5-minute job accepted.
+  await list([job, { ...job, id: 'too-fast', intervalS: 30 }]);
+  assert.equal(answers, [{ job: 'soil-5min', accept: true, intervalS: 300 }, { job: 'too-fast', accept: false, reason: 'interval 30 s is below this box\'s limit of 60 s (duty cycle, power)' }]);
+  assert.equal(await runFor(START + 3600, 60), { soil: 12, air: 4 }, 'the job\'s sensor every 5 minutes, the other as configured');
+  // Withdrawn (an empty list): back to its own interval.
+  await list([]);
+  assert.equal(await runFor(START + 7200, 60), { soil: 4, air: 4 });
+  // Listed again but ended: not sampled for.
+  now = START + 90_000;
+  await list([job]);
+  assert.equal(await runFor(START + 10_800, 60), { soil: 4, air: 4 });
 });
 
 test('uptime from birth, heartbeats and last will, within the epoch', () => {

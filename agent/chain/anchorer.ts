@@ -29,6 +29,8 @@ export interface AnchorerOptions {
   graceMs?: number;
   log: Logger;
   now?: () => number;
+  /** what the leaves are, for the log (default readings) */
+  leaves?: string;
 }
 
 export class Anchorer {
@@ -86,7 +88,7 @@ export class Anchorer {
       if (!this.options.ledger.claimLease(this.owner, now, this.tickMs * 5 + 2000)) return this.tickMs;
       for (const record of this.options.ledger.buildDue(now, this.options.graceMs ?? 1000)) {
         this.counters.built++;
-        this.log.info(`epoch ${record.epoch}: root ${record.root} over ${record.leaves} readings`);
+        this.log.info(`epoch ${record.epoch}: root ${record.root} over ${record.leaves} ${this.options.leaves ?? 'readings'}`);
       }
       const client = await this.connect();
       await this.advanceEpochs(client);

@@ -24,12 +24,16 @@ export async function runChain(context: CommandContext): Promise<number> {
     print({ address: account.address }, `chain key made; address ${account.address} (fund it before anchoring)`);
     return 0;
   }
+  if (context.positionals.length > 1 && action !== 'deploy') throw new IopError('USAGE', `chain ${action} takes no second argument`);
   if (action !== 'deploy' && action !== 'authorize') throw new IopError('USAGE', `unknown chain action '${action}': deploy, authorize or key`);
   const account = loadChainKey(requireOption(context, 'key'));
   const client = await connect(requireOption(context, 'rpc'), account);
   if (action === 'deploy') {
-    const { contract, transaction } = await client.deploy().catch((err: unknown) => { throw chainFailure(err); });
-    print({ contract, chainId: client.chainId, transaction }, `registry deployed at ${contract} on chain ${client.chainId} (transaction ${transaction}); ${client.address} is its first gateway`);
+    const kind = context.positionals[1] ?? 'registry';
+    if (kind !== 'registry' && kind !== 'staking' && kind !== 'rewards') throw new IopError('USAGE', `unknown contract '${kind}': registry, staking or rewards`);
+    const { contract, transaction } = await client.deploy(kind).catch((err: unknown) => { throw chainFailure(err); });
+    const role = kind === 'staking' ? 'owners stake with stake()' : `${client.address} is its first gateway${kind === 'rewards' ? '; send it the value to pay out' : ''}`;
+    print({ contract, chainId: client.chainId, transaction }, `${kind} contract deployed at ${contract} on chain ${client.chainId} (transaction ${transaction}); ${role}`);
     return 0;
   }
   const contract = addressOption(requireOption(context, 'contract'), 'contract');

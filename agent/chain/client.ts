@@ -8,7 +8,7 @@ import {
 } from 'viem';
 import type { PrivateKeyAccount } from 'viem/accounts';
 import { IopError, errorMessage } from '../errors.ts';
-import { REGISTRY_ABI, REGISTRY_BYTECODE } from './artifact.ts';
+import { ARTIFACTS, CHAIN_ABI, type ContractKind } from './artifact.ts';
 
 export type Address = `0x${string}`;
 
@@ -100,16 +100,17 @@ export class ChainClient {
     return this.account.address;
   }
 
-  async deploy(): Promise<{ contract: Address; transaction: Hex }> {
+  async deploy(kind: ContractKind = 'registry'): Promise<{ contract: Address; transaction: Hex }> {
     const wallet = this.wallet();
-    const hash = await wallet.deployContract({ abi: REGISTRY_ABI, bytecode: REGISTRY_BYTECODE, account: this.account!, chain: this.chain });
+    const { abi, bytecode } = ARTIFACTS[kind];
+    const hash = await wallet.deployContract({ abi, bytecode, account: this.account!, chain: this.chain });
     const receipt = await this.publicClient.waitForTransactionReceipt({ hash, timeout: 120_000 });
     if (receipt.status !== 'success' || !receipt.contractAddress) throw new IopError('CHAIN', `deployment ${hash} failed (status ${receipt.status})`);
     return { contract: receipt.contractAddress, transaction: hash };
   }
 
   async read<T>(contract: Address, functionName: string, args: readonly unknown[]): Promise<T> {
-    return await this.publicClient.readContract({ address: contract, abi: REGISTRY_ABI, functionName, args }) as T;
+    return await this.publicClient.readContract({ address: contract, abi: CHAIN_ABI, functionName, args }) as T;
   }
 
   rootOf(contract: Address, epoch: number): Promise<Hex> {
@@ -119,10 +120,10 @@ export class ChainClient {
   /** Estimates (which also runs it: a contract refusal surfaces here, decoded), then sends. */
   async send(contract: Address, functionName: string, args: readonly unknown[], options: SendOptions): Promise<Hex> {
     const wallet = this.wallet();
-    const estimate = options.gas ?? await this.publicClient.estimateContractGas({ address: contract, abi: REGISTRY_ABI, functionName, args, account: this.account! });
+    const estimate = options.gas ?? await this.publicClient.estimateContractGas({ address: contract, abi: CHAIN_ABI, functionName, args, account: this.account! });
     const scale = (v: bigint) => (v * BigInt(Math.round(options.feeFactor * 100))) / 100n;
     const common = {
-      address: contract, abi: REGISTRY_ABI, functionName, args, account: this.account!, chain: this.chain,
+      address: contract, abi: CHAIN_ABI, functionName, args, account: this.account!, chain: this.chain,
       nonce: options.nonce, gas: (estimate * BigInt(Math.round(options.gasFactor * 100))) / 100n,
     };
     const fees = await this.publicClient.estimateFeesPerGas().catch((err: unknown) => {

@@ -3,10 +3,12 @@ import type { Command } from '../command.ts';
 
 export const chainCommand: Command = {
   name: 'chain',
-  summary: 'deploy the registry contract, authorise gateways, make a chain key',
-  usage: 'iop-agent chain deploy --rpc URL --key FILE [--json] | chain authorize --rpc URL --key FILE --contract ADDR --gateway 0x… | chain key --key FILE',
-  help: `      deploy            deploy the registry contract; the deploying address is its first
-                        authorised gateway. Prints {"contract", "chainId", "transaction"} with --json
+  summary: 'deploy the registry, staking or rewards contract, authorise gateways, make a chain key',
+  usage: 'iop-agent chain deploy [registry|staking|rewards] --rpc URL --key FILE [--json] | chain authorize --rpc URL --key FILE --contract ADDR --gateway 0x… | chain key --key FILE',
+  help: `      deploy [KIND]     deploy a contract: registry (default), staking (the stake registry) or
+                        rewards (the claim contract); the deploying address is the registry's
+                        and the claim contract's first authorised gateway.
+                        Prints {"contract", "chainId", "transaction"} with --json
       authorize         let another gateway address anchor and relay pairings (signed by an
                         authorised gateway's key)
       key               make a new chain key file (0600) and print its address
@@ -16,7 +18,7 @@ export const chainCommand: Command = {
       --gateway ADDR    the address to authorise
       --json            one JSON line`,
   options: { rpc: { type: 'string' }, key: { type: 'string' }, contract: { type: 'string' }, gateway: { type: 'string' }, json: { type: 'boolean' } },
-  positionals: { min: 1, max: 1 },
+  positionals: { min: 1, max: 2 },
   async run(context) {
     return (await import('../chain/cli.ts')).runChain(context);
   },

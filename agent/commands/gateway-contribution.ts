@@ -1,19 +1,26 @@
-// The gateway's contribution flags (--stakes, --pool, --locations, --job-issuer,
-// --epoch-s, --by-stake-only) into a ContributionLedger; none without --stakes.
+// The gateway's contribution flags (--stakes or --stakes-contract, --pool, --locations, --job-issuer,
+// --epoch-s, --by-stake-only) into a ContributionLedger; none without a stake source.
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { stringOption, type CommandContext } from '../command.ts';
 import type { Location } from '../contribution/geo.ts';
-import { JsonStakeFile } from '../contribution/rewards.ts';
+import { JsonStakeFile, type StakeProvider } from '../contribution/rewards.ts';
 import { IopError, errorMessage } from '../errors.ts';
 import { ContributionLedger, type ContributionOptions } from '../gateway/contribution.ts';
 import type { Pairings } from '../gateway/pairings.ts';
 import type { Logger } from '../log.ts';
 import { integerOption } from './options.ts';
 
-export function contributionFromFlags(context: CommandContext, from: { session: Omit<ContributionOptions['session'], 'clientId'>; stateDir: string; pairings: Pairings; log: Logger }): ContributionLedger | undefined {
+/** The contribution epoch's length (--epoch-s, default a day). */
+export function contributionEpochS(context: CommandContext): number {
+  return integerOption(context, 'epoch-s', { min: 60, max: 30 * 86_400 }) ?? 86_400;
+}
+
+/** `chainStakes`: the stake registry's provider when --stakes-contract is given (loaded with viem by the caller). */
+export function contributionFromFlags(context: CommandContext, from: { session: Omit<ContributionOptions['session'], 'clientId'>; stateDir: string; pairings: Pairings; log: Logger; chainStakes?: StakeProvider | undefined }): ContributionLedger | undefined {
   const stakes = stringOption(context, 'stakes');
-  if (stakes === undefined) return undefined;
+  if (stakes !== undefined && from.chainStakes) throw new IopError('USAGE', 'give --stakes FILE or --stakes-contract ADDR, not both');
+  if (stakes === undefined && !from.chainStakes) return undefined;
   const pool = stringOption(context, 'pool') ?? '0';
   if (!/^\d+$/.test(pool)) throw new IopError('USAGE', `--pool expects a whole number, got '${pool}'`);
   const locationsFile = stringOption(context, 'locations');
@@ -22,10 +29,10 @@ export function contributionFromFlags(context: CommandContext, from: { session: 
     stateDir: from.stateDir,
     paired: () => from.pairings.list(),
     locations: locationsFile ? readLocations(locationsFile) : new Map(),
-    stakes: new JsonStakeFile(stakes),
+    stakes: from.chainStakes ?? new JsonStakeFile(stakes!),
     pool: BigInt(pool),
     byStakeOnly: context.values['by-stake-only'] === true,
-    epochS: integerOption(context, 'epoch-s', { min: 60, max: 30 * 86_400 }) ?? 86_400,
+    epochS: contributionEpochS(context),
     jobIssuers: (context.values['job-issuer'] as string[] | undefined) ?? [],
     log: from.log,
   });

@@ -10,7 +10,7 @@ import { loadDeviceKey } from '../identity/software-key.ts';
 import { toHex } from '../codec/hex.ts';
 import { configFromFlags, integerOption } from './options.ts';
 import type { Anchorer } from '../chain/anchorer.ts';
-import { contributionFromFlags } from './gateway-contribution.ts';
+import { contributionEpochS, contributionFromFlags } from './gateway-contribution.ts';
 
 export const gatewayCommand: Command = {
   name: 'gateway',
@@ -37,6 +37,12 @@ export const gatewayCommand: Command = {
       --stakes FILE     contribution on (docs/rewards.md): owners' stakes as JSON {"0x...": "stake"};
                         each epoch's scores and rewards go to <state dir>/rewards/<epoch>.json and
                         iop/v1/rewards/<epoch>
+      --stakes-contract ADDR
+                        contribution on, owners' stakes read from the stake registry
+                        (contracts/IopStaking.sol) through --chain-rpc when each epoch closes
+      --rewards-contract ADDR
+                        anchor each rewards epoch's root of cumulative amounts on the claim
+                        contract (contracts/IopRewards.sol), with --chain-rpc and --chain-key
       --pool N          reward pool per epoch, in the token's smallest unit (default 0)
       --locations FILE  boxes' locations as JSON {"<device id>": {"lat", "lon"}}
       --job-issuer ID   a key allowed to post data jobs (repeatable)
@@ -56,7 +62,7 @@ a time anchors).`,
     'allow-any': { type: 'boolean' }, 'gap-timeout': { type: 'string' }, 'no-share': { type: 'boolean' }, session: { type: 'string' }, db: { type: 'string' },
     'chain-rpc': { type: 'string' }, 'chain-contract': { type: 'string' }, 'chain-key': { type: 'string' }, 'chain-confirmations': { type: 'string' },
     stakes: { type: 'string' }, pool: { type: 'string' }, locations: { type: 'string' }, 'job-issuer': { type: 'string', multiple: true },
-    'epoch-s': { type: 'string' }, 'by-stake-only': { type: 'boolean' },
+    'epoch-s': { type: 'string' }, 'by-stake-only': { type: 'boolean' }, 'stakes-contract': { type: 'string' }, 'rewards-contract': { type: 'string' },
   },
   async run(context) {
     const { config } = configFromFlags(context);
@@ -100,21 +106,28 @@ a time anchors).`,
     context.log.info(`gateway ${toHex(identity.publicKey)} on ${broker}, store ${store.engine}; ${registry.allowAny ? 'any device' : `${registry.size} devices allowed`}`);
     // After the gateway: its store made the readings table the ledger reads.
     // Loaded only with the chain flags: a gateway that does not anchor never loads viem.
-    if (['chain-rpc', 'chain-contract', 'chain-key'].some((name) => context.values[name] !== undefined)) {
-      anchorer = (await import('../chain/gateway-flags.ts')).anchorerFromFlags(context, config.stateDir);
-    }
-    const contribution = contributionFromFlags(context, { session, stateDir: config.stateDir, pairings, log: context.log.child('contribution') });
+    const chainFlags = ['chain-rpc', 'chain-contract', 'chain-key', 'stakes-contract', 'rewards-contract'].some((name) => context.values[name] !== undefined)
+      ? await import('../chain/gateway-flags.ts') : undefined;
+    anchorer = chainFlags?.anchorerFromFlags(context, config.stateDir);
+    const contribution = contributionFromFlags(context, {
+      session, stateDir: config.stateDir, pairings, log: context.log.child('contribution'), chainStakes: chainFlags?.stakesFromFlags(context),
+    });
+    if (context.values['rewards-contract'] !== undefined && !contribution) throw new IopError('USAGE', '--rewards-contract needs contribution on (--stakes or --stakes-contract)');
+    // The contribution's epoch length only with contribution on: anchoring alone takes shorter epochs.
+    const rewardAnchorer = contribution ? chainFlags?.rewardAnchorerFromFlags(context, config.stateDir, contributionEpochS(context)) : undefined;
     gateway.start();
     contribution?.start();
     anchorer?.start();
+    rewardAnchorer?.start();
     const statsTimer = setInterval(() => context.log.info(`stats ${JSON.stringify(gateway.counters)}`), 60_000);
     await new Promise<void>((resolve) => context.signal.addEventListener('abort', () => resolve(), { once: true }));
     clearInterval(statsTimer);
     await contribution?.stop();
     await pairings.stop();
     await anchorer?.stop();
+    await rewardAnchorer?.stop();
     await gateway.stop();
-    context.stdout.write(JSON.stringify({ gateway: identity.id, ...gateway.counters, ...(anchorer ? { anchoring: anchorer.counters } : {}) }) + '\n');
+    context.stdout.write(JSON.stringify({ gateway: identity.id, ...gateway.counters, ...(anchorer ? { anchoring: anchorer.counters } : {}), ...(rewardAnchorer ? { rewardRoots: rewardAnchorer.counters } : {}) }) + '\n');
     return 0;
   },
 };

@@ -79,7 +79,7 @@ mesh.enabled, go through the mesh to a box that has an uplink.`,
       await box.close();
       throw err;
     }
-    if (uplink) answerJobs(uplink.session, { device: box.identity.id, sensors: box.sensors.map((s, i) => ({ name: s.name, kind: s.kind, intervalMs: config.sensors[i]?.intervalMs ?? config.sampling.intervalMs })), log });
+    if (uplink) answerJobs(uplink.session, { device: box.identity.id, sensors: box.sensors.map((s, i) => ({ name: s.name, kind: s.kind, intervalMs: config.sensors[i]?.intervalMs ?? config.sampling.intervalMs })), log, sampler: box.sampler });
     log.info(`device ${box.identity.id}: ${box.sensors.length} sensors every ${config.sampling.intervalMs} ms; ` +
       `state dir ${config.stateDir}; config from ${origin}; ${box.journal.count()} readings queued; ` +
       `uplink ${broker ? `${broker} (${config.uplink.ack === 'gateway' ? 'gateway receipts' : 'broker acks'})` : 'none'}`);

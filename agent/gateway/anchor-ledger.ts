@@ -72,14 +72,17 @@ type Statement = 'meta' | 'setMeta' | 'insertEpoch' | 'epoch' | 'unfinished' | '
 
 export class SqliteAnchorLedger implements AnchorLedger {
   readonly epochS: number;
-  private readonly db: DatabaseSync;
-  private readonly s: Record<Statement, StatementSync>;
+  protected readonly db: DatabaseSync;
+  protected readonly s: Record<Statement, StatementSync>;
   /** the gateway store's readings not yet in an epoch; prepared once that table exists */
   private candidates: StatementSync | undefined;
 
-  /** `epochS` undefined: whatever the ledger was made with (the proof command). */
-  constructor(stateDir: string, options: { epochS?: number | undefined }) {
-    const path = join(stateDir, GATEWAY_STORE_FILE);
+  /**
+   * `epochS` undefined: whatever the ledger was made with (the proof command). `file`: the
+   * database, relative to the state dir (default the gateway's store).
+   */
+  constructor(stateDir: string, options: { epochS?: number | undefined; file?: string }) {
+    const path = join(stateDir, options.file ?? GATEWAY_STORE_FILE);
     // Reading proofs from a state dir that is not a gateway's must not leave a database there.
     if (options.epochS === undefined && !existsSync(path)) throw new IopError('STORE', `${stateDir} is not a gateway state dir (no ${GATEWAY_STORE_FILE})`, { path });
     try {
@@ -235,15 +238,15 @@ export class SqliteAnchorLedger implements AnchorLedger {
     this.db.close();
   }
 
-  private meta(key: string): string | undefined {
+  protected meta(key: string): string | undefined {
     return (this.s.meta.get(key) as { value: string } | undefined)?.value;
   }
 
-  private setMeta(key: string, value: string): void {
+  protected setMeta(key: string, value: string): void {
     this.s.setMeta.run(key, value);
   }
 
-  private transaction<T>(body: () => T): T {
+  protected transaction<T>(body: () => T): T {
     this.db.exec('BEGIN IMMEDIATE');
     try {
       const result = body();

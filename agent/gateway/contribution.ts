@@ -318,6 +318,9 @@ export class ContributionLedger {
 
   /** Scores the epoch, writes and publishes its table, and forgets its messages. */
   async close(epoch: number): Promise<EpochTable> {
+    // Stakes first: when they cannot be read (the chain's RPC down), the epoch stays open
+    // for the next tick instead of being lost.
+    const stakes = await this.options.stakes.stakes(epoch);
     const s = this.state(epoch);
     this.states.delete(epoch);
     const startS = epoch * this.epochS;
@@ -343,7 +346,7 @@ export class ContributionLedger {
       presence, relays: s.relays.settle(), jobs: jobs.map((j) => j.credits),
     });
     const table = epochTable({
-      epoch, pool: this.options.pool, byStakeOnly: this.options.byStakeOnly ?? false, stakes: await this.options.stakes.stakes(epoch), devices: scored,
+      epoch, pool: this.options.pool, byStakeOnly: this.options.byStakeOnly ?? false, stakes, devices: scored,
       previous: previousCumulative(this.options.stateDir, epoch),
       counts: {
         beacons: presence.beacons, witnessesValid: presence.witnessesValid, witnessesUncredited: presence.witnessesUncredited,
