@@ -90,31 +90,44 @@ a time anchors).`,
     if (!registry.allowAny && registry.size === 0) {
       context.log.warn('no device allowed by --allow, --allow-file or --allow-any: only devices paired to an owner are accepted');
     }
-    const gateway = new Gateway({
-      // A gateway is one per deployment, not one of a fleet: it may come back quickly.
-      session,
-      sessionName: stringOption(context, 'session'),
-      stateDir: config.stateDir,
-      key,
-      identity,
-      registry,
-      gapTimeoutMs,
-      store,
-      share: context.values['no-share'] !== true,
-      log: context.log,
-    });
-    context.log.info(`gateway ${toHex(identity.publicKey)} on ${broker}, store ${store.engine}; ${registry.allowAny ? 'any device' : `${registry.size} devices allowed`}`);
-    // After the gateway: its store made the readings table the ledger reads.
-    // Loaded only with the chain flags: a gateway that does not anchor never loads viem.
-    const chainFlags = ['chain-rpc', 'chain-contract', 'chain-key', 'stakes-contract', 'rewards-contract'].some((name) => context.values[name] !== undefined)
-      ? await import('../chain/gateway-flags.ts') : undefined;
-    anchorer = chainFlags?.anchorerFromFlags(context, config.stateDir);
-    const contribution = contributionFromFlags(context, {
-      session, stateDir: config.stateDir, pairings, log: context.log.child('contribution'), chainStakes: chainFlags?.stakesFromFlags(context),
-    });
-    if (context.values['rewards-contract'] !== undefined && !contribution) throw new IopError('USAGE', '--rewards-contract needs contribution on (--stakes or --stakes-contract)');
-    // The contribution's epoch length only with contribution on: anchoring alone takes shorter epochs.
-    const rewardAnchorer = contribution ? chainFlags?.rewardAnchorerFromFlags(context, config.stateDir, contributionEpochS(context)) : undefined;
+    // Flags checked below fail after the pairing session started: stop what started, or
+    // its reconnect timer would keep the process alive after the usage error.
+    let started: { gateway: Gateway; anchorer: Anchorer | undefined; contribution: ReturnType<typeof contributionFromFlags>; rewardAnchorer: Anchorer | undefined };
+    try {
+      started = await (async () => {
+        const gateway = new Gateway({
+          // A gateway is one per deployment, not one of a fleet: it may come back quickly.
+          session,
+          sessionName: stringOption(context, 'session'),
+          stateDir: config.stateDir,
+          key,
+          identity,
+          registry,
+          gapTimeoutMs,
+          store,
+          share: context.values['no-share'] !== true,
+          log: context.log,
+        });
+        context.log.info(`gateway ${toHex(identity.publicKey)} on ${broker}, store ${store.engine}; ${registry.allowAny ? 'any device' : `${registry.size} devices allowed`}`);
+        // After the gateway: its store made the readings table the ledger reads.
+        // Loaded only with the chain flags: a gateway that does not anchor never loads viem.
+        const chainFlags = ['chain-rpc', 'chain-contract', 'chain-key', 'stakes-contract', 'rewards-contract'].some((name) => context.values[name] !== undefined)
+          ? await import('../chain/gateway-flags.ts') : undefined;
+        anchorer = chainFlags?.anchorerFromFlags(context, config.stateDir);
+        const contribution = contributionFromFlags(context, {
+          session, stateDir: config.stateDir, pairings, log: context.log.child('contribution'), chainStakes: chainFlags?.stakesFromFlags(context),
+        });
+        if (context.values['rewards-contract'] !== undefined && !contribution) throw new IopError('USAGE', '--rewards-contract needs contribution on (--stakes or --stakes-contract)');
+        // The contribution's epoch length only with contribution on: anchoring alone takes shorter epochs.
+        const rewardAnchorer = contribution ? chainFlags?.rewardAnchorerFromFlags(context, config.stateDir, contributionEpochS(context)) : undefined;
+        return { gateway, anchorer, contribution, rewardAnchorer };
+      })();
+    } catch (err) {
+      await pairings.stop();
+      await store.close();
+      throw err;
+    }
+    const { gateway, contribution, rewardAnchorer } = started;
     gateway.start();
     contribution?.start();
     anchorer?.start();
