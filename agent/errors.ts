@@ -17,8 +17,17 @@ export type ErrorCode =
 /** 2 means the caller asked wrongly (usage or configuration); 1 means it failed. */
 const EXIT_CODES: Partial<Record<ErrorCode, number>> = { USAGE: 2, CONFIG: 2 };
 
+/** Marks an IopError whichever copy of this module made it (the executable's tools bundle has its own). */
+const IOP_ERROR = Symbol.for('iop-agent.IopError');
+
 export class IopError extends Error {
   override name = 'IopError';
+  readonly [IOP_ERROR] = true;
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[IOP_ERROR] === true;
+  }
+
   readonly code: ErrorCode;
   readonly context: Readonly<Record<string, unknown>>;
 

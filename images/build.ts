@@ -6,9 +6,9 @@
 // Usage: node images/build.ts [--target linux-x64|linux-arm64 ...] [--out DIR] [--no-strip]
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { build, type Plugin } from 'esbuild';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
 import { fetchNodeBinary, TARGETS, type Target } from './node-binaries.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -35,6 +35,34 @@ const shippedAddons: Plugin = {
   },
 };
 
+/**
+ * Modules a box never loads while it runs (the gateway, chain and tool commands, and the
+ * data-job logic with h3-js, loaded when a job arrives), bundled apart and carried as an
+ * asset of the executable (images/shims/tools-bundle.ts says why). In the box's bundle a
+ * dynamic import of one of them resolves to its namespace in the tools bundle, compiled
+ * on first use.
+ */
+const TOOL_MODULES: Record<string, string> = Object.fromEntries(
+  ['gateway', 'chain', 'proof', 'rewards', 'job', 'sim', 'demo', 'verify'].map((c) => [c, join('agent', 'commands', `${c}.ts`)])
+    .concat([['jobAnswer', join('agent', 'contribution', 'job-answer.ts')]]),
+);
+const toolsBundle = join(dist, 'iop-agent-tools.cjs');
+const toolsApart: Plugin = {
+  name: 'tools-apart',
+  setup(b) {
+    const byPath = new Map(Object.entries(TOOL_MODULES).map(([key, path]) => [join(root, path), key]));
+    b.onResolve({ filter: /^\./ }, (args) => {
+      const key = args.kind === 'dynamic-import' ? byPath.get(join(dirname(args.importer), args.path)) : undefined;
+      return key ? { path: key, namespace: 'tool-module' } : undefined;
+    });
+    b.onLoad({ filter: /.*/, namespace: 'tool-module' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(join(root, 'images', 'shims', 'tools-bundle.ts'))}).loadTools()[${JSON.stringify(args.path)}];`,
+      loader: 'js',
+      resolveDir: root,
+    }));
+  },
+};
+
 /** Native addons per target: <name>.node in the layout drivers/native/addons.ts reads. */
 const ADDONS: Record<Target, Record<string, string>> = {
   'linux-x64': { serialport: 'node_modules/@serialport/bindings-cpp/prebuilds/linux-x64/@serialport+bindings-cpp.glibc.node' },
@@ -43,9 +71,8 @@ const ADDONS: Record<Target, Record<string, string>> = {
 
 mkdirSync(dist, { recursive: true });
 const bundle = join(dist, 'iop-agent.cjs');
-await build({
-  entryPoints: [join(root, 'agent', 'cli.ts')],
-  outfile: bundle,
+/** How both bundles of the executable are built. */
+const executableBundle: BuildOptions = {
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -56,8 +83,14 @@ await build({
   // and cbor-x falls back to JavaScript. aedes is the demo's embedded broker, a dev
   // dependency: a box has a real broker.
   external: ['cbor-extract', 'aedes'],
-  plugins: [shippedAddons],
   logLevel: 'warning',
+};
+await build({ ...executableBundle, entryPoints: [join(root, 'agent', 'cli.ts')], outfile: bundle, plugins: [shippedAddons, toolsApart] });
+await build({
+  ...executableBundle,
+  stdin: { contents: Object.entries(TOOL_MODULES).map(([key, path]) => `export * as ${key} from './${path}';`).join('\n'), resolveDir: root, loader: 'ts' },
+  outfile: toolsBundle,
+  plugins: [shippedAddons],
 });
 
 await build({
@@ -86,6 +119,7 @@ for (const target of targets) {
     output,
     executable,
     disableExperimentalSEAWarning: true,
+    assets: { 'tools.cjs': toolsBundle },
     // Code cache and snapshots are CPU-specific: a cross-built blob must not carry them.
     useCodeCache: false,
     useSnapshot: false,

@@ -14,7 +14,7 @@ import type { ConsoleService } from '../console/service.ts';
 import { readConsoleSettings } from '../console/settings.ts';
 import { applyWifiSettings } from '../console/wifi-setting.ts';
 import type { MetricsListener } from '../metrics/start.ts';
-import { parseListenAddress } from '../metrics/server.ts';
+import { parseListenAddress } from '../metrics/listen-address.ts';
 import { createServiceNotifier } from '../systemd/notify.ts';
 import { agentStatusLine } from '../systemd/status-line.ts';
 import type { StatusPage } from '../status/service.ts';

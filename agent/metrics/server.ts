@@ -3,22 +3,11 @@
 // handler instead.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { LISTEN_ADDRESS } from '../config/schema.ts';
 import { IopError } from '../errors.ts';
 import { METRICS_PATH } from './handler.ts';
+import type { ListenAddress } from './listen-address.ts';
 
-export interface ListenAddress {
-  host: string;
-  port: number;
-}
-
-/** `host:port` or `[v6]:port`, as the config and --metrics take it. */
-export function parseListenAddress(text: string, where: string): ListenAddress {
-  const match = LISTEN_ADDRESS.exec(text);
-  const port = Number(match?.[2]);
-  if (!match || port > 65_535) throw new IopError('USAGE', `${where} expects host:port, e.g. 127.0.0.1:9464 ([::1]:9464 for IPv6), got '${text}'`);
-  return { host: match[1]!.replace(/^\[(.*)\]$/, '$1'), port };
-}
+export { parseListenAddress, type ListenAddress } from './listen-address.ts';
 
 /** Listens on `address` and serves `handler` at /metrics (404 elsewhere); resolves with the bound URL. */
 export async function serveMetrics(address: ListenAddress, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; url: string }> {
