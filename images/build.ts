@@ -36,30 +36,36 @@ const shippedAddons: Plugin = {
 };
 
 /**
- * Modules a box never loads while it runs (the gateway, chain and tool commands, and the
- * data-job logic with h3-js, loaded when a job arrives), bundled apart and carried as an
- * asset of the executable (images/shims/tools-bundle.ts says why). In the box's bundle a
- * dynamic import of one of them resolves to its namespace in the tools bundle, compiled
- * on first use.
+ * Modules a box never loads while it runs, bundled apart and carried as assets of the
+ * executable (images/shims/apart-bundles.ts says why): `tools`, the gateway, chain and
+ * tool commands and the data-job logic with h3-js (loaded when a job arrives); `status`,
+ * the status page (loaded when one is configured). In the box's bundle a dynamic import
+ * of one of them resolves to its namespace in its bundle, compiled on first use.
  */
-const TOOL_MODULES: Record<string, string> = Object.fromEntries(
-  ['gateway', 'chain', 'proof', 'rewards', 'job', 'sim', 'demo', 'verify'].map((c) => [c, join('agent', 'commands', `${c}.ts`)])
-    .concat([['jobAnswer', join('agent', 'contribution', 'job-answer.ts')]]),
-);
-const toolsBundle = join(dist, 'iop-agent-tools.cjs');
-const toolsApart: Plugin = {
-  name: 'tools-apart',
+const APART: Record<string, Record<string, string>> = {
+  tools: Object.fromEntries(
+    ['gateway', 'chain', 'proof', 'rewards', 'job', 'sim', 'demo', 'verify'].map((c) => [c, join('agent', 'commands', `${c}.ts`)])
+      .concat([['jobAnswer', join('agent', 'contribution', 'job-answer.ts')]]),
+  ),
+  status: { statusPage: join('agent', 'status', 'service.ts') },
+};
+const apartBundle = (name: string) => join(dist, `iop-agent-${name}.cjs`);
+const bundlesApart: Plugin = {
+  name: 'bundles-apart',
   setup(b) {
-    const byPath = new Map(Object.entries(TOOL_MODULES).map(([key, path]) => [join(root, path), key]));
+    const byPath = new Map(Object.entries(APART).flatMap(([bundle, modules]) => Object.entries(modules).map(([key, path]) => [join(root, path), `${bundle}/${key}`] as const)));
     b.onResolve({ filter: /^\./ }, (args) => {
       const key = args.kind === 'dynamic-import' ? byPath.get(join(dirname(args.importer), args.path)) : undefined;
-      return key ? { path: key, namespace: 'tool-module' } : undefined;
+      return key ? { path: key, namespace: 'module-apart' } : undefined;
     });
-    b.onLoad({ filter: /.*/, namespace: 'tool-module' }, (args) => ({
-      contents: `module.exports = require(${JSON.stringify(join(root, 'images', 'shims', 'tools-bundle.ts'))}).loadTools()[${JSON.stringify(args.path)}];`,
-      loader: 'js',
-      resolveDir: root,
-    }));
+    b.onLoad({ filter: /.*/, namespace: 'module-apart' }, (args) => {
+      const [bundle, key] = args.path.split('/') as [string, string];
+      return {
+        contents: `module.exports = require(${JSON.stringify(join(root, 'images', 'shims', 'apart-bundles.ts'))}).loadBundle(${JSON.stringify(bundle)})[${JSON.stringify(key)}];`,
+        loader: 'js',
+        resolveDir: root,
+      };
+    });
   },
 };
 
@@ -85,13 +91,15 @@ const executableBundle: BuildOptions = {
   external: ['cbor-extract', 'aedes'],
   logLevel: 'warning',
 };
-await build({ ...executableBundle, entryPoints: [join(root, 'agent', 'cli.ts')], outfile: bundle, plugins: [shippedAddons, toolsApart] });
-await build({
-  ...executableBundle,
-  stdin: { contents: Object.entries(TOOL_MODULES).map(([key, path]) => `export * as ${key} from './${path}';`).join('\n'), resolveDir: root, loader: 'ts' },
-  outfile: toolsBundle,
-  plugins: [shippedAddons],
-});
+await build({ ...executableBundle, entryPoints: [join(root, 'agent', 'cli.ts')], outfile: bundle, plugins: [shippedAddons, bundlesApart] });
+for (const [name, modules] of Object.entries(APART)) {
+  await build({
+    ...executableBundle,
+    stdin: { contents: Object.entries(modules).map(([key, path]) => `export * as ${key} from './${path}';`).join('\n'), resolveDir: root, loader: 'ts' },
+    outfile: apartBundle(name),
+    plugins: [shippedAddons],
+  });
+}
 
 await build({
   entryPoints: [join(root, 'agent', 'codec', 'index.ts')],
@@ -119,7 +127,7 @@ for (const target of targets) {
     output,
     executable,
     disableExperimentalSEAWarning: true,
-    assets: { 'tools.cjs': toolsBundle },
+    assets: Object.fromEntries(Object.keys(APART).map((name) => [`${name}.cjs`, apartBundle(name)])),
     // Code cache and snapshots are CPU-specific: a cross-built blob must not carry them.
     useCodeCache: false,
     useSnapshot: false,
