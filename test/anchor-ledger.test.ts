@@ -3,29 +3,19 @@
 // leaves survive a reopen, and the ledger refuses a changed epoch length or another chain.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { GENESIS_PREV } from '../agent/codec/chain.ts';
 import { buildTree, verifyInclusion } from '../agent/chain/merkle.ts';
 import { proofFromLedger } from '../agent/chain/proofs.ts';
 import { SqliteAnchorLedger } from '../agent/gateway/anchor-ledger.ts';
-import type { IncomingReading } from '../agent/gateway/store.ts';
 import { SqliteGatewayStore } from '../agent/gateway/store-sqlite.ts';
 import { isIopError } from '../agent/errors.ts';
 import { tempDir } from './helpers/cli.ts';
+import { LEDGER_DEVICE, chainedReadings } from './helpers/ledger.ts';
 
 const EPOCH_MS = 10_000;
-const DEVICE = 'a2tdnn5e6ngwhoqrykaogfqgrifxoqpsyqnp2rqu4eljyych2alii';
-
-function readings(count: number, firstSeq: number, prev: Uint8Array, receivedMs: (i: number) => number): IncomingReading[] {
-  const out: IncomingReading[] = [];
-  for (let i = 0; i < count; i++) {
-    const hash = randomBytes(32);
-    out.push({ device: DEVICE, seq: firstSeq + i, hash, prev, message: hash, receivedMs: receivedMs(i) });
-    prev = hash;
-  }
-  return out;
-}
+const DEVICE = LEDGER_DEVICE;
+const readings = chainedReadings;
 
 test('each stored reading is in exactly one epoch, built once after its end; proofs lead to the recorded root', async () => {
   const dir = tempDir('iop-ledger-');

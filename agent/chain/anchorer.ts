@@ -66,12 +66,15 @@ export class Anchorer {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.running;
-    this.options.ledger.close();
+    await this.options.ledger.close();
   }
 
   /** Queues a pairing the gateway verified (the box's signature included) for the contract. */
   relayPairing(relay: Omit<PairingRelay, 'state' | 'tx'>): void {
-    this.options.ledger.queuePairing(relay);
+    // A PostgreSQL ledger answers later: a failure is logged (the pairing itself is stored;
+    // the owner can pair again to relay it), never thrown into the pairing session.
+    Promise.resolve().then(() => this.options.ledger.queuePairing(relay))
+      .catch((err: unknown) => this.log.warn(`pairing of ${relay.device} not queued for the chain: ${(err as Error).message}`));
   }
 
   private schedule(delayMs: number): void {
@@ -85,8 +88,8 @@ export class Anchorer {
   private async tick(): Promise<number> {
     const now = this.now();
     try {
-      if (!this.options.ledger.claimLease(this.owner, now, this.tickMs * 5 + 2000)) return this.tickMs;
-      for (const record of this.options.ledger.buildDue(now, this.options.graceMs ?? 1000)) {
+      if (!await this.options.ledger.claimLease(this.owner, now, this.tickMs * 5 + 2000)) return this.tickMs;
+      for (const record of await this.options.ledger.buildDue(now, this.options.graceMs ?? 1000)) {
         this.counters.built++;
         this.log.info(`epoch ${record.epoch}: root ${record.root} over ${record.leaves} ${this.options.leaves ?? 'readings'}`);
       }
@@ -117,7 +120,7 @@ export class Anchorer {
   private async connect(): Promise<ChainClient> {
     if (this.client) return this.client;
     const client = await ChainClient.connect(this.options.rpc, this.options.account);
-    this.options.ledger.bindChain(client.chainId, this.options.contract);
+    await this.options.ledger.bindChain(client.chainId, this.options.contract, client.address);
     this.client = client;
     this.log.info(`anchoring on chain ${client.chainId}, contract ${this.options.contract}, as ${client.address}`);
     return client;
@@ -125,7 +128,7 @@ export class Anchorer {
 
   private async advanceEpochs(client: ChainClient): Promise<void> {
     const head = await client.blockNumber();
-    for (const record of this.options.ledger.unfinished()) {
+    for (const record of await this.options.ledger.unfinished()) {
       const state = await this.advance(client, record, head);
       // In order: a newer epoch waits until the older one is in a block.
       if (state !== 'mined' && state !== 'final') return;
@@ -157,7 +160,7 @@ export class Anchorer {
         if (receipt) {
           this.pendingTicks.delete(epoch);
           if (receipt.status === 'success') {
-            ledger.update(epoch, { state: 'mined', block: Number(receipt.blockNumber) });
+            await ledger.update(epoch, { state: 'mined', block: Number(receipt.blockNumber) });
             this.counters.mined++;
             this.log.info(`epoch ${epoch}: anchored in block ${receipt.blockNumber}, transaction ${record.tx}`);
             return 'mined';
@@ -196,7 +199,7 @@ export class Anchorer {
           return this.send(client, record);
         }
         if (head - receipt.blockNumber + 1n >= BigInt(this.options.confirmations)) {
-          ledger.update(epoch, { state: 'final', block: Number(receipt.blockNumber) });
+          await ledger.update(epoch, { state: 'final', block: Number(receipt.blockNumber) });
           return 'final';
         }
         return 'mined';
@@ -212,7 +215,7 @@ export class Anchorer {
     const nonce = how.nonce ?? await client.nonce('pending');
     const sends = record.sends + 1;
     // Recorded before sending: a restart after this line knows which nonce to look at.
-    ledger.update(epoch, { state: 'sending', nonce, sends, chainId: client.chainId, contract });
+    await ledger.update(epoch, { state: 'sending', nonce, sends, chainId: client.chainId, contract });
     let tx: Hex;
     try {
       tx = await client.send(contract, 'anchor', [BigInt(epoch), record.root], {
@@ -228,11 +231,11 @@ export class Anchorer {
       if (failure.kind === 'gas') this.moreGas(epoch);
       if (failure.kind === 'nonce') {
         // Someone else used the nonce (another process with this key, or our earlier send): start over.
-        ledger.update(epoch, { state: 'built' });
+        await ledger.update(epoch, { state: 'built' });
       }
       throw new ChainError(failure);
     }
-    ledger.update(epoch, { state: 'sent', tx });
+    await ledger.update(epoch, { state: 'sent', tx });
     this.counters.sent++;
     this.log.info(`epoch ${epoch}: transaction ${tx} sent (nonce ${nonce}${sends > 1 ? `, send ${sends}` : ''})`);
     return 'sent';
@@ -253,7 +256,7 @@ export class Anchorer {
     });
     const found = logs.at(-1);
     if (!found) {
-      this.options.ledger.update(record.epoch, { state: 'sending' });
+      await this.options.ledger.update(record.epoch, { state: 'sending' });
       const ticks = (this.pendingTicks.get(record.epoch) ?? 0) + 1;
       this.pendingTicks.set(record.epoch, ticks);
       if (ticks >= STUCK_ROUNDS && record.nonce !== null) {
@@ -265,7 +268,7 @@ export class Anchorer {
       return 'sending';
     }
     this.pendingTicks.delete(record.epoch);
-    this.options.ledger.update(record.epoch, { state: 'mined', tx: found.transactionHash, block: Number(found.blockNumber) });
+    await this.options.ledger.update(record.epoch, { state: 'mined', tx: found.transactionHash, block: Number(found.blockNumber) });
     this.counters.mined++;
     this.log.info(`epoch ${record.epoch}: already anchored on chain (transaction ${found.transactionHash})`);
     return 'mined';
@@ -279,33 +282,33 @@ export class Anchorer {
 
   private async relayPairings(client: ChainClient): Promise<void> {
     const { ledger, contract } = this.options;
-    for (const relay of ledger.pairings('sent')) {
+    for (const relay of await ledger.pairings('sent')) {
       const receipt = await client.receipt(relay.tx as Hex);
       if (receipt?.status === 'success') {
-        ledger.updatePairing(relay.device, relay.nonce, 'done', relay.tx);
+        await ledger.updatePairing(relay.device, relay.nonce, 'done', relay.tx);
         this.counters.pairingsRelayed++;
         this.log.info(`pairing of ${relay.device} to ${relay.claim.owner} recorded on chain (transaction ${relay.tx})`);
       } else if (receipt || !(await client.known(relay.tx as Hex))) {
-        ledger.updatePairing(relay.device, relay.nonce, 'pending', null);
+        await ledger.updatePairing(relay.device, relay.nonce, 'pending', null);
       }
     }
-    for (const relay of ledger.pairings('pending')) {
+    for (const relay of await ledger.pairings('pending')) {
       const { owner, previousOwner, expires, signature } = relay.claim;
       try {
         const tx = await client.send(contract, 'pair', [relay.device, owner, previousOwner, relay.nonce, BigInt(expires), walletSignature(signature)], {
           nonce: await client.nonce('pending'), gasFactor: 1.25, feeFactor: 1,
         });
-        ledger.updatePairing(relay.device, relay.nonce, 'sent', tx);
+        await ledger.updatePairing(relay.device, relay.nonce, 'sent', tx);
       } catch (err) {
         const failure: ChainFailure = classifyChainError(err);
         // Not refused for good: the RPC, or this gateway not (yet) authorised.
         if (failure.kind !== 'revert' || failure.error === 'NotAuthorized') throw err;
         if (failure.error === 'NonceUsed' && sameOwner(await client.read<string>(contract, 'ownerOf', [relay.device]), owner)) {
-          ledger.updatePairing(relay.device, relay.nonce, 'done', null);
+          await ledger.updatePairing(relay.device, relay.nonce, 'done', null);
           continue;
         }
         // The chain refuses it for good (expired before it reached the chain, replaced owner, ...).
-        ledger.updatePairing(relay.device, relay.nonce, 'failed', null, `${failure.error}(${failure.args.map(String).join(', ')})`);
+        await ledger.updatePairing(relay.device, relay.nonce, 'failed', null, `${failure.error}(${failure.args.map(String).join(', ')})`);
         this.log.warn(`pairing of ${relay.device} not recorded on chain: the contract refuses it with ${failure.error}`);
       }
     }

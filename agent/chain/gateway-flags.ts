@@ -14,7 +14,7 @@ import { ChainStakes } from './stakes.ts';
 
 export type { Anchorer };
 
-export function anchorerFromFlags(context: CommandContext, stateDir: string): Anchorer | undefined {
+export async function anchorerFromFlags(context: CommandContext, stateDir: string): Promise<Anchorer | undefined> {
   const rpc = stringOption(context, 'chain-rpc');
   const contract = stringOption(context, 'chain-contract');
   const keyFile = stringOption(context, 'chain-key');
@@ -25,13 +25,14 @@ export function anchorerFromFlags(context: CommandContext, stateDir: string): An
   const otherUse = stringOption(context, 'rewards-contract') !== undefined || stringOption(context, 'stakes-contract') !== undefined;
   if (contract === undefined && otherUse) return undefined;
   if (given < 3) throw new IopError('USAGE', 'anchoring needs all of --chain-rpc, --chain-contract and --chain-key');
-  // The ledger reads the readings from the SQLite store; a PostgreSQL store needs a
-  // PostgreSQL ledger (AnchorLedger), not written yet: refuse rather than anchor nothing.
-  const db = stringOption(context, 'db');
-  if (db !== undefined && /^postgres(ql)?:/.test(db)) throw new IopError('USAGE', 'anchoring (--chain-rpc) works with the SQLite store only for now, not with --db postgres://');
   addressOption(contract!, 'chain-contract');
   const account = loadChainKey(keyFile!);
-  const ledger = new SqliteAnchorLedger(stateDir, { epochS: integerOption(context, 'epoch-s', { min: 1, max: 31 * 86_400 }) ?? 3600 });
+  const epochS = integerOption(context, 'epoch-s', { min: 1, max: 31 * 86_400 }) ?? 3600;
+  // The ledger sits beside the readings it takes its leaves from: in the store's database.
+  const db = stringOption(context, 'db');
+  const ledger = db !== undefined
+    ? await (await import('../gateway/anchor-ledger-postgres.ts')).openPostgresAnchorLedger(db, { epochS })
+    : new SqliteAnchorLedger(stateDir, { epochS });
   return new Anchorer({
     ledger, rpc: rpc!, account, contract: contract as Address,
     confirmations: integerOption(context, 'chain-confirmations', { min: 1, max: 10_000 }) ?? 12,

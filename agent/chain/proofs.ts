@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { toHex } from '../codec/hex.ts';
 import { IopError, errorMessage } from '../errors.ts';
-import type { AnchorLedger } from '../gateway/anchor-ledger.ts';
+import type { LedgerReader } from '../gateway/anchor-ledger.ts';
 import { buildTree, proofFor, type EpochTree, type InclusionProof } from './merkle.ts';
 
 export interface AnchoredProof extends InclusionProof {
@@ -13,7 +13,7 @@ export interface AnchoredProof extends InclusionProof {
 }
 
 /** `trees`: epochs' trees already built, kept by a caller proving many readings. */
-export function proofFromLedger(ledger: AnchorLedger, device: string, seq: number, trees?: Map<number, EpochTree>): AnchoredProof {
+export function proofFromLedger(ledger: LedgerReader, device: string, seq: number, trees?: Map<number, EpochTree>): AnchoredProof {
   const epoch = ledger.epochOf(device, seq);
   if (epoch === undefined) {
     throw new IopError('INPUT', `seq ${seq} of ${device} is in no anchored epoch yet (not stored by this gateway, or its epoch has not ended)`);

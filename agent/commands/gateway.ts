@@ -56,7 +56,7 @@ The gateway's own key (for receipts) is made in its state dir; 'iop-agent id --s
 prints the public key boxes list in uplink.gatewayKeys. Several gateways may share one
 state dir (one machine) or one --db (several machines), each with the same gateway key in
 its state dir: they split the readings through the shared subscription (and one of them at
-a time anchors).`,
+a time anchors: with --db, all of them with the same --chain-key).`,
   options: {
     ...CONFIG_OPTIONS, broker: { type: 'string' }, allow: { type: 'string', multiple: true }, 'allow-file': { type: 'string' },
     'allow-any': { type: 'boolean' }, 'gap-timeout': { type: 'string' }, 'no-share': { type: 'boolean' }, session: { type: 'string' }, db: { type: 'string' },
@@ -113,7 +113,7 @@ a time anchors).`,
         // Loaded only with the chain flags: a gateway that does not anchor never loads viem.
         const chainFlags = ['chain-rpc', 'chain-contract', 'chain-key', 'stakes-contract', 'rewards-contract'].some((name) => context.values[name] !== undefined)
           ? await import('../chain/gateway-flags.ts') : undefined;
-        anchorer = chainFlags?.anchorerFromFlags(context, config.stateDir);
+        anchorer = await chainFlags?.anchorerFromFlags(context, config.stateDir);
         const contribution = contributionFromFlags(context, {
           session, stateDir: config.stateDir, pairings, log: context.log.child('contribution'), chainStakes: chainFlags?.stakesFromFlags(context),
         });
@@ -124,6 +124,7 @@ a time anchors).`,
       })();
     } catch (err) {
       await pairings.stop();
+      await anchorer?.stop(); // its ledger may hold a PostgreSQL pool
       await store.close();
       throw err;
     }

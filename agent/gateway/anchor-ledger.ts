@@ -44,28 +44,42 @@ export interface PairingRelay {
   tx: string | null;
 }
 
-/** What the anchorer needs of a ledger; a PostgreSQL one can follow the SQLite one. */
+/** A ledger's answer: at once (SQLite, node:sqlite is synchronous) or later (PostgreSQL). */
+export type Awaitable<T> = T | Promise<T>;
+
+/**
+ * What the anchorer needs of a ledger: SqliteAnchorLedger (this file, beside the SQLite
+ * store) and PostgresAnchorLedger (anchor-ledger-postgres.ts, beside the PostgreSQL one).
+ */
 export interface AnchorLedger {
   readonly epochS: number;
   /** Builds every epoch that ended before nowMs - graceMs; returns those that got a root. */
-  buildDue(nowMs: number, graceMs: number): EpochRecord[];
+  buildDue(nowMs: number, graceMs: number): Awaitable<EpochRecord[]>;
   /** Epochs not final, oldest first. */
-  unfinished(): EpochRecord[];
-  epoch(epoch: number): EpochRecord | undefined;
-  update(epoch: number, change: Partial<Pick<EpochRecord, 'state' | 'nonce' | 'tx' | 'sends' | 'block' | 'chainId' | 'contract'>>): void;
+  unfinished(): Awaitable<EpochRecord[]>;
+  epoch(epoch: number): Awaitable<EpochRecord | undefined>;
+  update(epoch: number, change: EpochChange): Awaitable<void>;
   /** The epoch a reading was anchored in, if any. */
-  epochOf(device: string, seq: number): number | undefined;
-  leavesOf(epoch: number): AnchorLeaf[];
-  leafOf(device: string, seq: number): AnchorLeaf | undefined;
+  epochOf(device: string, seq: number): Awaitable<number | undefined>;
+  leavesOf(epoch: number): Awaitable<AnchorLeaf[]>;
+  leafOf(device: string, seq: number): Awaitable<AnchorLeaf | undefined>;
   /** One anchoring process per database: true while `owner` holds the lease. */
-  claimLease(owner: string, nowMs: number, ttlMs: number): boolean;
-  /** The chain and contract this gateway anchors on; refuses another once set. */
-  bindChain(chainId: number, contract: string): void;
-  queuePairing(relay: Omit<PairingRelay, 'state' | 'tx'>): void;
-  pairings(state: PairingRelay['state']): PairingRelay[];
-  updatePairing(device: string, nonce: string, state: PairingRelay['state'], tx: string | null, error?: string): void;
-  close(): void;
+  claimLease(owner: string, nowMs: number, ttlMs: number): Awaitable<boolean>;
+  /**
+   * The chain and contract this gateway anchors on; refuses another once set. `account`:
+   * the address it sends from (a ledger shared by several processes refuses a second one).
+   */
+  bindChain(chainId: number, contract: string, account?: string): Awaitable<void>;
+  queuePairing(relay: Omit<PairingRelay, 'state' | 'tx'>): Awaitable<void>;
+  pairings(state: PairingRelay['state']): Awaitable<PairingRelay[]>;
+  updatePairing(device: string, nonce: string, state: PairingRelay['state'], tx: string | null, error?: string): Awaitable<void>;
+  close(): Awaitable<void>;
 }
+
+export type EpochChange = Partial<Pick<EpochRecord, 'state' | 'nonce' | 'tx' | 'sends' | 'block' | 'chainId' | 'contract'>>;
+
+/** What a proof is read from: a ledger whose answers come at once (the SQLite one). */
+export type LedgerReader = Pick<SqliteAnchorLedger, 'epochOf' | 'epoch' | 'leavesOf' | 'leafOf'>;
 
 type Statement = 'meta' | 'setMeta' | 'insertEpoch' | 'epoch' | 'unfinished' | 'insertLeaf' | 'epochOf' | 'leavesOf'
   | 'queuePairing' | 'pairings' | 'updatePairing';
@@ -178,7 +192,7 @@ export class SqliteAnchorLedger implements AnchorLedger {
     return row ? fromRow(row) : undefined;
   }
 
-  update(epoch: number, change: Partial<Pick<EpochRecord, 'state' | 'nonce' | 'tx' | 'sends' | 'block' | 'chainId' | 'contract'>>): void {
+  update(epoch: number, change: EpochChange): void {
     const columns: Record<string, string> = { state: 'state', nonce: 'nonce', tx: 'tx', sends: 'sends', block: 'block', chainId: 'chain_id', contract: 'contract' };
     const keys = Object.keys(change).filter((k) => k in columns);
     if (!keys.length) return;

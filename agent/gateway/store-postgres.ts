@@ -43,6 +43,18 @@ export const MIGRATIONS: readonly string[] = [
    CREATE UNIQUE INDEX runs_by_last ON runs (device, last);`,
   `CREATE TABLE pairings (device text PRIMARY KEY, owner text NOT NULL, paired_at text NOT NULL, nonce text NOT NULL,
      used_nonces text[] NOT NULL);`,
+  // Anchoring (anchor-ledger-postgres.ts): epochs and their leaves, each epoch's pending
+  // transaction (nonce, hash) so whichever gateway anchors next checks it before sending
+  // again, pairings waiting for the chain, and the readings by receive time for the builds.
+  `CREATE INDEX readings_by_received ON readings (received_ms);
+   CREATE TABLE anchor_meta (key text PRIMARY KEY, value text NOT NULL);
+   CREATE TABLE anchor_epochs (epoch bigint PRIMARY KEY, root text NOT NULL, leaves integer NOT NULL, state text NOT NULL,
+     nonce bigint, tx text, sends integer NOT NULL DEFAULT 0, block bigint, chain_id bigint, contract text);
+   CREATE TABLE anchor_leaves (device text NOT NULL, seq bigint NOT NULL, epoch bigint NOT NULL, hash bytea NOT NULL,
+     PRIMARY KEY (device, seq));
+   CREATE INDEX anchor_leaves_by_epoch ON anchor_leaves (epoch);
+   CREATE TABLE chain_pairings (id bigserial, device text NOT NULL, nonce text NOT NULL, claim text NOT NULL, state text NOT NULL,
+     tx text, error text, PRIMARY KEY (device, nonce));`,
 ];
 
 /** Any fixed number: the advisory lock every gateway takes to migrate. */
@@ -53,7 +65,7 @@ const MIN_GROUP = 100;
 const MAX_ATTEMPTS = 8;
 
 // bigint columns come back as strings unless told: seqs and times fit a JS number.
-const types = {
+export const types = {
   getTypeParser(oid: number, format?: 'text' | 'binary') {
     if (oid === 20 && format !== 'binary') return (value: string) => Number(value);
     return pg.types.getTypeParser(oid, format);
@@ -76,7 +88,7 @@ export async function openPostgresStore(url: string, options: { gapTimeoutMs: nu
   return new PostgresGatewayStore(pool, options.gapTimeoutMs, Math.max(1, (options.poolSize ?? 4) - 1));
 }
 
-async function migrate(pool: pg.Pool): Promise<void> {
+export async function migrate(pool: pg.Pool): Promise<void> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
@@ -207,24 +219,33 @@ export class PostgresGatewayStore implements GatewayStore {
 
   private async transaction<T>(body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const client = await this.pool.connect();
-      let broken: Error | undefined;
       try {
-        await client.query('BEGIN');
-        const result = await body(client);
-        await client.query('COMMIT');
-        return result;
+        return await inTransaction(this.pool, body);
       } catch (err) {
-        await client.query('ROLLBACK').catch((e: Error) => { broken = e; });
         const code = (err as { code?: string }).code;
         if (!code || !RETRYABLE.has(code) || attempt >= MAX_ATTEMPTS) throw err;
         this.retries++;
         await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
-      } finally {
-        // A connection whose rollback failed is dropped, not handed to the next step.
-        client.release(broken);
       }
     }
+  }
+}
+
+/** One transaction on a connection of the pool, rolled back if `body` throws. */
+export async function inTransaction<T>(pool: pg.Pool, body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const result = await body(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch((e: Error) => { broken = e; });
+    throw err;
+  } finally {
+    // A connection whose rollback failed is dropped, not handed to the next step.
+    client.release(broken);
   }
 }
 
