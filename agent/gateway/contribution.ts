@@ -49,6 +49,8 @@ export interface ContributionOptions {
   jobIssuers: readonly string[];
   /** late messages are taken this long after an epoch ends, s */
   graceS?: number;
+  /** how often epochs are looked at for closing and jobs allocated, s (default 60) */
+  tickS?: number;
   nowS?: () => number;
   log: Logger;
 }
@@ -97,7 +99,7 @@ export class ContributionLedger {
 
   start(): void {
     this.session.start();
-    this.timer = setInterval(() => void this.tick().catch((err) => this.errors.error(`closing an epoch: ${errorMessage(err)}`)), 60_000);
+    this.timer = setInterval(() => void this.tick().catch((err) => this.errors.error(`closing an epoch: ${errorMessage(err)}`)), (this.options.tickS ?? 60) * 1000);
   }
 
   async stop(): Promise<void> {
