@@ -1,5 +1,5 @@
 // The gateway's contribution flags (--stakes or --stakes-contract, --pool, --locations, --job-issuer,
-// --epoch-s, --grace-s, --by-stake-only) into a ContributionLedger; none without a stake source.
+// --epoch-s, --grace-s, --beacon-period-s, --by-stake-only) into a ContributionLedger; none without a stake source.
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { stringOption, type CommandContext } from '../command.ts';
@@ -22,6 +22,8 @@ export interface ContributionTiming {
   graceS: number;
   /** how often the ledger looks for epochs to close (and allocates jobs) */
   tickS: number;
+  /** the boxes' beacon period (their mesh.beaconPeriodS): one beacon credited per box and period */
+  beaconPeriodS: number;
 }
 
 /**
@@ -35,7 +37,8 @@ export function contributionTiming(context: CommandContext): ContributionTiming 
   if (epochS < MIN_EPOCH_S && graceS === undefined) {
     throw new IopError('USAGE', `--epoch-s ${epochS}: contribution epochs shorter than ${MIN_EPOCH_S} s need --grace-s too (short epochs are for tests and small deployments, docs/rewards.md)`);
   }
-  return { epochS, graceS: graceS ?? DEFAULT_GRACE_S, tickS: Math.max(1, Math.min(60, Math.floor(epochS / 10))) };
+  const beaconPeriodS = integerOption(context, 'beacon-period-s', { min: 1, max: 7 * 86_400 }) ?? 21_600;
+  return { epochS, graceS: graceS ?? DEFAULT_GRACE_S, tickS: Math.max(1, Math.min(60, Math.floor(epochS / 10))), beaconPeriodS };
 }
 
 /** The contribution epoch's length (--epoch-s, default a day). */
@@ -66,6 +69,7 @@ export function contributionFromFlags(context: CommandContext, from: { session: 
     epochS: timing.epochS,
     graceS: timing.graceS,
     tickS: timing.tickS,
+    beaconPeriodS: timing.beaconPeriodS,
     jobIssuers: (context.values['job-issuer'] as string[] | undefined) ?? [],
     log: from.log,
   });
