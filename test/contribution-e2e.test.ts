@@ -202,4 +202,20 @@ test('three radio boxes, the gateway process on a local chain: one epoch closed 
   })());
 });
 
+test('gateway flags: a contribution epoch under 60 s needs --grace-s; --grace-s needs contribution on; bad values named', async () => {
+  const stakes = join(dir.path, 'stakes.json');
+  writeFileSync(stakes, '{}');
+  const base = ['gateway', '--broker', 'mqtt://127.0.0.1:9', '--state-dir', join(dir.path, 'gw-flags'), '--allow-any'];
+  const refused = async (args: string[], message: RegExp) => {
+    const result = await runCli([...base, ...args]);
+    assert.is(result.code, 2, `${args.join(' ')}: ${result.stderr.toString()}`);
+    assert.match(result.stderr.toString(), message);
+  };
+  await refused(['--stakes', stakes, '--epoch-s', '20'], /--epoch-s 20: contribution epochs shorter than 60 s need --grace-s/);
+  await refused(['--stakes', stakes, '--epoch-s', '5', '--grace-s', '1'], /--epoch-s expects a whole number from 10 to/);
+  await refused(['--stakes', stakes, '--epoch-s', '20', '--grace-s', 'soon'], /--grace-s expects a whole number from 0 to 86400/);
+  await refused(['--grace-s', '3'], /--grace-s needs contribution on/);
+  await refused(['--stakes', stakes, '--beacon-period-s', '0'], /--beacon-period-s expects a whole number from 1/);
+});
+
 test.run();
