@@ -148,4 +148,11 @@ test('one epoch through the broker: evidence in, refusals counted, table publish
   assert.match(missing.stderr.toString(), /epoch table .*rewards\/\d+\.json/);
 });
 
+test('a box online by its birth stays online through the next epoch, in which it sent no status', async () => {
+  now = START + 2 * EPOCH_S + 700;
+  const next = await ledger.close(EPOCH + 1);
+  const uptime = new Map(next.devices.map((d) => [d.device, d.parts.uptime]));
+  assert.equal([a, b, c].map((box) => uptime.get(box.identity.id)), [1, 1, 1], 'their birth in the epoch before, no will since');
+});
+
 test.run();

@@ -47,7 +47,12 @@ export const gatewayCommand: Command = {
       --locations FILE  boxes' locations as JSON {"<device id>": {"lat", "lon"}}
       --job-issuer ID   a key allowed to post data jobs (repeatable)
       --epoch-s S       epoch length in seconds, of anchoring (default 3600; fixed once anchoring
-                        started) and of contribution (default 86400)
+                        started) and of contribution (default 86400, at least 60; 10 with --grace-s)
+      --grace-s S       a contribution epoch closes this long after its end (default 600);
+                        given, --epoch-s may be as short as 10 s (tests, small deployments)
+      --beacon-period-s S
+                        the boxes' beacon period (mesh.beaconPeriodS; default 21600): one beacon
+                        a box is credited per period
       --by-stake-only   reward by stake alone (today's rule), for comparison
 ${CONFIG_HELP}
 Devices paired to an owner (claims on iop/v1/+/pair, docs/pairing.md) are accepted without
@@ -62,7 +67,7 @@ a time anchors: with --db, all of them with the same --chain-key).`,
     'allow-any': { type: 'boolean' }, 'gap-timeout': { type: 'string' }, 'no-share': { type: 'boolean' }, session: { type: 'string' }, db: { type: 'string' },
     'chain-rpc': { type: 'string' }, 'chain-contract': { type: 'string' }, 'chain-key': { type: 'string' }, 'chain-confirmations': { type: 'string' },
     stakes: { type: 'string' }, pool: { type: 'string' }, locations: { type: 'string' }, 'job-issuer': { type: 'string', multiple: true },
-    'epoch-s': { type: 'string' }, 'by-stake-only': { type: 'boolean' }, 'stakes-contract': { type: 'string' }, 'rewards-contract': { type: 'string' },
+    'epoch-s': { type: 'string' }, 'grace-s': { type: 'string' }, 'beacon-period-s': { type: 'string' }, 'by-stake-only': { type: 'boolean' }, 'stakes-contract': { type: 'string' }, 'rewards-contract': { type: 'string' },
   },
   async run(context) {
     const { config } = configFromFlags(context);

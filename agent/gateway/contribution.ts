@@ -49,6 +49,8 @@ export interface ContributionOptions {
   jobIssuers: readonly string[];
   /** late messages are taken this long after an epoch ends, s */
   graceS?: number;
+  /** how often epochs are looked at for closing and jobs allocated, s (default 60) */
+  tickS?: number;
   nowS?: () => number;
   log: Logger;
 }
@@ -75,6 +77,8 @@ export class ContributionLedger {
   /** device -> quantities its readings carried (what it can serve) */
   private readonly offers = new Map<string, Map<string, Quantity>>();
   private timer: NodeJS.Timeout | undefined;
+  /** device -> its latest status, carried into each new epoch (a box online stays online across the boundary) */
+  private readonly lastStatus = new Map<string, StatusEvent>();
   readonly counters = { beacons: 0, witnesses: 0, relays: 0, readings: 0, statuses: 0, jobs: 0, tables: 0, refused: 0 };
 
   constructor(options: ContributionOptions) {
@@ -97,7 +101,7 @@ export class ContributionLedger {
 
   start(): void {
     this.session.start();
-    this.timer = setInterval(() => void this.tick().catch((err) => this.errors.error(`closing an epoch: ${errorMessage(err)}`)), 60_000);
+    this.timer = setInterval(() => void this.tick().catch((err) => this.errors.error(`closing an epoch: ${errorMessage(err)}`)), (this.options.tickS ?? 60) * 1000);
   }
 
   async stop(): Promise<void> {
@@ -125,6 +129,9 @@ export class ContributionLedger {
       readings: new Map(), hashes: new Map(), statuses: new Map(), refused: {},
     };
     this.states.set(epoch, s);
+    // Uptime runs on from the last status before the epoch: a box with its own uplink says
+    // nothing more until its will, and a mesh box's heartbeat may fall just before the start.
+    for (const [device, last] of this.lastStatus) if (last.time < startS) s.statuses.set(device, [last]);
     for (const [id, entry] of this.jobs) s.jobs.set(id, new JobLedger(entry.job, [...entry.allocated], { startS, endS }));
     return s;
   }
@@ -236,7 +243,9 @@ export class ContributionLedger {
     const everyS = typeof status.statusEveryS === 'number' ? status.statusEveryS : Infinity;
     let list = this.stateFor(now).statuses.get(device);
     if (!list) this.stateFor(now).statuses.set(device, list = []);
-    list.push({ time: now, online: status.online, everyS });
+    const event = { time: now, online: status.online, everyS };
+    list.push(event);
+    this.lastStatus.set(device, event);
     this.counters.statuses++;
   }
 
