@@ -78,11 +78,12 @@ test('two gateways on PostgreSQL, the anchoring one killed -9 with its transacti
         return pending !== undefined;
       }, 30_000, 100);
       await gateways.a!.stop('SIGKILL');
-      gateways.a = gateway('a');
       // b takes the lease once a's runs out (a few seconds) and runs rounds with the
       // transaction still pending: a newer epoch built by b, the pending one untouched.
       await until('b anchoring', () => /anchoring on chain/.test(gateways.b!.stderr()), 30_000, 100);
       await until('b built a newer epoch', () => new RegExp(`epoch (?!${pending!.epoch}:)\\d+: root`).test(gateways.b!.stderr()), 30_000, 100);
+      // a comes back only now: started at once, it could win the expired lease before b.
+      gateways.a = gateway('a');
       const row = (await epochs()).find((e) => e.epoch === pending!.epoch)!;
       assert.equal([row.state, row.tx], ['sent', pending!.tx], 'the successor waits for the recorded transaction');
     } finally {
