@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Box } from '../box.ts';
 import type { SenmlPack } from '../codec/senml.ts';
-import { LastValues } from '../console/agent-view.ts';
+import { LastValues } from '../console/box-facts.ts';
 import { IopError, errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { MeshService } from '../mesh/service.ts';

@@ -4,7 +4,7 @@
 // only: no key and no secret is ever read here.
 import { statfsSync } from 'node:fs';
 import type { Box } from '../box.ts';
-import { meshView, type LastValues } from '../console/agent-view.ts';
+import { meshView, type LastValues } from '../console/box-facts.ts';
 import type { MeshService } from '../mesh/service.ts';
 import { OwnerStore } from '../pairing/owner-store.ts';
 import { sensorStatus } from '../sensor-status.ts';
