@@ -49,6 +49,21 @@ const APART: Record<string, Record<string, string>> = {
   ),
   status: { statusPage: join('agent', 'status', 'service.ts') },
 };
+/**
+ * ws loads the client's modules (tls, https) and permessage-deflate's (zlib) as it
+ * starts; the status page serves WebSockets only, uncompressed: in its bundle they load
+ * on first use, which never comes (about 2 MB less resident with the page open).
+ */
+const wsClientModulesLazy: Plugin = {
+  name: 'ws-client-modules-lazy',
+  setup(b) {
+    b.onResolve({ filter: /^(tls|https|zlib)$/ }, (args) => (/[\\/]node_modules[\\/]ws[\\/]/.test(args.importer) ? { path: args.path, namespace: 'lazy-builtin' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => ({
+      contents: `let m; module.exports = new Proxy({}, { get: (_, key) => (m ??= require(${JSON.stringify(`node:${args.path}`)}))[key] });`,
+      loader: 'js',
+    }));
+  },
+};
 const apartBundle = (name: string) => join(dist, `iop-agent-${name}.cjs`);
 const bundlesApart: Plugin = {
   name: 'bundles-apart',
@@ -97,7 +112,7 @@ for (const [name, modules] of Object.entries(APART)) {
     ...executableBundle,
     stdin: { contents: Object.entries(modules).map(([key, path]) => `export * as ${key} from './${path}';`).join('\n'), resolveDir: root, loader: 'ts' },
     outfile: apartBundle(name),
-    plugins: [shippedAddons],
+    plugins: name === 'status' ? [shippedAddons, wsClientModulesLazy] : [shippedAddons],
   });
 }
 
