@@ -5,7 +5,10 @@ import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { existsSync, openSync, readSync, closeSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { WebSocket } from 'ws';
 import { ROOT, jsonLines, runCli, tempDir } from './helpers/cli.ts';
+import { freePort } from './helpers/mosquitto.ts';
+import { start, until } from './helpers/system.ts';
 
 const dir = tempDir('iop-sea-');
 test.after(() => dir.remove());
@@ -55,6 +58,31 @@ test('the x64 executable needs nothing from the checkout', async () => {
   assert.is(result.code, 0, result.stderr);
   const help = await onX64(['verify', '--help']);
   assert.match(help.stdout.toString(), /Usage: iop-agent verify/);
+});
+
+test('the x64 executable serves the status page from its bundle apart: assets, the whole state gzip-compressed, a WebSocket told to sync', async () => {
+  const port = await freePort();
+  const agent = start(['run', '--state-dir', join(dir.path, 'status-state'), '--interval', '500', '--status', `127.0.0.1:${port}`], { command: [x64] });
+  try {
+    await until('the status page', () => /status page on/.test(agent.stderr()), 20_000);
+    assert.match(await (await fetch(`http://127.0.0.1:${port}/`)).text(), /<main>/);
+    const state = await fetch(`http://127.0.0.1:${port}/state.json`);
+    assert.is(state.headers.get('content-encoding'), 'gzip');
+    assert.ok('sensors' in ((await state.json()) as { state: object }).state);
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    try {
+      const first = await new Promise<string>((resolve, reject) => {
+        ws.once('message', (data) => resolve(String(data)));
+        ws.once('error', reject);
+        setTimeout(() => reject(new Error('no message on the WebSocket within 10 s')), 10_000).unref();
+      });
+      assert.is(JSON.parse(first).t, 'sync');
+    } finally {
+      ws.terminate();
+    }
+  } finally {
+    await agent.stop();
+  }
 });
 
 test('the verify library bundle verifies a message on its own', async () => {

@@ -14,6 +14,7 @@ import { WebSocket } from 'ws';
 import { openBox, type Box } from '../agent/box.ts';
 import { validateConfig } from '../agent/config/load.ts';
 import { silentLogger } from '../agent/log.ts';
+import { PAGE_ASSETS } from '../agent/status/page/assets.ts';
 import { startStatusPage, type StatusPage } from '../agent/status/service.ts';
 import { runCli, tempDir } from './helpers/cli.ts';
 import { freePort } from './helpers/mosquitto.ts';
@@ -67,6 +68,8 @@ test('the page and its assets come gzip-compressed, under 150 KB in all, and nee
     assert.ok(gunzipSync(bytes.body).length > bytes.body.length, `${path} is compressed`);
   }
   assert.ok(total < 150 * 1024, `the page's files ${total} bytes`);
+  // ASCII (other characters escaped): V8 keeps such a string in one byte a character, not two.
+  for (const [path, { body }] of PAGE_ASSETS) assert.ok(/^[\x00-\x7f]*$/.test(body), `${path} has a character beyond ASCII: ${/[^\x00-\x7f]/.exec(body)?.[0]}`);
   const html = await (await fetch(`http://${base}/`, { headers: auth })).text();
   assert.match(html, /<main>/);
   assert.match(html, /src="\/app\.js"/);

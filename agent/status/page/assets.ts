@@ -1,5 +1,6 @@
 // The page's files, as modules: the single executable carries them (no files on disk,
-// no CDN, no build step on the box).
+// no CDN, no build step on the box). ASCII only, other characters as escapes (\u2013,
+// &hellip;): V8 keeps an ASCII string in one byte a character, any other in two.
 import type { Asset } from '../server.ts';
 import { PAGE_CSS } from './style.ts';
 import { PAGE_HTML } from './html.ts';

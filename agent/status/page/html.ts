@@ -13,7 +13,7 @@ export const PAGE_HTML = `<!doctype html>
 <body class="loading">
 <header class="top">
   <h1>iop-agent <span id="title-device" class="mono"></span></h1>
-  <p id="link-state" class="link-state" role="status" aria-live="polite">connecting…</p>
+  <p id="link-state" class="link-state" role="status" aria-live="polite">connecting&hellip;</p>
 </header>
 <div id="problems" class="problems" role="region" aria-label="Problems" aria-live="polite"></div>
 <main>

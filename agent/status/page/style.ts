@@ -13,8 +13,8 @@ body { margin: 0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, 
 h1 { font-size: 1.15rem; margin: 0; }
 h2 { font-size: 1rem; margin: 0 0 .5rem; }
 .link-state { margin: 0; color: var(--muted); font-size: .9rem; min-width: 10ch; text-align: right; }
-.link-state.live::before { content: "● "; color: var(--ok); }
-.link-state.down::before { content: "● "; color: var(--bad); }
+.link-state.live::before { content: "\\25CF\\20"; color: var(--ok); }
+.link-state.down::before { content: "\\25CF\\20"; color: var(--bad); }
 .problems { padding: 0 1rem; }
 .problems:empty { display: none; }
 .banner { margin: .75rem 0 0; padding: .6rem .8rem; border-radius: 6px; border: 2px solid var(--bad); background: color-mix(in srgb, var(--bad) 12%, var(--card)); }
