@@ -15,6 +15,8 @@ test('readings ten times a second keep one point per bucket, and an hour at most
   assert.ok(series.points[0]![0] >= now - 100 - HISTORY_MS, 'nothing older than an hour');
   const last = series.points[series.points.length - 1]!;
   assert.equal(last, [now - 100, (now - 100 - start) / 1000], 'the latest value of the last bucket');
+  // Kept in a ring that wrapped many times: still oldest first, one bucket apart.
+  assert.ok(series.points.every(([atMs], i, all) => i === 0 || atMs - all[i - 1]![0] === BUCKET_MS), 'one point a bucket, in order');
   assert.not.ok(history.series.has('label'), 'only numbers are charted');
 });
 

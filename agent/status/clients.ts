@@ -57,12 +57,17 @@ export class Clients {
     ws.send(this.options.sync());
   }
 
-  /** One change for every client (stale ones get a sync once they have drained). */
+  /**
+   * One change for every client (stale ones get a sync once they have drained): encoded
+   * once, the same bytes written to every socket.
+   */
   send(message: string): void {
-    for (const client of this.clients) this.deliver(client, message);
+    if (this.clients.size === 0) return;
+    const bytes = Buffer.from(message, 'utf8');
+    for (const client of this.clients) this.deliver(client, bytes);
   }
 
-  private deliver(client: Client, message: string): void {
+  private deliver(client: Client, message: Buffer | undefined): void {
     const { ws } = client;
     if (ws.readyState !== ws.OPEN) return;
     if (ws.bufferedAmount > this.highWater) {
@@ -71,12 +76,12 @@ export class Clients {
       this.catchUp ??= setInterval(() => this.catchUpStale(), CATCH_UP_EVERY_MS).unref();
       return;
     }
-    if (client.stale) {
+    if (client.stale || message === undefined) {
       client.stale = false;
       ws.send(this.options.sync());
       return;
     }
-    ws.send(message);
+    ws.send(message, { binary: false });
   }
 
   private catchUpStale(): void {
@@ -84,7 +89,7 @@ export class Clients {
     for (const client of this.clients) {
       if (!client.stale) continue;
       if (client.ws.bufferedAmount > this.highWater) stale++;
-      else this.deliver(client, '');
+      else this.deliver(client, undefined);
     }
     if (stale === 0) {
       clearInterval(this.catchUp);
