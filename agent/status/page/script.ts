@@ -1,7 +1,8 @@
 // The status page's script: one WebSocket and, as it opens, the whole state over HTTP
 // (GET /state.json, gzip), then the numbered changes after it; it never polls. Ages count on from the box's time (offset by the clock difference seen on
-// each message). Written without template literals: it lives in a TS template string.
-export const PAGE_JS = String.raw`'use strict';
+// each message). Written without template literals: it lives in a TS template string
+// (not String.raw, whose template object V8 keeps with two more copies; hence \\u).
+export const PAGE_JS = `'use strict';
 (function () {
   var HOUR = 3600000, BUCKET = 10000;
   var state = {}, history = {}, offset = 0, socket = null, retryMs = 500;
@@ -17,7 +18,7 @@ export const PAGE_JS = String.raw`'use strict';
     if (m > 0) return m + ' min ' + (s % 60) + ' s';
     return (s % 60) + ' s';
   }
-  function ago(atMs) { return atMs == null ? '\u2013' : duration(now() - atMs) + ' ago'; }
+  function ago(atMs) { return atMs == null ? '\\u2013' : duration(now() - atMs) + ' ago'; }
   function bytes(n) { var u = ['B', 'kB', 'MB', 'GB', 'TB'], i = 0; while (n >= 1000 && i < u.length - 1) { n /= 1000; i++; } return (i ? n.toFixed(1) : n) + ' ' + u[i]; }
   function fmt(v) { return typeof v !== 'number' ? String(v) : Math.abs(v) >= 1000 ? String(Math.round(v)) : Math.abs(v) >= 100 ? v.toFixed(1) : Number(v.toPrecision(4)).toString(); }
   function short(id) { return id ? id.slice(0, 8) : '?'; }
@@ -43,7 +44,7 @@ export const PAGE_JS = String.raw`'use strict';
         var value = !s.ok ? '<span class="bad">failing' + (s.error ? ': ' + esc(s.error) : '') + '</span>'
           : v ? esc(fmt(v.value)) + (v.unit ? ' ' + esc(v.unit) : '') : '<span class="muted">no reading yet</span>';
         return '<tr><th scope="row" title="' + esc(s.kind) + '">' + esc(name) + '</th><td class="value" data-sensor="' + esc(name) + '">' + value +
-          '</td><td data-at="' + (v ? v.atMs : '') + '">' + (v ? esc(ago(v.atMs)) : '\u2013') + '</td></tr>';
+          '</td><td data-at="' + (v ? v.atMs : '') + '">' + (v ? esc(ago(v.atMs)) : '\\u2013') + '</td></tr>';
       }).join('');
     }).join('');
     setHtml($('sensor-rows'), rows);
@@ -102,9 +103,9 @@ export const PAGE_JS = String.raw`'use strict';
       : (u.broker ? 'not connected' : 'no broker configured') + (state.mesh ? '; no route through the mesh' : '');
     setText('u-state', text);
     $('u-state').className = u.connected || u.viaMesh ? 'ok' : 'bad';
-    setText('u-broker', u.broker || '\u2013');
-    setText('u-since', u.connectedSinceMs ? new Date(u.connectedSinceMs).toLocaleString() + ' (' + duration(now() - u.connectedSinceMs) + ')' : '\u2013');
-    setText('u-version', u.mqttVersion ? 'MQTT ' + u.mqttVersion : '\u2013');
+    setText('u-broker', u.broker || '\\u2013');
+    setText('u-since', u.connectedSinceMs ? new Date(u.connectedSinceMs).toLocaleString() + ' (' + duration(now() - u.connectedSinceMs) + ')' : '\\u2013');
+    setText('u-version', u.mqttVersion ? 'MQTT ' + u.mqttVersion : '\\u2013');
     setText('u-errors', String(u.errorsLastHour));
   }
 
@@ -140,10 +141,10 @@ export const PAGE_JS = String.raw`'use strict';
       svg += '<g data-node="' + esc(id) + '"><circle class="' + cls + '" cx="' + p[0].toFixed(1) + '" cy="' + p[1].toFixed(1) + '" r="' + (id === m.node ? 13 : 10) + '"/>' +
         '<text text-anchor="middle" x="' + p[0].toFixed(1) + '" y="' + (p[1] + 28).toFixed(1) + '">' + esc(short(id)) + (id === m.node ? ' (this)' : '') + '</text></g>';
     });
-    return svg + '</svg><p class="legend"><span class="route">\u2501</span> route to the uplink \u00b7 green ring: box with an uplink \u00b7 numbers: link cost</p>';
+    return svg + '</svg><p class="legend"><span class="route">\\u2501</span> route to the uplink \\u00b7 green ring: box with an uplink \\u00b7 numbers: link cost</p>';
   }
   function linkRow(l) {
-    var budget = '\u2013';
+    var budget = '\\u2013';
     if (l.allowanceMs) {
       var used = l.airtimeLastHourMs || 0, pct = Math.min(100, Math.round(100 * used / l.allowanceMs));
       budget = '<span class="bar' + (l.budgetLeftMs === 0 ? ' full' : '') + '" role="img" aria-label="' + pct + ' % of the duty-cycle budget used"><span style="width:' + pct + '%"></span></span> ' +
@@ -172,7 +173,7 @@ export const PAGE_JS = String.raw`'use strict';
       : '<div class="banner healthy"><strong>Healthy: nothing to do.</strong></div>';
     setHtml($('problems'), html);
     // A tab in the background still says whether the box needs attention.
-    var title = (p.length ? '\u26a0 ' + p.length + (p.length === 1 ? ' problem' : ' problems') + ' \u00b7 ' : '') + 'iop-agent ' + short(state.box ? state.box.device : '');
+    var title = (p.length ? '\\u26a0 ' + p.length + (p.length === 1 ? ' problem' : ' problems') + ' \\u00b7 ' : '') + 'iop-agent ' + short(state.box ? state.box.device : '');
     if (document.title !== title) document.title = title;
   }
 
