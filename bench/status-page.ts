@@ -273,12 +273,28 @@ async function main(): Promise<void> {
       return { child, log: () => log };
     };
     const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+    /** Resident kB by kind of mapping (/proc/PID/smaps): where a difference lies. */
+    const residentByKind = (pid: number) => {
+      const kinds = { executable: 0, malloc: 0, anonymous: 0, other: 0 };
+      let kind: keyof typeof kinds = 'other';
+      for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+        const mapping = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+        if (mapping) {
+          const name = mapping[1]!;
+          kind = name === command[0] ? 'executable' : name === '[heap]' ? 'malloc' : name === '' ? 'anonymous' : 'other';
+        } else if (line.startsWith('Rss:')) {
+          kinds[kind] += Number(/(\d+)/.exec(line)![1]);
+        }
+      }
+      return kinds;
+    };
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     // Two processes differ by a megabyte or two whatever they do: several pairs, the median.
     const differences: number[] = [];
     let on = 0;
     let off = 0;
     let received = 0;
+    let byKind = '';
     for (let pair = 0; pair < (quick ? 1 : 3); pair++) {
       const statusPort = await freePort();
       const withPage = agent(`page-on-${pair}`, ['--status', `127.0.0.1:${statusPort}`]);
@@ -299,6 +315,8 @@ async function main(): Promise<void> {
       }
       [on, off] = [median(samples[0]) / 1024, median(samples[1]) / 1024];
       differences.push(on - off);
+      const [kindsOn, kindsOff] = [residentByKind(withPage.child.pid!), residentByKind(without.child.pid!)];
+      byKind = (Object.keys(kindsOn) as (keyof typeof kindsOn)[]).map((k) => `${k} ${((kindsOn[k] - kindsOff[k]) / 1024).toFixed(1)}`).join(', ');
       for (const c of open) c.ws.terminate();
       withPage.child.kill('SIGTERM');
       without.child.kill('SIGTERM');
@@ -307,6 +325,7 @@ async function main(): Promise<void> {
     console.log(`agent measured: ${built ? `the single executable ${executable}` : 'from source (no executable built: npm run build)'}`);
     console.log(`iop-agent run, page open in ${CLIENTS} clients   RSS ${on.toFixed(1).padStart(6)} MB (last pair; ${received} messages pushed while sampled)`);
     console.log(`iop-agent run, page off                   RSS ${off.toFixed(1).padStart(6)} MB (last pair)`);
+    console.log(`page on - off by kind of mapping (last pair, MB): ${byKind} (executable: its pages read, the built-in modules' code and source among them; malloc: the C heap; anonymous: V8's heap and the rest)`);
     console.log(`page on - off: ${difference.toFixed(1)} MB RSS, median of ${differences.length} pairs (${differences.map((d) => d.toFixed(1)).join(', ')}) (goal <= 5 MB) ${difference <= 5 ? 'MET' : 'NOT MET'}`);
   } finally {
     await browser?.close().catch(() => {});

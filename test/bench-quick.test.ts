@@ -94,6 +94,7 @@ test('bench/status-page.ts --quick prints the first load and interactive time wi
       assert.match(out, new RegExp(`interactive, ${n} quantities: median \\d+ ms, worst \\d+ ms of 3 cold loads \\(goal < 1 s\\) (MET|NOT MET); static page of \\d+ KB from bare node:http: median \\d+ ms, ratio \\d+\\.\\d\\dx`));
     }
   }
+  assert.match(out, /page on - off by kind of mapping \(last pair, MB\): executable -?\d+\.\d, malloc -?\d+\.\d, anonymous -?\d+\.\d, other -?\d+\.\d/);
   assert.match(out, /page on - off: -?\d+\.\d MB RSS, median of \d pairs \(.*\) \(goal <= 5 MB\) (MET|NOT MET)/);
 });
 
