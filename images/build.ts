@@ -75,6 +75,37 @@ const ADDONS: Record<Target, Record<string, string>> = {
   'linux-arm64': { serialport: 'node_modules/@serialport/bindings-cpp/prebuilds/linux-arm64/@serialport+bindings-cpp.armv8.glibc.node' },
 };
 
+/**
+ * What the executable starts node with. A box idles most of its life: young-generation
+ * semi-spaces of 1 MiB instead of up to 16 MiB keep the resident size down; scavenges
+ * are cheap at a reading a second. No optimising compilers (Maglev, TurboFan;
+ * Sparkplug's baseline code stays) and V8's size-over-speed choices: their code pages in
+ * the executable are never touched and their compilations never allocate, about 4 MB
+ * less resident; an old generation that starts at 4 MB and grows when needed (the limit
+ * is unchanged), about 2 MB less. The garbage collector on the main thread only: no
+ * concurrent marking and sweeping on worker threads, each with its own malloc arena,
+ * about 1.5 MB less resident and steadier (a box has a core or four and a reading a
+ * second to handle). Measured with the agent sampling and publishing (the emulated box
+ * test, bench/footprint.ts); signing stays about a millisecond. --max-opt=0 and
+ * --jitless were measured too: 4 to 5 MB more resident.
+ */
+const EXEC_ARGV = ['--max-semi-space-size=1', '--max-opt=1', '--optimize-for-size', '--initial-heap-size=4', '--single-threaded-gc'];
+
+/**
+ * The command that runs the target's node on this machine (which then makes the SEA blob
+ * with a code cache of the target's V8), or undefined when none can: the host's own node
+ * for its architecture (the same version, checked above), the target's under qemu-user
+ * with Debian's cross libraries (libc6-arm64-cross, libstdc++6-arm64-cross) otherwise.
+ */
+function codeCacheGenerator(target: Target, base: string): string[] | undefined {
+  if (target === `linux-${process.arch}`) return [process.execPath];
+  const sysroot = '/usr/aarch64-linux-gnu';
+  if (target === 'linux-arm64' && commandExists('qemu-aarch64-static') && existsSync(join(sysroot, 'lib', 'libstdc++.so.6'))) {
+    return ['qemu-aarch64-static', '-L', sysroot, base];
+  }
+  return undefined;
+}
+
 mkdirSync(dist, { recursive: true });
 const bundle = join(dist, 'iop-agent.cjs');
 /** How both bundles of the executable are built. */
@@ -122,27 +153,25 @@ for (const target of targets) {
   chmodSync(executable, 0o755);
   if (!values['no-strip']) strip(executable, TARGETS[target].strip);
   const config = join(dist, `.sea-${target}.json`);
+  // V8's code cache (the main script's compiled bytecode) spares the box that compile at
+  // every start. It must come from the target's own node, with the flags it will run
+  // under (V8 rejects a cache made under other flags): natively, or under qemu-user.
+  const generator = codeCacheGenerator(target, base);
+  if (!generator) console.warn(`${target}: no way to run its node here (qemu-aarch64-static and /usr/aarch64-linux-gnu): built without a code cache`);
   writeFileSync(config, JSON.stringify({
     main: bundle,
     output,
     executable,
     disableExperimentalSEAWarning: true,
     assets: Object.fromEntries(Object.keys(APART).map((name) => [`${name}.cjs`, apartBundle(name)])),
-    // Code cache and snapshots are CPU-specific: a cross-built blob must not carry them.
-    useCodeCache: false,
+    useCodeCache: generator !== undefined,
+    // A snapshot would hold the evaluated bundle, opened files and all; not used.
     useSnapshot: false,
-    // A box idles most of its life: young-generation semi-spaces of 1 MiB instead of up
-    // to 16 MiB keep the resident size down; scavenges are cheap at a reading a second.
-    // No optimising compilers (Maglev, TurboFan; Sparkplug's baseline code stays) and
-    // V8's size-over-speed choices: their code pages in the executable are never touched
-    // and their compilations never allocate, about 4 MB less resident; an old generation
-    // that starts at 4 MB and grows when needed (the limit is unchanged), about 2 MB
-    // less. Measured with the agent sampling and publishing (the emulated box test
-    // prints it); signing stays about a millisecond.
-    execArgv: ['--max-semi-space-size=1', '--max-opt=1', '--optimize-for-size', '--initial-heap-size=4'],
+    execArgv: EXEC_ARGV,
   }, null, 2));
   rmSync(output, { force: true });
-  execFileSync(process.execPath, ['--build-sea', config], { stdio: 'inherit' });
+  const [command, ...prefix] = generator ?? [process.execPath];
+  execFileSync(command!, [...prefix, ...(generator ? EXEC_ARGV : []), '--build-sea', config], { stdio: 'inherit' });
   rewriteByCopy(output);
   rmSync(executable);
   rmSync(config);
