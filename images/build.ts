@@ -24,11 +24,13 @@ if (process.version !== `v${TARGETS['linux-x64'].version}`) {
 
 /**
  * The serial bindings find their addon through node-gyp-build; in the executable they
- * get it from the shipped layout instead (images/shims/serialport-bindings.ts).
+ * get it from the shipped layout instead (images/shims/serialport-bindings.ts). mqtt.js's
+ * browser timers are the runtime's (images/shims/worker-timers.ts).
  */
 const shippedAddons: Plugin = {
   name: 'shipped-addons',
   setup(b) {
+    b.onResolve({ filter: /^worker-timers$/ }, () => ({ path: join(root, 'images', 'shims', 'worker-timers.ts') }));
     b.onResolve({ filter: /^node-gyp-build$/ }, (args) => (/@serialport[\\/]bindings-cpp/.test(args.importer)
       ? { path: join(root, 'images', 'shims', 'serialport-bindings.ts') }
       : { errors: [{ text: `${args.importer} loads a native addon through node-gyp-build: give it a shim in images/shims` }] }));
@@ -48,6 +50,10 @@ const APART: Record<string, Record<string, string>> = {
       .concat([['jobAnswer', join('agent', 'contribution', 'job-answer.ts')]]),
   ),
   status: { statusPage: join('agent', 'status', 'service.ts') },
+  // `mqtt`: the transports mqtt.connect() requires on its first call, which the agent
+  // makes only for ws:// and wss:// (agent/uplink/transport.ts): WebSocket and SOCKS
+  // with their libraries, about 130 KB of script a box on mqtt:// never runs.
+  mqtt: Object.fromEntries(['ws', 'tcp', 'tls'].map((t) => [t, join('node_modules', 'mqtt', 'build', 'lib', 'connect', `${t}.js`)])),
 };
 const apartBundle = (name: string) => join(dist, `iop-agent-${name}.cjs`);
 const bundlesApart: Plugin = {
@@ -58,6 +64,9 @@ const bundlesApart: Plugin = {
       const key = args.kind === 'dynamic-import' ? byPath.get(join(dirname(args.importer), args.path)) : undefined;
       return key ? { path: key, namespace: 'module-apart' } : undefined;
     });
+    b.onResolve({ filter: /^\.\/(ws|tcp|tls)$/ }, (args) => (/mqtt[\\/]build[\\/]lib[\\/]connect[\\/]index\.js$/.test(args.importer)
+      ? { path: `mqtt/${args.path.slice(2)}`, namespace: 'module-apart' }
+      : undefined));
     b.onLoad({ filter: /.*/, namespace: 'module-apart' }, (args) => {
       const [bundle, key] = args.path.split('/') as [string, string];
       return {
@@ -120,6 +129,9 @@ const executableBundle: BuildOptions = {
   // and cbor-x falls back to JavaScript. aedes is the demo's embedded broker, a dev
   // dependency: a box has a real broker.
   external: ['cbor-extract', 'aedes'],
+  // mqtt.js and bl carry readable-stream, a copy of Node's streams for browsers: the
+  // runtime's own (loaded anyway, by node:net) serves them; 80 KB less script to hold.
+  alias: { 'readable-stream': 'node:stream' },
   logLevel: 'warning',
 };
 await build({ ...executableBundle, entryPoints: [join(root, 'agent', 'cli.ts')], outfile: bundle, plugins: [shippedAddons, bundlesApart] });
