@@ -50,6 +50,8 @@ const APART: Record<string, Record<string, string>> = {
       .concat([['jobAnswer', join('agent', 'contribution', 'job-answer.ts')]]),
   ),
   status: { statusPage: join('agent', 'status', 'service.ts') },
+  // `metrics`: the Prometheus endpoint with prom-client, loaded when metrics are asked for.
+  metrics: Object.fromEntries([['start', 'start'], ['agentMetrics', 'agent-metrics'], ['handler', 'handler']].map(([key, file]) => [key, join('agent', 'metrics', `${file}.ts`)])),
   // `mqtt`: the transports mqtt.connect() requires on its first call, which the agent
   // makes only for ws:// and wss:// (agent/uplink/transport.ts): WebSocket and SOCKS
   // with their libraries, about 130 KB of script a box on mqtt:// never runs.
