@@ -89,18 +89,18 @@ const ADDONS: Record<Target, Record<string, string>> = {
 /**
  * What the executable starts node with. A box idles most of its life: young-generation
  * semi-spaces of 1 MiB instead of up to 16 MiB keep the resident size down; scavenges
- * are cheap at a reading a second. No optimising compilers (Maglev, TurboFan;
- * Sparkplug's baseline code stays) and V8's size-over-speed choices: their code pages in
- * the executable are never touched and their compilations never allocate, about 4 MB
- * less resident; an old generation that starts at 4 MB and grows when needed (the limit
- * is unchanged), about 2 MB less. The garbage collector on the main thread only: no
- * concurrent marking and sweeping on worker threads, each with its own malloc arena,
- * about 1.5 MB less resident and steadier (a box has a core or four and a reading a
- * second to handle). Measured with the agent sampling and publishing (the emulated box
- * test, bench/footprint.ts); signing stays about a millisecond. --max-opt=0 and
- * --jitless were measured too: 4 to 5 MB more resident.
+ * are cheap at a reading a second. V8's interpreter only (--max-opt=0: no Sparkplug,
+ * Maglev or TurboFan; their code pages in the executable are never touched and their
+ * compilations never allocate; the arm64 box measured 1.4 MB less than with Sparkplug
+ * kept, x64 about the same) and V8's size-over-speed choices; an old generation that
+ * starts at 4 MB and grows when needed (the limit is unchanged), about 2 MB less. The
+ * garbage collector on the main thread only: no concurrent marking and sweeping on
+ * worker threads, each with its own malloc arena, about 1.5 MB less resident on x64 and
+ * steadier. Measured with the agent sampling and publishing (the emulated box test,
+ * bench/footprint.ts); signing is native (OpenSSL) and stays about a millisecond.
+ * --jitless saved 0.3 MB more but takes WebAssembly away (fetch's HTTP parser needs it).
  */
-const EXEC_ARGV = ['--max-semi-space-size=1', '--max-opt=1', '--optimize-for-size', '--initial-heap-size=4', '--single-threaded-gc'];
+const EXEC_ARGV = ['--max-semi-space-size=1', '--max-opt=0', '--optimize-for-size', '--initial-heap-size=4', '--single-threaded-gc'];
 
 /**
  * The command that runs the target's node on this machine (which then makes the SEA blob
