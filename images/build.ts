@@ -24,11 +24,13 @@ if (process.version !== `v${TARGETS['linux-x64'].version}`) {
 
 /**
  * The serial bindings find their addon through node-gyp-build; in the executable they
- * get it from the shipped layout instead (images/shims/serialport-bindings.ts).
+ * get it from the shipped layout instead (images/shims/serialport-bindings.ts). mqtt.js's
+ * browser timers are the runtime's (images/shims/worker-timers.ts).
  */
 const shippedAddons: Plugin = {
   name: 'shipped-addons',
   setup(b) {
+    b.onResolve({ filter: /^worker-timers$/ }, () => ({ path: join(root, 'images', 'shims', 'worker-timers.ts') }));
     b.onResolve({ filter: /^node-gyp-build$/ }, (args) => (/@serialport[\\/]bindings-cpp/.test(args.importer)
       ? { path: join(root, 'images', 'shims', 'serialport-bindings.ts') }
       : { errors: [{ text: `${args.importer} loads a native addon through node-gyp-build: give it a shim in images/shims` }] }));
@@ -48,6 +50,12 @@ const APART: Record<string, Record<string, string>> = {
       .concat([['jobAnswer', join('agent', 'contribution', 'job-answer.ts')]]),
   ),
   status: { statusPage: join('agent', 'status', 'service.ts') },
+  // `metrics`: the Prometheus endpoint with prom-client, loaded when metrics are asked for.
+  metrics: Object.fromEntries([['start', 'start'], ['agentMetrics', 'agent-metrics'], ['handler', 'handler']].map(([key, file]) => [key, join('agent', 'metrics', `${file}.ts`)])),
+  // `mqtt`: the transports mqtt.connect() requires on its first call, which the agent
+  // makes only for ws:// and wss:// (agent/uplink/transport.ts): WebSocket and SOCKS
+  // with their libraries, about 130 KB of script a box on mqtt:// never runs.
+  mqtt: Object.fromEntries(['ws', 'tcp', 'tls'].map((t) => [t, join('node_modules', 'mqtt', 'build', 'lib', 'connect', `${t}.js`)])),
 };
 /**
  * ws loads the client's modules (tls, https) and permessage-deflate's (zlib) as it
@@ -73,6 +81,9 @@ const bundlesApart: Plugin = {
       const key = args.kind === 'dynamic-import' ? byPath.get(join(dirname(args.importer), args.path)) : undefined;
       return key ? { path: key, namespace: 'module-apart' } : undefined;
     });
+    b.onResolve({ filter: /^\.\/(ws|tcp|tls)$/ }, (args) => (/mqtt[\\/]build[\\/]lib[\\/]connect[\\/]index\.js$/.test(args.importer)
+      ? { path: `mqtt/${args.path.slice(2)}`, namespace: 'module-apart' }
+      : undefined));
     b.onLoad({ filter: /.*/, namespace: 'module-apart' }, (args) => {
       const [bundle, key] = args.path.split('/') as [string, string];
       return {
@@ -90,6 +101,37 @@ const ADDONS: Record<Target, Record<string, string>> = {
   'linux-arm64': { serialport: 'node_modules/@serialport/bindings-cpp/prebuilds/linux-arm64/@serialport+bindings-cpp.armv8.glibc.node' },
 };
 
+/**
+ * What the executable starts node with. A box idles most of its life: young-generation
+ * semi-spaces of 1 MiB instead of up to 16 MiB keep the resident size down; scavenges
+ * are cheap at a reading a second. V8's interpreter only (--max-opt=0: no Sparkplug,
+ * Maglev or TurboFan; their code pages in the executable are never touched and their
+ * compilations never allocate; the arm64 box measured 1.4 MB less than with Sparkplug
+ * kept, x64 about the same) and V8's size-over-speed choices; an old generation that
+ * starts at 4 MB and grows when needed (the limit is unchanged), about 2 MB less. The
+ * garbage collector on the main thread only: no concurrent marking and sweeping on
+ * worker threads, each with its own malloc arena, about 1.5 MB less resident on x64 and
+ * steadier. Measured with the agent sampling and publishing (the emulated box test,
+ * bench/footprint.ts); signing is native (OpenSSL) and stays about a millisecond.
+ * --jitless saved 0.3 MB more but takes WebAssembly away (fetch's HTTP parser needs it).
+ */
+const EXEC_ARGV = ['--max-semi-space-size=1', '--max-opt=0', '--optimize-for-size', '--initial-heap-size=4', '--single-threaded-gc'];
+
+/**
+ * The command that runs the target's node on this machine (which then makes the SEA blob
+ * with a code cache of the target's V8), or undefined when none can: the host's own node
+ * for its architecture (the same version, checked above), the target's under qemu-user
+ * with Debian's cross libraries (libc6-arm64-cross, libstdc++6-arm64-cross) otherwise.
+ */
+function codeCacheGenerator(target: Target, base: string): string[] | undefined {
+  if (target === `linux-${process.arch}`) return [process.execPath];
+  const sysroot = '/usr/aarch64-linux-gnu';
+  if (target === 'linux-arm64' && commandExists('qemu-aarch64-static') && existsSync(join(sysroot, 'lib', 'libstdc++.so.6'))) {
+    return ['qemu-aarch64-static', '-L', sysroot, base];
+  }
+  return undefined;
+}
+
 mkdirSync(dist, { recursive: true });
 const bundle = join(dist, 'iop-agent.cjs');
 /** How both bundles of the executable are built. */
@@ -104,6 +146,9 @@ const executableBundle: BuildOptions = {
   // and cbor-x falls back to JavaScript. aedes is the demo's embedded broker, a dev
   // dependency: a box has a real broker.
   external: ['cbor-extract', 'aedes'],
+  // mqtt.js and bl carry readable-stream, a copy of Node's streams for browsers: the
+  // runtime's own (loaded anyway, by node:net) serves them; 80 KB less script to hold.
+  alias: { 'readable-stream': 'node:stream' },
   logLevel: 'warning',
 };
 await build({ ...executableBundle, entryPoints: [join(root, 'agent', 'cli.ts')], outfile: bundle, plugins: [shippedAddons, bundlesApart] });
@@ -137,27 +182,25 @@ for (const target of targets) {
   chmodSync(executable, 0o755);
   if (!values['no-strip']) strip(executable, TARGETS[target].strip);
   const config = join(dist, `.sea-${target}.json`);
+  // V8's code cache (the main script's compiled bytecode) spares the box that compile at
+  // every start. It must come from the target's own node, with the flags it will run
+  // under (V8 rejects a cache made under other flags): natively, or under qemu-user.
+  const generator = codeCacheGenerator(target, base);
+  if (!generator) console.warn(`${target}: no way to run its node here (qemu-aarch64-static and /usr/aarch64-linux-gnu): built without a code cache`);
   writeFileSync(config, JSON.stringify({
     main: bundle,
     output,
     executable,
     disableExperimentalSEAWarning: true,
     assets: Object.fromEntries(Object.keys(APART).map((name) => [`${name}.cjs`, apartBundle(name)])),
-    // Code cache and snapshots are CPU-specific: a cross-built blob must not carry them.
-    useCodeCache: false,
+    useCodeCache: generator !== undefined,
+    // A snapshot would hold the evaluated bundle, opened files and all; not used.
     useSnapshot: false,
-    // A box idles most of its life: young-generation semi-spaces of 1 MiB instead of up
-    // to 16 MiB keep the resident size down; scavenges are cheap at a reading a second.
-    // No optimising compilers (Maglev, TurboFan; Sparkplug's baseline code stays) and
-    // V8's size-over-speed choices: their code pages in the executable are never touched
-    // and their compilations never allocate, about 4 MB less resident; an old generation
-    // that starts at 4 MB and grows when needed (the limit is unchanged), about 2 MB
-    // less. Measured with the agent sampling and publishing (the emulated box test
-    // prints it); signing stays about a millisecond.
-    execArgv: ['--max-semi-space-size=1', '--max-opt=1', '--optimize-for-size', '--initial-heap-size=4'],
+    execArgv: EXEC_ARGV,
   }, null, 2));
   rmSync(output, { force: true });
-  execFileSync(process.execPath, ['--build-sea', config], { stdio: 'inherit' });
+  const [command, ...prefix] = generator ?? [process.execPath];
+  execFileSync(command!, [...prefix, ...(generator ? EXEC_ARGV : []), '--build-sea', config], { stdio: 'inherit' });
   rewriteByCopy(output);
   rmSync(executable);
   rmSync(config);

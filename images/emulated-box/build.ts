@@ -1,12 +1,12 @@
 // npm run image: the emulated arm64 box in dist/image-arm64/: Debian's arm64 kernel
-// (vmlinuz) and an initramfs (initrd.gz) holding BusyBox, the arm64 single executable
+// (vmlinuz) and an uncompressed initramfs (initrd.cpio) holding BusyBox, the arm64 single executable
 // and its addons, the arm64 libraries it links, the kernel modules for virtio, ext4 and
 // configfs, and the init script and config of the Buildroot tree. Downloads and
 // unpacked packages are cached in .cache/emulated-box; an unchanged image is not rebuilt.
 //
 // Usage: node images/emulated-box/build.ts [--dist DIR] [--out DIR] [--cache DIR]
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeInitramfs, type Entry } from './cpio.ts';
@@ -51,7 +51,7 @@ export async function buildImage(options: ImageOptions): Promise<Image> {
   const inputs = hash.digest('hex');
 
   mkdirSync(options.out, { recursive: true });
-  const image: Image = { kernel: join(options.out, 'vmlinuz'), initrd: join(options.out, 'initrd.gz'), kernelVersion: kernel.version,
+  const image: Image = { kernel: join(options.out, 'vmlinuz'), initrd: join(options.out, 'initrd.cpio'), kernelVersion: kernel.version,
     addons: addonsOf(executable).map((addon) => basename(addon)), ...(noGpioSim ? { noGpioSim } : {}) };
   const manifest = join(options.out, 'manifest.json');
   if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).inputs === inputs && existsSync(image.initrd)) return image;
@@ -81,6 +81,7 @@ export async function buildImage(options: ImageOptions): Promise<Image> {
   await writeInitramfs(partial, dedupe(entries));
   // By rename: a QEMU another test file started reads the old files whole.
   renameSync(partial, image.initrd);
+  rmSync(join(options.out, 'initrd.gz'), { force: true }); // the compressed one earlier builds made
   copyFileSync(kernel.vmlinuz, `${image.kernel}.partial`);
   renameSync(`${image.kernel}.partial`, image.kernel);
   writeFileSync(manifest, JSON.stringify({ inputs, kernelVersion: kernel.version, modules: kernel.modules.map((m) => basename(m)) }, null, 2));

@@ -114,6 +114,10 @@ if [ -e /dev/hvc0 ]; then
 					# rss: the agent's resident set in kB: total, anonymous, file-backed, shared memory
 					pid=$(cat /var/run/iop-agent.pid 2>/dev/null)
 					echo "rss $(awk '/^(VmRSS|RssAnon|RssFile|RssShmem)/ {printf "%s ", $2}' "/proc/$pid/status" 2>/dev/null)";;
+				smaps)
+					# smaps: the agent's resident kB by mapping (file and permissions, or [anon]), largest first
+					pid=$(cat /var/run/iop-agent.pid 2>/dev/null)
+					echo "smaps $(awk '/^[0-9a-f]+-[0-9a-f]+ / { name = ($6 == "" ? "[anon]" : $6) " " $2 } /^Rss:/ { rss[name] += $2 } END { for (n in rss) if (rss[n] >= 64) print rss[n], n }' "/proc/$pid/smaps" 2>/dev/null | sort -rn | head -12 | tr '\n' ';')";;
 				agent-user)
 					pid=$(cat /var/run/iop-agent.pid 2>/dev/null)
 					echo "agent-user $(stat -c %U "/proc/$pid" 2>/dev/null)";;
