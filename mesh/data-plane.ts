@@ -103,7 +103,7 @@ export class DataPlane {
       goneBeforeRetry: (p) => this.nextFor(p.neighbourKey, p.bytes),
     });
     this.ends = new MessageEnds({
-      counters: host.counters, ...(host.log ? { log: host.log } : {}), deliver: (message) => host.deliver(message),
+      clock: host.clock, retryMs: host.timers.helloMinMs, counters: host.counters, ...(host.log ? { log: host.log } : {}), deliver: (message) => host.deliver(message),
       send: (dest, type, payload, plain) => this.send(dest, type, payload, undefined, plain),
     });
     this.msgId = Math.floor(this.random() * 0x1_0000_0000) >>> 0;

@@ -384,9 +384,8 @@ export class MeshNode {
     // unfeasible through metric noise become feasible again without a request.
     if (this.announcing !== 'no') this.ownSeqno.next();
     const tlvs = this.routeTlvs();
-    // On a wired or IP link the dump carries the next hello too (a frame's headers saved
-    // every dump); a radio's hellos keep their own pace.
-    if (tlvs.length) this.links.forEach((link, i) => this.outbox.sendControl(i, link.overhears ? tlvs : [...this.hellos.instead(i), ...tlvs]));
+    // The dump carries the link's next hello too: one frame where a hello and a dump were two.
+    if (tlvs.length) this.links.forEach((_, i) => this.outbox.sendControl(i, [...this.hellos.instead(i), ...tlvs]));
   }
 
   private routeTlvs(): Tlv[] {
