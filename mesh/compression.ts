@@ -1,9 +1,9 @@
 // End-to-end compression of mesh messages. Consecutive readings of a box differ in a few
 // values, its sequence number and its signature: deflated against an earlier reading a
 // 290-byte signed reading takes about 110 to 140 bytes, one LoRa frame instead of two.
-// A box compresses only against a message its peer has confirmed holding (every message
-// back names the last one received), so a lost message never leaves the peer unable to
-// read the next one; after a restart the peer says it lacks the reference and the
+// A box compresses against the newest message its peer confirmed holding (every message
+// back names the last one received), or before any confirmation against the last one
+// it sent; a peer that lacks the reference (a message lost, a restart) says so and the
 // message goes again uncompressed. Format: docs/mesh.md, section 6.1.
 import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
@@ -65,11 +65,15 @@ export class MessageCodec {
   /** The message as it goes on the wire (its envelope); `plain` when the peer lacks our reference. */
   encode(peerKey: string, message: Uint8Array, plain = false): Uint8Array {
     const p = this.peer(peerKey);
-    const ref = plain ? undefined : p.sent.find((r) => r.id === p.confirmedByPeer);
+    const sent = referenceOf(message);
+    // Against the newest message the peer confirmed; lacking one, against the newest other
+    // message we sent it: most arrive, and waiting for a confirmation (a receipt held for
+    // minutes) sent every reading meanwhile plain, two frames instead of one. A peer that
+    // lacks it says so (ctxmiss) and gets this message, and those sent after it, again plain.
+    const ref = plain ? undefined : p.sent.find((r) => r.id === p.confirmedByPeer) ?? p.sent.find((r) => r.id !== sent.id);
     if (plain) p.confirmedByPeer = undefined;
     // A message sent again (the origin's resends) moves to the front instead of taking
     // another place: resends must not push out the older message the peer will confirm.
-    const sent = referenceOf(message);
     p.sent = [sent, ...p.sent.filter((r) => r.id !== sent.id)].slice(0, SENT_KEPT);
     // Confirm the newest message we hold from the peer, and keep it until we confirm a newer.
     const confirm = p.received[0];

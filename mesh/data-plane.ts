@@ -4,16 +4,15 @@
 // suppressed, reverse routes kept for receipts, frames held briefly when no route exists.
 import type { Clock, TimerHandle } from '../drivers/clock.ts';
 import type { Link, ReceivedFrame } from '../drivers/link.ts';
-import { BUDGET_POLL_MS, DataBudget } from './airtime-budget.ts';
-import { ChannelLoad, retryBackoffMs } from './channel-load.ts';
-import { MessageCodec, openPlainEnvelope, plainEnvelope } from './compression.ts';
+import { ChannelLoad } from './channel-load.ts';
+import { HopSender, type DataFields, type PendingFrame, type Unsealed } from './hop-sender.ts';
+import { MessageEnds } from './message-ends.ts';
 import { Reassembler, RecentSet, split } from './fragments.ts';
 import type { Neighbour, NeighbourTable } from './neighbours.ts';
-import { FOR_ANY_UPLINK, INFINITE_METRIC, OUTSIDE_COMPRESSION, MeshPacketError, nodeIdHex, type AckPacket, type DataPacket, type DataType, type NodeId } from './packet.ts';
+import { FOR_ANY_UPLINK, INFINITE_METRIC, nodeIdHex, type DataPacket, type DataType, type NodeId } from './packet.ts';
 import type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
 
-export type DataFields = Omit<DataPacket, 'kind' | 'sender' | 'epoch' | 'counter'>;
-type Unsealed = ({ kind: 'data' } & DataFields) | Omit<AckPacket, 'sender' | 'epoch' | 'counter'>;
+export type { DataFields } from './hop-sender.ts';
 
 /** What the data plane needs from the rest of the router. */
 export interface DataPlaneHost {
@@ -38,18 +37,6 @@ export interface DataPlaneHost {
   log?: MeshLogger;
 }
 
-interface PendingFrame {
-  fields: DataFields;
-  /** the neighbour a relayed frame came from: never sent back there */
-  cameFrom: string | undefined;
-  neighbourKey: string;
-  tries: number;
-  timer: TimerHandle;
-  rerouted: boolean;
-  bytes: number;
-}
-
-const MAX_TRIES = 5;
 /**
  * How long a relay keeps a frame it cannot pass on (no route, or every try unanswered),
  * in shortest hello intervals (60 s on LoRa): long enough for hellos, an update or a
@@ -57,11 +44,9 @@ const MAX_TRIES = 5;
  * which would send the reading again only many minutes later.
  */
 const HOLD_HELLO_INTERVALS = 15;
-/** rounds of MAX_TRIES a held frame gets after its first try and its reroute failed */
+/** rounds of tries (hop-sender.ts) a held frame gets after its first try and its reroute failed */
 const MAX_HELD_ROUNDS = 1;
 const REVERSE_HOLD_MS = 1_800_000;
-/** messages kept for sending again uncompressed when their destination lacks the reference */
-const SENT_KEPT = 32;
 const OUTGOING_TRACKED = 256;
 const NONE: ReadonlySet<string> = new Set();
 
@@ -77,7 +62,7 @@ export class DataPlane {
   private readonly reassembler = new Reassembler();
   private readonly recent = new RecentSet();
   private readonly reverse = new Map<string, { via: string; expires: number }>();
-  private readonly pending = new Map<number, PendingFrame>();
+  private readonly hops: HopSender;
   /** frames waiting for the one in flight to a neighbour (stop-and-wait per hop) */
   private readonly waiting = new Map<string, { fields: DataFields; rerouted: boolean; cameFrom: string | undefined }[]>();
   private readonly inFlightTo = new Set<string>();
@@ -85,15 +70,11 @@ export class DataPlane {
   /** until when each frame (origin/msgId/index) may still be held: holding again does not extend it */
   private readonly holdUntil = new Map<string, { until: number; rounds: number }>();
   private heldTimer: TimerHandle | undefined;
-  private readonly budget: DataBudget;
   /** what the radios hear: retries back off by it */
   readonly load: ChannelLoad;
-  /** frames waiting for duty-cycle budget */
-  private readonly budgetWaits = new Set<TimerHandle>();
   /** starts anywhere: a box that restarts must not reuse ids that relays still remember as seen */
   private msgId: number;
-  private readonly codec = new MessageCodec();
-  private readonly sent = new Map<number, { dest: NodeId; type: DataType; payload: Uint8Array }>();
+  private readonly ends: MessageEnds;
   /** our own messages whose first hop has not yet taken every fragment */
   private readonly outgoing = new Map<number, { left: number; done: (taken: boolean) => void }>();
 
@@ -106,8 +87,25 @@ export class DataPlane {
     this.counters = host.counters;
     this.timers = host.timers;
     this.random = host.random;
-    this.budget = new DataBudget(host.links);
     this.load = new ChannelLoad(host.clock, host.links);
+    this.hops = new HopSender({
+      clock: host.clock, links: host.links, neighbours: host.neighbours, counters: host.counters, timers: host.timers, random: host.random, load: this.load,
+      seal: (packet) => host.seal(packet),
+      acknowledged: (p) => this.acknowledged(p),
+      gaveUp: (p) => this.gaveUp(p),
+      goneWhileWaiting: (neighbourKey, frame) => {
+        // The neighbour went while we waited: this frame and those behind it take another way.
+        const queued = this.waiting.get(neighbourKey) ?? [];
+        this.waiting.delete(neighbourKey);
+        this.inFlightTo.delete(neighbourKey);
+        for (const q of [frame, ...queued]) this.forward(q.fields, true, q.cameFrom, neighbourKey);
+      },
+      goneBeforeRetry: (p) => this.nextFor(p.neighbourKey, p.bytes),
+    });
+    this.ends = new MessageEnds({
+      clock: host.clock, retryMs: host.timers.helloMinMs, counters: host.counters, ...(host.log ? { log: host.log } : {}), deliver: (message) => host.deliver(message),
+      send: (dest, type, payload, plain) => this.send(dest, type, payload, undefined, plain),
+    });
     this.msgId = Math.floor(this.random() * 0x1_0000_0000) >>> 0;
   }
 
@@ -122,12 +120,7 @@ export class DataPlane {
       return false;
     }
     const msgId = this.msgId = (this.msgId + 1) >>> 0;
-    const outside = OUTSIDE_COMPRESSION.includes(type);
-    const envelope = outside ? plainEnvelope(payload) : this.codec.encode(destHex, payload, plain);
-    if (!outside) {
-      this.sent.set(msgId, { dest, type, payload });
-      if (this.sent.size > SENT_KEPT) this.sent.delete(this.sent.keys().next().value!);
-    }
+    const envelope = this.ends.envelope(msgId, dest, destHex, type, payload, plain);
     const parts = split(envelope, this.host.fragmentBytes);
     if (done) {
       this.outgoing.set(msgId, { left: parts.length, done });
@@ -139,26 +132,25 @@ export class DataPlane {
 
   /** An ack from `neighbourKey` naming the counter of a frame we sent it. */
   ack(neighbourKey: string, acked: number): void {
-    const pending = this.pending.get(acked);
-    if (pending && pending.neighbourKey === neighbourKey) this.acknowledged(acked, pending);
+    this.hops.ack(neighbourKey, acked);
+  }
+
+  /** A data packet for another box, overheard on a radio: our next hop relaying what we sent is its ack. */
+  overheard(key: string, packet: DataPacket): void {
+    this.hops.overheard(key, packet);
   }
 
   stop(): void {
     for (const msgId of [...this.outgoing.keys()]) this.settle(msgId, false);
-    for (const p of this.pending.values()) this.clock.clearTimeout(p.timer);
-    this.pending.clear();
+    this.hops.stop();
     this.waiting.clear();
     this.inFlightTo.clear();
     this.clock.clearTimeout(this.heldTimer);
     this.held.length = 0;
     this.holdUntil.clear();
-    for (const timer of this.budgetWaits) this.clock.clearTimeout(timer);
-    this.budgetWaits.clear();
   }
 
-  private acknowledged(counter: number, pending: PendingFrame): void {
-    this.clock.clearTimeout(pending.timer);
-    this.pending.delete(counter);
+  private acknowledged(pending: PendingFrame): void {
     if (this.isOwn(pending.fields)) {
       const out = this.outgoing.get(pending.fields.msgId);
       if (out && --out.left === 0) this.settle(pending.fields.msgId, true);
@@ -168,7 +160,7 @@ export class DataPlane {
   }
 
   receive(neighbourKey: string, frame: ReceivedFrame, linkIndex: number, packet: DataPacket): void {
-    const ack = () => this.sendAck(linkIndex, frame.from, packet.counter);
+    const ack = () => this.hops.sendAck(linkIndex, frame.from, packet.counter);
     const originHex = nodeIdHex(packet.origin);
     if (originHex === this.idHex) return ack();
     const now = this.clock.now();
@@ -181,7 +173,7 @@ export class DataPlane {
     if (destHex === this.idHex) {
       ack();
       const whole = this.reassembler.add(`${originHex}/${packet.msgId}`, packet.index, packet.count, packet.payload, now);
-      if (whole) this.arrived(packet, originHex, whole);
+      if (whole) this.ends.arrived(packet, originHex, whole);
       return;
     }
     if (packet.hopLimit <= 1) {
@@ -195,28 +187,6 @@ export class DataPlane {
     // On a radio the previous hop hears us relay the packet: that is its acknowledgement
     // (a passive ack), and saves a frame per hop. Otherwise, or if the relay waits, say so.
     if (sentOn !== linkIndex || !this.links[linkIndex]!.overhears) ack();
-  }
-
-  /** A whole message for this box: expanded, or (lacking its reference) asked for again. */
-  private arrived(packet: DataPacket, originHex: string, envelope: Uint8Array): void {
-    if (packet.type === 'ctxmiss') return this.resendPlain(envelope);
-    if (packet.type === 'status' || packet.type === 'report') return this.deliverPlain(packet, originHex, envelope);
-    let expanded;
-    try {
-      expanded = this.codec.decode(originHex, envelope);
-    } catch (err) {
-      this.counters.rejected.malformed++;
-      this.host.log?.debug(`dropped a ${packet.type} message from ${originHex}: ${(err as MeshPacketError).message}`);
-      return;
-    }
-    if ('missingReference' in expanded) {
-      const ask = new Uint8Array(4);
-      new DataView(ask.buffer).setUint32(0, packet.msgId);
-      this.send(packet.origin, 'ctxmiss', ask);
-      return;
-    }
-    this.counters.delivered++;
-    this.host.deliver({ type: packet.type, origin: packet.origin, originHex, payload: expanded.message, compressed: expanded.compressed });
   }
 
   private isOwn(fields: DataFields): boolean {
@@ -233,48 +203,6 @@ export class DataPlane {
     if (!out) return;
     this.outgoing.delete(msgId);
     out.done(taken);
-  }
-
-  /** The destination of a message we sent lacked its reference: send it again uncompressed. */
-  private deliverPlain(packet: DataPacket, originHex: string, envelope: Uint8Array): void {
-    let message: Uint8Array;
-    try {
-      message = openPlainEnvelope(envelope);
-    } catch (err) {
-      this.counters.rejected.malformed++;
-      this.host.log?.debug(`dropped a ${packet.type} message from ${originHex}: ${(err as Error).message}`);
-      return;
-    }
-    this.counters.delivered++;
-    this.host.deliver({ type: packet.type, origin: packet.origin, originHex, payload: message, compressed: false });
-  }
-
-  private resendPlain(envelope: Uint8Array): void {
-    let ask: Uint8Array;
-    try {
-      ask = openPlainEnvelope(envelope);
-      if (ask.length !== 4) throw new MeshPacketError(`ctxmiss of ${ask.length} bytes, expected a 4-byte message id`);
-    } catch (err) {
-      this.counters.rejected.malformed++;
-      this.host.log?.debug(`dropped a ctxmiss: ${(err as Error).message}`);
-      return;
-    }
-    const msgId = new DataView(ask.buffer, ask.byteOffset).getUint32(0);
-    const original = this.sent.get(msgId);
-    if (!original) return;
-    this.sent.delete(msgId);
-    this.send(original.dest, original.type, original.payload, undefined, true);
-  }
-
-  /** A data packet for another box, overheard on a radio: our next hop relaying what we sent is its ack. */
-  overheard(key: string, packet: DataPacket): void {
-    const originHex = nodeIdHex(packet.origin);
-    for (const [counter, p] of this.pending) {
-      if (p.neighbourKey === key && p.fields.msgId === packet.msgId && p.fields.index === packet.index && nodeIdHex(p.fields.origin) === originHex) {
-        this.acknowledged(counter, p);
-        return;
-      }
-    }
   }
 
   private nextHop(destHex: string, avoid: ReadonlySet<string> = NONE): Neighbour | undefined {
@@ -341,8 +269,8 @@ export class DataPlane {
     }
     this.inFlightTo.add(neighbour.key);
     // Over the data budget the frame waits (and the previous hop gets an explicit ack).
-    const now = this.budget.allows(neighbour.link, fields.payload.length);
-    this.transmit(fields, neighbour, 1, rerouted, cameFrom);
+    const now = this.hops.allows(neighbour.link, fields.payload.length);
+    this.hops.transmit({ fields, rerouted, cameFrom }, neighbour);
     return now ? neighbour.link : undefined;
   }
 
@@ -415,47 +343,9 @@ export class DataPlane {
     else send();
   }
 
-  private transmit(fields: DataFields, neighbour: Neighbour, tries: number, rerouted: boolean, cameFrom: string | undefined): void {
-    if (!this.budget.allows(neighbour.link, fields.payload.length)) {
-      this.counters.heldForBudget++;
-      const timer = this.clock.setTimeout(() => {
-        this.budgetWaits.delete(timer);
-        const still = this.neighbours.get(neighbour.key);
-        if (still) return this.transmit(fields, still, tries, rerouted, cameFrom);
-        // The neighbour went while we waited: this frame and those behind it take another way.
-        const queued = this.waiting.get(neighbour.key) ?? [];
-        this.waiting.delete(neighbour.key);
-        this.inFlightTo.delete(neighbour.key);
-        for (const q of [{ fields, rerouted, cameFrom }, ...queued]) this.forward(q.fields, true, q.cameFrom, neighbour.key);
-      }, BUDGET_POLL_MS);
-      this.budgetWaits.add(timer);
-      return;
-    }
-    const { bytes, counter } = this.host.seal({ kind: 'data', ...fields });
-    const link = this.links[neighbour.link]!;
-    link.send(bytes, neighbour.address);
-    this.counters.dataFrames++;
-    this.counters.dataBytes += bytes.length;
-    // The neighbour may be finishing a frame of its own before its ack goes out.
-    const wait = this.timers.ackTimeoutMs + 3 * link.airtimeMs(bytes.length) + link.airtimeMs(40) + this.random() * 50;
-    const timer = this.clock.setTimeout(() => this.unacknowledged(counter), wait);
-    this.pending.set(counter, { fields, cameFrom, neighbourKey: neighbour.key, tries, timer, rerouted, bytes: bytes.length });
-  }
-
-  private unacknowledged(counter: number): void {
-    const p = this.pending.get(counter);
-    if (!p) return;
-    this.pending.delete(counter);
+  /** Every try to a neighbour went unanswered (or it went): route around it. */
+  private gaveUp(p: PendingFrame): void {
     const neighbour = this.neighbours.get(p.neighbourKey);
-    if (neighbour && p.tries < MAX_TRIES) {
-      const airtime = this.links[neighbour.link]!.airtimeMs(p.bytes);
-      this.clock.setTimeout(() => {
-        const still = this.neighbours.get(p.neighbourKey);
-        if (still) this.transmit(p.fields, still, p.tries + 1, p.rerouted, p.cameFrom);
-        else this.nextFor(p.neighbourKey, p.bytes);
-      }, retryBackoffMs(this.random, airtime, p.tries, this.load.busy(neighbour.link)));
-      return;
-    }
     // The data plane says the link is gone before the hellos do: route around it now.
     this.neighbours.dataFailed(p.neighbourKey, 4 * this.timers.helloMinMs, !this.links[neighbour?.link ?? 0]!.overhears);
     this.host.reselect();
@@ -469,12 +359,5 @@ export class DataPlane {
     this.waiting.delete(p.neighbourKey);
     this.inFlightTo.delete(p.neighbourKey);
     for (const q of queued) this.forward(q.fields, true, q.cameFrom, p.neighbourKey);
-  }
-
-  private sendAck(linkIndex: number, to: string, acked: number): void {
-    const { bytes } = this.host.seal({ kind: 'ack', acked });
-    this.links[linkIndex]!.send(bytes, to);
-    this.counters.ackFrames++;
-    this.counters.ackBytes += bytes.length;
   }
 }

@@ -5,12 +5,8 @@
 // packets, nothing of MQTT.
 import type { Clock, TimerHandle } from '../drivers/clock.ts';
 import type { Link, ReceivedFrame } from '../drivers/link.ts';
-import { RecentSet } from './fragments.ts';
 import { NeighbourTable, type Neighbour } from './neighbours.ts';
-import {
-  decodePacket, INFINITE_METRIC, MeshPacketError, nodeIdFromHex, nodeIdHex,
-  type ControlPacket, type DataType, type NodeId, type Packet, type Tlv,
-} from './packet.ts';
+import { decodePacket, INFINITE_METRIC, MeshPacketError, nodeIdFromHex, nodeIdHex, type ControlPacket, type DataType, type NodeId, type Packet, type Tlv } from './packet.ts';
 import { ReplayGuard } from './replay.ts';
 import { RouteTable, seqNewer } from './routes.ts';
 import { TrickleTimer } from './trickle.ts';
@@ -19,11 +15,12 @@ import { Hellos, hellosPerIhu } from './hellos.ts';
 import { Outbox } from './outbox.ts';
 import type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
 import { OwnSeqno, type SeqnoStore } from './own-seqno.ts';
+import { SeqnoRequests } from './seqno-requests.ts';
+import { nodeStatus } from './node-status.ts';
 
 export type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
 export { SEQNO_BLOCK, type SeqnoStore } from './own-seqno.ts';
 
-const SEQREQ_HOLD_MS = 1000;
 const MAX_UPLINKS_PASSED_ON = 5;
 /** an uplink box in use is kept while its metric is within this factor of the best */
 const UPLINK_STICKINESS = 1.2;
@@ -69,16 +66,10 @@ export class MeshNode {
   private readonly outbox: Outbox;
   private readonly hellos: Hellos;
   private readonly updateTimer: TrickleTimer;
-  private readonly seqreqsSeen: RecentSet;
   private readonly triggered = new Set<string>();
   private triggerTimer: TimerHandle | undefined;
-  /** while starved of every uplink: when to ask again (a request or its answer may be lost) */
-  private starvedTimer: TimerHandle | undefined;
-  private readonly starvedAsked = new Map<string, number>();
-  private readonly probed = new Map<string, number>();
-  /** sources we asked (or passed on a request) for a new seqno, until when */
-  private readonly requested = new Map<string, number>();
-  private readonly answeredAt: number[] = [];
+  /** seqno requests, probes and answers lately sent */
+  private readonly asked: SeqnoRequests;
   private passedOn = new Set<string>();
   private readonly ownSeqno: OwnSeqno;
   private announcing: 'no' | 'node' | 'uplink' = 'no';
@@ -118,8 +109,18 @@ export class MeshNode {
       deliver: (message) => this.handler?.(message),
       log: this.log,
     });
-    // A request seen is not passed on again while an answer may still be travelling.
-    this.seqreqsSeen = new RecentSet(1024, Math.max(SEQREQ_HOLD_MS, 8 * this.timers.helloMinMs));
+    this.asked = new SeqnoRequests({
+      clock: this.clock, timers: this.timers, routes: this.routes, hopLimit: this.hopLimit, random: this.random,
+      neighbours: this.neighbours, idHex: this.idHex,
+      sendAll: (tlvs) => this.links.forEach((_, i) => this.outbox.sendControl(i, tlvs)),
+      sendTo: (n, tlvs) => this.outbox.sendControl(n.link, tlvs, n.address),
+      trigger: (sourceHex) => this.trigger(sourceHex),
+      ownRequested: (seqno) => {
+        if (this.announcing === 'no') return;
+        if (!seqNewer(this.ownSeqno.value, seqno)) this.ownSeqno.set(seqno);
+        this.trigger(this.idHex);
+      },
+    });
     this.hellos = new Hellos({
       links: this.links.map((l) => l.overhears), clock: this.clock, timers: this.timers, neighbours: this.neighbours, random: this.random,
       send: (linkIndex, tlvs) => this.outbox.sendControl(linkIndex, tlvs),
@@ -140,7 +141,7 @@ export class MeshNode {
     this.updateTimer.stop();
     this.neighbours.stop();
     this.clock.clearTimeout(this.triggerTimer);
-    this.clock.clearTimeout(this.starvedTimer);
+    this.asked.stop();
     this.data.stop();
   }
 
@@ -208,31 +209,8 @@ export class MeshNode {
   }
 
   status() {
-    const now = this.clock.now();
-    return {
-      node: this.idHex,
-      epoch: this.epoch,
-      announcing: this.announcing,
-      links: this.links.map((l) => ({ name: l.name, address: l.address, mtu: l.mtu, ...l.stats })),
-      neighbours: this.neighbours.all().map((n) => ({
-        node: n.idHex, link: this.links[n.link]!.name, address: n.address,
-        cost: this.neighbours.cost(n), rxcost: this.neighbours.rxcost(n), txcost: n.txcost,
-        helloIntervalMs: n.intervalMs, heardMsAgo: Math.round(now - n.lastHeard),
-        ...(n.rssi !== undefined ? { rssi: n.rssi } : {}), ...(n.snr !== undefined ? { snr: n.snr } : {}),
-      })),
-      routes: this.routes.all().map((r) => {
-        const chosen = this.routes.selectedRoute(r.sourceHex);
-        const n = this.neighbours.get(r.via);
-        return {
-          dest: r.sourceHex, uplink: r.uplink, seqno: r.seqno, metric: r.metric,
-          via: n?.idHex ?? null, link: n ? this.links[n.link]!.name : null,
-          total: n ? Math.min(INFINITE_METRIC, r.metric + this.neighbours.cost(n)) : INFINITE_METRIC,
-          selected: chosen?.via === r.via,
-        };
-      }),
-      counters: this.counters,
-      controlTlvs: this.outbox.controlTlvs,
-    };
+    const { idHex, epoch, announcing, links, neighbours, routes, counters } = this;
+    return nodeStatus({ idHex, epoch, announcing, links, neighbours, routes, counters, controlTlvs: this.outbox.controlTlvs, now: this.clock.now() });
   }
 
   // ---- receiving ----
@@ -297,7 +275,7 @@ export class MeshNode {
           if (neighbour) touched.add(this.receiveUpdate(neighbour, tlv));
           break;
         case 'seqreq':
-          if (neighbour) this.receiveSeqreq(neighbour, tlv);
+          if (neighbour) this.asked.receive(neighbour, tlv);
           break;
         case 'routereq':
           // A neighbour that is new to us, or in doubt about us: one hello and our routes, now.
@@ -319,30 +297,6 @@ export class MeshNode {
     return sourceHex;
   }
 
-  private receiveSeqreq(neighbour: Neighbour, tlv: Extract<Tlv, { t: 'seqreq' }>): void {
-    const sourceHex = nodeIdHex(tlv.source);
-    if (this.seqreqsSeen.seenBefore(sourceHex, this.clock.now())) return;
-    if (sourceHex === this.idHex) {
-      if (this.announcing === 'no') return;
-      if (!seqNewer(this.ownSeqno.value, tlv.seqno)) this.ownSeqno.set(tlv.seqno);
-      this.trigger(this.idHex);
-      return;
-    }
-    const route = this.routes.selectedRoute(sourceHex);
-    if (route && !seqNewer(tlv.seqno, route.seqno)) {
-      this.trigger(sourceHex);
-      return;
-    }
-    // Pass the request on toward the source, never back where it came from.
-    if (route && tlv.hops > 1 && route.via !== neighbour.key) {
-      const via = this.neighbours.get(route.via);
-      if (via) {
-        this.requested.set(sourceHex, this.clock.now() + 8 * this.timers.helloMinMs);
-        this.outbox.sendControl(via.link, [{ ...tlv, hops: tlv.hops - 1 }], via.address);
-      }
-    }
-  }
-
   // ---- announcing ----
 
   private neighbourChanged(n: Neighbour, appeared: boolean): void {
@@ -357,26 +311,15 @@ export class MeshNode {
     this.reselect();
   }
 
-  /**
-   * A route request to one neighbour, with our last hello and IHUs: it answers with a hello
-   * and its routes. Not so often that a congested channel gets more congested, unless
-   * `now` (a silent neighbour on a wired or IP link, asked once per hello missed).
-   */
+  /** A route request to one neighbour, with our last hello and IHUs: it answers with a hello and its routes. */
   private probe(n: Neighbour, now: boolean): void {
-    const at = this.clock.now();
-    if (!now && (this.probed.get(n.key) ?? -Infinity) > at - Math.max(4 * this.timers.helloMinMs, this.timers.helloMaxMs / 4)) return;
-    this.probed.set(n.key, at);
+    if (!this.asked.mayProbe(n.key, now)) return;
     this.outbox.sendControl(n.link, [...this.hellos.repeat(n.link), { t: 'routereq' }], n.address);
   }
 
-  /**
-   * One hello (with our IHUs) and our routes on a link, at most once per shortest hello
-   * interval: answers a request without resetting the timers of a whole dense mesh.
-   */
+  /** One hello (with our IHUs) and our routes on a link: answers a request without resetting the timers of a whole dense mesh. */
   private answerRequest(linkIndex: number): void {
-    const now = this.clock.now();
-    if ((this.answeredAt[linkIndex] ?? -Infinity) > now - this.timers.helloMinMs) return;
-    this.answeredAt[linkIndex] = now;
+    if (!this.asked.mayAnswer(linkIndex)) return;
     this.outbox.sendControl(linkIndex, [...this.hellos.now(linkIndex), ...this.routeTlvs()]);
   }
 
@@ -391,36 +334,12 @@ export class MeshNode {
     for (const sourceHex of this.passedOn) if (!next.has(sourceHex)) this.trigger(sourceHex);
     this.passedOn = next;
     // A newer seqno travels on at once only toward those who asked for it.
-    const now = this.clock.now();
-    for (const sourceHex of renewed) {
-      if ((this.requested.get(sourceHex) ?? -Infinity) > now) {
-        this.requested.delete(sourceHex);
-        this.trigger(sourceHex);
-      }
-    }
-    // A box that can reach some uplink needs no other: ask for a new seqno only when
-    // none is reachable, and only for the most promising one.
-    const uplinkStarved = starved.filter((s) => this.routes.all().some((r) => r.sourceHex === s && r.uplink));
-    const otherStarved = starved.filter((s) => !uplinkStarved.includes(s));
-    if (uplinkStarved.length && !this.bestUplink()) {
-      this.askForSeqno(uplinkStarved[0]!);
-      // On a radio a request or its answer is easily lost, and nothing else may happen
-      // for minutes (the next periodic update with a new seqno): ask again while starved.
-      if (!this.starvedTimer) {
-        this.starvedTimer = this.clock.setTimeout(() => {
-          this.starvedTimer = undefined;
-          if (this.running) this.reselect();
-        }, this.seqreqHoldMs() * (1 + this.random() * 0.25));
-      }
-    }
-    for (const sourceHex of otherStarved) this.askForSeqno(sourceHex);
-    // A route in use (ours, or one we pass on) stuck on a link that stopped carrying data,
-    // while a better one is unfeasible, asks for a new seqno too.
-    for (const sourceHex of stuck) {
-      const via = this.routes.selectedRoute(sourceHex)?.via;
-      const failing = via !== undefined && (this.neighbours.get(via)?.dataFailures ?? 0) > 0;
-      if (failing && (sourceHex === this.uplinkInUse || this.passedOn.has(sourceHex))) this.askForSeqno(sourceHex);
-    }
+    for (const sourceHex of renewed) if (this.asked.answers(sourceHex)) this.trigger(sourceHex);
+    this.asked.afterSelect(starved, stuck, {
+      starvedOfUplinks: () => !this.bestUplink(),
+      inUse: (sourceHex) => sourceHex === this.uplinkInUse || this.passedOn.has(sourceHex),
+      again: () => this.running && this.reselect(),
+    });
   }
 
   /** Sources this box passes on: every node source, and its nearest uplinks (hysteresis keeps the set stable). */
@@ -431,30 +350,13 @@ export class MeshNode {
     return new Set([...uplinks.map((r) => r.sourceHex), ...selected.filter((r) => !r.uplink).map((r) => r.sourceHex)]);
   }
 
-  private askForSeqno(sourceHex: string): void {
-    const now = this.clock.now();
-    if ((this.starvedAsked.get(sourceHex) ?? -Infinity) > now - this.seqreqHoldMs()) return;
-    this.starvedAsked.set(sourceHex, now);
-    const fd = this.routes.feasibilityOf(sourceHex);
-    const source = this.routes.all().find((r) => r.sourceHex === sourceHex)?.source;
-    if (!fd || !source) return;
-    const tlv: Tlv = { t: 'seqreq', source, seqno: (fd.seqno + 1) & 0xffff, hops: this.hopLimit };
-    this.requested.set(sourceHex, now + 8 * this.timers.helloMinMs);
-    this.links.forEach((_, i) => this.outbox.sendControl(i, [tlv]));
-  }
-
-  /** how long a seqno request is left to be answered before it is sent again */
-  private seqreqHoldMs(): number {
-    return Math.max(SEQREQ_HOLD_MS, 8 * this.timers.helloMinMs);
-  }
-
   private trigger(sourceHex: string): void {
     this.triggered.add(sourceHex);
     if (this.triggerTimer) return;
     // A short jittered delay merges the changes of one event into one packet.
     this.triggerTimer = this.clock.setTimeout(() => {
       this.triggerTimer = undefined;
-      const tlvs = [...this.triggered].map((s) => this.updateTlv(s)).filter((t): t is Tlv => t !== undefined);
+      const tlvs = this.updateTlvs(this.triggered);
       this.triggered.clear();
       if (tlvs.length) this.links.forEach((_, i) => this.outbox.sendControl(i, tlvs));
     }, 5 + this.random() * 30);
@@ -482,18 +384,15 @@ export class MeshNode {
     // unfeasible through metric noise become feasible again without a request.
     if (this.announcing !== 'no') this.ownSeqno.next();
     const tlvs = this.routeTlvs();
-    // On a wired or IP link the dump carries the next hello too (a frame's headers saved
-    // every dump); a radio's hellos keep their own pace.
-    if (tlvs.length) this.links.forEach((link, i) => this.outbox.sendControl(i, link.overhears ? tlvs : [...this.hellos.instead(i), ...tlvs]));
+    // The dump carries the link's next hello too: one frame where a hello and a dump were two.
+    if (tlvs.length) this.links.forEach((_, i) => this.outbox.sendControl(i, [...this.hellos.instead(i), ...tlvs]));
   }
 
   private routeTlvs(): Tlv[] {
-    const tlvs: Tlv[] = [];
-    if (this.announcing !== 'no') tlvs.push(this.updateTlv(this.idHex)!);
-    for (const sourceHex of this.passedOn) {
-      const tlv = this.updateTlv(sourceHex);
-      if (tlv) tlvs.push(tlv);
-    }
-    return tlvs;
+    return this.updateTlvs(this.announcing !== 'no' ? [this.idHex, ...this.passedOn] : this.passedOn);
+  }
+
+  private updateTlvs(sources: Iterable<string>): Tlv[] {
+    return [...sources].map((s) => this.updateTlv(s)).filter((t): t is Tlv => t !== undefined);
   }
 }

@@ -4,15 +4,12 @@
 // PUBACK (deployments without a gateway). Readings published but not receipted in time
 // are published again; the gateway drops duplicates.
 import { realClock, type Clock, type TimerHandle } from '../../drivers/clock.ts';
-import { bytesEqual } from '../codec/hex.ts';
-import { messageHash, type ChainLink } from '../codec/chain.ts';
-import { parseSign1 } from '../codec/cose.ts';
-import type { ReceiptRange, VerifiedReceipt } from '../codec/receipt.ts';
 import type { ReadingQueue } from '../store/reading-queue.ts';
 import type { Logger } from '../log.ts';
 import { errorMessage } from '../errors.ts';
 import type { ReceiptTrust } from './receipt-trust.ts';
 import { RateLimitedLog } from './rate-limited-log.ts';
+import { coveredRanges } from './receipt-runs.ts';
 
 /** Where readings go: an MQTT client, or the mesh toward an uplink box. */
 export interface Publisher {
@@ -180,8 +177,14 @@ export class Forwarder {
       this.errors.error(`receipt for seq ${receipt.highest} but this box has signed only up to ${head?.seq ?? 'none'}: ignored`);
       return;
     }
-    const covered = this.coveredRanges(receipt, head);
-    if (!covered) return;
+    const runs = coveredRanges(receipt, head, this.journal);
+    for (const why of runs.kept) this.errors.error(why);
+    if ('rejected' in runs) {
+      this.counters.rejectedReceipts++;
+      this.errors.error(runs.rejected);
+      return;
+    }
+    const { covered } = runs;
     let freed = 0;
     try {
       freed = covered.length ? this.journal.removeRanges(covered) : 0;
@@ -203,42 +206,6 @@ export class Forwarder {
     // oldest readings again and again (50 boxes: a third of all transmissions).
     if (receipt.highest > this.firstUnacked()) this.repeatedReceipt();
     this.pump();
-  }
-
-  /**
-   * The receipt's runs that may free readings: each one checked against this box's own
-   * chain. A run's last hash vouches for the whole run (the gateway holds only linked
-   * runs), so it is compared with this box's hash at that seq: from the reading itself,
-   * the head, or the prev of the reading after it. A run this box cannot check frees
-   * nothing; a run that names another message rejects the receipt.
-   */
-  private coveredRanges(receipt: VerifiedReceipt, head: ChainLink): ReceiptRange[] | undefined {
-    const covered: ReceiptRange[] = [];
-    for (const range of receipt.ranges) {
-      const held = this.journal.firstFrom(range.first);
-      if (held === undefined || held > range.last) continue; // nothing of it left here
-      const own = this.ownHash(range.last, head);
-      if (!own) {
-        this.errors.error(`receipt run ${range.first}..${range.last}: this box no longer has seq ${range.last} to check it against; keeping its readings`);
-        continue;
-      }
-      if (!bytesEqual(own, range.hash)) {
-        this.counters.rejectedReceipts++;
-        this.errors.error(`receipt for seq ${range.last} names another message than this box sent: ignored`);
-        return undefined;
-      }
-      covered.push(range);
-    }
-    return covered;
-  }
-
-  /** This box's hash of its reading `seq`, if it can still tell. */
-  private ownHash(seq: number, head: ChainLink): Uint8Array | undefined {
-    if (seq === head.seq) return head.hash;
-    const own = this.journal.get(seq);
-    if (own) return messageHash(own.bytes);
-    const after = this.journal.get(seq + 1);
-    return after ? parseSign1(after.bytes).header.prev : undefined;
   }
 
   private schedulePrune(): void {
