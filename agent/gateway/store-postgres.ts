@@ -293,44 +293,101 @@ async function lockDevices(client: pg.PoolClient, wanted: Map<string, SeqRange>,
   }
   const locked = await client.query<{ device: string; seq: number | null; hash: Buffer | null }>(
     'SELECT device, frontier_seq AS seq, frontier_hash AS hash FROM devices WHERE device = ANY($1) ORDER BY device FOR UPDATE', [sorted]);
-  const runs = await client.query<{ device: string; first: number; last: number; hash: Buffer }>(
-    'SELECT device, first, last, hash FROM runs WHERE device = ANY($1)', [sorted]);
   if (locked.rows.length !== sorted.length) {
     // Taken for known, but its insert was rolled back: forget it, and the step runs again.
     for (const d of sorted) known.delete(d);
     throw Object.assign(new Error('a device row is missing'), { code: '40001' });
   }
   for (const d of unseen) known.add(d);
-  const ranges = locked.rows.map((row) => {
-    const range = { ...wanted.get(row.device)! };
-    range.low = Math.max(range.high - MAX_PREFETCH, Math.min(range.low, (row.seq ?? -1) + 1));
-    range.high = Math.max(range.high, range.low - 1);
-    return { device: row.device, ...range };
-  }).filter((r) => r.high >= r.low);
+  // Not every run: while two gateways share a device one of them may hold thousands of
+  // single readings above a gap. Those around the chain position and around the batch's
+  // readings, with the first run above each, are all a step looks at before a gap is
+  // walked over (DeviceLedger asks for more after that).
+  const around = locked.rows.flatMap((row) => {
+    const frontier = row.seq ?? -1;
+    const batch = wanted.get(row.device)!;
+    return [{ device: row.device, low: frontier, high: frontier + 1 }, ...(batch.high >= batch.low ? [{ device: row.device, ...batch }] : [])];
+  });
+  const runs = await client.query<{ device: string; first: number; last: number; hash: Buffer }>(
+    `SELECT DISTINCT ON (k.device, r.first) k.device, r.first, r.last, r.hash FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS k(device, low, high)
+     CROSS JOIN LATERAL (
+       (SELECT first, last, hash FROM runs WHERE device = k.device AND first <= k.low ORDER BY first DESC LIMIT 1)
+       UNION ALL (SELECT first, last, hash FROM runs WHERE device = k.device AND first > k.low AND first <= k.high)
+       UNION ALL (SELECT first, last, hash FROM runs WHERE device = k.device AND first > k.high ORDER BY first LIMIT 1)) AS r`,
+    [around.map((a) => a.device), around.map((a) => a.low), around.map((a) => a.high)]);
+  const runsOf = new Map<string, Run[]>(locked.rows.map((row) => [row.device, []]));
+  for (const run of runs.rows) runsOf.get(run.device)!.push(toRun(run));
+  for (const list of runsOf.values()) list.sort((a, b) => a.first - b.first);
+  const ranges = locked.rows.flatMap((row) => prefetchRanges(wanted.get(row.device)!, row.seq ?? -1, runsOf.get(row.device)!)
+    .map(([low, high]) => ({ device: row.device, low, high })));
   const prefetched = new Map<string, Map<number, HeldRow>>(locked.rows.map((row) => [row.device, new Map()]));
-  if (ranges.length) {
+  const fetch = async (wantedRanges: { device: string; low: number; high: number }[]) => {
     const held = await client.query<ReadingRow>(
       `SELECT r.device, r.seq, r.hash, r.prev, r.message, r.received_ms FROM readings r
        JOIN unnest($1::text[], $2::bigint[], $3::bigint[]) AS k(device, low, high) ON r.device = k.device AND r.seq BETWEEN k.low AND k.high`,
-      [ranges.map((r) => r.device), ranges.map((r) => r.low), ranges.map((r) => r.high)]);
+      [wantedRanges.map((r) => r.device), wantedRanges.map((r) => r.low), wantedRanges.map((r) => r.high)]);
     for (const r of held.rows) prefetched.get(r.device)!.set(r.seq, toHeld(r));
-  }
+  };
+  if (ranges.length) await fetch(ranges);
   const snapshots = new Map<string, DeviceSnapshot>();
   for (const row of locked.rows) {
-    const range = ranges.find((r) => r.device === row.device);
     const rows = prefetched.get(row.device)!;
+    const deviceRuns = runsOf.get(row.device)!;
     snapshots.set(row.device, {
       frontier: row.seq === null ? undefined : { seq: row.seq, hash: bytes(row.hash!) },
-      runs: [],
+      runs: deviceRuns,
       row: async (seq) => {
-        if (rows.has(seq) || (range && range.low <= seq && seq <= range.high)) return rows.get(seq);
-        const found = await client.query<ReadingRow>('SELECT device, seq, hash, prev, message, received_ms FROM readings WHERE device = $1 AND seq = $2', [row.device, seq]);
-        return found.rows[0] && toHeld(found.rows[0]);
+        const cached = rows.get(seq);
+        if (cached) return cached;
+        // Not read ahead (a walk past a declared gap): the rest of its run in one read.
+        const run = deviceRuns[runIndexAt(deviceRuns, seq)];
+        if (!run || seq > run.last) return undefined;
+        await fetch([{ device: row.device, low: seq, high: Math.min(run.last, seq + MAX_PREFETCH - 1) }]);
+        return rows.get(seq);
+      },
+      runAbove: async (seq) => {
+        const found = await client.query<{ first: number; last: number; hash: Buffer }>(
+          'SELECT first, last, hash FROM runs WHERE device = $1 AND first > $2 ORDER BY first LIMIT 1', [row.device, seq]);
+        const run = found.rows[0] && toRun(found.rows[0]);
+        if (run && !deviceRuns.some((r) => r.first === run.first)) deviceRuns.splice(runIndexAt(deviceRuns, run.first) + 1, 0, run);
+        return run;
       },
     });
   }
-  for (const run of runs.rows) snapshots.get(run.device)!.runs.push(toRun(run));
   return snapshots;
+}
+
+/** The index of the run holding `seq` if any (else of the run below it, or -1). */
+function runIndexAt(runs: Run[], seq: number): number {
+  let low = 0;
+  let high = runs.length;
+  while (low < high) {
+    const mid = (low + high) >> 1;
+    if (runs[mid]!.first <= seq) low = mid + 1;
+    else high = mid;
+  }
+  return low - 1;
+}
+
+/**
+ * The held readings a step will look at, read ahead in one round trip: the batch's seqs
+ * and their neighbours; the run right above the chain position (the walk publishes it);
+ * and the first reading of the run above where that walk stops (its receive time decides
+ * a gap). Not everything from the chain position up: while two gateways share a device,
+ * one of them may hold thousands of readings above a gap, which no walk reaches yet.
+ */
+function prefetchRanges(batch: SeqRange, frontier: number, runs: Run[]): [number, number][] {
+  const ranges: [number, number][] = [];
+  if (batch.high >= batch.low) ranges.push([batch.low, batch.high]);
+  let walkEnd = frontier;
+  const at = runs[runIndexAt(runs, frontier + 1)];
+  if (at && at.last > frontier) {
+    walkEnd = at.last;
+    ranges.push([frontier + 1, Math.min(at.last, frontier + MAX_PREFETCH)]);
+  }
+  const above = runs[runIndexAt(runs, walkEnd) + 1];
+  if (above) ranges.push([above.first, above.first]);
+  return ranges;
 }
 
 /** Writes what the steps changed: a few statements for the whole batch. */
