@@ -72,6 +72,13 @@ export const types = {
   },
 } as pg.CustomTypesConfig;
 
+/**
+ * A statement prepared once per connection (by name), then only bound and run: the steps
+ * run the same few statements thousands of times, and parsing and planning them each time
+ * cost the database more than running them.
+ */
+const prepared = (name: string, text: string) => (values: unknown[]): pg.QueryConfig => ({ name, text, values });
+
 const bytes = (value: Buffer): Uint8Array => new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
 const toRun = (r: { first: number; last: number; hash: Buffer }): Run => ({ first: r.first, last: r.last, hash: bytes(r.hash) });
 
@@ -168,10 +175,7 @@ export class PostgresGatewayStore implements GatewayStore {
 
   async heldRanges(device: string): Promise<ReceiptRange[]> {
     // One statement, one snapshot: the lowest and newest runs as committed together.
-    const { rows } = await this.pool.query<{ first: number; last: number; hash: Buffer; lowest: boolean }>(
-      `(SELECT first, last, hash, true AS lowest FROM runs WHERE device = $1 ORDER BY first LIMIT 1)
-       UNION ALL (SELECT first, last, hash, false FROM runs WHERE device = $1 ORDER BY first DESC LIMIT $2)`,
-      [device, MAX_RECEIPT_RANGES - 1]);
+    const { rows } = await this.pool.query<{ first: number; last: number; hash: Buffer; lowest: boolean }>(HELD_RANGES([device, MAX_RECEIPT_RANGES - 1]));
     const lowest = rows.find((r) => r.lowest);
     return receiptRanges(lowest && toRun(lowest), rows.filter((r) => !r.lowest).map(toRun));
   }
@@ -273,6 +277,36 @@ function seqRanges(readings: IncomingReading[]): Map<string, SeqRange> {
   return ranges;
 }
 
+// The statements of every step, prepared once per connection.
+const INSERT_DEVICES = prepared('iop-insert-devices', 'INSERT INTO devices (device) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT DO NOTHING');
+const LOCK_DEVICES = prepared('iop-lock-devices',
+  'SELECT device, frontier_seq AS seq, frontier_hash AS hash FROM devices WHERE device = ANY($1) ORDER BY device FOR UPDATE');
+/** Per range: the run holding or below its low end, those starting in it, the first above it. */
+const RUNS_AROUND = prepared('iop-runs-around',
+  `SELECT DISTINCT ON (k.device, r.first) k.device, r.first, r.last, r.hash FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS k(device, low, high)
+   CROSS JOIN LATERAL (
+     (SELECT first, last, hash FROM runs WHERE device = k.device AND first <= k.low ORDER BY first DESC LIMIT 1)
+     UNION ALL (SELECT first, last, hash FROM runs WHERE device = k.device AND first > k.low AND first <= k.high)
+     UNION ALL (SELECT first, last, hash FROM runs WHERE device = k.device AND first > k.high ORDER BY first LIMIT 1)) AS r`);
+const RUN_ABOVE = prepared('iop-run-above', 'SELECT first, last, hash FROM runs WHERE device = $1 AND first > $2 ORDER BY first LIMIT 1');
+const READINGS_IN = prepared('iop-readings-in',
+  `SELECT r.device, r.seq, r.hash, r.prev, r.message, r.received_ms FROM readings r
+   JOIN unnest($1::text[], $2::bigint[], $3::bigint[]) AS k(device, low, high) ON r.device = k.device AND r.seq BETWEEN k.low AND k.high`);
+const INSERT_READINGS = prepared('iop-insert-readings',
+  `INSERT INTO readings (device, seq, hash, prev, message, received_ms)
+   SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bigint[])`);
+const DELETE_RUNS = prepared('iop-delete-runs',
+  'DELETE FROM runs r USING unnest($1::text[], $2::bigint[]) AS d(device, first) WHERE r.device = d.device AND r.first = d.first');
+const UPSERT_RUNS = prepared('iop-upsert-runs',
+  `INSERT INTO runs (device, first, last, hash) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[])
+   ON CONFLICT (device, first) DO UPDATE SET last = excluded.last, hash = excluded.hash`);
+const MOVE_FRONTIERS = prepared('iop-move-frontiers',
+  `UPDATE devices d SET frontier_seq = m.seq, frontier_hash = m.hash FROM unnest($1::text[], $2::bigint[], $3::bytea[]) AS m(device, seq, hash)
+   WHERE d.device = m.device AND (d.frontier_seq IS NULL OR d.frontier_seq < m.seq)`);
+const HELD_RANGES = prepared('iop-held-ranges',
+  `(SELECT first, last, hash, true AS lowest FROM runs WHERE device = $1 ORDER BY first LIMIT 1)
+   UNION ALL (SELECT first, last, hash, false FROM runs WHERE device = $1 ORDER BY first DESC LIMIT $2)`);
+
 type ReadingRow = { device: string; seq: number; hash: Buffer; prev: Buffer; message: Buffer; received_ms: number };
 const toHeld = (r: ReadingRow): HeldRow => ({ seq: r.seq, hash: bytes(r.hash), prev: bytes(r.prev), message: bytes(r.message), receivedMs: r.received_ms });
 
@@ -289,10 +323,9 @@ async function lockDevices(client: pg.PoolClient, wanted: Map<string, SeqRange>,
   // (made in device order, like the locks, so that two steps never wait in a circle).
   const unseen = sorted.filter((d) => !known.has(d));
   if (unseen.length) {
-    await client.query('INSERT INTO devices (device) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT DO NOTHING', [unseen]);
+    await client.query(INSERT_DEVICES([unseen]));
   }
-  const locked = await client.query<{ device: string; seq: number | null; hash: Buffer | null }>(
-    'SELECT device, frontier_seq AS seq, frontier_hash AS hash FROM devices WHERE device = ANY($1) ORDER BY device FOR UPDATE', [sorted]);
+  const locked = await client.query<{ device: string; seq: number | null; hash: Buffer | null }>(LOCK_DEVICES([sorted]));
   if (locked.rows.length !== sorted.length) {
     // Taken for known, but its insert was rolled back: forget it, and the step runs again.
     for (const d of sorted) known.delete(d);
@@ -309,12 +342,7 @@ async function lockDevices(client: pg.PoolClient, wanted: Map<string, SeqRange>,
     return [{ device: row.device, low: frontier, high: frontier + 1 }, ...(batch.high >= batch.low ? [{ device: row.device, ...batch }] : [])];
   });
   const runs = await client.query<{ device: string; first: number; last: number; hash: Buffer }>(
-    `SELECT DISTINCT ON (k.device, r.first) k.device, r.first, r.last, r.hash FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS k(device, low, high)
-     CROSS JOIN LATERAL (
-       (SELECT first, last, hash FROM runs WHERE device = k.device AND first <= k.low ORDER BY first DESC LIMIT 1)
-       UNION ALL (SELECT first, last, hash FROM runs WHERE device = k.device AND first > k.low AND first <= k.high)
-       UNION ALL (SELECT first, last, hash FROM runs WHERE device = k.device AND first > k.high ORDER BY first LIMIT 1)) AS r`,
-    [around.map((a) => a.device), around.map((a) => a.low), around.map((a) => a.high)]);
+    RUNS_AROUND([around.map((a) => a.device), around.map((a) => a.low), around.map((a) => a.high)]));
   const runsOf = new Map<string, Run[]>(locked.rows.map((row) => [row.device, []]));
   for (const run of runs.rows) runsOf.get(run.device)!.push(toRun(run));
   for (const list of runsOf.values()) list.sort((a, b) => a.first - b.first);
@@ -323,9 +351,7 @@ async function lockDevices(client: pg.PoolClient, wanted: Map<string, SeqRange>,
   const prefetched = new Map<string, Map<number, HeldRow>>(locked.rows.map((row) => [row.device, new Map()]));
   const fetch = async (wantedRanges: { device: string; low: number; high: number }[]) => {
     const held = await client.query<ReadingRow>(
-      `SELECT r.device, r.seq, r.hash, r.prev, r.message, r.received_ms FROM readings r
-       JOIN unnest($1::text[], $2::bigint[], $3::bigint[]) AS k(device, low, high) ON r.device = k.device AND r.seq BETWEEN k.low AND k.high`,
-      [wantedRanges.map((r) => r.device), wantedRanges.map((r) => r.low), wantedRanges.map((r) => r.high)]);
+      READINGS_IN([wantedRanges.map((r) => r.device), wantedRanges.map((r) => r.low), wantedRanges.map((r) => r.high)]));
     for (const r of held.rows) prefetched.get(r.device)!.set(r.seq, toHeld(r));
   };
   if (ranges.length) await fetch(ranges);
@@ -346,8 +372,7 @@ async function lockDevices(client: pg.PoolClient, wanted: Map<string, SeqRange>,
         return rows.get(seq);
       },
       runAbove: async (seq) => {
-        const found = await client.query<{ first: number; last: number; hash: Buffer }>(
-          'SELECT first, last, hash FROM runs WHERE device = $1 AND first > $2 ORDER BY first LIMIT 1', [row.device, seq]);
+        const found = await client.query<{ first: number; last: number; hash: Buffer }>(RUN_ABOVE([row.device, seq]));
         const run = found.rows[0] && toRun(found.rows[0]);
         if (run && !deviceRuns.some((r) => r.first === run.first)) deviceRuns.splice(runIndexAt(deviceRuns, run.first) + 1, 0, run);
         return run;
@@ -396,31 +421,21 @@ async function write(client: pg.PoolClient, changes: DeviceChanges[]): Promise<v
   if (inserted.length) {
     // No ON CONFLICT: under the device lock a reading is inserted only if it is not held,
     // so a duplicate key here is a bug to roll back, not a case to paper over.
-    await client.query(
-      `INSERT INTO readings (device, seq, hash, prev, message, received_ms)
-       SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bigint[])`,
-      [inserted.map((r) => r.device), inserted.map((r) => r.seq), inserted.map((r) => Buffer.from(r.hash)),
-        inserted.map((r) => Buffer.from(r.prev)), inserted.map((r) => Buffer.from(r.message)), inserted.map((r) => r.receivedMs)]);
+    await client.query(INSERT_READINGS([inserted.map((r) => r.device), inserted.map((r) => r.seq), inserted.map((r) => Buffer.from(r.hash)),
+      inserted.map((r) => Buffer.from(r.prev)), inserted.map((r) => Buffer.from(r.message)), inserted.map((r) => r.receivedMs)]));
   }
   const deleted = changes.flatMap((c) => c.deletedRuns.map((first) => ({ device: c.device, first })));
   if (deleted.length) {
-    await client.query('DELETE FROM runs r USING unnest($1::text[], $2::bigint[]) AS d(device, first) WHERE r.device = d.device AND r.first = d.first',
-      [deleted.map((d) => d.device), deleted.map((d) => d.first)]);
+    await client.query(DELETE_RUNS([deleted.map((d) => d.device), deleted.map((d) => d.first)]));
   }
   const upserted = changes.flatMap((c) => c.upsertedRuns.map((run) => ({ device: c.device, ...run })));
   if (upserted.length) {
-    await client.query(
-      `INSERT INTO runs (device, first, last, hash) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[])
-       ON CONFLICT (device, first) DO UPDATE SET last = excluded.last, hash = excluded.hash`,
-      [upserted.map((r) => r.device), upserted.map((r) => r.first), upserted.map((r) => r.last), upserted.map((r) => Buffer.from(r.hash))]);
+    await client.query(UPSERT_RUNS([upserted.map((r) => r.device), upserted.map((r) => r.first), upserted.map((r) => r.last), upserted.map((r) => Buffer.from(r.hash))]));
   }
   const moved = changes.filter((c) => c.frontier);
   if (moved.length) {
     // The lock makes this the only writer: the position only moves forward (DeviceLedger),
     // and the guard says so again in the database.
-    await client.query(
-      `UPDATE devices d SET frontier_seq = m.seq, frontier_hash = m.hash FROM unnest($1::text[], $2::bigint[], $3::bytea[]) AS m(device, seq, hash)
-       WHERE d.device = m.device AND (d.frontier_seq IS NULL OR d.frontier_seq < m.seq)`,
-      [moved.map((c) => c.device), moved.map((c) => c.frontier!.seq), moved.map((c) => Buffer.from(c.frontier!.hash))]);
+    await client.query(MOVE_FRONTIERS([moved.map((c) => c.device), moved.map((c) => c.frontier!.seq), moved.map((c) => Buffer.from(c.frontier!.hash))]));
   }
 }
