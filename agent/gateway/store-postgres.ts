@@ -292,9 +292,18 @@ const RUN_ABOVE = prepared('iop-run-above', 'SELECT first, last, hash FROM runs 
 const READINGS_IN = prepared('iop-readings-in',
   `SELECT r.device, r.seq, r.hash, r.prev, r.message, r.received_ms FROM readings r
    JOIN unnest($1::text[], $2::bigint[], $3::bigint[]) AS k(device, low, high) ON r.device = k.device AND r.seq BETWEEN k.low AND k.high`);
+/**
+ * The readings' bytes (hash, prev and message of each, one after the other) come as one
+ * bytea parameter, which node-postgres sends as it is (binary); a bytea[] parameter would
+ * go as text, every byte written as two hex digits by the gateway and read back by the
+ * database.
+ */
 const INSERT_READINGS = prepared('iop-insert-readings',
   `INSERT INTO readings (device, seq, hash, prev, message, received_ms)
-   SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bigint[])`);
+   SELECT k.device, k.seq, substring($3::bytea FROM k.at + 1 FOR k.hash_size), substring($3::bytea FROM k.at + k.hash_size + 1 FOR k.prev_size),
+     substring($3::bytea FROM k.at + k.hash_size + k.prev_size + 1 FOR k.message_size), k.received_ms
+   FROM unnest($1::text[], $2::bigint[], $4::int[], $5::int[], $6::int[], $7::int[], $8::bigint[])
+     AS k(device, seq, at, hash_size, prev_size, message_size, received_ms)`);
 const DELETE_RUNS = prepared('iop-delete-runs',
   'DELETE FROM runs r USING unnest($1::text[], $2::bigint[]) AS d(device, first) WHERE r.device = d.device AND r.first = d.first');
 const UPSERT_RUNS = prepared('iop-upsert-runs',
@@ -421,8 +430,20 @@ async function write(client: pg.PoolClient, changes: DeviceChanges[]): Promise<v
   if (inserted.length) {
     // No ON CONFLICT: under the device lock a reading is inserted only if it is not held,
     // so a duplicate key here is a bug to roll back, not a case to paper over.
-    await client.query(INSERT_READINGS([inserted.map((r) => r.device), inserted.map((r) => r.seq), inserted.map((r) => Buffer.from(r.hash)),
-      inserted.map((r) => Buffer.from(r.prev)), inserted.map((r) => Buffer.from(r.message)), inserted.map((r) => r.receivedMs)]));
+    const at: number[] = [];
+    let size = 0;
+    for (const r of inserted) {
+      at.push(size);
+      size += r.hash.length + r.prev.length + r.message.length;
+    }
+    const blob = Buffer.allocUnsafe(size);
+    inserted.forEach((r, i) => {
+      blob.set(r.hash, at[i]);
+      blob.set(r.prev, at[i]! + r.hash.length);
+      blob.set(r.message, at[i]! + r.hash.length + r.prev.length);
+    });
+    await client.query(INSERT_READINGS([inserted.map((r) => r.device), inserted.map((r) => r.seq), blob, at,
+      inserted.map((r) => r.hash.length), inserted.map((r) => r.prev.length), inserted.map((r) => r.message.length), inserted.map((r) => r.receivedMs)]));
   }
   const deleted = changes.flatMap((c) => c.deletedRuns.map((first) => ({ device: c.device, first })));
   if (deleted.length) {
