@@ -76,7 +76,7 @@ export class Gateway {
   private closed = false;
   /** what `verified` says of a reading received, by message, until the message is dropped */
   private readonly resolved = new WeakMap<Uint8Array, VerifiedFields>();
-  /** devices' identities by kid (hex): made once per device, not per message */
+  /** devices' identities by kid (its bytes as a latin1 string): made once per device, not per message */
   private readonly identities = new Map<string, DeviceIdentity>();
   private pending: { identity: DeviceIdentity; reading: IncomingReading }[] = [];
   /** the store step under way: one at a time, the next batch gathers meanwhile */
@@ -238,7 +238,7 @@ export class Gateway {
   }
 
   private identityOf(kid: Uint8Array): DeviceIdentity {
-    const key = toHex(kid);
+    const key = Buffer.from(kid.buffer, kid.byteOffset, kid.byteLength).toString('latin1');
     let identity = this.identities.get(key);
     if (!identity) {
       identity = identityFromKid(kid);
