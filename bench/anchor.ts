@@ -72,7 +72,7 @@ try {
       const receipt = await client.waitForReceipt(record.tx as Hex);
       const transactions = (await client.nonce('latest')) - before;
       allOne &&= transactions === 1 && record.leaves === count;
-      const proof = proofFromLedger(reader, device(7), 3);
+      const proof = await proofFromLedger(reader, device(7), 3);
       const provesGas = await client.public.estimateContractGas({
         address: contract, abi: (await import('../agent/chain/artifact.ts')).REGISTRY_ABI, functionName: 'proves',
         args: [BigInt(epoch), proof.leaf.hash, proof.leaf.device, BigInt(proof.leaf.seq), proof.proof], account: account.address,

@@ -7,10 +7,12 @@
 // receipt that names every box's last reading. "Per core" divides by the CPU time the
 // gateway processes used (what one core gives); the wall rate is what the machine gave,
 // its cores shared with the broker, the database and whatever else runs.
-// Usage: npm run bench:gateway [-- --readings N --devices D] [--quick]   (--quick: 2,000 readings, for CI)
+// Where the CPU goes is printed too: the gateways', the broker's and the database's CPU
+// time per reading (from /proc), and `--profile DIR` writes each gateway's CPU profile.
+// Usage: npm run bench:gateway [-- --readings N --devices D --profile DIR --postgres-only] [--quick]   (--quick: 2,000 readings, for CI)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createPublicKey, verify } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,7 +29,7 @@ import { startMosquitto } from '../harness/mosquitto.ts';
 import { postgresBin, startPostgres, type Postgres } from '../harness/postgres.ts';
 import { createSimulatedSensor, SIMULATED_QUANTITIES } from '../sensors/simulated.ts';
 
-const { values } = parseArgs({ options: { readings: { type: 'string' }, devices: { type: 'string' }, quick: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { readings: { type: 'string' }, devices: { type: 'string' }, quick: { type: 'boolean' }, profile: { type: 'string' }, 'postgres-only': { type: 'boolean' } } });
 const count = Number(values.readings ?? (values.quick ? 2_000 : 40_000));
 const deviceCount = Number(values.devices ?? 8);
 const CLI = join(import.meta.dirname, '..', 'agent', 'cli.ts');
@@ -59,10 +61,35 @@ async function makeReadings(): Promise<Box[]> {
   return boxes;
 }
 
+function statFields(pid: number | string): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined; // gone meanwhile
+  }
+}
+
 function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = statFields(pid)!;
   return Number(fields[11]) + Number(fields[12]); // utime, stime
+}
+
+/**
+ * CPU time of a process and its children (PostgreSQL: the postmaster and its backends),
+ * the ended ones included (cutime, cstime).
+ */
+function treeTicks(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  const own = statFields(pid);
+  if (!own) return 0;
+  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const fields = statFields(entry);
+    if (fields && Number(fields[1]) === pid) ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks;
 }
 
 /** Busy and total jiffies of each core. */
@@ -77,7 +104,8 @@ function coreTimes(): { busy: number; total: number }[] {
 interface Gateway { child: ChildProcess; stderr: string; stdout: string; startedAt: number; connectedAt?: number; exited: Promise<void> }
 
 function startGateway(args: string[]): Gateway {
-  const child = spawn(process.execPath, [CLI, 'gateway', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [];
+  const child = spawn(process.execPath, [...profile, CLI, 'gateway', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const gateway: Gateway = { child, stderr: '', stdout: '', startedAt: performance.now(), exited: new Promise((resolve) => child.once('exit', () => resolve())) };
   child.stdout!.on('data', (c) => (gateway.stdout += c));
   child.stderr!.on('data', (c) => {
@@ -95,7 +123,11 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs: number
   }
 }
 
-interface Run { label: string; processes: number; wallPerS: number; perCorePerS: number; bare: number; cores: number[]; accepted: number }
+interface Run {
+  label: string; processes: number; wallPerS: number; perCorePerS: number; bare: number; cores: number[]; accepted: number;
+  /** CPU microseconds per reading of the gateways, the broker and the database */
+  perReadingUs: { gateways: number; broker: number; database: number };
+}
 
 async function run(label: string, boxes: Box[], processes: number, db: string | undefined, reference: () => number): Promise<Run> {
   const broker = await startMosquitto({ extra: ['max_queued_messages 1000000'] });
@@ -142,6 +174,7 @@ async function run(label: string, boxes: Box[], processes: number, db: string | 
     // The reference just before and just after: the load of a shared machine drifts.
     const bareBefore = reference();
     const coresBefore = coreTimes();
+    const serversBefore = { broker: treeTicks(broker.pid()), database: treeTicks(db ? postgres?.pid : undefined) };
     const gateways = Array.from({ length: processes }, (_, i) => startGateway(args(i)));
     await waitFor('every reading receipted', () => doneAt > 0, 600_000).catch(async (err) => {
       for (const g of gateways) g.child.kill('SIGTERM');
@@ -149,6 +182,7 @@ async function run(label: string, boxes: Box[], processes: number, db: string | 
       throw new Error(`${label}: ${err.message}: receipted ${[...covered.values()].join(', ')}; gateway said:\n${gateways.map((g) => g.stderr.slice(-2000) + g.stdout).join('\n')}`);
     });
     const coresAfter = coreTimes();
+    const serversAfter = { broker: treeTicks(broker.pid()), database: treeTicks(db ? postgres?.pid : undefined) };
     const cpuSeconds = (gateways.reduce((sum, g) => sum + cpuTicks(g.child.pid!), 0) - startup.ticks) / CLOCK_TICKS;
     const start = Math.min(...gateways.map((g) => g.startedAt)) + startup.ms;
     await watcher.endAsync();
@@ -157,8 +191,10 @@ async function run(label: string, boxes: Box[], processes: number, db: string | 
     const bare = (bareBefore + reference()) / 2;
     const accepted = gateways.reduce((sum, g) => sum + (JSON.parse(g.stdout.trim().split('\n').at(-1) ?? '{}').accepted ?? 0), 0);
     const total = boxes.reduce((sum, b) => sum + b.messages.length, 0);
+    const us = (ticks: number) => ticks / CLOCK_TICKS * 1e6 / total;
     return {
       label, processes, accepted,
+      perReadingUs: { gateways: cpuSeconds * 1e6 / total, broker: us(serversAfter.broker - serversBefore.broker), database: us(serversAfter.database - serversBefore.database) },
       wallPerS: total / ((doneAt - start) / 1000),
       perCorePerS: total / cpuSeconds,
       bare,
@@ -178,7 +214,7 @@ try {
   const toBeVerified = sigStructure(sample.protectedBytes, sample.payload);
   const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(loadDeviceKey(join(work, 'box-0'), { create: false }).identity.publicKey).toString('base64url') }, format: 'jwk' });
   const reference = () => bareVerifyPerCpuSecond(() => verify(null, toBeVerified, publicKey, sample.signature), values.quick ? 3 : 5, values.quick ? 50 : 200);
-  const runs: Run[] = [await run('SQLite, 1 gateway', boxes, 1, undefined, reference)];
+  const runs: Run[] = values['postgres-only'] ? [] : [await run('SQLite, 1 gateway', boxes, 1, undefined, reference)];
   if (postgresBin()) {
     // Durable like the SQLite store (fsync on commit): the same promise to the boxes.
     postgres = await startPostgres({ durable: true });
@@ -189,6 +225,11 @@ try {
   for (const r of runs) {
     const cores = r.cores.map((c, i) => `cpu${i} ${(c * 100).toFixed(0)} %`).join(', ');
     console.log(`${r.label.padEnd(24)} ${Math.round(r.wallPerS).toString().padStart(7)} readings/s wall  ${Math.round(r.perCorePerS).toString().padStart(7)} per gateway core-second (${(r.perCorePerS / r.bare).toFixed(2)}x bare verify)  cores busy: ${cores}  accepted ${r.accepted}/${total}`);
+  }
+  console.log('\nCPU per reading (µs): gateways / broker / database / bare verify');
+  for (const r of runs) {
+    const { gateways, broker, database } = r.perReadingUs;
+    console.log(`${r.label.padEnd(24)} ${[gateways, broker, database, 1e6 / r.bare].map((x) => x.toFixed(0).padStart(5)).join(' / ')}`);
   }
   console.log();
   for (const r of runs.filter((x) => x.processes === 1)) {

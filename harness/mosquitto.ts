@@ -25,6 +25,8 @@ export interface Broker {
   start(): Promise<void>;
   kill(): Promise<void>;
   log(): string;
+  /** the broker's process id while it runs (a bench reads its CPU time from /proc) */
+  pid(): number | undefined;
 }
 
 export async function freePort(): Promise<number> {
@@ -102,6 +104,7 @@ async function startOn(port: number, options: BrokerOptions): Promise<Broker> {
       await ending(child, 'SIGKILL');
       child = undefined;
     },
+    pid: () => child?.pid,
     log() {
       try {
         return options.logFile ? readFileSync(options.logFile, 'utf8') : '';

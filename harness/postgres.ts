@@ -16,6 +16,8 @@ export interface PostgresOptions {
 
 export interface Postgres {
   port: number;
+  /** the postmaster's process id (its backends are its children) */
+  pid: number;
   /** a new empty database; its connection URL */
   createDatabase(name?: string): Promise<string>;
   stop(): Promise<void>;
@@ -85,6 +87,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   let databases = 0;
   return {
     port,
+    pid: child!.pid!,
     async createDatabase(name = `iop_${process.pid}_${++databases}`) {
       const admin = new pg.Client({ connectionString: url(port, 'postgres') });
       await admin.connect();

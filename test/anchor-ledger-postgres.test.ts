@@ -7,13 +7,16 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GENESIS_PREV } from '../agent/codec/chain.ts';
 import { buildTree, proofFor, verifyInclusion } from '../agent/chain/merkle.ts';
-import { openPostgresAnchorLedger, type PostgresAnchorLedger } from '../agent/gateway/anchor-ledger-postgres.ts';
+import { openPostgresAnchorLedger, openPostgresLedgerReader, type PostgresAnchorLedger } from '../agent/gateway/anchor-ledger-postgres.ts';
+import { proofFromLedger } from '../agent/chain/proofs.ts';
 import { openPostgresStore } from '../agent/gateway/store-postgres.ts';
 import { isIopError } from '../agent/errors.ts';
 import { postgresBin, startPostgres, type Postgres } from '../harness/postgres.ts';
 import { testIf } from './helpers/requires.ts';
 import { LEDGER_DEVICE as DEVICE, chainedReadings as readings } from './helpers/ledger.ts';
 import { sleep } from './helpers/system.ts';
+import { runCli } from './helpers/cli.ts';
+import pg from 'pg';
 
 const NO_POSTGRES = postgresBin() ? undefined : 'needs PostgreSQL (apt-get install postgresql)';
 const EPOCH_MS = 10_000;
@@ -58,23 +61,61 @@ testIf(NO_POSTGRES, 'each stored reading is in exactly one epoch, built once aft
     assert.equal((await ledger.buildDue(t0 + 3 * EPOCH_MS + 1500, 1000)).map((e) => [e.epoch, e.leaves]), [[101, 4]]);
     assert.is(await ledger.epochOf(DEVICE, 5), 101);
     assert.equal(await ledger.buildDue(t0 + 3 * EPOCH_MS + 1500, 1000), [], 'built once');
-    // Another process opening the database finds the leaves; proofs verify against the roots.
-    const other = await openPostgresAnchorLedger(url, { epochS: EPOCH_MS / 1000 });
+    // Another process opening the database to read proofs (proof, verify --anchored)
+    // finds the leaves; proofs verify against the roots.
+    const other = await openPostgresLedgerReader(url);
+    const trees = new Map();
     for (let seq = 0; seq < 9; seq++) {
-      const epoch = (await other.epochOf(DEVICE, seq))!;
-      const record = (await other.epoch(epoch))!;
-      const leaf = (await other.leafOf(DEVICE, seq))!;
-      const proof = proofFor(buildTree(await other.leavesOf(epoch)), epoch, leaf);
-      assert.is(proof.root, record.root);
-      assert.ok(verifyInclusion(record.root, proof.leaf, proof.proof), `seq ${seq}`);
-      assert.not.ok(verifyInclusion(record.root, { ...proof.leaf, seq: seq + 100 }, proof.proof));
+      const proof = await proofFromLedger(other, DEVICE, seq, trees);
+      assert.is(proof.root, (await ledger.epoch(proof.epoch))!.root);
+      assert.equal(proof, { ...proofFor(buildTree(await ledger.leavesOf(proof.epoch)), proof.epoch, (await ledger.leafOf(DEVICE, seq))!), anchored: null });
+      assert.ok(verifyInclusion(proof.root, proof.leaf, proof.proof), `seq ${seq}`);
+      assert.not.ok(verifyInclusion(proof.root, { ...proof.leaf, seq: seq + 100 }, proof.proof));
     }
-    assert.is(await other.epochOf(DEVICE, 99), undefined);
+    await proofFromLedger(other, DEVICE, 99).then(() => assert.unreachable('proved'), (err: Error) => assert.match(err.message, /in no anchored epoch yet/));
     await other.close();
   } finally {
     await ledger.close();
     await store.close();
   }
+});
+
+testIf(NO_POSTGRES, 'proof --db: the proof of a reading from the database and where it was anchored; a database where no gateway anchored is refused and left alone', async () => {
+  const { url, ledger } = await opened();
+  const store = await openPostgresStore(url, { gapTimeoutMs: 60_000 });
+  try {
+    const t0 = 200 * EPOCH_MS;
+    await ledger.buildDue(t0 + 1, 1000);
+    await store.acceptAll(readings(4, 0, GENESIS_PREV, (i) => t0 + i * 1000));
+    const [record] = await ledger.buildDue(t0 + EPOCH_MS + 1500, 1000);
+    const tx = '0x' + 'cd'.repeat(32);
+    await ledger.update(record!.epoch, { state: 'mined', tx, block: 7, chainId: 31337, contract: CONTRACT });
+    const run = await runCli(['proof', '--db', url, '--device', DEVICE, '--seq', '2', '--json']);
+    assert.is(run.code, 0, run.stderr);
+    const proof = JSON.parse(run.stdout.toString());
+    assert.is(proof.root, record!.root);
+    assert.ok(verifyInclusion(record!.root, proof.leaf, proof.proof));
+    assert.equal(proof.anchored, { chainId: 31337, contract: CONTRACT, transaction: tx, block: 7, state: 'mined' });
+    const text = await runCli(['proof', '--db', url, '--device', DEVICE, '--seq', '2']);
+    assert.match(text.stdout.toString(), new RegExp(`root +${record!.root}`));
+    const missing = await runCli(['proof', '--db', url, '--device', DEVICE, '--seq', '9']);
+    assert.is(missing.code, 1, missing.stderr);
+    assert.match(missing.stderr, /seq 9 of \S+ is in no anchored epoch yet/);
+  } finally {
+    await ledger.close();
+    await store.close();
+  }
+  const empty = await server!.createDatabase();
+  const refused = await runCli(['proof', '--db', empty, '--device', DEVICE, '--seq', '0']);
+  assert.is.not(refused.code, 0);
+  assert.match(refused.stderr, /has no anchoring ledger: no gateway on this database anchored/);
+  const db = new pg.Client({ connectionString: empty });
+  await db.connect();
+  const tables = (await db.query("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'")).rows[0].n;
+  await db.end();
+  assert.is(tables, 0, 'reading proofs made no tables');
+  const notUrl = await runCli(['proof', '--db', '/var/lib/x', '--device', DEVICE, '--seq', '0']);
+  assert.match(notUrl.stderr, /--db takes a postgres:\/\/ URL/);
 });
 
 testIf(NO_POSTGRES, 'two gateways building at once: every epoch built once, every reading in one epoch', async () => {

@@ -44,13 +44,13 @@ test('each stored reading is in exactly one epoch, built once after its end; pro
     ledger.close();
     ledger = new SqliteAnchorLedger(dir.path, {});
     for (let seq = 0; seq < 9; seq++) {
-      const proof = proofFromLedger(ledger, DEVICE, seq);
+      const proof = await proofFromLedger(ledger, DEVICE, seq);
       assert.is(proof.root, ledger.epoch(proof.epoch)!.root);
       assert.ok(verifyInclusion(proof.root, proof.leaf, proof.proof), `seq ${seq}`);
       assert.not.ok(verifyInclusion(proof.root, { ...proof.leaf, seq: seq + 100 }, proof.proof));
       assert.is(proof.anchored, null); // not yet in a block
     }
-    assert.throws(() => proofFromLedger(ledger, DEVICE, 99), /in no anchored epoch yet/);
+    await proofFromLedger(ledger, DEVICE, 99).then(() => assert.unreachable('proved'), (err: Error) => assert.match(err.message, /in no anchored epoch yet/));
     ledger.close();
     await store.close();
   } finally {

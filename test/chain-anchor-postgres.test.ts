@@ -19,6 +19,7 @@ import { buildTree, proofFor, verifyInclusion } from '../agent/chain/merkle.ts';
 import { DEV_KEYS, evmMissing, startEvm, type Evm } from '../harness/evm.ts';
 import { postgresBin, startPostgres, type Postgres } from '../harness/postgres.ts';
 import { boxConfig, sleep, testDeployment, until, type Running } from './helpers/system.ts';
+import { jsonLines, runCli } from './helpers/cli.ts';
 
 const missing = postgresBin() ? await evmMissing() : 'needs PostgreSQL (apt-get install postgresql)';
 const { dir, broker, launch } = testDeployment(test);
@@ -121,6 +122,20 @@ test('two gateways on PostgreSQL, the anchoring one killed -9 with its transacti
         assert.ok(verifyInclusion(root, { ...leaf, hash: '0x' + leaf.hash.toString('hex') }, proof.proof), `seq ${r.seq} of ${r.device} under epoch ${e.epoch}`);
       }
     }
+    // The CLI on the database: proof --db, and verify --anchored --gateway-db of one box's
+    // readings as stored.
+    const device = readings[0]!.device;
+    const proofRun = await runCli(['proof', '--db', url, '--device', device, '--seq', '1', '--json']);
+    assert.is(proofRun.code, 0, proofRun.stderr);
+    const proof = JSON.parse(proofRun.stdout.toString());
+    assert.is(proof.anchored.contract.toLowerCase(), contract.toLowerCase());
+    assert.is(proof.root, await reader.readContract({ address: contract, abi: REGISTRY_ABI, functionName: 'rootOf', args: [BigInt(proof.epoch)] }));
+    const exported = join(dir.path, 'export.cbor');
+    const own = readings.filter((r) => r.device === device).sort((a, b) => a.seq - b.seq);
+    writeFileSync(exported, Buffer.concat(own.map((r) => r.message)));
+    const verified = await runCli(['verify', '--anchored', '--rpc', chain.url, '--contract', contract, '--gateway-db', url, exported]);
+    assert.is(verified.code, 0, verified.stderr);
+    assert.equal(jsonLines(verified.stdout).map((l) => [l.seq, l.anchored?.epoch === own[l.seq]!.epoch]), own.map((r) => [r.seq, true]));
     const devices = new Set(readings.map((r) => r.device)).size;
     console.log(`  ${readings.length} readings of ${devices} boxes in ${built.length} epochs, each anchored once; epoch ${pending!.epoch} sent by a, mined after b took over`);
     assert.is(devices, 3);

@@ -76,7 +76,7 @@ async function proveAll(): Promise<{ readings: number; devices: number }> {
     const roots = new Map<number, Hex>();
     const trees = new Map();
     for (const row of checked) {
-      const proof = proofFromLedger(ledger, row.device, row.seq, trees);
+      const proof = await proofFromLedger(ledger, row.device, row.seq, trees);
       assert.is(proof.epoch, row.epoch);
       if (!roots.has(proof.epoch)) roots.set(proof.epoch, await rootOnChain(proof.epoch));
       const leaf = { hash: '0x' + createHash('sha256').update(row.message).digest('hex'), device: row.device, seq: row.seq };

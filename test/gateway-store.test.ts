@@ -79,6 +79,30 @@ for (const { engine, missing, open: openStore } of ENGINES) {
     await store.close();
   });
 
+  testIf(missing, `${engine}: several gaps walked over in one step, far from the step's readings: every held run walked, none skipped`, async () => {
+    const store = await openStore('gaps');
+    const r = chain(40);
+    const held = [0, 1, 2, 5, 6, 9, 10, 12, 15, 16, 30];
+    await store.acceptAll(held.map((seq) => at(r[seq]!, 0)), 0);
+    assert.is((await store.frontier(DEVICE))?.seq, 2);
+    // After the gap timeout, readings far above (one joins a held run): the walk passes
+    // 3-4, 7-8 and 11, and stops below 14, which came just now. (PostgreSQL reads the runs
+    // around the chain position and the step's readings: 9-10 is in neither.)
+    const now = 2 * GAP_MS;
+    const results = await store.acceptAll([at(r[14]!, now), at(r[35]!, now)], now);
+    assert.equal(results.map((x) => x.outcome), ['new', 'new']);
+    const linked = results.flatMap((x) => x.linked.map((l) => [l.seq, l.chain]));
+    assert.equal(linked, [[5, 'gap'], [6, 'ok'], [9, 'gap'], [10, 'ok'], [12, 'gap']]);
+    assert.is(results.reduce((n, x) => n + x.missing, 0), 5);
+    assert.is((await store.frontier(DEVICE))?.seq, 12);
+    // Once 14 has waited too: 14-16, then 30 after 17-29, then 35 after 31-34.
+    const settled = await store.settle(DEVICE, now + GAP_MS);
+    assert.equal(settled.linked.map((l) => [l.seq, l.chain]), [[14, 'gap'], [15, 'ok'], [16, 'ok'], [30, 'gap'], [35, 'gap']]);
+    assert.is(settled.missing, 1 + 13 + 4);
+    assert.equal(await runs(store), [[0, 2], [5, 6], [9, 10], [12, 12], [14, 16], [30, 30], [35, 35]]);
+    await store.close();
+  });
+
   testIf(missing, `${engine}: a reading that does not link to a held neighbour is refused, and the held ones stay`, async () => {
     const store = await openStore('broken');
     const r = chain(4);

@@ -1,8 +1,10 @@
 // `verify --anchored`: each verified message's inclusion under the root the contract
-// holds for its epoch. The proof comes from a proof file or the gateway's state dir; the
-// leaf is recomputed from the message itself, never taken from the proof.
+// holds for its epoch. The proof comes from a proof file or the gateway's ledger (its state
+// dir, or the PostgreSQL database its gateways share); the leaf is recomputed from the
+// message itself, never taken from the proof.
 import { IopError } from '../errors.ts';
-import { SqliteAnchorLedger } from '../gateway/anchor-ledger.ts';
+import type { LedgerReader } from '../gateway/anchor-ledger.ts';
+import { openLedgerReader } from '../gateway/ledger-reader.ts';
 import type { ChainClient, Address } from './client.ts';
 import { verifyInclusion, type EpochTree, type InclusionProof } from './merkle.ts';
 import { hashHex, proofFromLedger, proofKey, readProofFile } from './proofs.ts';
@@ -16,19 +18,27 @@ export class AnchoredCheck {
   private readonly client: ChainClient;
   private readonly contract: Address;
   private readonly proofs: Map<string, InclusionProof> | undefined;
-  private readonly ledger: SqliteAnchorLedger | undefined;
+  private readonly ledger: LedgerReader | undefined;
 
-  constructor(options: { client: ChainClient; contract: Address; proofFile?: string | undefined; gatewayState?: string | undefined }) {
+  private constructor(options: { client: ChainClient; contract: Address; proofs: Map<string, InclusionProof> | undefined; ledger: LedgerReader | undefined }) {
     this.client = options.client;
     this.contract = options.contract;
-    if (!options.proofFile && !options.gatewayState) throw new IopError('USAGE', '--anchored needs --proof FILE or --gateway-state DIR');
-    this.proofs = options.proofFile ? readProofFile(options.proofFile) : undefined;
-    this.ledger = options.gatewayState ? new SqliteAnchorLedger(options.gatewayState, {}) : undefined;
+    this.proofs = options.proofs;
+    this.ledger = options.ledger;
+  }
+
+  static async open(options: { client: ChainClient; contract: Address; proofFile?: string | undefined; gatewayState?: string | undefined; gatewayDb?: string | undefined }): Promise<AnchoredCheck> {
+    const { proofFile, gatewayState, gatewayDb } = options;
+    if (!proofFile && !gatewayState && !gatewayDb) throw new IopError('USAGE', '--anchored needs --proof FILE, --gateway-state DIR or --gateway-db URL');
+    if (gatewayState && gatewayDb) throw new IopError('USAGE', '--gateway-state and --gateway-db name two ledgers: give one');
+    const proofs = proofFile ? readProofFile(proofFile) : undefined;
+    const ledger = gatewayState || gatewayDb ? await openLedgerReader({ stateDir: gatewayState ?? '', db: gatewayDb }) : undefined;
+    return new AnchoredCheck({ client: options.client, contract: options.contract, proofs, ledger });
   }
 
   /** The epoch and root proving the message, or an error saying why it is not proven. */
   async check(device: string, seq: number, hash: Uint8Array): Promise<AnchoredResult> {
-    const proof = this.proofs?.get(proofKey(device, seq)) ?? (this.ledger ? proofFromLedger(this.ledger, device, seq, this.trees) : undefined);
+    const proof = this.proofs?.get(proofKey(device, seq)) ?? (this.ledger ? await proofFromLedger(this.ledger, device, seq, this.trees) : undefined);
     if (!proof) throw new IopError('VERIFY', `no inclusion proof for seq ${seq} of ${device} in the proof file`);
     let root = this.roots.get(proof.epoch);
     if (root === undefined) {
@@ -41,7 +51,7 @@ export class AnchoredCheck {
     return { epoch: proof.epoch, root };
   }
 
-  close(): void {
-    this.ledger?.close();
+  async close(): Promise<void> {
+    await this.ledger?.close();
   }
 }

@@ -7,6 +7,7 @@ import { requireOption } from '../commands/options.ts';
 import { ChainClient, classifyChainError, type Address } from './client.ts';
 import { createChainKey, loadChainKey } from './key.ts';
 import { AnchoredCheck } from './anchored-check.ts';
+import { dbOption } from '../gateway/ledger-reader.ts';
 
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 
@@ -48,11 +49,13 @@ export async function runChain(context: CommandContext): Promise<number> {
 
 /** The inclusion check of `verify --anchored`, from its flags. */
 export async function anchoredCheck(context: CommandContext): Promise<AnchoredCheck> {
-  return new AnchoredCheck({
+  const gatewayDb = dbOption(stringOption(context, 'gateway-db'), 'gateway-db');
+  return AnchoredCheck.open({
     client: await connect(requireOption(context, 'rpc')),
     contract: addressOption(requireOption(context, 'contract'), 'contract'),
     proofFile: stringOption(context, 'proof'),
     gatewayState: stringOption(context, 'gateway-state'),
+    gatewayDb,
   });
 }
 

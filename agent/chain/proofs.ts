@@ -13,18 +13,18 @@ export interface AnchoredProof extends InclusionProof {
 }
 
 /** `trees`: epochs' trees already built, kept by a caller proving many readings. */
-export function proofFromLedger(ledger: LedgerReader, device: string, seq: number, trees?: Map<number, EpochTree>): AnchoredProof {
-  const epoch = ledger.epochOf(device, seq);
+export async function proofFromLedger(ledger: LedgerReader, device: string, seq: number, trees?: Map<number, EpochTree>): Promise<AnchoredProof> {
+  const epoch = await ledger.epochOf(device, seq);
   if (epoch === undefined) {
     throw new IopError('INPUT', `seq ${seq} of ${device} is in no anchored epoch yet (not stored by this gateway, or its epoch has not ended)`);
   }
-  const record = ledger.epoch(epoch)!;
+  const record = (await ledger.epoch(epoch))!;
   let tree = trees?.get(epoch);
   if (!tree) {
-    tree = buildTree(ledger.leavesOf(epoch));
+    tree = buildTree(await ledger.leavesOf(epoch));
     trees?.set(epoch, tree);
   }
-  const leaf = ledger.leafOf(device, seq)!;
+  const leaf = (await ledger.leafOf(device, seq))!;
   const proof = proofFor(tree, epoch, leaf);
   if (proof.root !== record.root) throw new IopError('STORE', `epoch ${epoch}: its leaves give root ${proof.root}, the ledger says ${record.root}: the ledger is damaged`);
   const mined = record.state === 'mined' || record.state === 'final';

@@ -10,19 +10,20 @@ import type { AnchoredResult } from '../chain/anchored-check.ts';
 export const verifyCommand: Command = {
   name: 'verify',
   summary: 'verify signed readings (one COSE_Sign1 or a CBOR sequence) and their chain',
-  usage: 'iop-agent verify [FILE|-] [--pubkey HEX] [--allow-gaps] [--anchored --rpc URL --contract ADDR (--proof FILE | --gateway-state DIR)]',
+  usage: 'iop-agent verify [FILE|-] [--pubkey HEX] [--allow-gaps] [--anchored --rpc URL --contract ADDR (--proof FILE | --gateway-state DIR | --gateway-db URL)]',
   help: `      FILE              input; '-' or nothing reads standard input
       --pubkey HEX      accept only messages signed by this raw Ed25519 public key (64 hex digits);
                         without it each message is checked against the key its device id names
       --allow-gaps      a gap in sequence numbers is reported but does not fail the run
       --anchored        also check each message's inclusion under the Merkle root its epoch has
                         on chain (read from --contract through --rpc), with the proofs of
-                        --proof FILE ('iop-agent proof --json' lines) or --gateway-state DIR
+                        --proof FILE ('iop-agent proof --json' lines), --gateway-state DIR
+                        or --gateway-db URL (the PostgreSQL database of 'gateway --db URL')
 Prints one JSON line per message (with --anchored: and its "anchored" {epoch, root}); exits 1 with a one-line reason on the first bad,
 tampered, broken-chain (or, without --allow-gaps, gapped) message.`,
   options: {
     pubkey: { type: 'string' }, 'allow-gaps': { type: 'boolean' },
-    anchored: { type: 'boolean' }, rpc: { type: 'string' }, contract: { type: 'string' }, proof: { type: 'string' }, 'gateway-state': { type: 'string' },
+    anchored: { type: 'boolean' }, rpc: { type: 'string' }, contract: { type: 'string' }, proof: { type: 'string' }, 'gateway-state': { type: 'string' }, 'gateway-db': { type: 'string' },
   },
   positionals: { min: 0, max: 1 },
   async run(context) {
@@ -52,38 +53,42 @@ tampered, broken-chain (or, without --allow-gaps, gapped) message.`,
     const allowGaps = context.values['allow-gaps'] === true;
     let failure: string | undefined;
     let offset = 0;
-    for (let index = 0; offset < input.length; index++) {
-      const where = `message ${index} (byte ${offset})`;
-      let length: number;
-      try {
-        length = cborItemLength(input, offset);
-      } catch (err) {
-        failure ??= `${where}: not CBOR: ${errorMessage(err)}`;
-        break; // without a sound item boundary nothing after it can be found
-      }
-      const bytes = input.subarray(offset, offset + length);
-      offset += length;
-      try {
-        const reading = verifier.verify(bytes);
-        let inclusion: AnchoredResult | undefined;
-        if (anchored && reading.valid) {
-          try {
-            inclusion = await anchored.check(reading.device, reading.seq, reading.hash);
-          } catch (err) {
-            if (!(err instanceof IopError)) throw chain!.chainFailure(err);
-            failure ??= `${where}, seq ${reading.seq}: ${err.message}`;
-          }
+    try {
+      for (let index = 0; offset < input.length; index++) {
+        const where = `message ${index} (byte ${offset})`;
+        let length: number;
+        try {
+          length = cborItemLength(input, offset);
+        } catch (err) {
+          failure ??= `${where}: not CBOR: ${errorMessage(err)}`;
+          break; // without a sound item boundary nothing after it can be found
         }
-        context.stdout.write(JSON.stringify({ ...readingToJson(reading), ...(inclusion ? { anchored: inclusion } : {}) }) + '\n');
-        if (!reading.valid) failure ??= `${where}, seq ${reading.seq}: signature does not verify`;
-        else if (reading.chain === 'broken') failure ??= `${where}, seq ${reading.seq}: chain broken (prev does not match the previous message, or the sequence went back)`;
-        else if (reading.chain === 'gap' && !allowGaps) failure ??= `${where}, seq ${reading.seq}: gap in the chain (messages before it are missing)`;
-      } catch (err) {
-        if (!(err instanceof VerifyError)) throw err;
-        failure ??= `${where}: ${err.message}`;
+        const bytes = input.subarray(offset, offset + length);
+        offset += length;
+        try {
+          const reading = verifier.verify(bytes);
+          let inclusion: AnchoredResult | undefined;
+          if (anchored && reading.valid) {
+            try {
+              inclusion = await anchored.check(reading.device, reading.seq, reading.hash);
+            } catch (err) {
+              if (!(err instanceof IopError)) throw chain!.chainFailure(err);
+              failure ??= `${where}, seq ${reading.seq}: ${err.message}`;
+            }
+          }
+          context.stdout.write(JSON.stringify({ ...readingToJson(reading), ...(inclusion ? { anchored: inclusion } : {}) }) + '\n');
+          if (!reading.valid) failure ??= `${where}, seq ${reading.seq}: signature does not verify`;
+          else if (reading.chain === 'broken') failure ??= `${where}, seq ${reading.seq}: chain broken (prev does not match the previous message, or the sequence went back)`;
+          else if (reading.chain === 'gap' && !allowGaps) failure ??= `${where}, seq ${reading.seq}: gap in the chain (messages before it are missing)`;
+        } catch (err) {
+          if (!(err instanceof VerifyError)) throw err;
+          failure ??= `${where}: ${err.message}`;
+        }
       }
+    } finally {
+      // A PostgreSQL ledger's connections would hold the process open.
+      await anchored?.close();
     }
-    anchored?.close();
     if (failure) throw new IopError('VERIFY', failure);
     return 0;
   },

@@ -41,6 +41,31 @@ export async function openPostgresAnchorLedger(url: string, options: { epochS: n
   return ledger;
 }
 
+/**
+ * The ledger of a gateway database, opened to read proofs (proof, verify --anchored): it
+ * migrates nothing and writes nothing, and refuses a database where no gateway anchored.
+ */
+export async function openPostgresLedgerReader(url: string): Promise<PostgresAnchorLedger> {
+  const pool = new pg.Pool({ connectionString: url, types, max: 2, application_name: 'iop-proof' });
+  pool.on('error', () => undefined);
+  let epochS: number | undefined;
+  try {
+    const anchored = await pool.query<{ t: string | null }>("SELECT to_regclass('anchor_meta')::text AS t");
+    if (anchored.rows[0]!.t !== null) {
+      const stored = (await pool.query<{ value: string }>("SELECT value FROM anchor_meta WHERE key = 'epoch_s'")).rows[0]?.value;
+      epochS = stored === undefined ? undefined : Number(stored);
+    }
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw new IopError('STORE', `cannot read the anchoring ledger in ${redact(url)}: ${errorMessage(err)}`, { db: redact(url) }, { cause: err });
+  }
+  if (epochS === undefined) {
+    await pool.end().catch(() => undefined);
+    throw new IopError('STORE', `${redact(url)} has no anchoring ledger: no gateway on this database anchored`, { db: redact(url) });
+  }
+  return new PostgresAnchorLedger(pool, epochS);
+}
+
 type Row = {
   epoch: number; root: string; leaves: number; state: EpochState; nonce: number | null; tx: string | null; sends: number;
   block: number | null; chain_id: number | null; contract: string | null;

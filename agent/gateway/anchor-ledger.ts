@@ -78,8 +78,8 @@ export interface AnchorLedger {
 
 export type EpochChange = Partial<Pick<EpochRecord, 'state' | 'nonce' | 'tx' | 'sends' | 'block' | 'chainId' | 'contract'>>;
 
-/** What a proof is read from: a ledger whose answers come at once (the SQLite one). */
-export type LedgerReader = Pick<SqliteAnchorLedger, 'epochOf' | 'epoch' | 'leavesOf' | 'leafOf'>;
+/** What a proof is read from: either ledger (proof, verify --anchored). */
+export type LedgerReader = Pick<AnchorLedger, 'epochOf' | 'epoch' | 'leavesOf' | 'leafOf' | 'close'>;
 
 type Statement = 'meta' | 'setMeta' | 'insertEpoch' | 'epoch' | 'unfinished' | 'insertLeaf' | 'epochOf' | 'leavesOf'
   | 'queuePairing' | 'pairings' | 'updatePairing';

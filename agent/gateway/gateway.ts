@@ -26,6 +26,14 @@ const MAX_MESSAGE_BYTES = 64 * 1024;
 const RECEIPT_EVERY_MS = 100;
 const MAX_BATCH = 500;
 
+const MAX_IDENTITIES = 100_000;
+
+interface VerifiedFields { seq: number; prev: string; records: ReturnType<typeof resolveSenmlPack> }
+
+function fieldsOf(parsed: ReturnType<typeof parseSign1>): VerifiedFields {
+  return { seq: parsed.header.seq, prev: toHex(parsed.header.prev), records: resolveSenmlPack(decodeCbor(parsed.payload), Date.now() / 1000) };
+}
+
 export type RejectReason = 'malformed' | 'too-large' | 'bad-signature' | 'unknown-device' | 'topic-mismatch' | 'broken-chain' | 'conflict';
 
 export interface GatewayCounters {
@@ -66,8 +74,10 @@ export class Gateway {
   /** set by stop(): nothing is scheduled or sent against the store once it closes */
   private stopping = false;
   private closed = false;
-  /** records of readings received, by message, until the message is dropped */
-  private readonly resolved = new WeakMap<Uint8Array, ReturnType<typeof resolveSenmlPack>>();
+  /** what `verified` says of a reading received, by message, until the message is dropped */
+  private readonly resolved = new WeakMap<Uint8Array, VerifiedFields>();
+  /** devices' identities by kid (its bytes as a latin1 string): made once per device, not per message */
+  private readonly identities = new Map<string, DeviceIdentity>();
   private pending: { identity: DeviceIdentity; reading: IncomingReading }[] = [];
   /** the store step under way: one at a time, the next batch gathers meanwhile */
   private storing: Promise<void> | undefined;
@@ -139,7 +149,7 @@ export class Gateway {
     let records;
     try {
       parsed = parseSign1(bytes);
-      identity = identityFromKid(parsed.header.kid);
+      identity = this.identityOf(parsed.header.kid);
       records = resolveSenmlPack(decodeCbor(parsed.payload), Date.now() / 1000);
     } catch (err) {
       return this.reject('malformed', `${topic}: ${errorMessage(err)}`);
@@ -150,7 +160,7 @@ export class Gateway {
     if (!verifyEd25519(identity, parsed.signature, sigStructure(parsed.protectedBytes, parsed.payload))) {
       return this.reject('bad-signature', `seq ${parsed.header.seq} of ${identity.id}: signature does not verify`);
     }
-    this.resolved.set(bytes, records);
+    this.resolved.set(bytes, { seq: parsed.header.seq, prev: toHex(parsed.header.prev), records });
     this.pending.push({
       identity,
       // node:crypto's SHA-256, the codec's messageHash, several times faster on this hot path
@@ -220,11 +230,22 @@ export class Gateway {
   }
 
   private publishVerified(client: MqttClient, identity: DeviceIdentity, message: Uint8Array, chain: string): void {
-    const parsed = parseSign1(message);
-    // Resolved when it came; a reading read back from the store is resolved again.
-    const records = this.resolved.get(message) ?? resolveSenmlPack(decodeCbor(parsed.payload), Date.now() / 1000);
-    const body = { device: identity.id, seq: parsed.header.seq, prev: toHex(parsed.header.prev), valid: true, chain, records };
+    // Parsed and resolved when it came; a reading read back from the store (another
+    // gateway's, or from before a restart) is parsed again.
+    const { seq, prev, records } = this.resolved.get(message) ?? fieldsOf(parseSign1(message));
+    const body = { device: identity.id, seq, prev, valid: true, chain, records };
     client.publish(deviceTopic(identity.id, 'verified'), JSON.stringify(body), { qos: 1 });
+  }
+
+  private identityOf(kid: Uint8Array): DeviceIdentity {
+    const key = Buffer.from(kid.buffer, kid.byteOffset, kid.byteLength).toString('latin1');
+    let identity = this.identities.get(key);
+    if (!identity) {
+      identity = identityFromKid(kid);
+      if (this.identities.size >= MAX_IDENTITIES) this.identities.clear();
+      this.identities.set(key, identity);
+    }
+    return identity;
   }
 
   private scheduleReceipt(identity: DeviceIdentity): void {

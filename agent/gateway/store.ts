@@ -76,10 +76,19 @@ export interface HeldRow { seq: number; hash: Uint8Array; prev: Uint8Array; mess
 /** What an engine hands the rules for one device, read inside its transaction. */
 export interface DeviceSnapshot {
   frontier: ChainLink | undefined;
-  /** every run of the device, any order */
+  /**
+   * The device's runs, any order: every run, or (PostgreSQL) those around the chain
+   * position and the batch's readings, and the first above each: every decision before
+   * the chain is walked over a gap looks only there.
+   */
   runs: Run[];
   /** a held reading, read on demand (the runs tell whether it is held) */
   row(seq: number): Promise<HeldRow | undefined>;
+  /**
+   * With only some runs given: the lowest run starting above `seq` in the store. Asked
+   * after the chain was walked over a gap, where the runs given may leave one out.
+   */
+  runAbove?(seq: number): Promise<Run | undefined>;
 }
 
 /** What a step changed, for the engine to write in the same transaction. */
@@ -105,6 +114,9 @@ export class DeviceLedger {
   private readonly rows = new Map<number, HeldRow>();
   private readonly inserted: HeldRow[] = [];
   private readonly load: (seq: number) => Promise<HeldRow | undefined>;
+  private readonly runAboveInStore: ((seq: number) => Promise<Run | undefined>) | undefined;
+  /** set once the chain was walked over a gap: runs above may be missing from those given */
+  private jumped = false;
   private readonly gapTimeoutMs: number;
 
   constructor(device: string, snapshot: DeviceSnapshot, gapTimeoutMs: number) {
@@ -113,6 +125,7 @@ export class DeviceLedger {
     this.runs = [...snapshot.runs].sort((a, b) => a.first - b.first);
     this.originalRuns = new Map(snapshot.runs.map((r) => [r.first, r]));
     this.load = (seq) => snapshot.row(seq);
+    this.runAboveInStore = snapshot.runAbove?.bind(snapshot);
     this.gapTimeoutMs = gapTimeoutMs;
   }
 
@@ -165,7 +178,7 @@ export class DeviceLedger {
         joining = 'ok';
         continue;
       }
-      const aboveRun = this.runs[this.indexAbove(frontier.seq)];
+      const aboveRun = await this.runAbove(frontier.seq);
       const above = aboveRun && await this.row(aboveRun.first);
       if (!above || nowMs - above.receivedMs < this.gapTimeoutMs) break;
       // The missing readings did not come within the gap timeout: the chain goes on after
@@ -174,6 +187,7 @@ export class DeviceLedger {
       missing += above.seq - frontier.seq - 1;
       frontier = { seq: above.seq - 1, hash: above.prev };
       joining = joining === 'start' ? 'start' : 'gap';
+      this.jumped = true;
     }
     if (frontier.seq >= 0 && (!stored || frontier.seq !== stored.seq)) {
       this.frontierLink = frontier;
@@ -190,6 +204,18 @@ export class DeviceLedger {
       return !before || before.last !== r.last || !bytesEqual(before.hash, r.hash);
     });
     return { device: this.device, inserted: this.inserted, deletedRuns, upsertedRuns, frontier: this.frontierMoved ? this.frontierLink : undefined };
+  }
+
+  /** The lowest held run starting above `seq`; from the store too once the walk jumped a gap. */
+  private async runAbove(seq: number): Promise<Run | undefined> {
+    const held = this.runs[this.indexAbove(seq)];
+    if (!this.jumped || !this.runAboveInStore) return held;
+    const stored = await this.runAboveInStore(seq);
+    if (!stored || (held && held.first <= stored.first)) return held;
+    // One the given runs left out: it is the store's as it was, not a change of this step.
+    this.originalRuns.set(stored.first, stored);
+    this.runs.splice(this.indexAbove(stored.first - 1), 0, stored);
+    return stored;
   }
 
   private runAt(seq: number): Run | undefined {
