@@ -272,8 +272,14 @@ export class Gateway {
       });
       // Retained: a box that was offline gets the latest receipt when it subscribes.
       this.log.debug(`receipt for ${identity.id}: ${ranges.map((r) => `${r.first}..${r.last}`).join(', ')}`);
-      await client.publishAsync(deviceTopic(identity.id, 'ack'), Buffer.from(receipt), { qos: 1, retain: true });
-      this.counters.receipts++;
+      // Not awaited: stop() waits for the store reads above, never for the broker's
+      // acknowledgement, which a session closing after a broker restart may never get
+      // (mqtt.js keeps such a publish for a resend that does not come); awaiting it left
+      // stop() on a promise nothing settles, and the process ended without its summary.
+      client.publishAsync(deviceTopic(identity.id, 'ack'), Buffer.from(receipt), { qos: 1, retain: true }).then(
+        () => void this.counters.receipts++,
+        (err: unknown) => this.log.warn(`receipt for ${identity.id} not sent: ${errorMessage(err)}`),
+      );
     } catch (err) {
       this.log.warn(`receipt for ${identity.id} not sent: ${errorMessage(err)}`);
     }
