@@ -43,6 +43,11 @@ export interface NeighbourEvents {
   changed(neighbour: Neighbour, appeared: boolean): void;
   /** ask a silent neighbour on a wired or IP link to answer now (a unicast request) */
   probe?(neighbour: Neighbour): void;
+  /**
+   * ask a silent radio neighbour that stopped acknowledging data to answer now (a unicast
+   * request, rate-limited by the router); false if no request went
+   */
+  probeSilent?(neighbour: Neighbour): boolean;
 }
 
 export class NeighbourTable {
@@ -63,12 +68,22 @@ export class NeighbourTable {
    */
   private readonly probeMs: (link: number) => number | undefined;
 
-  constructor(clock: Clock, events: NeighbourEvents, options: { slackMs?: (link: number) => number; downAfterMisses?: number; probeMs?: (link: number) => number | undefined } = {}) {
+  /**
+   * How long a radio neighbour that stopped acknowledging data, and was heard from no
+   * more than that long ago, has to answer a probe before it counts as gone; undefined:
+   * no such probes.
+   */
+  private readonly silentProbeMs: (link: number) => number | undefined;
+
+  constructor(clock: Clock, events: NeighbourEvents, options: {
+    slackMs?: (link: number) => number; downAfterMisses?: number; probeMs?: (link: number) => number | undefined; silentProbeMs?: (link: number) => number | undefined;
+  } = {}) {
     this.clock = clock;
     this.events = events;
     this.slackMs = options.slackMs ?? (() => 100);
     this.downAfterMisses = options.downAfterMisses ?? 2;
     this.probeMs = options.probeMs ?? (() => undefined);
+    this.silentProbeMs = options.silentProbeMs ?? (() => undefined);
   }
 
   all(): Neighbour[] {
@@ -151,6 +166,26 @@ export class NeighbourTable {
       }
     }, holdMs);
     if (this.cost(n) !== before) this.events.changed(n, false);
+    if (!down) this.askIfSilent(n);
+  }
+
+  /**
+   * A radio neighbour left every try of a data frame unanswered and has not been heard
+   * from for a while: with hellos minutes apart, waiting for them to be missed would keep
+   * routes through a gone box for many minutes. It is asked once (a probe); if nothing at
+   * all comes from it in time, it counts as gone (its rxcost infinite) until its next
+   * hello. A neighbour still heard (its acks collided, not its radio died) is not asked.
+   */
+  private askIfSilent(n: Neighbour): void {
+    const waitMs = this.silentProbeMs(n.link);
+    const asked = this.clock.now();
+    if (waitMs === undefined || asked - n.lastHeard < waitMs || !this.events.probeSilent?.(n)) return;
+    this.clock.setTimeout(() => {
+      if (this.byKey.get(n.key) !== n || n.lastHeard >= asked) return;
+      const before = this.cost(n);
+      n.missesInARow = Math.max(n.missesInARow, this.downAfterMisses);
+      if (this.cost(n) !== before) this.events.changed(n, false);
+    }, waitMs);
   }
 
   /**
