@@ -36,6 +36,10 @@ export interface Neighbour {
   txcostValidMs: number;
   /** the epoch the neighbour's hellos came with: a new one means it restarted */
   epoch: number;
+  /** when data to it first failed since it was last heard from (radio) */
+  failedSilentSince?: number | undefined;
+  /** taken as gone because it answered no probe (radio): any frame from it brings it back */
+  goneUnheard?: boolean;
 }
 
 export interface NeighbourEvents {
@@ -132,6 +136,7 @@ export class NeighbourTable {
     n.snr = signal.snr;
     n.lastHeard = this.clock.now();
     this.armDeadline(n);
+    n.goneUnheard = false;
     if (appeared || this.cost(n) !== before) this.events.changed(n, appeared);
     return n;
   }
@@ -170,20 +175,27 @@ export class NeighbourTable {
   }
 
   /**
-   * A radio neighbour left every try of a data frame unanswered and has not been heard
-   * from for a while: with hellos minutes apart, waiting for them to be missed would keep
-   * routes through a gone box for many minutes. It is asked once (a probe); if nothing at
-   * all comes from it in time, it counts as gone (its rxcost infinite) until its next
-   * hello. A neighbour still heard (its acks collided, not its radio died) is not asked.
+   * A radio neighbour left every try of two data frames unanswered, the second a while
+   * after the first, and nothing at all came from it in between: with hellos minutes
+   * apart, waiting for them to be missed would keep routes through a gone box for many
+   * minutes. It is asked once (a probe); if nothing comes from it in time, it counts as
+   * gone (its rxcost infinite) until its next hello. A neighbour heard in between (its
+   * acks collided, its radio did not die) is not asked.
    */
   private askIfSilent(n: Neighbour): void {
     const waitMs = this.silentProbeMs(n.link);
     const asked = this.clock.now();
-    if (waitMs === undefined || asked - n.lastHeard < waitMs || !this.events.probeSilent?.(n)) return;
+    if (waitMs === undefined) return;
+    if (n.failedSilentSince === undefined || n.lastHeard >= n.failedSilentSince) {
+      n.failedSilentSince = asked;
+      return;
+    }
+    if (asked - n.failedSilentSince < waitMs || !this.events.probeSilent?.(n)) return;
     this.clock.setTimeout(() => {
       if (this.byKey.get(n.key) !== n || n.lastHeard >= asked) return;
       const before = this.cost(n);
       n.missesInARow = Math.max(n.missesInARow, this.downAfterMisses);
+      n.goneUnheard = true;
       if (this.cost(n) !== before) this.events.changed(n, false);
     }, waitMs);
   }
@@ -196,7 +208,14 @@ export class NeighbourTable {
    */
   heard(key: string): void {
     const n = this.byKey.get(key);
-    if (n) n.lastHeard = this.clock.now();
+    if (!n) return;
+    n.lastHeard = this.clock.now();
+    if (!n.goneUnheard) return;
+    // Taken as gone for want of an answer, it is there after all: as it was before.
+    n.goneUnheard = false;
+    const before = this.cost(n);
+    n.missesInARow = 0;
+    if (this.cost(n) !== before) this.events.changed(n, false);
   }
 
   dataDelivered(key: string): void {
