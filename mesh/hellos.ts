@@ -27,7 +27,14 @@ export class Hellos {
   /** the rxcost last told each neighbour (by key) */
   private readonly told = new Map<string, number>();
 
-  constructor(options: { links: boolean[]; clock: Clock; timers: MeshTimers; neighbours: NeighbourTable; random: () => number; send: (linkIndex: number, tlvs: Tlv[]) => void }) {
+  /**
+   * `along`: TLVs that go with a periodic hello on a link (the route dump, when it is due
+   * before the hello after this one): one frame where two would go.
+   */
+  constructor(options: {
+    links: boolean[]; clock: Clock; timers: MeshTimers; neighbours: NeighbourTable; random: () => number; send: (linkIndex: number, tlvs: Tlv[]) => void;
+    along?: (linkIndex: number, nextWithinMs: number) => Tlv[];
+  }) {
     this.neighbours = options.neighbours;
     this.seq = options.links.map(() => Math.floor(options.random() * 0xffff));
     this.perIhu = options.links.map(hellosPerIhu);
@@ -35,7 +42,7 @@ export class Hellos {
     // On a wired or IP link hellos keep close to their stated interval: receivers expect
     // the next within it, and a late one sets off a probe (section 4). A radio spreads them.
     this.timers = options.links.map((overhears, i) => new TrickleTimer(options.clock, options.timers.helloMinMs, options.timers.helloMaxMs,
-      (next) => options.send(i, this.next(i, next, false)), options.random, overhears ? 0.25 : 0.05));
+      (next) => options.send(i, [...this.next(i, next, false), ...(options.along?.(i, next) ?? [])]), options.random, overhears ? 0.25 : 0.05));
   }
 
   start(): void {

@@ -36,6 +36,10 @@ export interface Neighbour {
   txcostValidMs: number;
   /** the epoch the neighbour's hellos came with: a new one means it restarted */
   epoch: number;
+  /** when data to it first failed since it was last heard from (radio) */
+  failedSilentSince?: number | undefined;
+  /** taken as gone because it answered no probe (radio): any frame from it brings it back */
+  goneUnheard?: boolean;
 }
 
 export interface NeighbourEvents {
@@ -43,6 +47,11 @@ export interface NeighbourEvents {
   changed(neighbour: Neighbour, appeared: boolean): void;
   /** ask a silent neighbour on a wired or IP link to answer now (a unicast request) */
   probe?(neighbour: Neighbour): void;
+  /**
+   * ask a silent radio neighbour that stopped acknowledging data to answer now (a unicast
+   * request, rate-limited by the router); false if no request went
+   */
+  probeSilent?(neighbour: Neighbour): boolean;
 }
 
 export class NeighbourTable {
@@ -63,12 +72,22 @@ export class NeighbourTable {
    */
   private readonly probeMs: (link: number) => number | undefined;
 
-  constructor(clock: Clock, events: NeighbourEvents, options: { slackMs?: (link: number) => number; downAfterMisses?: number; probeMs?: (link: number) => number | undefined } = {}) {
+  /**
+   * How long a radio neighbour that stopped acknowledging data, and was heard from no
+   * more than that long ago, has to answer a probe before it counts as gone; undefined:
+   * no such probes.
+   */
+  private readonly silentProbeMs: (link: number) => number | undefined;
+
+  constructor(clock: Clock, events: NeighbourEvents, options: {
+    slackMs?: (link: number) => number; downAfterMisses?: number; probeMs?: (link: number) => number | undefined; silentProbeMs?: (link: number) => number | undefined;
+  } = {}) {
     this.clock = clock;
     this.events = events;
     this.slackMs = options.slackMs ?? (() => 100);
     this.downAfterMisses = options.downAfterMisses ?? 2;
     this.probeMs = options.probeMs ?? (() => undefined);
+    this.silentProbeMs = options.silentProbeMs ?? (() => undefined);
   }
 
   all(): Neighbour[] {
@@ -117,6 +136,7 @@ export class NeighbourTable {
     n.snr = signal.snr;
     n.lastHeard = this.clock.now();
     this.armDeadline(n);
+    n.goneUnheard = false;
     if (appeared || this.cost(n) !== before) this.events.changed(n, appeared);
     return n;
   }
@@ -151,6 +171,33 @@ export class NeighbourTable {
       }
     }, holdMs);
     if (this.cost(n) !== before) this.events.changed(n, false);
+    if (!down) this.askIfSilent(n);
+  }
+
+  /**
+   * A radio neighbour left every try of two data frames unanswered, the second a while
+   * after the first, and nothing at all came from it in between: with hellos minutes
+   * apart, waiting for them to be missed would keep routes through a gone box for many
+   * minutes. It is asked once (a probe); if nothing comes from it in time, it counts as
+   * gone (its rxcost infinite) until its next hello. A neighbour heard in between (its
+   * acks collided, its radio did not die) is not asked.
+   */
+  private askIfSilent(n: Neighbour): void {
+    const waitMs = this.silentProbeMs(n.link);
+    const asked = this.clock.now();
+    if (waitMs === undefined) return;
+    if (n.failedSilentSince === undefined || n.lastHeard >= n.failedSilentSince) {
+      n.failedSilentSince = asked;
+      return;
+    }
+    if (asked - n.failedSilentSince < waitMs || !this.events.probeSilent?.(n)) return;
+    this.clock.setTimeout(() => {
+      if (this.byKey.get(n.key) !== n || n.lastHeard >= asked) return;
+      const before = this.cost(n);
+      n.missesInARow = Math.max(n.missesInARow, this.downAfterMisses);
+      n.goneUnheard = true;
+      if (this.cost(n) !== before) this.events.changed(n, false);
+    }, waitMs);
   }
 
   /**
@@ -161,7 +208,14 @@ export class NeighbourTable {
    */
   heard(key: string): void {
     const n = this.byKey.get(key);
-    if (n) n.lastHeard = this.clock.now();
+    if (!n) return;
+    n.lastHeard = this.clock.now();
+    if (!n.goneUnheard) return;
+    // Taken as gone for want of an answer, it is there after all: as it was before.
+    n.goneUnheard = false;
+    const before = this.cost(n);
+    n.missesInARow = 0;
+    if (this.cost(n) !== before) this.events.changed(n, false);
   }
 
   dataDelivered(key: string): void {

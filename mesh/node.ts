@@ -93,10 +93,14 @@ export class MeshNode {
     this.neighbours = new NeighbourTable(this.clock, {
       changed: (n, appeared) => this.neighbourChanged(n, appeared),
       probe: (n) => this.probe(n, true),
+      probeSilent: (n) => this.probe(n, false),
     }, {
       slackMs, downAfterMisses: this.timers.helloMissesDown,
-      // a round trip on a wired or IP link; radios are not probed (section 4)
+      // a round trip on a wired or IP link; radios are not probed for a late hello (section 4)
       probeMs: (link) => (this.links[link]!.overhears ? undefined : slackMs(link) + this.timers.ackTimeoutMs),
+      // a radio neighbour that stopped acknowledging data: its answer may wait for another's
+      // (a box answers once per shortest hello interval) and for the channel
+      silentProbeMs: (link) => (this.links[link]!.overhears ? 2 * this.timers.helloMinMs + slackMs(link) : undefined),
     });
     this.outbox = new Outbox({ id: this.id, key: this.key, epoch: this.epoch, links: this.links, counters: this.counters });
     this.data = new DataPlane({
@@ -124,6 +128,7 @@ export class MeshNode {
     this.hellos = new Hellos({
       links: this.links.map((l) => l.overhears), clock: this.clock, timers: this.timers, neighbours: this.neighbours, random: this.random,
       send: (linkIndex, tlvs) => this.outbox.sendControl(linkIndex, tlvs),
+      along: (linkIndex, nextWithinMs) => this.dumpAlongHello(linkIndex, nextWithinMs),
     });
     this.updateTimer = new TrickleTimer(this.clock, this.timers.updateMinMs, this.timers.updateMaxMs, () => this.sendFullUpdate(), this.random);
     this.links.forEach((link, i) => link.onReceive((frame) => this.receive(i, frame)));
@@ -312,9 +317,10 @@ export class MeshNode {
   }
 
   /** A route request to one neighbour, with our last hello and IHUs: it answers with a hello and its routes. */
-  private probe(n: Neighbour, now: boolean): void {
-    if (!this.asked.mayProbe(n.key, now)) return;
+  private probe(n: Neighbour, now: boolean): boolean {
+    if (!this.asked.mayProbe(n.key, now)) return false;
     this.outbox.sendControl(n.link, [...this.hellos.repeat(n.link), { t: 'routereq' }], n.address);
+    return true;
   }
 
   /** One hello (with our IHUs) and our routes on a link: answers a request without resetting the timers of a whole dense mesh. */
@@ -379,13 +385,27 @@ export class MeshNode {
     return { t: 'update', source: known?.source ?? nodeIdFromHex(sourceHex), seqno: fd?.seqno ?? known?.seqno ?? 0, metric: INFINITE_METRIC, uplink: false };
   }
 
-  private sendFullUpdate(): void {
+  /**
+   * A periodic hello is going out on a link: if the route dump is due before the hello
+   * after it, the dump goes now, in the same frame (and on the other links with their
+   * next hellos). With hellos as seldom as dumps (LoRa), a quiet box sends one control
+   * frame per interval, not a hello and a dump that drift apart.
+   */
+  private dumpAlongHello(linkIndex: number, nextWithinMs: number): Tlv[] {
+    if (!this.updateTimer.dueWithin(nextWithinMs)) return [];
+    this.updateTimer.firedElsewhere();
+    return this.sendFullUpdate(linkIndex);
+  }
+
+  /** The periodic route dump on every link but `alongHelloOn` (whose hello carries what this returns). */
+  private sendFullUpdate(alongHelloOn?: number): Tlv[] {
     // A new seqno with every periodic announcement (as DSDV does) lets routes that became
     // unfeasible through metric noise become feasible again without a request.
     if (this.announcing !== 'no') this.ownSeqno.next();
     const tlvs = this.routeTlvs();
     // The dump carries the link's next hello too: one frame where a hello and a dump were two.
-    if (tlvs.length) this.links.forEach((_, i) => this.outbox.sendControl(i, [...this.hellos.instead(i), ...tlvs]));
+    if (tlvs.length) this.links.forEach((_, i) => i !== alongHelloOn && this.outbox.sendControl(i, [...this.hellos.instead(i), ...tlvs]));
+    return tlvs;
   }
 
   private routeTlvs(): Tlv[] {

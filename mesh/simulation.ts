@@ -110,7 +110,7 @@ export interface SimResult extends SimFigures {
 }
 
 /** Radio-friendly timers: a LoRa channel has little room for control traffic. */
-export const LORA_TIMERS: MeshTimers = { helloMinMs: 4000, helloMaxMs: 240_000, updateMinMs: 8000, updateMaxMs: 600_000, ackTimeoutMs: 300, helloMissesDown: 4 };
+export const LORA_TIMERS: MeshTimers = { helloMinMs: 4000, helloMaxMs: 300_000, updateMinMs: 8000, updateMaxMs: 300_000, ackTimeoutMs: 300, helloMissesDown: 4 };
 const MESH_KEY = new Uint8Array(32).fill(7);
 /** A reading every five minutes: what a box with slow-changing sensors sends. */
 export const DEFAULT_READING_INTERVAL_S = 300;

@@ -14,6 +14,8 @@ export class TrickleTimer {
   private readonly jitter: number;
   private intervalMs: number;
   private timer: TimerHandle | undefined;
+  /** when the scheduled firing comes */
+  private dueAt = Infinity;
   private stopped = true;
 
   constructor(clock: Clock, minMs: number, maxMs: number, fire: (nextWithinMs: number) => void, random: () => number = Math.random, jitter = 0.25) {
@@ -38,6 +40,7 @@ export class TrickleTimer {
 
   stop(): void {
     this.stopped = true;
+    this.dueAt = Infinity;
     this.clock.clearTimeout(this.timer);
   }
 
@@ -60,7 +63,25 @@ export class TrickleTimer {
     this.schedule(this.intervalMs * (1 - this.jitter + this.jitter * this.random()));
   }
 
+  /** Whether the next firing is due within `ms` from now. */
+  dueWithin(ms: number): boolean {
+    return !this.stopped && this.dueAt <= this.clock.now() + ms;
+  }
+
+  /**
+   * What the next firing would send goes out now by other means (along with another
+   * timer's frame): the interval grows as at a firing, and the next comes a whole
+   * interval from now. The callback is not called.
+   */
+  firedElsewhere(): void {
+    if (this.stopped) return;
+    this.clock.clearTimeout(this.timer);
+    this.intervalMs = Math.min(this.maxMs, this.intervalMs * 2);
+    this.schedule(this.intervalMs * (1 - this.jitter + this.jitter * this.random()));
+  }
+
   private schedule(delayMs: number): void {
+    this.dueAt = this.clock.now() + delayMs;
     this.timer = this.clock.setTimeout(() => {
       if (this.stopped) return;
       // The firing announces the next interval: listeners know by when to expect the next one.
