@@ -188,7 +188,12 @@ export async function bootBox(options: BootOptions): Promise<EmulatedBox> {
         await new Promise((r) => setTimeout(r, 50));
       }
     }
-    control.on('data', (chunk) => (controlBuffer += chunk));
+    // A reply is taken as soon as its line is complete (the tests send dozens in a row).
+    let replied: (() => void) | undefined;
+    control.on('data', (chunk) => {
+      controlBuffer += chunk;
+      if (controlBuffer.includes('\n')) replied?.();
+    });
     control.on('error', () => {});
     // Commands sent before the guest turned echo off would come back as replies.
     await waitFor(/iop-box: control ready/, 90_000);
@@ -200,10 +205,17 @@ export async function bootBox(options: BootOptions): Promise<EmulatedBox> {
       async control(command: string, timeoutMs = 10_000) {
         controlBuffer = '';
         control!.write(`${command}\n`);
-        const end = Date.now() + timeoutMs;
-        while (!controlBuffer.includes('\n')) {
-          if (Date.now() > end) throw new Error(`no reply to '${command}' on the control channel`);
-          await new Promise((resolve) => setTimeout(resolve, 50));
+        if (!controlBuffer.includes('\n')) {
+          let timer: NodeJS.Timeout | undefined;
+          try {
+            await new Promise<void>((resolve, reject) => {
+              replied = resolve;
+              timer = setTimeout(() => reject(new Error(`no reply to '${command}' on the control channel`)), timeoutMs);
+            });
+          } finally {
+            replied = undefined;
+            clearTimeout(timer);
+          }
         }
         return controlBuffer.slice(0, controlBuffer.indexOf('\n')).replace(/\r$/, '');
       },
