@@ -46,6 +46,13 @@ function guest(): Promise<Rig> {
   rig ??= (async () => {
     const gatewayDir = join(dir.path, 'gw');
     const key = await gatewayKey(gatewayDir);
+    // The guest boots meanwhile: its agent reaches the host only through its radio, put
+    // on the medium below once the host's side is up.
+    const booting = bootBox({
+      kernel: image!.kernel, initrd: image!.initrd, disk: makeDisk(join(dir.path, 'guest.img')), dir: dir.path,
+      params: { iop_config: Buffer.from(guestConfig(key)).toString('base64'), iop_mesh_key: MESH_KEY },
+    });
+    booting.then((box) => (booted = box), () => {}); // awaited below
     const gateway = launch(['gateway', '--broker', broker.url, '--state-dir', gatewayDir, '--allow-any']);
     const subscriber = launch(['subscribe', '--broker', broker.url, '--json']);
     await until('gateway and subscriber connected', () => /connected/.test(gateway.stderr()) && /connected/.test(subscriber.stderr()), 15_000);
@@ -53,11 +60,7 @@ function guest(): Promise<Rig> {
     const hostRadio = join(dir.path, 'host-radio');
     await channel.add(hostRadio, 0, () => new KissTnc(TEST_RADIO));
     const host = launch(['run', '--config', radioBoxConfig(dir.path, 'host', [kissLink(hostRadio)], { broker: broker.url, gatewayKey: key })]);
-    const box = await bootBox({
-      kernel: image!.kernel, initrd: image!.initrd, disk: makeDisk(join(dir.path, 'guest.img')), dir: dir.path,
-      params: { iop_config: Buffer.from(guestConfig(key)).toString('base64'), iop_mesh_key: MESH_KEY },
-    });
-    booted = box;
+    const box = await booting;
     // The guest's radio, 500 m from the host's: in range of each other.
     await channel.add(box.radioPty, 500, () => new KissTnc(TEST_RADIO), attachPty);
     channel.connect();

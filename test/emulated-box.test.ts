@@ -21,8 +21,8 @@ test.after(async () => {
   for (const box of boxes) await box.stop();
 });
 
-async function boot(disk: string): Promise<EmulatedBox> {
-  const box = await bootWithBroker(image!, disk, dir.path, broker.port);
+async function boot(disk: string, params: Record<string, string> = {}): Promise<EmulatedBox> {
+  const box = await bootWithBroker(image!, disk, dir.path, broker.port, params);
   boxes.push(box);
   return box;
 }
@@ -58,12 +58,19 @@ let deployment: { gateway: Running; subscriber: Running } | undefined;
 const disk = () => join(dir.path, 'box.img');
 
 async function runningBox(): Promise<{ box: EmulatedBox; gateway: Running; subscriber: Running }> {
-  deployment ??= await gatewayAndSubscriber('box');
   if (!box) {
-    if (!existsSync(disk())) makeDisk(disk());
-    box = await boot(disk());
+    const first = !existsSync(disk());
+    if (first) makeDisk(disk());
+    // The first boot goes on while the gateway and the subscriber start, its agent held
+    // until they are connected: the subscriber must see the chain from its first reading.
+    // The boot after the power cut starts the agent from init, as a box does.
+    const booting = boot(disk(), first ? { iop_hold: '1' } : {});
+    booting.catch(() => {}); // awaited below
+    deployment ??= await gatewayAndSubscriber('box');
+    box = await booting;
+    if (first) assert.is(await box.control('agent start', 30_000), 'ok');
   }
-  return { box, ...deployment };
+  return { box, ...deployment! };
 }
 
 testIf(missing, 'boot: the agent starts from its init script as its own user, makes its key, and its signed readings verify on the host', async () => {

@@ -45,9 +45,15 @@ export class DebianArchive {
 
   /** The current kernel package behind a metapackage (Debian drops old ABIs from the archive). */
   resolveKernel(meta = 'linux-image-arm64'): string {
+    // apt-cache reads all the lists each time (seconds): the answer is kept beside them
+    // until the next update.
+    const memo = join(this.dir, `resolved-${meta}`);
+    const lists = join(this.dir, 'updated');
+    if (existsSync(memo) && existsSync(lists) && statSync(memo).mtimeMs >= statSync(lists).mtimeMs) return readFileSync(memo, 'utf8');
     const out = execFileSync('apt-cache', [...this.options(), 'depends', meta], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
     const name = /Depends: (linux-image-\S+)/.exec(out)?.[1];
     if (!name) throw new Error(`cannot resolve ${meta}: ${out}`);
+    writeFileSync(memo, name);
     return name;
   }
 

@@ -8,6 +8,8 @@
 #   iop_config=BASE64   the agent's /etc/iop-agent/config.yaml, base64-encoded
 #   iop_mesh_key=HEX    the mesh key, written to /etc/iop-agent/mesh.key (readable by
 #                       the agent's group only) for a config whose mesh.keyFile names it
+#   iop_hold=1          do not start the agent at boot: the host starts it through the
+#                       control channel (agent start) once its own side is ready
 #   iop_gpio_export=1   export the gpio-sim lines to sysfs for the gpio group (what the
 #                       Buildroot tree's udev rule does on a real box); leave it out for
 #                       the character-device path, where exported lines are busy
@@ -44,17 +46,20 @@ fi
 # sysfs GPIO for the gpio group, as the Buildroot tree's udev rule does on a real box.
 chgrp gpio /sys/class/gpio/export /sys/class/gpio/unexport 2>/dev/null
 chmod g+w /sys/class/gpio/export /sys/class/gpio/unexport 2>/dev/null
-if [ "$iop_gpio_export" = 1 ]; then
+# Exports the gpio-sim lines to sysfs for the gpio group; fails on a line another
+# user holds (gpiomon of an agent on the character-device path).
+gpio_export() {
 	base=$(cat /sys/devices/platform/gpio-sim.*/gpio/gpiochip*/base 2>/dev/null | head -1)
 	for line in 0 1 2 3 4 5 6 7; do
 		gpio=$((base + line))
-		echo "$gpio" > /sys/class/gpio/export
+		echo "$gpio" > /sys/class/gpio/export || return 1
 		chgrp gpio "/sys/class/gpio/gpio$gpio/direction" "/sys/class/gpio/gpio$gpio/edge" \
 			"/sys/class/gpio/gpio$gpio/value" "/sys/class/gpio/gpio$gpio/active_low"
 		chmod g+w "/sys/class/gpio/gpio$gpio/direction" "/sys/class/gpio/gpio$gpio/edge" \
 			"/sys/class/gpio/gpio$gpio/value" "/sys/class/gpio/gpio$gpio/active_low"
 	done
-fi
+}
+[ "$iop_gpio_export" = 1 ] && gpio_export
 
 hostname iop-box
 ip link set lo up
@@ -84,10 +89,19 @@ args=""
 [ -n "$iop_interval" ] && args="$args --interval $iop_interval"
 echo "IOP_AGENT_ARGS=\"$args\"" > /etc/default/iop-agent
 
-/etc/init.d/S95iop-agent start
-echo "iop-box: agent started"
-# The agent's log on the console, for the host.
-tail -F /var/log/iop-agent.log 2>/dev/null | while read -r line; do echo "iop-agent: $line"; done &
+# The agent's log on the console, for the host, line by line as it is written: the log
+# is a FIFO (a file followed with tail -F would show each line up to a second late).
+# The reader opens it again after each writer (the init script, the agent) closes it.
+mkfifo -m 0640 /var/log/iop-agent.log
+while true; do
+	while read -r line || [ -n "$line" ]; do echo "iop-agent: $line"; done < /var/log/iop-agent.log
+done &
+if [ "$iop_hold" = 1 ]; then
+	echo "iop-box: agent held"
+else
+	/etc/init.d/S95iop-agent start
+	echo "iop-box: agent started"
+fi
 
 # The control channel (first virtconsole): one command a line, one reply line each.
 if [ -e /dev/hvc0 ]; then
@@ -136,6 +150,14 @@ if [ -e /dev/hvc0 ]; then
 					fi;;
 				sync)
 					sync; echo "ok";;
+				gpio-export)
+					# gpio-export: what iop_gpio_export=1 does at boot, now
+					if gpio_export 2>/dev/null; then echo "ok"; else echo "error gpio-export"; fi;;
+				agent)
+					# agent stop | agent start [BASE64]: the init script's stop (it waits for
+					# the agent's exit) or start, with a new config.yaml when given one
+					[ -n "$value" ] && echo "$value" | base64 -d > /etc/iop-agent/config.yaml
+					if /etc/init.d/S95iop-agent "$argument" > /dev/null 2>&1; then echo "ok"; else echo "error agent $argument"; fi;;
 				*)
 					echo "error unknown command $command";;
 			esac

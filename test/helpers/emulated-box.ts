@@ -90,7 +90,8 @@ export interface BootOptions {
 export interface EmulatedBox {
   /** Everything the guest printed on its console so far (init, kernel, the agent's log). */
   output(): string;
-  waitFor(pattern: RegExp, timeoutMs: number): Promise<RegExpExecArray>;
+  /** The first match of `pattern` in the console output from offset `from` on (default: all of it). */
+  waitFor(pattern: RegExp, timeoutMs: number, from?: number): Promise<RegExpExecArray>;
   /** Host pseudo-terminals wired to the guest's /dev/ttyS0 (console) and /dev/ttyS1 (radio). */
   consolePty: string;
   radioPty: string;
@@ -130,17 +131,31 @@ export async function bootBox(options: BootOptions): Promise<EmulatedBox> {
   const child = spawn(command[0]!, [...command.slice(1), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   running.add(child);
   let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
+  // BOX_TRACE=1: each console line on stderr as it comes, with the test process's clock
+  // (where a slow run spends its time).
+  const name = `box${boots}`;
+  let traced = 0;
+  const trace = () => {
+    for (let newline = output.indexOf('\n', traced); newline >= 0; newline = output.indexOf('\n', traced)) {
+      const line = output.slice(traced, newline).trim();
+      traced = newline + 1;
+      if (line) process.stderr.write(`[${(performance.now() / 1000).toFixed(1)} s ${name}] ${line}\n`);
+    }
+  };
+  child.stdout!.on('data', (chunk) => {
+    output += chunk;
+    if (process.env.BOX_TRACE) trace();
+  });
   child.stderr!.on('data', (chunk) => (output += chunk));
   const exited = new Promise<void>((resolve) => child.on('exit', () => {
     running.delete(child);
     resolve();
   }));
 
-  const waitFor = async (pattern: RegExp, timeoutMs: number): Promise<RegExpExecArray> => {
+  const waitFor = async (pattern: RegExp, timeoutMs: number, from = 0): Promise<RegExpExecArray> => {
     const end = Date.now() + timeoutMs;
     for (;;) {
-      const match = pattern.exec(output);
+      const match = pattern.exec(output.slice(from));
       if (match) return match;
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`QEMU exited before ${pattern}:\n${output.slice(-3000)}`);
       if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${pattern} on the box console:\n${output.slice(-3000)}`);
@@ -173,7 +188,12 @@ export async function bootBox(options: BootOptions): Promise<EmulatedBox> {
         await new Promise((r) => setTimeout(r, 50));
       }
     }
-    control.on('data', (chunk) => (controlBuffer += chunk));
+    // A reply is taken as soon as its line is complete (the tests send dozens in a row).
+    let replied: (() => void) | undefined;
+    control.on('data', (chunk) => {
+      controlBuffer += chunk;
+      if (controlBuffer.includes('\n')) replied?.();
+    });
     control.on('error', () => {});
     // Commands sent before the guest turned echo off would come back as replies.
     await waitFor(/iop-box: control ready/, 90_000);
@@ -185,10 +205,17 @@ export async function bootBox(options: BootOptions): Promise<EmulatedBox> {
       async control(command: string, timeoutMs = 10_000) {
         controlBuffer = '';
         control!.write(`${command}\n`);
-        const end = Date.now() + timeoutMs;
-        while (!controlBuffer.includes('\n')) {
-          if (Date.now() > end) throw new Error(`no reply to '${command}' on the control channel`);
-          await new Promise((resolve) => setTimeout(resolve, 50));
+        if (!controlBuffer.includes('\n')) {
+          let timer: NodeJS.Timeout | undefined;
+          try {
+            await new Promise<void>((resolve, reject) => {
+              replied = resolve;
+              timer = setTimeout(() => reject(new Error(`no reply to '${command}' on the control channel`)), timeoutMs);
+            });
+          } finally {
+            replied = undefined;
+            clearTimeout(timer);
+          }
         }
         return controlBuffer.slice(0, controlBuffer.indexOf('\n')).replace(/\r$/, '');
       },
@@ -213,7 +240,7 @@ export function bootWithBroker(image: Image, disk: string, dir: string, brokerPo
   });
 }
 
-/** The box's device id, from the agent's start line on the console. */
-export async function deviceOf(box: EmulatedBox): Promise<string> {
-  return (await box.waitFor(/info {2}run: device (\S+):/, 90_000))[1]!;
+/** The box's device id, from the agent's start line on the console (from offset `from` on). */
+export async function deviceOf(box: EmulatedBox, from = 0): Promise<string> {
+  return (await box.waitFor(/info {2}run: device (\S+):/, 90_000, from))[1]!;
 }
