@@ -137,4 +137,33 @@ test('bad MQTT input to the gateway and a subscriber is rejected and counted, ne
   assert.equal(summary.rejected, { 'malformed': 3, 'bad-signature': 1, 'topic-mismatch': 2 });
 });
 
+test('readings queued for a persistent gateway session while it was away are all published on verified', async () => {
+  // Enough that the queue outlasts the subscription's confirmation: before, 400 of 3,000 came.
+  // The broker hands the queued readings over before it confirms the subscription (all of
+  // them first: this broker has no in-flight limit); they are verified readings too.
+  const gwDir = join(dir.path, 'gw-session');
+  const boxDir = join(dir.path, 'queued-box');
+  const device = await deviceId(boxDir);
+  const args = ['gateway', '--broker', broker.url, '--state-dir', gwDir, '--allow', device, '--session', 'gw-session-test'];
+  const first = launch(args);
+  await until('the gateway subscribed', () => /connected/.test(first.stderr()), 10_000);
+  assert.is((await first.stop()).code, 0);
+
+  const file = join(dir.path, 'queued.cbor');
+  assert.is((await runCli(['sample', '--count', '3000', '--out', file, '--state-dir', boxDir])).code, 0);
+  const client = await mqtt.connectAsync(broker.url);
+  for (const item of splitCborSequence(readFileSync(file))) await client.publishAsync(`iop/v1/${device}/data`, Buffer.from(item.bytes), { qos: 1 });
+  const verified = new Set<number>();
+  client.on('message', (_topic, payload) => verified.add(JSON.parse(payload.toString()).seq));
+  await client.subscribeAsync(`iop/v1/${device}/verified`, { qos: 1 });
+
+  const gateway = launch(args);
+  await until('every reading on verified', () => verified.size === 3000, 20_000).catch((err: Error) => {
+    throw new Error(`${err.message}: ${verified.size} of 3000 seen`);
+  });
+  await client.endAsync();
+  const stats = JSON.parse((await gateway.stop()).stdout.toString());
+  assert.is(stats.accepted, 3000);
+});
+
 test.run();

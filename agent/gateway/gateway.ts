@@ -208,7 +208,7 @@ export class Gateway {
    * not one system call each (the largest cost after the signature check).
    */
   private corkForThisTurn(): void {
-    const stream = this.session.current?.stream;
+    const stream = this.session.connectedClient?.stream;
     if (this.corked || !stream) return;
     this.corked = true;
     stream.cork();
@@ -223,7 +223,9 @@ export class Gateway {
       this.counters.missing += result.missing;
       this.log.warn(`device ${identity.id}: ${result.missing} readings missing before seq ${result.linked.find((l) => l.chain === 'gap')?.seq ?? '?'}; chain continues after the gap`);
     }
-    const client = this.session.current;
+    // Not `current`: while a persistent session drains its queue (before the subscription
+    // is confirmed) the readings stored then are published too, not left out of `verified`.
+    const client = this.session.connectedClient;
     if (!client) return;
     if (result.linked.length) this.corkForThisTurn();
     for (const reading of result.linked) this.publishVerified(client, identity, reading.message, reading.chain);
@@ -262,10 +264,10 @@ export class Gateway {
     try {
       // Read after the readings' transaction committed: a receipt names only what is stored.
       const ranges = await this.store.heldRanges(identity.id);
-      const client = this.session.current;
+      const client = this.session.connectedClient;
       if (!ranges.length) return;
-      // A persistent session gets its queued readings before the session counts as up:
-      // the receipt waits for it, or the box would wait for its ack timeout and resend.
+      // Not connected: the receipt waits for the connection, or the box would wait for its
+      // ack timeout and resend.
       if (!client) return this.scheduleReceipt(identity);
       const receipt = await signReceipt(this.options.identity, this.options.key.sign, {
         deviceKid: identity.kid, device: identity.id, ranges, time: Date.now() / 1000,

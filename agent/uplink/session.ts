@@ -74,6 +74,15 @@ export class MqttSession extends EventEmitter<SessionEvents> {
     return this.up ? this.client : undefined;
   }
 
+  /**
+   * The client from the broker's CONNACK on, before `current`: a persistent session's
+   * queued messages arrive before the subscriptions are confirmed (all of them first, on a
+   * broker without an in-flight limit), and what answers them may go out meanwhile.
+   */
+  get connectedClient(): MqttClient | undefined {
+    return this.client?.connected ? this.client : undefined;
+  }
+
   start(): void {
     this.stopped = false;
     this.connect();
