@@ -300,7 +300,7 @@ export class ContributionLedger {
       this.ledgerOf(entry.job).allocate(now);
       for (const d of now) perBox.set(d, [...(perBox.get(d) ?? []), entry.job]);
     }
-    const client = this.session.current;
+    const client = this.session.connectedClient;
     if (!client) return;
     // Each box's list, retained, when it changed (an empty list withdraws its jobs).
     for (const device of new Set([...perBox.keys(), ...this.told.keys()])) {
@@ -367,7 +367,7 @@ export class ContributionLedger {
     mkdirSync(dir, { recursive: true });
     writeFileAtomic(join(dir, `${epoch}.json`), JSON.stringify(table, null, 1) + '\n', 0o644);
     this.counters.tables++;
-    await this.session.current?.publishAsync(`${TOPIC_ROOT}/rewards/${epoch}`, JSON.stringify(table), { qos: 1, retain: true });
+    await this.session.connectedClient?.publishAsync(`${TOPIC_ROOT}/rewards/${epoch}`, JSON.stringify(table), { qos: 1, retain: true });
     this.options.log.info(`epoch ${epoch}: ${scored.length} devices scored, root ${table.root ?? 'none'}`);
     return table;
   }

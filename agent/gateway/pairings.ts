@@ -113,7 +113,7 @@ export class Pairings {
   }
 
   private async answer(entry: PairingEntry): Promise<void> {
-    const client = this.session.current;
+    const client = this.session.connectedClient;
     if (!client) return;
     const record = { device: entry.device, owner: entry.owner, pairedAt: entry.pairedAt, nonce: entry.nonce };
     const receipt: PairReceipt = record;
