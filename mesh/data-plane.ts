@@ -1,15 +1,17 @@
 // The data plane of a mesh router: messages split into fragments and forwarded hop by
 // hop, one frame in flight per neighbour, acknowledged (passively on radios, where the
 // next hop's relay is the ack), retried with backoff and rerouted once; duplicates
-// suppressed, reverse routes kept for receipts, frames held briefly when no route exists.
+// suppressed, reverse routes kept for receipts, frames held briefly when no route exists;
+// a relay that gives up on a reading or receipt tells its origin (drop-notices.ts).
 import type { Clock, TimerHandle } from '../drivers/clock.ts';
 import type { Link, ReceivedFrame } from '../drivers/link.ts';
 import { ChannelLoad } from './channel-load.ts';
 import { HopSender, type DataFields, type PendingFrame, type Unsealed } from './hop-sender.ts';
+import { DropNotices } from './drop-notices.ts';
 import { MessageEnds } from './message-ends.ts';
 import { Reassembler, RecentSet, split } from './fragments.ts';
 import type { Neighbour, NeighbourTable } from './neighbours.ts';
-import { FOR_ANY_UPLINK, INFINITE_METRIC, nodeIdHex, type DataPacket, type DataType, type NodeId } from './packet.ts';
+import { FOR_ANY_UPLINK, INFINITE_METRIC, NOTICED_WHEN_DROPPED, nodeIdHex, type DataPacket, type DataType, type NodeId } from './packet.ts';
 import type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
 
 export type { DataFields } from './hop-sender.ts';
@@ -75,6 +77,7 @@ export class DataPlane {
   /** starts anywhere: a box that restarts must not reuse ids that relays still remember as seen */
   private msgId: number;
   private readonly ends: MessageEnds;
+  private readonly notices: DropNotices;
   /** our own messages whose first hop has not yet taken every fragment */
   private readonly outgoing = new Map<number, { left: number; done: (taken: boolean) => void }>();
 
@@ -103,8 +106,15 @@ export class DataPlane {
       goneBeforeRetry: (p) => this.nextFor(p.neighbourKey, p.bytes),
     });
     this.ends = new MessageEnds({
-      clock: host.clock, retryMs: host.timers.helloMinMs, counters: host.counters, ...(host.log ? { log: host.log } : {}), deliver: (message) => host.deliver(message),
+      clock: host.clock, retryMs: host.timers.helloMinMs, random: host.random, counters: host.counters, ...(host.log ? { log: host.log } : {}),
+      deliver: (message) => host.deliver(message),
       send: (dest, type, payload, plain) => this.send(dest, type, payload, undefined, plain),
+      // A reading goes to whichever uplink is best now: the way to the first may be what failed.
+      sendAgain: (m) => this.send((FOR_ANY_UPLINK.includes(m.type) ? host.bestUplink()?.id : undefined) ?? m.dest, m.type, m.payload),
+    });
+    this.notices = new DropNotices({
+      clock: host.clock, pauseMs: 2 * host.timers.helloMinMs,
+      send: (origin, payload) => this.send(origin, 'dropped', payload) && ++this.counters.dropNotices > 0,
     });
     this.msgId = Math.floor(this.random() * 0x1_0000_0000) >>> 0;
   }
@@ -143,6 +153,7 @@ export class DataPlane {
   stop(): void {
     for (const msgId of [...this.outgoing.keys()]) this.settle(msgId, false);
     this.hops.stop();
+    this.notices.stop();
     this.waiting.clear();
     this.inFlightTo.clear();
     this.clock.clearTimeout(this.heldTimer);
@@ -178,6 +189,7 @@ export class DataPlane {
     }
     if (packet.hopLimit <= 1) {
       this.counters.dropped.hopLimit++;
+      this.tellOrigin(packet);
       return ack();
     }
     this.counters.forwarded++;
@@ -196,6 +208,12 @@ export class DataPlane {
   private dropped(fields: DataFields, why: 'noRoute' | 'unacknowledged'): void {
     this.counters.dropped[why]++;
     if (this.isOwn(fields)) this.settle(fields.msgId, false);
+    else this.tellOrigin(fields);
+  }
+
+  /** A relay gave up on another box's message: the origin sends it again now, not at its receipt timeout. */
+  private tellOrigin(fields: DataFields): void {
+    if (NOTICED_WHEN_DROPPED.includes(fields.type)) this.notices.dropped(fields.origin, fields.msgId);
   }
 
   private settle(msgId: number, taken: boolean): void {
