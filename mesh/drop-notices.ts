@@ -3,8 +3,9 @@
 // tells the reading's origin, along the reverse route the reading came by, so the origin
 // sends it again within seconds instead of at its receipt timeout (15 minutes on LoRa).
 // Notices to one origin are gathered for a moment and go as one small message, and at
-// most one per origin per pause: a congested relay that drops many frames must not add a
-// frame back for each.
+// most one per origin per pause, a pause that doubles while drops keep coming: a
+// congested relay that drops many frames must not add a frame back for each, nor bring
+// their origins to send into the congestion again and again.
 import type { Clock, TimerHandle } from '../drivers/clock.ts';
 import { MeshPacketError, nodeIdHex, type NodeId } from './packet.ts';
 
@@ -13,10 +14,37 @@ export const MAX_NOTICE_IDS = 16;
 const ID_BYTES = 4;
 /** origins with notices waiting, at most (a relay near an uplink carries for many) */
 const MAX_ORIGINS = 256;
+/** a pause doubles up to this many times its shortest, and starts again after a quiet spell that long */
+const MAX_DOUBLINGS = 6;
+
+/**
+ * A pause between events that doubles while they keep coming (within the longest pause
+ * of each other) and starts again from the shortest after a quiet spell: on a radio
+ * mesh, losses that keep coming mean congestion, which more traffic makes worse.
+ */
+export class DoublingPause {
+  private readonly shortestMs: number;
+  private readonly longestMs: number;
+  private pauseMs: number;
+  private last = -Infinity;
+
+  constructor(shortestMs: number) {
+    this.shortestMs = shortestMs;
+    this.longestMs = shortestMs * 2 ** MAX_DOUBLINGS;
+    this.pauseMs = shortestMs;
+  }
+
+  /** An event now: the pause to keep after it. */
+  next(now: number): number {
+    this.pauseMs = now - this.last > this.longestMs ? this.shortestMs : Math.min(this.longestMs, this.pauseMs * 2);
+    this.last = now;
+    return this.pauseMs;
+  }
+}
 
 export interface DropNoticesHost {
   clock: Clock;
-  /** the least pause between two notices to one origin; the first waits a quarter of it to gather others */
+  /** the shortest pause between two notices to one origin (it doubles while drops continue); the first waits a quarter of it to gather others */
   pauseMs: number;
   /** sends the notice; false if there is no route to the origin now (the notice is then given up) */
   send(origin: NodeId, payload: Uint8Array): boolean;
@@ -25,8 +53,8 @@ export interface DropNoticesHost {
 export class DropNotices {
   private readonly host: DropNoticesHost;
   private readonly waiting = new Map<string, { origin: NodeId; ids: Set<number>; timer: TimerHandle }>();
-  /** when the last notice went to each origin */
-  private readonly lastSent = new Map<string, number>();
+  /** per origin: when the next notice may go, and the pause after it */
+  private readonly paced = new Map<string, { notBefore: number; pause: DoublingPause }>();
 
   constructor(host: DropNoticesHost) {
     this.host = host;
@@ -42,8 +70,7 @@ export class DropNotices {
     }
     if (this.waiting.size >= MAX_ORIGINS) return;
     const now = this.host.clock.now();
-    const since = now - (this.lastSent.get(originHex) ?? -Infinity);
-    const wait = Math.max(this.host.pauseMs / 4, this.host.pauseMs - since);
+    const wait = Math.max(this.host.pauseMs / 4, (this.paced.get(originHex)?.notBefore ?? 0) - now);
     const timer = this.host.clock.setTimeout(() => this.flush(originHex), wait);
     this.waiting.set(originHex, { origin, ids: new Set([msgId]), timer });
   }
@@ -57,9 +84,12 @@ export class DropNotices {
     const entry = this.waiting.get(originHex);
     if (!entry) return;
     this.waiting.delete(originHex);
-    this.lastSent.delete(originHex);
-    this.lastSent.set(originHex, this.host.clock.now());
-    if (this.lastSent.size > MAX_ORIGINS) this.lastSent.delete(this.lastSent.keys().next().value!);
+    const now = this.host.clock.now();
+    const paced = this.paced.get(originHex) ?? { notBefore: 0, pause: new DoublingPause(this.host.pauseMs) };
+    this.paced.delete(originHex);
+    paced.notBefore = now + paced.pause.next(now);
+    this.paced.set(originHex, paced);
+    if (this.paced.size > MAX_ORIGINS) this.paced.delete(this.paced.keys().next().value!);
     this.host.send(entry.origin, encodeNotice([...entry.ids]));
   }
 }

@@ -5,7 +5,7 @@
 // gave up on a message says so (drop-notices.ts): the sender sends it again, a few times.
 import type { Clock } from '../drivers/clock.ts';
 import { MessageCodec, openPlainEnvelope, plainEnvelope } from './compression.ts';
-import { decodeNotice } from './drop-notices.ts';
+import { decodeNotice, DoublingPause } from './drop-notices.ts';
 import { FOR_ANY_UPLINK, MeshPacketError, nodeIdHex, OUTSIDE_COMPRESSION, type DataPacket, type DataType, type NodeId } from './packet.ts';
 import type { MeshCounters, MeshLogger, MeshMessage } from './types.ts';
 
@@ -38,11 +38,15 @@ export class MessageEnds {
   private readonly sent = new Map<number, { dest: NodeId; type: DataType; payload: Uint8Array; at: number; again: number }>();
   /** how often the message now being sent was sent again on drop notices before */
   private againNow = 0;
+  /** messages sent again on notices are spaced by a pause that doubles while notices keep coming */
+  private readonly againPause: DoublingPause;
+  private nextAgainAt = 0;
   /** when we last asked each origin for a message again */
   private readonly asked = new Map<string, number>();
 
   constructor(host: MessageEndsHost) {
     this.host = host;
+    this.againPause = new DoublingPause(host.retryMs);
   }
 
   /** The envelope message `msgId` travels in: compressed against the destination's reference unless `plain`. */
@@ -124,7 +128,8 @@ export class MessageEnds {
   /**
    * A relay gave up on messages we sent: send each again (at most MAX_AGAIN_ON_NOTICE
    * times), after a pause of 1-2 retry intervals with jitter, so that what made the
-   * relay give up (a burst, a route being repaired) has a moment to pass.
+   * relay give up (a burst, a route being repaired) has a moment to pass; while notices
+   * keep coming (congestion), the ones sent again are spaced further and further apart.
    */
   private resendDropped(envelope: Uint8Array, relayHex: string): void {
     const body = this.open(envelope, `a drop notice from ${relayHex}`);
@@ -140,6 +145,9 @@ export class MessageEnds {
       if (!m || m.again >= MAX_AGAIN_ON_NOTICE) continue;
       this.sent.delete(id);
       this.host.counters.resentOnNotice++;
+      const now = this.host.clock.now();
+      const at = Math.max(now + this.host.retryMs * (1 + this.host.random()), this.nextAgainAt);
+      this.nextAgainAt = at + this.againPause.next(now);
       this.host.clock.setTimeout(() => {
         this.againNow = m.again + 1;
         try {
@@ -147,7 +155,7 @@ export class MessageEnds {
         } finally {
           this.againNow = 0;
         }
-      }, this.host.retryMs * (1 + this.host.random()));
+      }, at - now);
     }
   }
 

@@ -104,6 +104,7 @@ export class MeshNode {
       timers: this.timers, hopLimit: options.hopLimit ?? 16, fragmentBytes: options.fragmentBytes ?? 180, random: this.random,
       routeVia: (destHex, avoid) => this.routeAvoiding(destHex, avoid)?.via,
       bestUplink: (avoid) => this.bestUplink(avoid),
+      metricTo: (destHex) => this.routes.selectedRoute(destHex)?.total,
       seal: (packet) => this.outbox.seal(packet),
       reselect: () => this.reselect(),
       deliver: (message) => this.handler?.(message),

@@ -1,34 +1,39 @@
-// End-to-end drop notices (docs/mesh.md, section 6.2): a relay that gives up on a reading
-// tells its origin, which sends it again within seconds instead of at its receipt
-// timeout; notices to one origin are gathered and paced; a malformed one is refused.
+// End-to-end drop notices (docs/mesh.md, section 6.2): a reading leaves with a hop limit
+// from its route's metric; a relay that stops it there tells its origin, which sends it
+// again within seconds instead of at its receipt timeout; notices to one origin are
+// gathered and paced; a malformed one is refused.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { VirtualClock } from '../drivers/sim/virtual-clock.ts';
 import { decodeNotice, DropNotices, encodeNotice, MAX_NOTICE_IDS } from '../mesh/drop-notices.ts';
-import { MeshPacketError } from '../mesh/packet.ts';
-import { simBoxes } from './helpers/sim-line.ts';
+import { decodePacket, MeshPacketError } from '../mesh/packet.ts';
+import { SIM_MESH_KEY, simBoxes } from './helpers/sim-line.ts';
 
 /** Boxes 800 m apart on a line (range 1000 m), box 0 the uplink. */
 const line = (count: number, options: { hopLimit?: number } = {}) => simBoxes(Array.from({ length: count }, (_, i) => [i * 800, 0]), { ...options, seed: 23 });
 
 const reading = (n: number) => Uint8Array.from({ length: 120 }, (_, i) => (i * 31 + n * 7) & 0xff);
 
-test('a reading a relay gives up on (its next hop silent) is sent again by its origin on the relay\'s notice, and arrives', () => {
-  const { clock, medium, nodes, got } = line(4);
+test('a reading leaves with a hop limit of its route\'s metric in hops plus 4, not the configured 16', () => {
+  const { clock, nodes, got } = line(4);
   clock.runUntil(120_000);
   const origin = nodes[3]!;
-  assert.ok(origin.sendToUplink(reading(1)), 'box 3 has a route to the uplink');
-  medium.setUp(0, false);
-  // The uplink's radio is off until relay 1 has given up and told box 3 (or 5 minutes pass).
-  for (let waited = 0; waited < 300_000 && nodes[1]!.counters.dropNotices === 0; waited += 1000) clock.runUntil(clock.now() + 1000);
-  medium.setUp(0, true);
-  const noticedAt = clock.now();
-  assert.ok(nodes[1]!.counters.dropNotices > 0, 'relay 1 told the origin it dropped the reading');
-  assert.is(got.length, 0, 'nothing arrived while the uplink was off');
-  clock.runUntil(noticedAt + 90_000);
-  assert.is(origin.counters.resentOnNotice, 1, 'the origin sent the reading again once');
-  assert.is(got.length, 1, 'the reading arrived within 90 s of the notice (the receipt timeout is 15 minutes)');
-  assert.equal([...got[0]!.payload], [...reading(1)]);
+  const sent: number[] = [];
+  const link = origin.links[0]!;
+  const send = link.send.bind(link);
+  link.send = (bytes, to) => {
+    const packet = decodePacket(bytes, SIM_MESH_KEY);
+    if (packet.kind === 'data') sent.push(packet.hopLimit);
+    return send(bytes, to);
+  };
+  const route = origin.status().routes.find((r) => r.selected && r.uplink)!;
+  assert.ok(origin.sendToUplink(reading(1)));
+  clock.runUntil(clock.now() + 60_000);
+  assert.is(got.length, 1);
+  assert.ok(sent.length > 0);
+  const expected = Math.ceil(route.total / 256) + 4;
+  assert.ok(expected >= 7 && expected < 16, `3 hops: a limit of ${expected}`);
+  assert.ok(sent.every((h) => h === expected), `hop limits sent: ${sent.join(', ')}`);
 });
 
 test('a reading dropped at the hop limit is sent again at most twice on notices, then left to the origin\'s timeout', () => {
@@ -59,6 +64,27 @@ test('notices to one origin are gathered into one message and paced; ids past th
   assert.is(sent.length, 2, 'the next notice to the same origin waits for the pause');
   clock.runUntil(10_000);
   assert.equal(sent[2], { origin: '1,1,1,1,1,1', ids: [100], at: 10_000 });
+});
+
+test('the pause between notices to one origin doubles while drops keep coming, and starts again after a quiet spell', () => {
+  const clock = new VirtualClock();
+  const at: number[] = [];
+  const notices = new DropNotices({ clock, pauseMs: 8000, send: () => at.push(clock.now()) > 0 });
+  const origin = new Uint8Array([3, 3, 3, 3, 3, 3]);
+  const dropAt = (ms: number) => {
+    clock.runUntil(ms);
+    notices.dropped(origin, ms);
+  };
+  dropAt(0);
+  dropAt(3000);
+  dropAt(11_000);
+  dropAt(27_000);
+  clock.runUntil(200_000);
+  assert.equal(at, [2000, 10_000, 26_000, 58_000], 'pauses of 8, 16 and 32 s');
+  dropAt(58_000 + 8000 * 64 + 1000);
+  dropAt(58_000 + 8000 * 64 + 3000);
+  clock.runUntil(1_000_000);
+  assert.equal(at.slice(4), [58_000 + 8000 * 64 + 3000, 58_000 + 8000 * 64 + 11_000], 'after a quiet spell the pause is 8 s again');
 });
 
 test('a notice that is not a whole number of 4-byte message ids is refused', () => {

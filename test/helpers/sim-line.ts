@@ -6,7 +6,7 @@ import { VirtualClock } from '../../drivers/sim/virtual-clock.ts';
 import { MeshNode, type MeshMessage } from '../../mesh/node.ts';
 import { LORA_TIMERS } from '../../mesh/simulation.ts';
 
-const KEY = new Uint8Array(32).fill(5);
+export const SIM_MESH_KEY = new Uint8Array(32).fill(5);
 
 /** Boxes at the given positions (metres, range 1000), box 0 the uplink. */
 export function simBoxes(positions: [number, number][], options: { hopLimit?: number; seed?: number } = {}) {
@@ -16,7 +16,7 @@ export function simBoxes(positions: [number, number][], options: { hopLimit?: nu
   const links = positions.map(([x, y]) => medium.add(x, y));
   medium.connect();
   const nodes = links.map((link, i) => new MeshNode({
-    id: new Uint8Array([1, 2, 3, 4, 5, i]), key: KEY, epoch: 1, clock, links: [link], timers: LORA_TIMERS,
+    id: new Uint8Array([1, 2, 3, 4, 5, i]), key: SIM_MESH_KEY, epoch: 1, clock, links: [link], timers: LORA_TIMERS,
     random: () => random.next(), ...(options.hopLimit ? { hopLimit: options.hopLimit } : {}),
   }));
   nodes[0]!.announce('uplink');
