@@ -50,7 +50,7 @@ export class MeshNode {
   readonly links: Link[];
   readonly counters: MeshCounters = {
     controlFrames: 0, controlBytes: 0, dataFrames: 0, dataBytes: 0, ackFrames: 0, ackBytes: 0, forwarded: 0, delivered: 0,
-    heldForBudget: 0, dropped: { noRoute: 0, hopLimit: 0, unacknowledged: 0 }, rejected: { mac: 0, replay: 0, malformed: 0 },
+    heldForBudget: 0, dropped: { noRoute: 0, hopLimit: 0, unacknowledged: 0 }, dropNotices: 0, resentOnNotice: 0, rejected: { mac: 0, replay: 0, malformed: 0 },
   };
   private readonly key: Uint8Array;
   private readonly epoch: number;
@@ -108,6 +108,7 @@ export class MeshNode {
       timers: this.timers, hopLimit: options.hopLimit ?? 16, fragmentBytes: options.fragmentBytes ?? 180, random: this.random,
       routeVia: (destHex, avoid) => this.routeAvoiding(destHex, avoid)?.via,
       bestUplink: (avoid) => this.bestUplink(avoid),
+      metricTo: (destHex) => this.routes.selectedRoute(destHex)?.total,
       seal: (packet) => this.outbox.seal(packet),
       reselect: () => this.reselect(),
       deliver: (message) => this.handler?.(message),

@@ -57,12 +57,15 @@ export function snapshot(nodes: MeshNode[], medium: SimMedium) {
 
 export function meshTotals(nodes: MeshNode[]): SimResult['mesh_totals'] {
   const dropped = { noRoute: 0, hopLimit: 0, unacknowledged: 0 };
+  const notices = { sent: 0, resent: 0 };
   const tlvs: Record<string, number> = {};
   for (const node of nodes) {
     for (const k of ['noRoute', 'hopLimit', 'unacknowledged'] as const) dropped[k] += node.counters.dropped[k];
+    notices.sent += node.counters.dropNotices;
+    notices.resent += node.counters.resentOnNotice;
     for (const [t, n] of Object.entries(node.status().controlTlvs)) tlvs[t] = (tlvs[t] ?? 0) + n;
   }
-  return { dropped, control_tlvs: tlvs };
+  return { dropped, drop_notices: notices, control_tlvs: tlvs };
 }
 
 export function boxTotals(boxes: SimBox[]): Record<string, number> {

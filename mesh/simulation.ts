@@ -101,8 +101,12 @@ export interface SimResult extends SimFigures {
   airtime_share_by_box: number[];
   /** the mesh's transmissions per delivered reading, by kind: hop-by-hop data, hop acks, routing control */
   frames_per_delivered: { data: number; ack: number; control: number };
-  /** the mesh's frames dropped and control TLVs sent over the whole run, summed over the boxes (where it loses readings, what its control traffic is) */
-  mesh_totals: { dropped: { noRoute: number; hopLimit: number; unacknowledged: number }; control_tlvs: Record<string, number> };
+  /**
+   * the mesh's frames dropped, drop notices sent (by relays) and messages sent again on
+   * them (by origins), and control TLVs sent over the whole run, summed over the boxes
+   * (where it loses readings, what its control traffic is)
+   */
+  mesh_totals: { dropped: { noRoute: number; hopLimit: number; unacknowledged: number }; drop_notices: { sent: number; resent: number }; control_tlvs: Record<string, number> };
   /** what the boxes' own parts counted over the whole run, summed over the boxes (the forwarder's publishes and resends by cause, the bridges' receipts); max_* keys are maxima */
   box_totals: Record<string, number>;
   wall_s: number;

@@ -38,5 +38,8 @@ export interface MeshCounters {
   /** data frames that waited for duty-cycle budget (they wait, they are not dropped) */
   heldForBudget: number;
   dropped: { noRoute: number; hopLimit: number; unacknowledged: number };
+  /** drop notices this box sent as a relay, and messages it sent again on one as their origin */
+  dropNotices: number;
+  resentOnNotice: number;
   rejected: { mac: number; replay: number; malformed: number };
 }

@@ -2,31 +2,11 @@
 // the hop limit, rerouting around a relay that fades, and nothing delivered twice.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SimMedium } from '../drivers/sim/medium.ts';
 import { SeededRandom } from '../drivers/sim/random.ts';
-import { VirtualClock } from '../drivers/sim/virtual-clock.ts';
-import { MeshNode, type MeshMessage } from '../mesh/node.ts';
-import { LORA_TIMERS } from '../mesh/simulation.ts';
-
-const KEY = new Uint8Array(32).fill(5);
+import { simBoxes } from './helpers/sim-line.ts';
 
 /** Boxes at the given x positions (metres, range 1000), box 0 the uplink. */
-function line(xs: [number, number][], options: { hopLimit?: number } = {}) {
-  const clock = new VirtualClock();
-  const random = new SeededRandom(11);
-  const medium = new SimMedium({ clock, random, rangeM: 1000 });
-  const links = xs.map(([x, y]) => medium.add(x, y));
-  medium.connect();
-  const nodes = links.map((link, i) => new MeshNode({
-    id: new Uint8Array([1, 2, 3, 4, 5, i]), key: KEY, epoch: 1, clock, links: [link], timers: LORA_TIMERS,
-    random: () => random.next(), ...(options.hopLimit ? { hopLimit: options.hopLimit } : {}),
-  }));
-  nodes[0]!.announce('uplink');
-  const got: MeshMessage[] = [];
-  nodes[0]!.onMessage((m) => got.push(m));
-  nodes.forEach((n) => n.start());
-  return { clock, medium, nodes, got };
-}
+const line = (xs: [number, number][], options: { hopLimit?: number } = {}) => simBoxes(xs, options);
 
 /** Reading n: 290 bytes that do not compress against the others, so each goes in two fragments. */
 const reading = (n: number, size = 290) => {
