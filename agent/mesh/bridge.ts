@@ -5,7 +5,8 @@
 // receipt answers several readings; it goes at once when the origin needs it now: the
 // first one, a reading sent again (the origin missed a receipt), a reading that came
 // uncompressed (the origin holds no reference we confirmed, and every message back
-// confirms one), or a receipt that stays behind a reading published a while ago (a gap).
+// confirms one), or a receipt that shows a gap: a reading missing below a run the gateway
+// holds, or a receipt that stays behind a reading published a while ago.
 import { realClock, type Clock, type TimerHandle } from '../../drivers/clock.ts';
 import { identityFromId } from '../codec/identity.ts';
 import { verifyReceipt } from '../codec/receipt.ts';
@@ -20,6 +21,8 @@ import { meshNodeId } from './setup.ts';
 const MAX_ORIGINS = 1024;
 /** a receipt behind a reading published this long ago means the readings between are missing */
 const GAP_GRACE_MS = 2000;
+/** a receipt showing the same reading missing below a held run goes at once again only after this */
+const GAP_RETELL_MS = 120_000;
 
 /** What the bridge uses of an MQTT client: the broker's on a box, a simulated one in the simulator. */
 export interface RelayClient {
@@ -45,6 +48,8 @@ interface Origin {
   /** send the next receipt at once */
   urgent: boolean;
   lastPublished: { seq: number; at: number } | undefined;
+  /** the top of the lowest held run in the last receipt sent at once for a gap below a held run */
+  gapTold: { seq: number; at: number } | undefined;
 }
 
 export class UplinkBridge {
@@ -56,8 +61,8 @@ export class UplinkBridge {
   private readonly holdMs: number;
   /** device id -> what the bridge knows of the box it relays for */
   private readonly origins = new Map<string, Origin>();
-  /** plain: readings that came uncompressed; again: readings already receipted to the origin */
-  readonly counters = { relayed: 0, rejected: 0, receipts: 0, receiptsSent: 0, plain: 0, again: 0 };
+  /** plain: readings that came uncompressed; again: readings already receipted to the origin; gaps: receipts sent at once for a reading missing below a held run */
+  readonly counters = { relayed: 0, rejected: 0, receipts: 0, receiptsSent: 0, plain: 0, again: 0, gaps: 0 };
   /** told of every reading relayed to the broker, for relay attestations (docs/rewards.md, section 4) */
   onRelayed: ((device: string, seq: number, reading: Uint8Array) => void) | undefined;
 
@@ -94,7 +99,7 @@ export class UplinkBridge {
     let origin = this.origins.get(device);
     if (!origin) {
       if (this.origins.size >= MAX_ORIGINS) this.forget(client, this.origins.keys().next().value!);
-      origin = { meshId: message.origin, held: undefined, timer: undefined, toldSeq: -1, urgent: true, lastPublished: undefined };
+      origin = { meshId: message.origin, held: undefined, timer: undefined, toldSeq: -1, urgent: true, lastPublished: undefined, gapTold: undefined };
       this.origins.set(device, origin);
       // The retained receipt on the ack topic comes at once: the origin's first answer.
       client.subscribe(deviceTopic(device, 'ack'), { qos: 1 });
@@ -133,15 +138,18 @@ export class UplinkBridge {
     const origin = this.origins.get(parsed.device);
     if (!origin) return;
     let seq: number;
+    let heldThrough: number;
     try {
-      seq = verifyReceipt(payload).highest;
+      const receipt = verifyReceipt(payload);
+      seq = receipt.highest;
+      heldThrough = receipt.seq;
     } catch (err) {
       this.errors.error(`receipt for device ${parsed.device} is malformed: ${(err as Error).message}`);
       return;
     }
     this.counters.receipts++;
     if (origin.held && origin.held.seq > seq) return;
-    const gap = origin.lastPublished !== undefined && seq < origin.lastPublished.seq && this.clock.now() - origin.lastPublished.at >= GAP_GRACE_MS;
+    const gap = this.gapShown(origin, heldThrough, seq);
     // Nothing new for the origin: unless it needs an answer now, there is nothing to send.
     if (seq <= origin.toldSeq && !origin.urgent && !gap) return;
     origin.held = { bytes: new Uint8Array(payload), seq };
@@ -150,6 +158,24 @@ export class UplinkBridge {
       return;
     }
     origin.timer ??= this.clock.setTimeout(() => this.sendReceipt(origin), this.holdMs);
+  }
+
+  /**
+   * Whether a receipt shows the gateway lacks a reading the origin should send again now:
+   * one below a held run (the gateway names runs above a gap, so the next reading's receipt
+   * shows a reading lost on the way), or the newest published a while ago. A gap that stays
+   * is told again no sooner than GAP_RETELL_MS: the origin's resend may still be on its way.
+   */
+  private gapShown(origin: Origin, heldThrough: number, highest: number): boolean {
+    const now = this.clock.now();
+    if (heldThrough < highest) {
+      const told = origin.gapTold;
+      if (told && told.seq === heldThrough && now - told.at < GAP_RETELL_MS) return false;
+      origin.gapTold = { seq: heldThrough, at: now };
+      this.counters.gaps++;
+      return true;
+    }
+    return origin.lastPublished !== undefined && highest < origin.lastPublished.seq && now - origin.lastPublished.at >= GAP_GRACE_MS;
   }
 
   private sendReceipt(origin: Origin): void {

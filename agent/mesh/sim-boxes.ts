@@ -14,6 +14,7 @@ import { configSchema, type MeshConfig } from '../config/schema.ts';
 import { silentLogger } from '../log.ts';
 import { MemoryQueue } from '../store/reading-queue.ts';
 import { Forwarder } from '../uplink/forwarder.ts';
+import { receiptRanges } from '../gateway/store.ts';
 import { ReceiptTrust } from '../uplink/receipt-trust.ts';
 import { deviceTopic, parseTopic } from '../uplink/topics.ts';
 import { UplinkBridge, type RelayClient, type RelaySession } from './bridge.ts';
@@ -188,17 +189,18 @@ class SimSession implements RelaySession {
 }
 
 /**
- * The gateway behind the broker, as agent/gateway does it: per device the readings it
- * holds and the frontier (the last of an unbroken run from seq 0), and a signed receipt
- * for the frontier, retained on the device's ack topic, shortly after a reading that
- * moves it or a duplicate (the box missed a receipt).
+ * The gateway behind the broker, as agent/gateway does it: per device the runs of readings
+ * it holds, and shortly after every reading stored or repeated (the box missed a receipt)
+ * a signed receipt naming the runs (the lowest and the newest, `receiptRanges` of the real
+ * gateway's store), retained on the device's ack topic. Receipts name held runs above a
+ * gap, so a box learns of a reading lost on the way at the next reading's receipt.
  */
 class SimGateway {
-  private readonly devices = new Map<string, { origin: number; got: Set<number>; frontier: number; timer: TimerHandle | undefined }>();
+  private readonly devices = new Map<string, { origin: number; runs: { first: number; last: number }[]; timer: TimerHandle | undefined }>();
 
   /** the simulated box whose readings a device id signs */
   register(device: string, origin: number): void {
-    this.devices.set(device, { origin, got: new Set(), frontier: -1, timer: undefined });
+    this.devices.set(device, { origin, runs: [], timer: undefined });
   }
 
   constructor(world: SimWorld, broker: SimBroker, traffic: SimTraffic) {
@@ -209,15 +211,35 @@ class SimGateway {
       // The bridge publishes a reading on its signer's topic only; the boxes are all known.
       if (!entry || identityFromKid(header.kid).id !== device) throw new Error(`reading of an unknown box on ${topic}`);
       world.arrived(entry.origin, header.seq);
-      const duplicate = header.seq <= entry.frontier || entry.got.has(header.seq);
-      entry.got.add(header.seq);
-      const before = entry.frontier;
-      while (entry.got.delete(entry.frontier + 1)) entry.frontier++;
-      if (entry.frontier < 0 || (!duplicate && entry.frontier === before) || entry.timer) return;
+      holdSeq(entry.runs, header.seq);
+      if (entry.timer) return;
       entry.timer = world.clock.setTimeout(() => {
         entry.timer = undefined;
-        broker.publish(deviceTopic(device, 'ack'), Buffer.from(traffic.receipt(entry.origin, entry.frontier)), true);
+        const withHashes = entry.runs.map((r) => ({ ...r, hash: traffic.hash(entry.origin, r.last) }));
+        const ranges = receiptRanges(withHashes[0], withHashes.slice().reverse());
+        broker.publish(deviceTopic(device, 'ack'), Buffer.from(traffic.receiptOf(entry.origin, ranges)), true);
       }, RECEIPT_EVERY_MS);
     });
+  }
+}
+
+/** Adds `seq` to ascending, disjoint runs, joining the runs it touches; a seq held already changes nothing. */
+export function holdSeq(runs: { first: number; last: number }[], seq: number): void {
+  let at = 0;
+  while (at < runs.length && runs[at]!.last < seq - 1) at++;
+  const run = runs[at];
+  if (!run || run.first > seq + 1) {
+    runs.splice(at, 0, { first: seq, last: seq });
+    return;
+  }
+  if (seq >= run.first && seq <= run.last) return;
+  if (seq === run.first - 1) run.first = seq;
+  else {
+    run.last = seq;
+    const next = runs[at + 1];
+    if (next && next.first === seq + 1) {
+      run.last = next.last;
+      runs.splice(at + 1, 1);
+    }
   }
 }

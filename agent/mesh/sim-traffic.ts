@@ -20,6 +20,8 @@ export interface SimTraffic {
   hash(origin: number, n: number): Uint8Array;
   /** the gateway's receipt covering box `origin`'s readings up to number n */
   receipt(origin: number, n: number): Uint8Array;
+  /** the gateway's receipt naming these held runs of box `origin`'s readings, ascending (as agent/gateway signs them) */
+  receiptOf(origin: number, runs: { first: number; last: number }[]): Uint8Array;
   /** box `origin`'s device identity */
   identity(origin: number): DeviceIdentity;
   /** box `origin`'s device key, signing at once (beacons and witnesses: docs/rewards.md) */
@@ -106,8 +108,19 @@ export function signedTraffic(seed: number, intervalS: number, options: { incomp
     return bytes;
   };
 
+  const receiptOf = (origin: number, runs: { first: number; last: number }[]): Uint8Array => {
+    if (runs.length === 1 && runs[0]!.first === 0) return receipt(origin, runs[0]!.last);
+    const b = box(origin);
+    const highest = runs[runs.length - 1]!.last;
+    reading(origin, highest);
+    return signReceiptSync(gateway.identity, (tbs) => new Uint8Array(sign(null, tbs, gateway.key)), {
+      device: b.identity.id, deviceKid: b.identity.kid, time: START_TIME_S + highest * intervalS + 2,
+      ranges: runs.map((r) => ({ first: r.first, last: r.last, hash: b.hashes[r.last]! })),
+    });
+  };
+
   return {
-    reading, receipt,
+    reading, receipt, receiptOf,
     hash: (origin, n) => {
       reading(origin, n);
       return box(origin).hashes[n]!;
