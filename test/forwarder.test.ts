@@ -89,7 +89,7 @@ test('no receipt in time: the oldest window of readings goes again, not the whol
     assert.is(mesh.published.length, 8);
   }));
 
-test('a receipt covering readings after one the uplink box lacks: publish again from that one; the same receipt twice: nothing', async () => {
+test('a receipt covering readings after one the uplink box lacks: publish that one again; the same receipt twice: nothing', async () => {
   const { box, forwarder } = await boxWithReadings('gap', 5);
   const mesh = new FakeMesh();
   forwarder.attach(mesh, { window: 8, receiptTimeoutMs: 600_000, gapGraceMs: 0 });
@@ -106,9 +106,11 @@ test('a receipt covering readings after one the uplink box lacks: publish again 
   // says nothing of what the gateway lacks (a gap shows as runs after a hole).
   assert.is(mesh.published.length, 5, 'the same receipt twice: nothing to send again');
   forwarder.onReceipt(receipt(box, [{ first: 0, last: 1, hash: one! }, { first: 3, last: 3, hash: three! }]));
-  await until('seq 2 and 4 published again', () => mesh.published.length === 7);
+  await until('seq 2 published again', () => mesh.published.length === 6);
   await new Promise((r) => setTimeout(r, 50));
-  assert.is(mesh.published.length, 7, 'not seq 3, which the receipt covers');
+  // not seq 3, which the receipt covers, nor 4, above what it covers: it may be on its way
+  assert.is(mesh.published.length, 6, 'only seq 2');
+  assert.is(forwarder.counters.resentGap, 1);
   forwarder.stop();
   box.journal.close();
 });

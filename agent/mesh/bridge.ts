@@ -23,6 +23,11 @@ const MAX_ORIGINS = 1024;
 const GAP_GRACE_MS = 2000;
 /** a receipt showing the same reading missing below a held run goes at once again only after this */
 const GAP_RETELL_MS = 120_000;
+/**
+ * a receipt showing a reading missing below a held run goes this long after, unless a later
+ * one shows the gap closed: readings of one origin overtake each other on a busy mesh
+ */
+const GAP_WAIT_MS = 15_000;
 
 /** What the bridge uses of an MQTT client: the broker's on a box, a simulated one in the simulator. */
 export interface RelayClient {
@@ -41,15 +46,19 @@ export interface RelaySession {
 interface Origin {
   meshId: Uint8Array;
   /** newest receipt from the gateway not yet sent to the origin */
-  held: { bytes: Uint8Array; seq: number } | undefined;
+  held: { bytes: Uint8Array; seq: number; missing: (seq: number) => boolean } | undefined;
   timer: TimerHandle | undefined;
   /** seq of the last receipt sent to the origin */
   toldSeq: number;
+  /** whether the last receipt sent to the origin showed this seq missing below a held run */
+  toldMissing: (seq: number) => boolean;
   /** send the next receipt at once */
   urgent: boolean;
   lastPublished: { seq: number; at: number } | undefined;
   /** the top of the lowest held run in the last receipt sent at once for a gap below a held run */
   gapTold: { seq: number; at: number } | undefined;
+  /** why `timer` runs: a receipt held to answer several readings, or one showing a gap, sent soon unless it closes */
+  waitingFor: 'gap' | 'hold' | undefined;
 }
 
 export class UplinkBridge {
@@ -99,14 +108,16 @@ export class UplinkBridge {
     let origin = this.origins.get(device);
     if (!origin) {
       if (this.origins.size >= MAX_ORIGINS) this.forget(client, this.origins.keys().next().value!);
-      origin = { meshId: message.origin, held: undefined, timer: undefined, toldSeq: -1, urgent: true, lastPublished: undefined, gapTold: undefined };
+      origin = { meshId: message.origin, held: undefined, timer: undefined, toldSeq: -1, toldMissing: () => false, urgent: true, lastPublished: undefined, gapTold: undefined, waitingFor: undefined };
       this.origins.set(device, origin);
       // The retained receipt on the ack topic comes at once: the origin's first answer.
       client.subscribe(deviceTopic(device, 'ack'), { qos: 1 });
       this.log.info(`relaying for device ${device} (mesh node ${message.originHex})`);
     }
-    if (seq <= origin.toldSeq || !message.compressed) {
-      if (seq <= origin.toldSeq) this.counters.again++;
+    // A reading the last receipt told missing fills its gap: the receipt that covers it can wait.
+    const again = seq <= origin.toldSeq && !origin.toldMissing(seq);
+    if (again || !message.compressed) {
+      if (again) this.counters.again++;
       else this.counters.plain++;
       origin.urgent = true;
       // The gateway answers a duplicate with the receipt it has; one we hold already covers it.
@@ -139,10 +150,13 @@ export class UplinkBridge {
     if (!origin) return;
     let seq: number;
     let heldThrough: number;
+    let missing: (seq: number) => boolean;
     try {
       const receipt = verifyReceipt(payload);
       seq = receipt.highest;
       heldThrough = receipt.seq;
+      const { ranges } = receipt;
+      missing = (n) => n > heldThrough && n < seq && !ranges.some((r) => r.first <= n && n <= r.last);
     } catch (err) {
       this.errors.error(`receipt for device ${parsed.device} is malformed: ${(err as Error).message}`);
       return;
@@ -152,12 +166,21 @@ export class UplinkBridge {
     const gap = this.gapShown(origin, heldThrough, seq);
     // Nothing new for the origin: unless it needs an answer now, there is nothing to send.
     if (seq <= origin.toldSeq && !origin.urgent && !gap) return;
-    origin.held = { bytes: new Uint8Array(payload), seq };
-    if (origin.urgent || gap || this.holdMs === 0) {
+    origin.held = { bytes: new Uint8Array(payload), seq, missing };
+    if (origin.urgent || gap === 'behind' || this.holdMs === 0) {
       this.sendReceipt(origin);
       return;
     }
-    origin.timer ??= this.clock.setTimeout(() => this.sendReceipt(origin), this.holdMs);
+    if (gap === 'below') return this.sendIn(origin, GAP_WAIT_MS, 'gap');
+    // A gap the receipts showed has closed meanwhile: back to holding.
+    if (origin.waitingFor === 'gap' && heldThrough === seq) this.sendIn(origin, this.holdMs, 'hold');
+    else if (!origin.timer) this.sendIn(origin, this.holdMs, 'hold');
+  }
+
+  private sendIn(origin: Origin, ms: number, why: 'gap' | 'hold'): void {
+    this.clock.clearTimeout(origin.timer);
+    origin.waitingFor = why;
+    origin.timer = this.clock.setTimeout(() => this.sendReceipt(origin), ms);
   }
 
   /**
@@ -166,26 +189,29 @@ export class UplinkBridge {
    * shows a reading lost on the way), or the newest published a while ago. A gap that stays
    * is told again no sooner than GAP_RETELL_MS: the origin's resend may still be on its way.
    */
-  private gapShown(origin: Origin, heldThrough: number, highest: number): boolean {
+  private gapShown(origin: Origin, heldThrough: number, highest: number): 'below' | 'behind' | undefined {
     const now = this.clock.now();
     if (heldThrough < highest) {
       const told = origin.gapTold;
-      if (told && told.seq === heldThrough && now - told.at < GAP_RETELL_MS) return false;
+      if (origin.waitingFor === 'gap' || (told && told.seq === heldThrough && now - told.at < GAP_RETELL_MS)) return undefined;
       origin.gapTold = { seq: heldThrough, at: now };
       this.counters.gaps++;
-      return true;
+      return 'below';
     }
-    return origin.lastPublished !== undefined && highest < origin.lastPublished.seq && now - origin.lastPublished.at >= GAP_GRACE_MS;
+    const behind = origin.lastPublished !== undefined && highest < origin.lastPublished.seq && now - origin.lastPublished.at >= GAP_GRACE_MS;
+    return behind ? 'behind' : undefined;
   }
 
   private sendReceipt(origin: Origin): void {
     this.clock.clearTimeout(origin.timer);
     origin.timer = undefined;
+    origin.waitingFor = undefined;
     const held = origin.held;
     if (!held) return;
     origin.held = undefined;
     origin.urgent = false;
     origin.toldSeq = Math.max(origin.toldSeq, held.seq);
+    origin.toldMissing = held.missing;
     this.counters.receiptsSent++;
     this.node.send(origin.meshId, 'receipt', held.bytes);
   }

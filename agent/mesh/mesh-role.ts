@@ -14,7 +14,7 @@ import type { MeshPublisher } from './mesh-publisher.ts';
 
 const CHECK_EVERY_MS = 250;
 /** a reading published this long before a receipt that does not cover it is taken as lost */
-const GAP_GRACE_MS = 5000;
+const GAP_GRACE_MS = 30_000;
 
 export interface MeshRoleOptions {
   node: MeshNode;

@@ -204,7 +204,7 @@ export class Forwarder {
     // box lacks that one. The same receipt again does not: on a radio mesh it is mostly
     // the answer to a resend or a copy of a lost one, and taking it for a gap sent the
     // oldest readings again and again (50 boxes: a third of all transmissions).
-    if (receipt.highest > this.firstUnacked()) this.repeatedReceipt();
+    if (receipt.highest > this.firstUnacked()) this.repeatedReceipt(receipt.highest);
     this.pump();
   }
 
@@ -253,12 +253,28 @@ export class Forwarder {
     }
   }
 
-  private repeatedReceipt(): void {
+  /**
+   * A receipt covers `highest` but not the oldest reading still held: the readings below
+   * `highest` it left out are missing at the gateway. Those go again, each only once it was
+   * published `gapGraceMs` ago (its copy may still be on its way); not the ones above
+   * `highest`, which may well be on their way too.
+   */
+  private repeatedReceipt(highest: number): void {
     if (this.gapGraceMs === undefined || !this.client || this.pubacked <= this.acked) return;
     const from = this.firstUnacked();
-    const sentAt = this.publishedAt.get(from);
-    if (sentAt === undefined || this.clock.now() - sentAt < this.gapGraceMs || this.nextSeq <= from) return;
-    this.resendOldest(from, 'gap');
+    if (this.nextSeq <= from) return;
+    const now = this.clock.now();
+    const missing: number[] = [];
+    for (let seq = this.journal.firstFrom(from); seq !== undefined && seq < highest && missing.length < this.window; seq = this.journal.firstFrom(seq + 1)) {
+      const sentAt = this.publishedAt.get(seq);
+      if (sentAt !== undefined && now - sentAt >= this.gapGraceMs) missing.push(seq);
+    }
+    if (!missing.length) return;
+    this.options.log.info(`the uplink box lacks seq ${missing.join(', ')}: publishing ${missing.length === 1 ? 'it' : 'them'} again`);
+    this.counters.resent += missing.length;
+    this.counters.resentGap += missing.length;
+    for (const seq of missing) this.failed.add(seq);
+    this.retryNow();
   }
 
   /**
@@ -266,14 +282,11 @@ export class Forwarder {
    * backlog: their answer (a duplicate gets a receipt at once) says what the gateway holds,
    * and a lost receipt, the common case on a radio mesh, then costs a few readings' airtime.
    */
-  private resendOldest(from: number, why: 'gap' | 'timeout'): void {
+  private resendOldest(from: number): void {
     const last = Math.min(this.pubacked, from + this.window - 1);
-    this.options.log.info(why === 'gap'
-      ? `the uplink box lacks seq ${from}: publishing ${from}..${last} again`
-      : `no receipt for seq ${from}..${this.pubacked} within ${this.receiptTimeoutMs} ms: publishing ${from}..${last} again`);
+    this.options.log.info(`no receipt for seq ${from}..${this.pubacked} within ${this.receiptTimeoutMs} ms: publishing ${from}..${last} again`);
     this.counters.resent += last - from + 1;
-    if (why === 'gap') this.counters.resentGap += last - from + 1;
-    else this.counters.resentTimeout += last - from + 1;
+    this.counters.resentTimeout += last - from + 1;
     for (let seq = from; seq <= last; seq++) this.failed.add(seq);
     this.retryNow();
   }
@@ -296,7 +309,7 @@ export class Forwarder {
     const from = this.firstUnacked();
     this.timeoutsInRow++;
     this.lastProgressMs = this.clock.now();
-    this.resendOldest(from, 'timeout');
+    this.resendOldest(from);
   }
 
   private pump(): void {
