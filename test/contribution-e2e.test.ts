@@ -58,6 +58,9 @@ const keyFile = (name: string, key: string) => {
 function withContribution(file: string, periodS: number, intervalMs: number): string {
   const config = JSON.parse(readFileSync(file, 'utf8'));
   config.mesh.beaconPeriodS = periodS;
+  // Epochs here last seconds, not an hour: a mesh-only box's status, which gives its
+  // uptime, must come as often, or one status lost on the radio leaves it at 0 for the run.
+  config.mesh.statusEveryMs = periodS * 1000;
   config.sampling.intervalMs = intervalMs;
   writeFileSync(file, JSON.stringify(config));
   return file;
