@@ -6,7 +6,8 @@
 //    loads the page with a cold cache several times; the page's own Performance marks
 //    say when the first state was drawn and the page was free again after that frame,
 //    from navigation start, against the 1 s goal and against a static page of the same
-//    size from a bare node:http server;
+//    size from a bare node:http server; a load not interactive in 15 s is printed with
+//    what the page did, counted (the goal is then not met) and loaded again once;
 //  - per pushed change (a reading: gather the state, find what changed, send it to 5
 //    open pages read by another process): the agent process's CPU time per change
 //    (process.cpuUsage), against the 1 ms goal and against sending the same bytes to the
@@ -38,6 +39,7 @@ const root = join(import.meta.dirname, '..');
 const CLIENTS = 5;
 const FIRST_LOAD_GOAL = 150 * 1024;
 const INTERACTIVE_GOAL_MS = 1000;
+const LOAD_TIMEOUT_MS = 15_000;
 const CHROMIUM = '/usr/bin/chromium';
 const PATHS = ['/', '/app.css', '/app.js', '/state.json'];
 
@@ -109,9 +111,12 @@ async function firstLoad(port: number, count: number, syncBytes: number): Promis
 async function referenceServer(bytes: number): Promise<{ url: string; close(): Promise<void> }> {
   const head = '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>reference</title></head><body><h1>reference</h1>';
   const tail = "<script>performance.mark('first-state');requestAnimationFrame(function(){setTimeout(function(){performance.mark('interactive')},0)})</script></body></html>";
-  // Filler text the parser reads as paragraphs, not one comment it can skip.
+  // Filler text the parser reads as paragraphs, not one comment it can skip. Whole lines
+  // only, then plain text: a paragraph cut inside its tag ('</', '<p') would swallow the
+  // script after it (the bench hung on about 1 run in 10 that way).
   const line = '<p>The quick brown fox jumps over the lazy dog 0123456789.</p>\n';
-  const filler = line.repeat(Math.ceil(Math.max(0, bytes - head.length - tail.length) / line.length)).slice(0, Math.max(0, bytes - head.length - tail.length));
+  const room = Math.max(0, bytes - head.length - tail.length);
+  const filler = line.repeat(Math.floor(room / line.length)) + 'x'.repeat(room % line.length);
   const body = Buffer.from(head + filler + tail);
   const server = createServer((_req, res) => res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': body.length }).end(body));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -119,24 +124,70 @@ async function referenceServer(bytes: number): Promise<{ url: string; close(): P
 }
 
 interface Browser { newContext(): Promise<{ newPage(): Promise<BrowserPage>; close(): Promise<void> }>; close(): Promise<void> }
-interface BrowserPage { goto(url: string): Promise<unknown>; waitForFunction(fn: () => boolean, arg?: unknown, options?: { timeout: number }): Promise<unknown>; evaluate<T>(fn: () => T): Promise<T> }
+interface BrowserPage {
+  goto(url: string): Promise<unknown>;
+  waitForFunction(fn: () => boolean, arg?: unknown, options?: { timeout: number }): Promise<unknown>;
+  evaluate<T>(fn: () => T): Promise<T>;
+  on(event: 'pageerror', listener: (error: Error) => void): void;
+  on(event: 'console', listener: (message: { type(): string; text(): string }) => void): void;
+  on(event: 'response', listener: (response: { url(): string; status(): number; headers(): Record<string, string> }) => void): void;
+  content(): Promise<string>;
+  on(event: 'request' | 'requestfailed', listener: (request: { url(): string; failure(): { errorText: string } | null }) => void): void;
+  on(event: 'websocket', listener: (ws: { url(): string; on(event: 'framereceived', listener: (frame: { payload: string | Buffer }) => void): void; on(event: 'close', listener: () => void): void }) => void): void;
+}
 
-/** Milliseconds from navigation start to the page's 'interactive' mark, one cold load (a fresh context) each. */
-async function interactiveMs(browser: Browser, url: string, loads: number): Promise<number[]> {
+/**
+ * Milliseconds from navigation start to the page's 'interactive' mark, one cold load (a
+ * fresh context) each. A load still not interactive after 15 s is printed with what the
+ * page did (requests, socket frames, errors, performance entries), counted, and loaded
+ * again once: two such loads in a row end the bench.
+ */
+async function interactiveMs(browser: Browser, url: string, loads: number): Promise<{ times: number[]; hung: number }> {
   const times: number[] = [];
+  let hung = 0;
   for (let i = 0; i < loads; i++) {
-    const context = await browser.newContext();
-    try {
-      const page = await context.newPage();
-      await page.goto(url);
-      // Functions, not strings: the page's Content-Security-Policy forbids eval.
-      await page.waitForFunction(() => performance.getEntriesByName('interactive').length > 0, undefined, { timeout: 30_000 });
-      times.push(await page.evaluate(() => performance.getEntriesByName('interactive')[0]!.startTime));
-    } finally {
-      await context.close();
-    }
+    const first = await oneLoad(browser, url);
+    if (typeof first === 'number') { times.push(first); continue; }
+    hung++;
+    console.error(`load ${i + 1} of ${url} was not interactive in ${LOAD_TIMEOUT_MS / 1000} s, loading it again: ${first.hung}`);
+    const again = await oneLoad(browser, url);
+    if (typeof again !== 'number') throw new Error(`load ${i + 1} of ${url} was not interactive in ${LOAD_TIMEOUT_MS / 1000} s twice in a row: ${again.hung}`);
+    times.push(again);
   }
-  return times.sort((a, b) => a - b);
+  return { times: times.sort((a, b) => a - b), hung };
+}
+
+async function oneLoad(browser: Browser, url: string): Promise<number | { hung: string }> {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    // What the page did, kept to explain a load that never becomes interactive.
+    const said: string[] = [];
+    const started = Date.now();
+    const at = () => `${Date.now() - started} ms`;
+    page.on('pageerror', (e) => said.push(`${at()} page error: ${e.message}`));
+    page.on('console', (m) => said.push(`${at()} console ${m.type()}: ${m.text()}`));
+    page.on('request', (r) => said.push(`${at()} request ${r.url()}`));
+    page.on('response', (r) => said.push(`${at()} response ${r.status()} ${r.headers()['content-type'] ?? ''} ${r.url()}`));
+    page.on('requestfailed', (r) => said.push(`${at()} request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
+    page.on('websocket', (ws) => {
+      said.push(`${at()} socket ${ws.url()}`);
+      ws.on('framereceived', (f) => said.push(`${at()} socket frame ${String(f.payload).slice(0, 40)}`));
+      ws.on('close', () => said.push(`${at()} socket closed`));
+    });
+    await page.goto(url);
+    try {
+      // Functions, not strings: the page's Content-Security-Policy forbids eval.
+      await page.waitForFunction(() => performance.getEntriesByName('interactive').length > 0, undefined, { timeout: LOAD_TIMEOUT_MS });
+    } catch (error) {
+      const entries = await page.evaluate(() => performance.getEntries().map((e) => `${e.entryType} ${e.name} ${Math.round(e.startTime)}`).join('; ')).catch(() => '?');
+      const document = await page.content().then((html) => JSON.stringify(html.slice(0, 300)), () => '?');
+      return { hung: `${(error as Error).message.split('\n')[0]}; performance entries: ${entries}; what happened: ${said.join(' | ') || 'nothing'}; the document: ${document}` };
+    }
+    return await page.evaluate(() => performance.getEntriesByName('interactive')[0]!.startTime);
+  } finally {
+    await context.close();
+  }
 }
 
 /** The agent process's CPU (user + system) per operation over one batch, in ns, each op followed by a pause for the clients to read. */
@@ -235,11 +286,12 @@ async function main(): Promise<void> {
       if (!browser) continue;
       const reference = await referenceServer(bytes.raw);
       try {
-        const agent = await interactiveMs(browser, `http://127.0.0.1:${port}/`, loads);
-        const bare = await interactiveMs(browser, reference.url, loads);
+        const { times: agent, hung } = await interactiveMs(browser, `http://127.0.0.1:${port}/`, loads);
+        const { times: bare } = await interactiveMs(browser, reference.url, loads);
         const median = (xs: number[]) => xs[Math.floor(xs.length / 2)]!;
         const worst = agent[agent.length - 1]!;
-        console.log(`interactive, ${String(count).padStart(2)} quantities: median ${median(agent).toFixed(0)} ms, worst ${worst.toFixed(0)} ms of ${loads} cold loads (goal < 1 s) ${worst < INTERACTIVE_GOAL_MS ? 'MET' : 'NOT MET'}; ` +
+        console.log(`interactive, ${String(count).padStart(2)} quantities: median ${median(agent).toFixed(0)} ms, worst ${worst.toFixed(0)} ms of ${loads} cold loads` +
+          `${hung ? ` (and ${hung} more not interactive in ${LOAD_TIMEOUT_MS / 1000} s, loaded again: see stderr)` : ''} (goal < 1 s) ${worst < INTERACTIVE_GOAL_MS && hung === 0 ? 'MET' : 'NOT MET'}; ` +
           `static page of ${(bytes.raw / 1024).toFixed(0)} KB from bare node:http: median ${median(bare).toFixed(0)} ms, ratio ${(median(agent) / median(bare)).toFixed(2)}x`);
       } finally {
         await reference.close();
