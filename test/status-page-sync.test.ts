@@ -22,7 +22,8 @@ function loadPage() {
   };
   const sockets: FakeSocket[] = [];
   const fetches: { url: string; answer(body: unknown, ok?: boolean): Promise<void> }[] = [];
-  const timers: (() => void)[] = [];
+  const timers = new Map<number, { fn: () => void; ms: number }>();
+  let nextTimer = 1;
   const marks: string[] = [];
   const settle = () => new Promise((resolve) => setImmediate(resolve));
   runInNewContext(PAGE_JS, {
@@ -32,20 +33,34 @@ function loadPage() {
       this.close = () => this.onclose?.();
       sockets.push(this);
     },
-    fetch: (url: string) => new Promise((resolve) => {
+    fetch: (url: string, init?: { signal?: AbortSignal }) => new Promise((resolve, reject) => {
+      init?.signal?.addEventListener('abort', () => reject(new Error('aborted')));
       fetches.push({ url, async answer(body, ok = true) { resolve({ ok, status: ok ? 200 : 500, json: async () => body }); await settle(); } });
     }),
+    AbortController,
     performance: { mark: (name: string) => marks.push(name) },
     requestAnimationFrame: (fn: () => void) => fn(),
-    setTimeout: (fn: () => void, ms: number) => (ms === 0 ? fn() : timers.push(fn)),
+    setTimeout: (fn: () => void, ms: number) => {
+      if (ms === 0) return fn();
+      timers.set(nextTimer, { fn, ms });
+      return nextTimer++;
+    },
+    clearTimeout: (id: number) => timers.delete(id),
     setInterval: () => {},
     navigator: {},
     window: {},
   });
   /** To the newest socket, as the agent would send it. */
   const send = (message: unknown) => sockets[sockets.length - 1]!.onmessage!({ data: JSON.stringify(message) });
-  /** The timers due (the reconnect's), now. */
-  const runTimers = () => { for (const fn of timers.splice(0)) fn(); };
+  /** The reconnect's timers (shorter than the state fetch's 10 s), or with `ms` those of that delay, due now. */
+  const runTimers = async (ms?: number) => {
+    for (const [id, timer] of [...timers]) {
+      if (ms === undefined ? timer.ms >= 10_000 : timer.ms !== ms) continue;
+      timers.delete(id);
+      timer.fn();
+    }
+    await settle();
+  };
   return { element, sockets, fetches, marks, send, runTimers };
 }
 
@@ -135,12 +150,12 @@ test('a failed fetch closes the socket and the page reconnects and fetches again
   const page = loadPage();
   await page.fetches[0]!.answer(null, false);
   assert.match(page.element('link-state').textContent, /unreachable/);
-  page.runTimers();
+  await page.runTimers();
   assert.is(page.sockets.length, 2, 'reconnected');
   assert.is(page.fetches.length, 2, 'and fetching');
   const late = page.fetches[1]!;
   page.sockets[1]!.close();
-  page.runTimers();
+  await page.runTimers();
   assert.is(page.fetches.length, 3, 'the new socket fetches without waiting for the old one\'s fetch');
   await late.answer(wholeState(0, 3, 20));
   assert.is(page.element('q-waiting').textContent, '', 'the old socket\'s state is not drawn');
@@ -149,13 +164,30 @@ test('a failed fetch closes the socket and the page reconnects and fetches again
   assert.is(page.element('q-waiting').textContent, '4 readings');
 });
 
+test('a state fetch with no answer in 10 s is given up: the page reconnects and fetches again, and a late answer is not drawn', async () => {
+  const page = loadPage();
+  const stalled = page.fetches[0]!;
+  await page.runTimers(10_000);
+  assert.match(page.element('link-state').textContent, /unreachable/, 'the socket was closed');
+  await page.runTimers();
+  assert.is(page.sockets.length, 2, 'reconnected');
+  assert.is(page.fetches.length, 2, 'and fetching again');
+  await stalled.answer(wholeState(0, 3, 20));
+  assert.is(page.element('q-waiting').textContent, '', 'the given-up state is not drawn');
+  await page.fetches[1]!.answer(wholeState(0, 4, 20));
+  assert.is(page.element('q-waiting').textContent, '4 readings');
+  assert.equal(page.marks, ['first-state', 'interactive']);
+  await page.runTimers(10_000);
+  assert.is(page.sockets.length, 2, 'an answered fetch leaves no timer to close the socket');
+});
+
 test('a failed fetch for an old socket does not close the new one', async () => {
   const page = loadPage();
   const late = page.fetches[0]!;
   page.sockets[0]!.close();
-  page.runTimers();
+  await page.runTimers();
   await late.answer(null, false);
-  page.runTimers();
+  await page.runTimers();
   assert.is(page.sockets.length, 2, 'the new socket stays');
   page.send({ t: 'sync', seq: 1 });
   await page.fetches[1]!.answer(wholeState(1, 5, 20));

@@ -204,11 +204,15 @@ export const PAGE_JS = `'use strict';
     var ws = socket;
     if (fetchingFor === ws) return;
     fetchingFor = ws;
-    fetch('/state.json', { cache: 'no-store' }).then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); }).then(function (s) {
+    // A state that has not come in 10 s (a stalled connection) is asked for again, with a new socket.
+    var abort = new AbortController(), timer = setTimeout(function () { abort.abort(); }, 10000);
+    fetch('/state.json', { cache: 'no-store', signal: abort.signal }).then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); }).then(function (s) {
+      clearTimeout(timer);
       if (ws !== socket) return;
       fetchingFor = null;
       if (!synced) { applyState(s); settle(); }
     }).catch(function () {
+      clearTimeout(timer);
       // Closing the socket reconnects it, which fetches again.
       if (ws !== socket) return;
       fetchingFor = null; ws.close();
