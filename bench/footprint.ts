@@ -29,7 +29,8 @@ function sample(pid: number): { rssKb: number; cpuTicks: number } {
   return { rssKb, cpuTicks: Number(fields[11]) + Number(fields[12]) };
 }
 
-async function observe(name: string, child: ChildProcess): Promise<{ name: string; rssMb: number; cpuPercent: number }> {
+async function observe(name: string, child: ChildProcess, ready: () => Promise<void> = async () => {}): Promise<{ name: string; rssMb: number; cpuPercent: number }> {
+  await ready();
   await new Promise((resolve) => setTimeout(resolve, startupMs));
   const first = sample(child.pid!);
   const rss: number[] = [];
@@ -47,6 +48,7 @@ async function observe(name: string, child: ChildProcess): Promise<{ name: strin
 
 const broker = await startMosquitto();
 const state = mkdtempSync(join(tmpdir(), 'iop-footprint-'));
+const children: ChildProcess[] = [];
 try {
   const nodeBinary = process.execPath;
   const agentCommand = useSea ? [sea] : [nodeBinary, join(root, 'agent', 'cli.ts')];
@@ -57,13 +59,22 @@ try {
   let log = '';
   agent.stderr!.on('data', (c) => (log += c));
   const bare = spawn(nodeBinary, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
-  const [a, b] = await Promise.all([observe(`iop-agent run (${useSea ? 'single executable' : 'from source'})`, agent), observe('bare node setInterval', bare)]);
-  if (!/connected to/.test(log)) throw new Error(`the agent did not connect:\n${log}`);
+  children.push(agent, bare);
+  // Sampled once connected (a loaded CI machine may take longer than the start-up pause to get there).
+  const connected = async () => {
+    const deadline = Date.now() + 60_000;
+    while (!/connected to/.test(log)) {
+      if (Date.now() > deadline || agent.exitCode !== null) throw new Error(`the agent did not connect in 60 s:\n${log}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+  const [a, b] = await Promise.all([observe(`iop-agent run (${useSea ? 'single executable' : 'from source'})`, agent, connected), observe('bare node setInterval', bare)]);
   for (const m of [a, b]) console.log(`${m.name.padEnd(42)} RSS ${m.rssMb.toFixed(1).padStart(6)} MB   CPU ${m.cpuPercent.toFixed(2).padStart(5)} % of a core`);
   const extraRss = a.rssMb - b.rssMb;
   console.log(`agent - bare: ${extraRss.toFixed(1)} MB RSS (goal <= 15 MB) ${extraRss <= 15 ? 'MET' : 'NOT MET'}; ` +
     `CPU ${a.cpuPercent.toFixed(2)} % of a core (goal <= 1 %) ${a.cpuPercent <= 1 ? 'MET' : 'NOT MET'}`);
 } finally {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
   await broker.stop();
   rmSync(state, { recursive: true, force: true });
 }
