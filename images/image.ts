@@ -40,12 +40,13 @@ export async function buildArm64Image(options: { dist: string; out: string; cach
   return buildImage(options);
 }
 
-/** What the executable is built from: the sources, the build scripts, the locked dependencies. */
+/** What the executable is built from: the sources, the build scripts, the locked dependencies (not the docs beside them). */
 function sourcesDigest(): string {
   const hash = createHash('sha256');
   const files = ['agent', 'drivers', 'mesh', 'sensors', 'images']
     .flatMap((top) => readdirSync(join(root, top), { recursive: true, withFileTypes: true })
-      .filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name)))
+      // Documentation is not built from: editing a README must not rebuild (25-40 s).
+      .filter((entry) => entry.isFile() && !entry.name.endsWith('.md')).map((entry) => join(entry.parentPath, entry.name)))
     .concat([join(root, 'package.json'), join(root, 'package-lock.json')])
     .sort();
   for (const file of files) hash.update(file).update(readFileSync(file));
