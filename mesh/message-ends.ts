@@ -103,8 +103,8 @@ export class MessageEnds {
    * A box lacked the reference of a message we sent: send it again uncompressed, to that
    * box, and the ones we sent its way after it (compressed against it or its successors,
    * they lack their reference too). A reading is for any uplink, and the one that asked
-   * may not be the one we chose: a relay with no way to ours passed the reading to its
-   * own. Sent to ours again, it would take the same broken way.
+   * may not be the one we chose: a relay of an earlier version with no way to ours passed
+   * the reading to its own. Sent to ours again, it would take the same broken way.
    */
   private resendPlain(envelope: Uint8Array, asker: NodeId): void {
     const ask = this.open(envelope, 'a ctxmiss');

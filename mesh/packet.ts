@@ -26,7 +26,8 @@ export interface ControlPacket extends Header { kind: 'control'; tlvs: Tlv[] }
  * What a data packet carries: a signed reading toward an uplink, a receipt back, a
  * compression context miss, a box's signed status toward an uplink, or a box's signed
  * contribution report (beacon, witness: docs/rewards.md) toward an uplink, or a relay's
- * notice to an origin that it gave up on messages of it (drop-notices.ts).
+ * notice to an origin that it gave up on messages of it (drop-notices.ts: boxes of
+ * earlier versions send it; this one acts on it but sends none).
  */
 export type DataType = 'reading' | 'receipt' | 'ctxmiss' | 'status' | 'report' | 'dropped';
 const DATA_TYPES: DataType[] = ['reading', 'receipt', 'ctxmiss', 'status', 'report', 'dropped'];
@@ -38,8 +39,6 @@ export const FOR_ANY_UPLINK: readonly DataType[] = ['reading', 'status', 'report
  * against readings, and as a reference it would make the readings after it compress badly.
  */
 export const OUTSIDE_COMPRESSION: readonly DataType[] = ['ctxmiss', 'status', 'report', 'dropped'];
-/** Messages whose loss on the way a relay tells their origin of: the ones the origin keeps to send again (message-ends.ts). */
-export const NOTICED_WHEN_DROPPED: readonly DataType[] = ['reading', 'receipt'];
 
 export interface DataPacket extends Header {
   kind: 'data';

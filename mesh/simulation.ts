@@ -205,7 +205,8 @@ function setUp(options: SimOptions) {
   };
 }
 
-function runMesh(options: SimOptions): {
+/** The mesh alone on one seed, without the flooding baselines (what simulate() adds to it). */
+export function runMesh(options: SimOptions): {
   figures: SimFigures; byKind: SimResult['frames_per_delivered']; totals: SimResult['mesh_totals']; boxTotals: SimResult['box_totals']; uplinks: number; generated: number; reachable: number; shares: number[]; budgetShare: number | null;
 } {
   const { clock, medium, random, uplinks, links, endMs, windowFrom, windowTo, ledger, intervalMs, reachable } = setUp(options);

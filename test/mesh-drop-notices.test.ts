@@ -1,12 +1,16 @@
-// End-to-end drop notices (docs/mesh.md, section 6.2): a reading leaves with a hop limit
-// from its route's metric; a relay that stops it there tells its origin, which sends it
-// again within seconds instead of at its receipt timeout; notices to one origin are
-// gathered and paced; a malformed one is refused.
+// Drop notices (docs/mesh.md, section 6.2): a reading leaves with a hop limit from its
+// route's metric; a relay that stops it there drops it without a notice (the origin's
+// receipt timeout recovers it); a notice from a box of an earlier version is still acted
+// on, paced by a pause that doubles while notices keep coming; a malformed one is refused.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { VirtualClock } from '../drivers/sim/virtual-clock.ts';
-import { decodeNotice, DropNotices, encodeNotice, MAX_NOTICE_IDS } from '../mesh/drop-notices.ts';
-import { decodePacket, MeshPacketError } from '../mesh/packet.ts';
+import { decodeNotice, DoublingPause, encodeNotice, MAX_NOTICE_IDS } from '../mesh/drop-notices.ts';
+import { plainEnvelope } from '../mesh/compression.ts';
+import { MessageEnds } from '../mesh/message-ends.ts';
+import { decodePacket, MeshPacketError, nodeIdHex, type DataPacket, type DataType } from '../mesh/packet.ts';
+import type { MeshCounters } from '../mesh/types.ts';
+import type { MeshNode } from '../mesh/node.ts';
 import { SIM_MESH_KEY, simBoxes } from './helpers/sim-line.ts';
 
 /** Boxes 800 m apart on a line (range 1000 m), box 0 the uplink. */
@@ -14,18 +18,23 @@ const line = (count: number, options: { hopLimit?: number } = {}) => simBoxes(Ar
 
 const reading = (n: number) => Uint8Array.from({ length: 120 }, (_, i) => (i * 31 + n * 7) & 0xff);
 
+/** Tells `seen` of every data packet the node puts on its radio. */
+function watchData(node: MeshNode, seen: (packet: DataPacket) => void): void {
+  const link = node.links[0]!;
+  const send = link.send.bind(link);
+  link.send = (bytes, to) => {
+    const packet = decodePacket(bytes, SIM_MESH_KEY);
+    if (packet.kind === 'data') seen(packet);
+    return send(bytes, to);
+  };
+}
+
 test('a reading leaves with a hop limit of its route\'s metric in hops plus 4, not the configured 16', () => {
   const { clock, nodes, got } = line(4);
   clock.runUntil(120_000);
   const origin = nodes[3]!;
   const sent: number[] = [];
-  const link = origin.links[0]!;
-  const send = link.send.bind(link);
-  link.send = (bytes, to) => {
-    const packet = decodePacket(bytes, SIM_MESH_KEY);
-    if (packet.kind === 'data') sent.push(packet.hopLimit);
-    return send(bytes, to);
-  };
+  watchData(origin, (packet) => sent.push(packet.hopLimit));
   const route = origin.status().routes.find((r) => r.selected && r.uplink)!;
   assert.ok(origin.sendToUplink(reading(1)));
   clock.runUntil(clock.now() + 60_000);
@@ -36,55 +45,54 @@ test('a reading leaves with a hop limit of its route\'s metric in hops plus 4, n
   assert.ok(sent.every((h) => h === expected), `hop limits sent: ${sent.join(', ')}`);
 });
 
-test('a reading dropped at the hop limit is sent again at most twice on notices, then left to the origin\'s timeout', () => {
+test('a reading dropped at the hop limit is not noticed: no notice goes back and the origin sends nothing again', () => {
   const { clock, nodes, got } = line(4, { hopLimit: 2 });
   clock.runUntil(120_000);
+  const types: DataType[] = [];
+  for (const node of nodes) watchData(node, (packet) => types.push(packet.type));
   assert.ok(nodes[3]!.sendToUplink(reading(2)));
   clock.runUntil(clock.now() + 180_000);
   assert.is(got.length, 0);
-  assert.is(nodes[1]!.counters.dropped.hopLimit, 3, 'the first try and two more met the hop limit at relay 1');
-  assert.is(nodes[3]!.counters.resentOnNotice, 2);
+  assert.is(nodes[1]!.counters.dropped.hopLimit, 1, 'the reading met the hop limit at relay 1, once');
+  assert.ok(types.length > 0 && types.every((t) => t === 'reading'), `data sent: ${types.join(', ')}`);
+  assert.is(nodes[3]!.counters.resentOnNotice, 0);
 });
 
-test('notices to one origin are gathered into one message and paced; ids past the bound are left out', () => {
+const counters = (): MeshCounters => ({
+  controlFrames: 0, controlBytes: 0, dataFrames: 0, dataBytes: 0, ackFrames: 0, ackBytes: 0, forwarded: 0, delivered: 0,
+  heldForBudget: 0, dropped: { noRoute: 0, hopLimit: 0, unacknowledged: 0 }, dropNotices: 0, resentOnNotice: 0, rejected: { mac: 0, replay: 0, malformed: 0 },
+});
+
+test('a notice from a box of an earlier version still brings the origin to send the message again, at most twice', () => {
   const clock = new VirtualClock();
-  const sent: { origin: string; ids: number[]; at: number }[] = [];
-  const notices = new DropNotices({
-    clock, pauseMs: 8000,
-    send: (origin, payload) => sent.push({ origin: origin.join(','), ids: decodeNotice(payload), at: clock.now() }) > 0,
+  const again: Uint8Array[] = [];
+  const dest = new Uint8Array([9, 9, 9, 9, 9, 9]);
+  const relay = new Uint8Array([7, 7, 7, 7, 7, 7]);
+  const ends = new MessageEnds({
+    clock, retryMs: 4000, random: () => 0.5, counters: counters(), deliver: () => {},
+    send: () => true,
+    sendAgain: (m) => {
+      again.push(m.payload);
+      // sent again as a new message, as the data plane does
+      ends.envelope(again.length * 100, m.dest, nodeIdHex(m.dest), m.type, m.payload, false);
+    },
   });
-  const a = new Uint8Array([1, 1, 1, 1, 1, 1]);
-  const b = new Uint8Array([2, 2, 2, 2, 2, 2]);
-  for (let id = 0; id < MAX_NOTICE_IDS + 4; id++) notices.dropped(a, id);
-  notices.dropped(b, 7);
-  clock.runUntil(2000);
-  assert.equal(sent.map((s) => [s.origin, s.ids.length, s.at]), [['1,1,1,1,1,1', MAX_NOTICE_IDS, 2000], ['2,2,2,2,2,2', 1, 2000]]);
-  notices.dropped(a, 100);
-  clock.runUntil(9000);
-  assert.is(sent.length, 2, 'the next notice to the same origin waits for the pause');
-  clock.runUntil(10_000);
-  assert.equal(sent[2], { origin: '1,1,1,1,1,1', ids: [100], at: 10_000 });
+  const notice = (msgId: number) => ends.arrived({ type: 'dropped', origin: relay, msgId } as DataPacket, nodeIdHex(relay), plainEnvelope(encodeNotice([msgId])));
+  ends.envelope(5, dest, nodeIdHex(dest), 'reading', reading(5), false);
+  notice(5);
+  clock.runUntil(60_000);
+  assert.equal(again, [reading(5)], 'sent again after a pause of 1-2 retry intervals');
+  notice(100);
+  clock.runUntil(200_000);
+  notice(200);
+  clock.runUntil(400_000);
+  assert.is(again.length, 2, 'the third notice is left to the receipt timeout');
 });
 
-test('the pause between notices to one origin doubles while drops keep coming, and starts again after a quiet spell', () => {
-  const clock = new VirtualClock();
-  const at: number[] = [];
-  const notices = new DropNotices({ clock, pauseMs: 8000, send: () => at.push(clock.now()) > 0 });
-  const origin = new Uint8Array([3, 3, 3, 3, 3, 3]);
-  const dropAt = (ms: number) => {
-    clock.runUntil(ms);
-    notices.dropped(origin, ms);
-  };
-  dropAt(0);
-  dropAt(3000);
-  dropAt(11_000);
-  dropAt(27_000);
-  clock.runUntil(200_000);
-  assert.equal(at, [2000, 10_000, 26_000, 58_000], 'pauses of 8, 16 and 32 s');
-  dropAt(58_000 + 8000 * 64 + 1000);
-  dropAt(58_000 + 8000 * 64 + 3000);
-  clock.runUntil(1_000_000);
-  assert.equal(at.slice(4), [58_000 + 8000 * 64 + 3000, 58_000 + 8000 * 64 + 11_000], 'after a quiet spell the pause is 8 s again');
+test('the pause between messages sent again on notices doubles while they keep coming, and starts again after a quiet spell', () => {
+  const pause = new DoublingPause(8000);
+  assert.equal([0, 3000, 11_000, 27_000].map((at) => pause.next(at)), [8000, 16_000, 32_000, 64_000]);
+  assert.is(pause.next(27_000 + 8000 * 64 + 1), 8000, 'after a quiet spell the pause is the shortest again');
 });
 
 test('a notice that is not a whole number of 4-byte message ids is refused', () => {

@@ -1,8 +1,10 @@
 // Forwarding on the simulated radio: fragments across hops, passive acknowledgements,
-// the hop limit, rerouting around a relay that fades, and nothing delivered twice.
+// the hop limit, rerouting around a relay that fades, and nothing delivered twice; a
+// reading stays for the uplink its origin chose.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SeededRandom } from '../drivers/sim/random.ts';
+import type { MeshMessage } from '../mesh/node.ts';
 import { simBoxes } from './helpers/sim-line.ts';
 
 /** Boxes at the given x positions (metres, range 1000), box 0 the uplink. */
@@ -66,6 +68,31 @@ test('a relay that fades is routed around when another path exists, and nothing 
   const keys = got.map((m) => m.payload[0]);
   assert.is(new Set(keys).size, keys.length, 'no reading delivered twice');
   assert.is(got.length, 6, `every reading sent after the fade arrived: ${got.length} of 6`);
+});
+
+test('a relay that loses the way to the uplink a reading names holds it rather than passing it to another uplink; the origin then chooses the other', () => {
+  // uplink box 0, relay 1, origin 2 on a line; a second uplink, box 3, in range of the relay only
+  const { clock, medium, nodes } = line([[0, 0], [800, 0], [1600, 0], [800, 920]]);
+  const at = new Map<number, MeshMessage[]>([[0, []], [3, []]]);
+  nodes[3]!.announce('uplink');
+  for (const [i, got] of at) nodes[i]!.onMessage((m) => got.push(m));
+  clock.runUntil(180_000);
+  const origin = nodes[2]!;
+  const chosen = nodes.findIndex((n) => n.idHex === origin.bestUplink()?.idHex);
+  assert.ok(chosen === 0 || chosen === 3, `the origin chooses an uplink (${chosen})`);
+  const other = chosen === 0 ? 3 : 0;
+  medium.cut(chosen, 1);
+  assert.ok(origin.sendToUplink(reading(1, 120)));
+  clock.runUntil(clock.now() + 120_000);
+  assert.equal([at.get(0)!.length, at.get(3)!.length], [0, 0], 'the reading went to neither uplink');
+  const dropped = nodes[1]!.counters.dropped;
+  assert.ok(dropped.noRoute + dropped.unacknowledged > 0, JSON.stringify(dropped));
+  // The routes learn that the chosen uplink is out of reach: the origin sends its next readings to the other.
+  for (let waited = 0; waited < 1_200_000 && origin.bestUplink()?.idHex !== nodes[other]!.idHex; waited += 10_000) clock.runUntil(clock.now() + 10_000);
+  assert.is(origin.bestUplink()?.idHex, nodes[other]!.idHex);
+  assert.ok(origin.sendToUplink(reading(2, 120)));
+  clock.runUntil(clock.now() + 120_000);
+  assert.equal(at.get(other)!.map((m) => [...m.payload]), [[...reading(2, 120)]]);
 });
 
 test.run();

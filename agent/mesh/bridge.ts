@@ -5,8 +5,11 @@
 // receipt answers several readings; it goes at once when the origin needs it now: the
 // first one, a reading sent again (the origin missed a receipt), a reading that came
 // uncompressed (the origin holds no reference we confirmed, and every message back
-// confirms one), or a receipt that shows a gap: a reading missing below a run the gateway
-// holds, or a receipt that stays behind a reading published a while ago.
+// confirms one), or a receipt that stays behind a reading published a while ago. A receipt
+// showing a reading missing below a run the gateway holds is held like any other: on a
+// congested radio mesh, telling such gaps early (and the origin sending the missing
+// readings again on them) cost more airtime than it recovered; the origin's receipt
+// timeout sends them again.
 import { realClock, type Clock, type TimerHandle } from '../../drivers/clock.ts';
 import { identityFromId } from '../codec/identity.ts';
 import { verifyReceipt } from '../codec/receipt.ts';
@@ -21,13 +24,6 @@ import { meshNodeId } from './setup.ts';
 const MAX_ORIGINS = 1024;
 /** a receipt behind a reading published this long ago means the readings between are missing */
 const GAP_GRACE_MS = 2000;
-/** a receipt showing the same reading missing below a held run goes at once again only after this */
-const GAP_RETELL_MS = 120_000;
-/**
- * a receipt showing a reading missing below a held run goes this long after, unless a later
- * one shows the gap closed: readings of one origin overtake each other on a busy mesh
- */
-const GAP_WAIT_MS = 15_000;
 
 /** What the bridge uses of an MQTT client: the broker's on a box, a simulated one in the simulator. */
 export interface RelayClient {
@@ -55,10 +51,6 @@ interface Origin {
   /** send the next receipt at once */
   urgent: boolean;
   lastPublished: { seq: number; at: number } | undefined;
-  /** the top of the lowest held run in the last receipt sent at once for a gap below a held run */
-  gapTold: { seq: number; at: number } | undefined;
-  /** why `timer` runs: a receipt held to answer several readings, or one showing a gap, sent soon unless it closes */
-  waitingFor: 'gap' | 'hold' | undefined;
 }
 
 export class UplinkBridge {
@@ -70,8 +62,8 @@ export class UplinkBridge {
   private readonly holdMs: number;
   /** device id -> what the bridge knows of the box it relays for */
   private readonly origins = new Map<string, Origin>();
-  /** plain: readings that came uncompressed; again: readings already receipted to the origin; gaps: receipts sent at once for a reading missing below a held run */
-  readonly counters = { relayed: 0, rejected: 0, receipts: 0, receiptsSent: 0, plain: 0, again: 0, gaps: 0 };
+  /** plain: readings that came uncompressed; again: readings already receipted to the origin */
+  readonly counters = { relayed: 0, rejected: 0, receipts: 0, receiptsSent: 0, plain: 0, again: 0 };
   /** told of every reading relayed to the broker, for relay attestations (docs/rewards.md, section 4) */
   onRelayed: ((device: string, seq: number, reading: Uint8Array) => void) | undefined;
 
@@ -108,7 +100,7 @@ export class UplinkBridge {
     let origin = this.origins.get(device);
     if (!origin) {
       if (this.origins.size >= MAX_ORIGINS) this.forget(client, this.origins.keys().next().value!);
-      origin = { meshId: message.origin, held: undefined, timer: undefined, toldSeq: -1, toldMissing: () => false, urgent: true, lastPublished: undefined, gapTold: undefined, waitingFor: undefined };
+      origin = { meshId: message.origin, held: undefined, timer: undefined, toldSeq: -1, toldMissing: () => false, urgent: true, lastPublished: undefined };
       this.origins.set(device, origin);
       // The retained receipt on the ack topic comes at once: the origin's first answer.
       client.subscribe(deviceTopic(device, 'ack'), { qos: 1 });
@@ -163,49 +155,26 @@ export class UplinkBridge {
     }
     this.counters.receipts++;
     if (origin.held && origin.held.seq > seq) return;
-    const gap = this.gapShown(origin, heldThrough, seq);
+    const behind = this.behind(origin, seq);
     // Nothing new for the origin: unless it needs an answer now, there is nothing to send.
-    if (seq <= origin.toldSeq && !origin.urgent && !gap) return;
+    if (seq <= origin.toldSeq && !origin.urgent && !behind) return;
     origin.held = { bytes: new Uint8Array(payload), seq, missing };
-    if (origin.urgent || gap === 'behind' || this.holdMs === 0) {
+    if (origin.urgent || behind || this.holdMs === 0) {
       this.sendReceipt(origin);
       return;
     }
-    if (gap === 'below') return this.sendIn(origin, GAP_WAIT_MS, 'gap');
-    // A gap the receipts showed has closed meanwhile: back to holding.
-    if (origin.waitingFor === 'gap' && heldThrough === seq) this.sendIn(origin, this.holdMs, 'hold');
-    else if (!origin.timer) this.sendIn(origin, this.holdMs, 'hold');
+    origin.timer ??= this.clock.setTimeout(() => this.sendReceipt(origin), this.holdMs);
   }
 
-  private sendIn(origin: Origin, ms: number, why: 'gap' | 'hold'): void {
-    this.clock.clearTimeout(origin.timer);
-    origin.waitingFor = why;
-    origin.timer = this.clock.setTimeout(() => this.sendReceipt(origin), ms);
-  }
-
-  /**
-   * Whether a receipt shows the gateway lacks a reading the origin should send again now:
-   * one below a held run (the gateway names runs above a gap, so the next reading's receipt
-   * shows a reading lost on the way), or the newest published a while ago. A gap that stays
-   * is told again no sooner than GAP_RETELL_MS: the origin's resend may still be on its way.
-   */
-  private gapShown(origin: Origin, heldThrough: number, highest: number): 'below' | 'behind' | undefined {
-    const now = this.clock.now();
-    if (heldThrough < highest) {
-      const told = origin.gapTold;
-      if (origin.waitingFor === 'gap' || (told && told.seq === heldThrough && now - told.at < GAP_RETELL_MS)) return undefined;
-      origin.gapTold = { seq: heldThrough, at: now };
-      this.counters.gaps++;
-      return 'below';
-    }
-    const behind = origin.lastPublished !== undefined && highest < origin.lastPublished.seq && now - origin.lastPublished.at >= GAP_GRACE_MS;
-    return behind ? 'behind' : undefined;
+  /** Whether a receipt stays behind the newest reading published a while ago: the readings between are missing. */
+  private behind(origin: Origin, highest: number): boolean {
+    const published = origin.lastPublished;
+    return published !== undefined && highest < published.seq && this.clock.now() - published.at >= GAP_GRACE_MS;
   }
 
   private sendReceipt(origin: Origin): void {
     this.clock.clearTimeout(origin.timer);
     origin.timer = undefined;
-    origin.waitingFor = undefined;
     const held = origin.held;
     if (!held) return;
     origin.held = undefined;
