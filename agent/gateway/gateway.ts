@@ -16,12 +16,14 @@ import type { Logger } from '../log.ts';
 import { MqttSession, type SessionOptions } from '../uplink/session.ts';
 import { RateLimitedLog } from '../uplink/rate-limited-log.ts';
 import { deviceTopic, parseTopic, topicFilter } from '../uplink/topics.ts';
+import { DeviceAffinity, usableGatewayName } from './affinity.ts';
 import type { DeviceRegistry } from './registry.ts';
 import type { AcceptResult, GatewayStore, IncomingReading, StepResult } from './store.ts';
 import { SqliteGatewayStore } from './store-sqlite.ts';
 import { verifyEd25519 } from './verify.ts';
 
 export const SHARE_GROUP = 'iop-gateway';
+const sharedDataFilter = () => `$share/${SHARE_GROUP}/${topicFilter('data')}`;
 const MAX_MESSAGE_BYTES = 64 * 1024;
 const RECEIPT_EVERY_MS = 100;
 const MAX_BATCH = 500;
@@ -43,6 +45,8 @@ export interface GatewayCounters {
   duplicate: number;
   receipts: number;
   missing: number;
+  /** left, unverified, to the gateway that owns their device (device affinity) */
+  leftToOthers: number;
   rejected: Record<RejectReason, number>;
 }
 
@@ -59,12 +63,20 @@ export interface GatewayOptions {
   store?: GatewayStore | undefined;
   /** Subscribe through the MQTT 5 shared subscription (several gateways split the load). */
   share: boolean;
+  /**
+   * Device affinity (affinity.ts) when the store knows the gateways sharing it (PostgreSQL)
+   * and `share` is set: on unless false. The gateway then subscribes to every device's
+   * readings, not through the shared subscription, and takes those of the devices it owns.
+   */
+  affinity?: boolean | undefined;
+  /** how long a gateway's lease in the store lasts (affinity.ts DEFAULT_LEASE_MS) */
+  affinityLeaseMs?: number | undefined;
   log: Logger;
 }
 
 export class Gateway {
   readonly counters: GatewayCounters = {
-    accepted: 0, late: 0, duplicate: 0, receipts: 0, missing: 0,
+    accepted: 0, late: 0, duplicate: 0, receipts: 0, missing: 0, leftToOthers: 0,
     rejected: { 'malformed': 0, 'too-large': 0, 'bad-signature': 0, 'unknown-device': 0, 'topic-mismatch': 0, 'broken-chain': 0, 'conflict': 0 },
   };
   private readonly options: GatewayOptions;
@@ -87,23 +99,42 @@ export class Gateway {
   private gapTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
   private readonly rejections: RateLimitedLog;
+  private readonly affinity: DeviceAffinity | undefined;
 
   constructor(options: GatewayOptions) {
     this.options = options;
     this.log = options.log;
     this.rejections = new RateLimitedLog(options.log);
     this.store = options.store ?? new SqliteGatewayStore(options.stateDir, { gapTimeoutMs: options.gapTimeoutMs });
+    const clientId = options.sessionName ?? options.session.clientId ?? `iop-gw-${options.identity.id.slice(0, 12)}-${randomBytes(3).toString('hex')}`;
+    const membership = this.store.membership;
+    if (membership && options.share && options.affinity !== false) {
+      if (usableGatewayName(clientId)) {
+        this.affinity = new DeviceAffinity({
+          name: clientId, membership, leaseMs: options.affinityLeaseMs, alive: () => this.session.connectedClient !== undefined && !this.stopping, log: options.log.child('affinity'),
+        });
+      } else {
+        options.log.warn(`no device affinity: the session name '${clientId}' is not usable in a topic (letters, digits, . _ -)`);
+      }
+    }
     this.session = new MqttSession({
       ...options.session,
-      clientId: options.sessionName ?? options.session.clientId ?? `iop-gw-${options.identity.id.slice(0, 12)}-${randomBytes(3).toString('hex')}`,
+      clientId,
       ...(options.sessionName ? { sessionExpiryS: 7 * 86_400 } : {}),
-      subscriptions: [options.share ? `$share/${SHARE_GROUP}/${topicFilter('data')}` : topicFilter('data')],
+      subscriptions: [options.share && !this.affinity ? sharedDataFilter() : topicFilter('data')],
       log: options.log.child('mqtt'),
     });
-    this.session.on('message', (topic, payload) => this.onMessage(topic, new Uint8Array(payload)));
+    this.session.on('message', (topic, payload) => this.receive(topic, payload));
+    // A persistent session keeps its subscriptions: one made without affinity (or with it)
+    // would go on bringing every reading twice.
+    if (options.sessionName && options.share) {
+      const other = this.affinity ? sharedDataFilter() : topicFilter('data');
+      this.session.on('connect', (client) => client.unsubscribe(other));
+    }
   }
 
   start(): void {
+    void this.affinity?.start();
     this.session.start();
     this.gapTimer = setInterval(() => this.settleGaps(), Math.max(100, this.options.gapTimeoutMs / 2));
   }
@@ -113,6 +144,8 @@ export class Gateway {
     // against the closed store.
     this.stopping = true;
     clearInterval(this.gapTimer);
+    // First: the other gateways take this one's devices while it finishes.
+    await this.affinity?.stop();
     for (const timer of this.receiptTimers.values()) clearTimeout(timer);
     this.receiptTimers.clear();
     await this.session.stop();
@@ -127,6 +160,23 @@ export class Gateway {
   /** Resolves when every reading received so far went through the store. */
   private async idle(): Promise<void> {
     while (this.storing) await this.storing;
+  }
+
+  /**
+   * A message from the broker: with device affinity, a reading of a device another gateway
+   * owns is left to it (acknowledged to the broker, neither parsed nor verified here).
+   */
+  private receive(topic: string, payload: Buffer): void {
+    if (this.affinity && !this.closed) {
+      this.affinity.receiving();
+      const target = parseTopic(topic);
+      if (target?.kind === 'data' && this.affinity.ownerOf(target.device) !== this.affinity.name) {
+        this.corkForThisTurn(); // its acknowledgement leaves with the others
+        this.counters.leftToOthers++;
+        return;
+      }
+    }
+    this.onMessage(topic, new Uint8Array(payload));
   }
 
   /** Handles one data message; never throws. */

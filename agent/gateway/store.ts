@@ -16,6 +16,7 @@ import type { ChainLink } from '../codec/chain.ts';
 import { GENESIS_PREV } from '../codec/chain.ts';
 import { bytesEqual } from '../codec/hex.ts';
 import { MAX_RECEIPT_RANGES, type ReceiptRange } from '../codec/receipt.ts';
+import type { GatewayMembership } from './affinity.ts';
 import type { PairingStore } from './pairing-store.ts';
 
 export const GATEWAY_STORE_FILE = 'gateway.db';
@@ -65,6 +66,8 @@ export interface GatewayStore {
   /** The chain position: readings up to here were published or declared missing. */
   frontier(device: string): Promise<ChainLink | undefined>;
   count(device: string): Promise<number>;
+  /** Which gateways share this store now (PostgreSQL), for device affinity; SQLite has none. */
+  readonly membership?: GatewayMembership;
   /** Where pairings are kept beside these readings (the state dir's pairings.json for SQLite). */
   pairings(stateDir: string): PairingStore;
   close(): Promise<void>;
