@@ -30,6 +30,8 @@ import type { Logger } from '../log.ts';
 
 /** The lease rows of the gateways sharing a store. */
 export interface GatewayMembership {
+  /** Connects; `changed` is called when a gateway joins or leaves (notified, not polled). */
+  open(changed: () => void): Promise<void>;
   /**
    * Renews this gateway's lease for `leaseMs` (or, not `alive`, gives it up) and returns
    * the names of the gateways whose lease runs, this one included when alive; when the
@@ -38,10 +40,7 @@ export interface GatewayMembership {
   heartbeat(name: string, leaseMs: number, alive: boolean): Promise<string[]>;
   /** Gives the lease up (and tells the others). */
   leave(name: string): Promise<void>;
-  /** Tells the other gateways that this one joined or left: they read the leases again at once. */
-  announce(name: string): Promise<void>;
-  /** Calls `changed` when a gateway joins or leaves; resolves to a function that stops. */
-  watch(changed: () => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
 }
 
 export const DEFAULT_LEASE_MS = 5000;
@@ -93,7 +92,6 @@ export class DeviceAffinity {
   /** whether the last heartbeat renewed this gateway's lease (it was alive then) */
   private registered = false;
   private stopped = false;
-  private unwatch: (() => Promise<void>) | undefined;
 
   constructor(options: AffinityOptions) {
     this.options = options;
@@ -104,23 +102,22 @@ export class DeviceAffinity {
   /** Renews the lease at once, then every fifth of it. */
   async start(): Promise<void> {
     this.timer = setInterval(() => void this.heartbeat(), Math.max(20, Math.floor(this.leaseMs / BEATS_PER_LEASE)));
-    // Without it the others learn of a gateway coming or going at their next heartbeat.
-    this.unwatch = await this.options.membership.watch(() => this.renew()).catch((err) => {
-      this.options.log.warn(`not told of gateways joining and leaving (heartbeats only): ${errorMessage(err)}`);
-      return undefined;
+    // Told, the others learn of a gateway coming or going at once, not at their next heartbeat.
+    await this.options.membership.open(() => this.renew()).catch((err) => {
+      this.options.log.warn(`gateways' table not reached (heartbeats go on trying): ${errorMessage(err)}`);
     });
-    if (this.stopped) await this.unwatch?.();
     await this.heartbeat();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
-    await Promise.allSettled([this.beating, this.renewing, this.unwatch?.()]);
+    await Promise.allSettled([this.beating, this.renewing]);
     this.gateways = [];
     this.owners.clear();
     // The others take this gateway's devices at their next heartbeat, not when the lease runs out.
     await this.options.membership.leave(this.name).catch((err) => this.options.log.warn(`leaving the gateways' table failed: ${errorMessage(err)}`));
+    await this.options.membership.close();
   }
 
   /** The gateways alive, as last read. */

@@ -27,6 +27,15 @@ const sharedDataFilter = () => `$share/${SHARE_GROUP}/${topicFilter('data')}`;
 const MAX_MESSAGE_BYTES = 64 * 1024;
 const RECEIPT_EVERY_MS = 100;
 const MAX_BATCH = 500;
+/**
+ * Verified readings waiting for the store beyond which the gateway takes no further message
+ * from the broker until a batch is stored (the MQTT client's handleMessage holds the next
+ * packet; the socket fills and TCP holds the broker): a persistent session's backlog stays
+ * in the broker, not in the gateway's heap, where tens of thousands of readings, verified
+ * all at once before the first was stored, cost more in garbage collection than their
+ * signatures and hundreds of megabytes.
+ */
+export const MAX_PENDING = 2 * MAX_BATCH;
 
 const MAX_IDENTITIES = 100_000;
 
@@ -47,6 +56,8 @@ export interface GatewayCounters {
   missing: number;
   /** left, unverified, to the gateway that owns their device (device affinity) */
   leftToOthers: number;
+  /** the most verified readings that waited for the store at once (MAX_PENDING bounds it) */
+  mostWaiting: number;
   rejected: Record<RejectReason, number>;
 }
 
@@ -76,7 +87,7 @@ export interface GatewayOptions {
 
 export class Gateway {
   readonly counters: GatewayCounters = {
-    accepted: 0, late: 0, duplicate: 0, receipts: 0, missing: 0, leftToOthers: 0,
+    accepted: 0, late: 0, duplicate: 0, receipts: 0, missing: 0, leftToOthers: 0, mostWaiting: 0,
     rejected: { 'malformed': 0, 'too-large': 0, 'bad-signature': 0, 'unknown-device': 0, 'topic-mismatch': 0, 'broken-chain': 0, 'conflict': 0 },
   };
   private readonly options: GatewayOptions;
@@ -95,6 +106,8 @@ export class Gateway {
   private storing: Promise<void> | undefined;
   private settling: Promise<void> | undefined;
   private corked = false;
+  /** the MQTT client's next packet, held while MAX_PENDING readings wait for the store */
+  private held: (() => void)[] = [];
   private readonly receiptsSending = new Set<Promise<void>>();
   private gapTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
@@ -107,8 +120,8 @@ export class Gateway {
     this.rejections = new RateLimitedLog(options.log);
     this.store = options.store ?? new SqliteGatewayStore(options.stateDir, { gapTimeoutMs: options.gapTimeoutMs });
     const clientId = options.sessionName ?? options.session.clientId ?? `iop-gw-${options.identity.id.slice(0, 12)}-${randomBytes(3).toString('hex')}`;
-    const membership = this.store.membership;
-    if (membership && options.share && options.affinity !== false) {
+    const membership = options.share && options.affinity !== false ? this.store.membership?.() : undefined;
+    if (membership) {
       if (usableGatewayName(clientId)) {
         this.affinity = new DeviceAffinity({
           name: clientId, membership, leaseMs: options.affinityLeaseMs, alive: () => this.session.connectedClient !== undefined && !this.stopping, log: options.log.child('affinity'),
@@ -123,6 +136,7 @@ export class Gateway {
       ...(options.sessionName ? { sessionExpiryS: 7 * 86_400 } : {}),
       subscriptions: [options.share && !this.affinity ? sharedDataFilter() : topicFilter('data')],
       log: options.log.child('mqtt'),
+      handleMessage: (callback) => this.next(callback),
     });
     this.session.on('message', (topic, payload) => this.receive(topic, payload));
     // A persistent session keeps its subscriptions: one made without affinity (or with it)
@@ -146,6 +160,8 @@ export class Gateway {
     clearInterval(this.gapTimer);
     // First: the other gateways take this one's devices while it finishes.
     await this.affinity?.stop();
+    // The broker's acknowledgements of what this gateway sent must be read for a clean end.
+    this.release();
     for (const timer of this.receiptTimers.values()) clearTimeout(timer);
     this.receiptTimers.clear();
     await this.session.stop();
@@ -219,6 +235,19 @@ export class Gateway {
     // Readings arriving together are stored in one transaction: one fsync for many.
     if (this.pending.length === 1) setImmediate(() => this.flush());
     else if (this.pending.length >= MAX_BATCH) this.flush();
+    if (this.pending.length > this.counters.mostWaiting) this.counters.mostWaiting = this.pending.length;
+  }
+
+  /** The MQTT client's hook after each message: its next packet waits while the store is behind. */
+  private next(callback: () => void): void {
+    if (this.pending.length >= MAX_PENDING && !this.stopping) this.held.push(callback);
+    else callback();
+  }
+
+  private release(): void {
+    const held = this.held;
+    this.held = [];
+    for (const callback of held) callback();
   }
 
   private flush(): void {
@@ -231,6 +260,7 @@ export class Gateway {
     ).finally(() => {
       this.storing = undefined;
       this.flush();
+      if (this.pending.length <= MAX_BATCH) this.release();
     });
   }
 

@@ -32,8 +32,9 @@ import {
   type AcceptResult, type GatewayStore, type IncomingReading, type StepResult,
 } from './store.ts';
 import type { PairingDecision, PairingEntry, PairingStore } from './pairing-store.ts';
-import { HELD_RANGES, bytes, lockDevices, prepared, seqRanges, toRun, write } from './postgres-step.ts';
+import { HELD_RANGES, bytes, lockDevices, seqRanges, toRun, write } from './postgres-step.ts';
 import type { GatewayMembership } from './affinity.ts';
+import { PostgresMembership } from './membership-postgres.ts';
 
 /** Ordered schema versions: never edit one that has shipped, add the next. */
 export const MIGRATIONS: readonly string[] = [
@@ -61,23 +62,6 @@ export const MIGRATIONS: readonly string[] = [
   // database's clock, from which every gateway derives the same owner of each device.
   `CREATE TABLE gateways (name text PRIMARY KEY, expires timestamptz NOT NULL);`,
 ];
-
-/**
- * Renews this gateway's lease; the gateways alive (itself included: the statement's
- * select does not see its upsert), and whether its lease had run out or never was.
- */
-const HEARTBEAT = prepared('iop-heartbeat',
-  `WITH renewed AS (INSERT INTO gateways (name, expires) VALUES ($1, now() + $2::float8 * interval '1 millisecond')
-     ON CONFLICT (name) DO UPDATE SET expires = excluded.expires RETURNING name)
-   SELECT name, NOT EXISTS (SELECT 1 FROM gateways WHERE name = $1 AND expires > now()) AS joined FROM renewed
-   UNION ALL SELECT name, false FROM gateways WHERE expires > now() AND name <> $1 ORDER BY name`);
-/** Gives this gateway's lease up; the gateways still alive. */
-const LEAVE = prepared('iop-leave',
-  `WITH gone AS (DELETE FROM gateways WHERE name = $1)
-   SELECT name, false AS joined FROM gateways WHERE expires > now() AND name <> $1 ORDER BY name`);
-
-const MEMBERSHIP_CHANNEL = 'iop_gateways';
-const ANNOUNCE = prepared('iop-announce', `SELECT pg_notify('${MEMBERSHIP_CHANNEL}', $1)`);
 
 /** Any fixed number: the advisory lock every gateway takes to migrate. */
 const MIGRATION_LOCK = 0x1_0b_ea_7e;
@@ -141,7 +125,7 @@ export class PostgresGatewayStore implements GatewayStore {
   /** devices whose row in `devices` this store has seen (rows are never deleted) */
   private readonly known = new Set<string>();
 
-  /** for a connection of its own (LISTEN) */
+  /** for the membership's connection of its own */
   private readonly url: string | undefined;
 
   constructor(pool: pg.Pool, gapTimeoutMs: number, groups = 4, url?: string) {
@@ -234,37 +218,10 @@ export class PostgresGatewayStore implements GatewayStore {
   }
 
   /** The gateways sharing this database (one row each, under a lease): device affinity. */
-  readonly membership: GatewayMembership = {
-    heartbeat: async (name, leaseMs, alive) => {
-      // The database's clock for every lease: gateways' clocks may differ.
-      const { rows } = await this.pool.query<{ name: string; joined: boolean }>(alive ? HEARTBEAT([name, leaseMs]) : LEAVE([name]));
-      // Joined (again): the others learn it now, not at their next heartbeat.
-      if (rows.some((r) => r.joined)) await this.membership.announce(name);
-      return rows.map((r) => r.name);
-    },
-    leave: async (name) => {
-      await this.pool.query(LEAVE([name]));
-      await this.membership.announce(name);
-    },
-    announce: async (name) => {
-      await this.pool.query(ANNOUNCE([name]));
-    },
-    watch: async (changed) => {
-      if (!this.url) throw new Error('no database URL to listen on');
-      // Its own connection, outside the pool: LISTEN holds it.
-      const client = new pg.Client({ connectionString: this.url, application_name: 'iop-gateway-watch' });
-      client.on('error', () => undefined);
-      client.on('notification', () => changed());
-      await client.connect();
-      try {
-        await client.query(`LISTEN ${MEMBERSHIP_CHANNEL}`);
-      } catch (err) {
-        await client.end().catch(() => undefined);
-        throw err;
-      }
-      return () => client.end().catch(() => undefined);
-    },
-  };
+  membership(): GatewayMembership {
+    if (!this.url) throw new Error('no database URL for the gateways\' table');
+    return new PostgresMembership(this.url);
+  }
 
   async close(): Promise<void> {
     await this.pool.end();

@@ -67,7 +67,7 @@ export interface GatewayStore {
   frontier(device: string): Promise<ChainLink | undefined>;
   count(device: string): Promise<number>;
   /** Which gateways share this store now (PostgreSQL), for device affinity; SQLite has none. */
-  readonly membership?: GatewayMembership;
+  membership?(): GatewayMembership;
   /** Where pairings are kept beside these readings (the state dir's pairings.json for SQLite). */
   pairings(stateDir: string): PairingStore;
   close(): Promise<void>;

@@ -25,6 +25,11 @@ export interface SessionOptions {
   /** Keep the session (subscriptions, queued QoS 1 messages) this long while disconnected; 0: clean session. */
   sessionExpiryS?: number;
   log: Logger;
+  /**
+   * Called after each received message; the client takes its next packet (and acknowledges
+   * this one) when `callback` is called: a receiver that falls behind holds the broker.
+   */
+  handleMessage?: ((callback: () => void) => void) | undefined;
 }
 
 export interface SessionEvents {
@@ -121,6 +126,8 @@ export class MqttSession extends EventEmitter<SessionEvents> {
       ...(options.will ? { will: { ...options.will, payload: Buffer.from(options.will.payload) } } : {}),
     });
     this.client = client;
+    const { handleMessage } = options;
+    if (handleMessage) client.handleMessage = (_packet, callback) => handleMessage(() => callback());
     client.on('connect', () => {
       void this.onConnect(client);
     });
