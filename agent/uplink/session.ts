@@ -123,6 +123,9 @@ export class MqttSession extends EventEmitter<SessionEvents> {
       // mqtt-packet would otherwise pre-build a Buffer for each of the 65,536 packet ids:
       // 6.6 MB of heap on a box, for a saving per packet too small to measure.
       writeCache: false,
+      // mqtt.js logs each packet's steps through `debug`; off, those calls still cost several
+      // per packet (a gateway receives thousands a second). DEBUG=… keeps them.
+      ...(process.env.DEBUG ? {} : { log: () => undefined }),
       ...(options.will ? { will: { ...options.will, payload: Buffer.from(options.will.payload) } } : {}),
     });
     this.client = client;
