@@ -129,6 +129,8 @@ interface Run {
   label: string; processes: number; wallPerS: number; perCorePerS: number; bare: number; cores: number[]; accepted: number;
   /** readings a gateway left to the one owning their device (device affinity) */
   leftToOthers: number;
+  /** readings each gateway accepted */
+  split: number[];
   /** CPU microseconds per reading of the gateways, the broker and the database */
   perReadingUs: { gateways: number; broker: number; database: number };
 }
@@ -194,6 +196,7 @@ async function run(label: string, boxes: Box[], processes: number, db: string | 
     return {
       label, processes,
       accepted: summaries.reduce((sum, x) => sum + (x.accepted ?? 0), 0),
+      split: summaries.map((x) => x.accepted ?? 0),
       leftToOthers: summaries.reduce((sum, x) => sum + (x.leftToOthers ?? 0), 0),
       perReadingUs: { gateways: cpuSeconds * 1e6 / total, broker: us(serversAfter.broker - serversBefore.broker), database: us(serversAfter.database - serversBefore.database) },
       wallPerS: total / ((doneAt - start) / 1000),
@@ -235,7 +238,7 @@ try {
   console.log(`${total} readings of ${deviceCount} boxes, ${boxes[0]!.messages[0]!.bytes.length} B each; bare verifications per core-second (node:crypto, measured around each run): ${runs.map((r) => Math.round(r.bare)).join(', ')}\n`);
   for (const r of runs) {
     const cores = r.cores.map((c, i) => `cpu${i} ${(c * 100).toFixed(0)} %`).join(', ');
-    console.log(`${r.label.padEnd(24)} ${Math.round(r.wallPerS).toString().padStart(7)} readings/s wall  ${Math.round(r.perCorePerS).toString().padStart(7)} per gateway core-second (${(r.perCorePerS / r.bare).toFixed(2)}x bare verify)  cores busy: ${cores}  accepted ${r.accepted}/${total}${r.leftToOthers ? ` (and ${r.leftToOthers} left to the owner)` : ''}`);
+    console.log(`${r.label.padEnd(24)} ${Math.round(r.wallPerS).toString().padStart(7)} readings/s wall  ${Math.round(r.perCorePerS).toString().padStart(7)} per gateway core-second (${(r.perCorePerS / r.bare).toFixed(2)}x bare verify)  cores busy: ${cores}  accepted ${r.accepted}/${total}${r.processes > 1 ? ` (${r.split.join(' + ')}${r.leftToOthers ? `; ${r.leftToOthers} left to the owner` : ''})` : ''}`);
   }
   console.log('\nCPU per reading (µs): gateways / broker / database / bare verify');
   for (const r of runs) {

@@ -27,9 +27,17 @@ async function database(): Promise<string> {
   return url;
 }
 
+async function ordinalsIn(url: string): Promise<Map<string, number>> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const { rows } = await client.query('SELECT device, ordinal::int AS ordinal FROM device_ordinals');
+  await client.end();
+  return new Map((rows as { device: string; ordinal: number }[]).map((r) => [r.device, r.ordinal]));
+}
+
 const devices = Array.from({ length: 200 }, (_, i) => `dev${'abcdefghijklmnopqrstuvwxyz'[i % 26]}${'abcdefghijklmnopqrstuvwxyz'[Math.floor(i / 26)]}`);
 
-test('the owner of a device is the same whatever the order of the gateways; a gateway joining takes devices only for itself', () => {
+test('before its ordinal is known, the owner of a device is the same whatever the order of the gateways; a gateway joining takes devices only for itself', () => {
   const two = ['gw-a', 'gw-b'];
   const three = ['gw-a', 'gw-b', 'gw-c'];
   let moved = 0;
@@ -62,8 +70,17 @@ testIf(NO_POSTGRES, 'gateways learn at once of one joining and leaving (not at t
   await b.start();
   await until('gw-a to learn of gw-b', () => a.members.length === 2, 3000, 20);
   assert.equal(b.members, ['gw-a', 'gw-b']);
-  for (const device of devices) assert.is(a.ownerOf(device), b.ownerOf(device), device);
-  assert.ok(devices.some((d) => a.ownerOf(d) === 'gw-b') && devices.some((d) => a.ownerOf(d) === 'gw-a'));
+  // Devices first seen: no owner until their ordinals are made (the gateway waits for them).
+  for (const device of devices) assert.is(a.ownerOf(device), undefined, device);
+  for (const device of devices) assert.is(b.ownerOf(device), undefined, device);
+  await Promise.all(devices.map((device) => a.learnt(device)));
+  // Then by ordinal (made by whichever asked first), in turn: an even split, the same in both.
+  let ordinals = new Map<string, number>();
+  await until('every device\'s ordinal made', async () => (ordinals = await ordinalsIn(url)).size === devices.length, 10_000, 50);
+  assert.equal([...ordinals.values()].sort((x, y) => x - y), devices.map((_, i) => i + 1));
+  const byOrdinal = (device: string) => ['gw-a', 'gw-b'][ordinals.get(device)! % 2];
+  await until('the ordinals known', () => devices.every((device) => a.ownerOf(device) === byOrdinal(device) && b.ownerOf(device) === byOrdinal(device)), 5000, 20);
+  assert.is(devices.filter((device) => a.ownerOf(device) === 'gw-a').length, devices.length / 2);
   await b.stop();
   await until('gw-a to learn that gw-b left', () => a.members.length === 1, 3000, 20);
   for (const device of devices) assert.is(a.ownerOf(device), 'gw-a');
@@ -94,6 +111,8 @@ test('a gateway that cannot read the leases for longer than a lease takes every 
       return gateways;
     },
     open: async () => undefined,
+    ordinals: async () => new Map(devices.map((device, i) => [device, i + 1])),
+    ordinalOf: async () => 0,
     leave: async () => undefined,
     close: async () => undefined,
   };
@@ -110,7 +129,7 @@ test('a gateway that cannot read the leases for longer than a lease takes every 
   await a.stop();
 });
 
-testIf(NO_POSTGRES, 'two gateways on PostgreSQL: every reading of a device is taken by the gateway owning it, each stored once', async () => {
+testIf(NO_POSTGRES, 'two gateways on PostgreSQL: the devices split evenly, every reading of a device taken by the gateway owning it, each stored once', async () => {
   const url = await database();
   const gwDir = join(dir.path, 'affinity-gw');
   const key = await gatewayKey(gwDir);
@@ -131,10 +150,12 @@ testIf(NO_POSTGRES, 'two gateways on PostgreSQL: every reading of a device is ta
   for (const agent of agents) assert.is((await agent.stop()).code, 0);
   const stats: Record<string, { accepted: number; duplicate: number; leftToOthers: number }> = {};
   for (const [name, running] of Object.entries(gateways)) stats[name] = JSON.parse((await running.stop()).stdout.toString());
-  // What each gateway owns follows from the names alone: it took exactly those devices' readings.
+  // Each gateway took exactly the readings of the devices it owns by ordinal: two each.
   const ids = await Promise.all(boxes.map((name) => deviceId(join(dir.path, name))));
+  const ordinals = await ordinalsIn(url);
   for (const name of Object.keys(gateways)) {
-    const owned = ids.filter((id) => rendezvousOwner(id, Object.keys(gateways)) === name).length;
+    const owned = ids.filter((id) => Object.keys(gateways)[ordinals.get(id)! % 2] === name).length;
+    assert.is(owned, 2);
     assert.is(stats[name]!.accepted, owned * perBox, `${name} accepted ${stats[name]!.accepted}, owns ${owned} of ${ids.length} devices`);
     assert.is(stats[name]!.leftToOthers, (ids.length - owned) * perBox, `${name} left ${stats[name]!.leftToOthers} to the other`);
   }

@@ -8,9 +8,10 @@
 //
 // Instead every device has one owner among the gateways alive now: each gateway renews a
 // lease row in the database (on the database's clock), reads the others', and is told at
-// once (LISTEN/NOTIFY) when one joins or leaves; the owner of a device is the
-// highest-random-weight (rendezvous) choice over their names, the same in every gateway,
-// and moving only the devices of a gateway that comes or goes. Every gateway subscribes to
+// once (LISTEN/NOTIFY) when one joins or leaves. Every device gets an ordinal in the
+// database when a gateway first sees it, and the gateways (in name order) take the devices
+// in turn by ordinal: the same owner in every gateway, and an even split however few the
+// devices. Every gateway subscribes to
 // every device's readings (not through the shared subscription) and takes those of the
 // devices it owns; it acknowledges the others to the broker and leaves them. Each device's
 // readings thus reach one gateway, in the order the broker has them, which a gateway
@@ -38,6 +39,10 @@ export interface GatewayMembership {
    * lease had run out (or never was), tells the others (announce).
    */
   heartbeat(name: string, leaseMs: number, alive: boolean): Promise<string[]>;
+  /** Every device's ordinal known so far. */
+  ordinals(): Promise<Map<string, number>>;
+  /** A device's ordinal: 1, 2, 3… in the order the gateways first saw the devices, made on first sight. */
+  ordinalOf(device: string): Promise<number>;
   /** Gives the lease up (and tells the others). */
   leave(name: string): Promise<void>;
   close(): Promise<void>;
@@ -49,6 +54,9 @@ const BEATS_PER_LEASE = 5;
 /** A gateway's name: its MQTT client id, in the gateways' table and the logs. */
 const GATEWAY_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 const MAX_OWNERS = 100_000;
+const MAX_ORDINALS = 1_000_000;
+/** after failing to read a new device's ordinal, how long the fallback owner stands */
+const ORDINAL_RETRY_MS = 1000;
 
 export function usableGatewayName(name: string): boolean {
   return GATEWAY_NAME.test(name);
@@ -86,6 +94,9 @@ export class DeviceAffinity {
   /** when the gateways were last read: older than a lease, they are not trusted */
   private readAt = -Infinity;
   private readonly owners = new Map<string, string>();
+  private ordinals = new Map<string, number>();
+  private readonly learning = new Map<string, Promise<void>>();
+  private ordinalFailedAt = -Infinity;
   private timer: NodeJS.Timeout | undefined;
   private beating: Promise<void> | undefined;
   private renewing: Promise<void> | undefined;
@@ -106,6 +117,8 @@ export class DeviceAffinity {
     await this.options.membership.open(() => this.renew()).catch((err) => {
       this.options.log.warn(`gateways' table not reached (heartbeats go on trying): ${errorMessage(err)}`);
     });
+    const known = await this.options.membership.ordinals().catch(() => undefined);
+    if (known) for (const [device, ordinal] of known) this.ordinals.set(device, ordinal);
     await this.heartbeat();
   }
 
@@ -127,17 +140,44 @@ export class DeviceAffinity {
 
   /**
    * The gateway that should take this device's readings: another gateway's name, or this
-   * one's (also when alone, or when the database could not be read for a lease).
+   * one's (also when alone, or when the database could not be read for a lease). The
+   * gateways in name order take the devices in turn by ordinal: an even split, which
+   * hashing gives only over many devices (8 devices went 6 to 2 between two gateways).
+   * A device seen for the first time has no ordinal yet: undefined, and `learnt(device)`
+   * says when the database gave it (a few milliseconds). While the database cannot give
+   * ordinals, the rendezvous choice stands in, the same in every gateway.
    */
-  ownerOf(device: string): string {
+  ownerOf(device: string): string | undefined {
     if (this.gateways.length < 2 || performance.now() - this.readAt > this.leaseMs) return this.name;
     let owner = this.owners.get(device);
     if (owner === undefined) {
-      owner = rendezvousOwner(device, this.gateways) ?? this.name;
+      const ordinal = this.ordinals.get(device);
+      if (ordinal === undefined) {
+        if (performance.now() - this.ordinalFailedAt < ORDINAL_RETRY_MS) return rendezvousOwner(device, this.gateways) ?? this.name;
+        this.learn(device);
+        return undefined;
+      }
+      owner = this.gateways[ordinal % this.gateways.length]!;
       if (this.owners.size >= MAX_OWNERS) this.owners.clear();
       this.owners.set(device, owner);
     }
     return owner;
+  }
+
+  /** Resolves when the device's ordinal was read (or could not be). */
+  learnt(device: string): Promise<void> {
+    return this.learning.get(device) ?? Promise.resolve();
+  }
+
+  private learn(device: string): void {
+    if (this.learning.has(device)) return;
+    this.learning.set(device, this.options.membership.ordinalOf(device).then((ordinal) => {
+      if (this.ordinals.size >= MAX_ORDINALS) this.ordinals = new Map();
+      this.ordinals.set(device, ordinal);
+    }, (err: unknown) => {
+      this.ordinalFailedAt = performance.now();
+      this.options.log.warn(`ordinal of device ${device} not read: ${errorMessage(err)}`);
+    }).finally(() => this.learning.delete(device)));
   }
 
   /**

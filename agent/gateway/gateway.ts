@@ -110,6 +110,9 @@ export class Gateway {
   private corked = false;
   /** the MQTT client's next packet, held while MAX_PENDING readings wait for the store */
   private held: (() => void)[] = [];
+  /** messages received while a new device's ordinal is read (affinity), in order */
+  private awaiting: { topic: string; payload: Buffer }[] = [];
+  private ordinalRead: Promise<void> | undefined;
   private readonly receiptsSending = new Set<Promise<void>>();
   private gapTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
@@ -186,9 +189,24 @@ export class Gateway {
    */
   private receive(topic: string, payload: Buffer): void {
     if (this.affinity && !this.closed) {
+      if (this.ordinalRead) return void this.awaiting.push({ topic, payload });
       this.affinity.receiving();
       const target = parseTopic(topic);
-      if (target?.kind === 'data' && this.affinity.ownerOf(target.device) !== this.affinity.name) {
+      const owner = target?.kind === 'data' ? this.affinity.ownerOf(target.device) : this.affinity.name;
+      if (owner === undefined) {
+        // A device seen for the first time: this message and the next packets wait (next())
+        // for its ordinal, a few milliseconds, rather than go to a gateway by another rule.
+        this.awaiting.push({ topic, payload });
+        this.ordinalRead = this.affinity.learnt(target!.device).then(() => {
+          this.ordinalRead = undefined;
+          const awaiting = this.awaiting;
+          this.awaiting = [];
+          for (const message of awaiting) this.receive(message.topic, message.payload);
+          if (!this.ordinalRead && this.pending.length < MAX_PENDING) this.release();
+        });
+        return;
+      }
+      if (owner !== this.affinity.name) {
         this.corkForThisTurn(); // its acknowledgement leaves with the others
         this.counters.leftToOthers++;
         return;
@@ -241,9 +259,9 @@ export class Gateway {
     if (this.pending.length > this.counters.mostWaiting) this.counters.mostWaiting = this.pending.length;
   }
 
-  /** The MQTT client's hook after each message: its next packet waits while the store is behind. */
+  /** The MQTT client's hook after each message: its next packet waits while the store is behind (or a new device's ordinal is read). */
   private next(callback: () => void): void {
-    if (this.pending.length >= MAX_PENDING && !this.stopping) this.held.push(callback);
+    if ((this.pending.length >= MAX_PENDING || this.ordinalRead) && !this.stopping) this.held.push(callback);
     else callback();
   }
 
@@ -263,7 +281,7 @@ export class Gateway {
     ).finally(() => {
       this.storing = undefined;
       this.flush();
-      if (this.pending.length <= MAX_BATCH) this.release();
+      if (this.pending.length <= MAX_BATCH && !this.ordinalRead) this.release();
     });
   }
 

@@ -1,6 +1,7 @@
 // The gateways sharing one PostgreSQL database, for device affinity (affinity.ts): a lease
-// row per gateway in `gateways` (schema version 4), on the database's clock, and a
-// notification on the `iop_gateways` channel whenever one joins or leaves. All of it on a
+// row per gateway in `gateways` (schema version 4), on the database's clock, a
+// notification on the `iop_gateways` channel whenever one joins or leaves, and each
+// device's ordinal in `device_ordinals`. All of it on a
 // connection of its own, not the store's pool: a heartbeat queued behind the store's
 // transactions and receipts' reads (seconds, while a backlog drains) let leases run out.
 import pg from 'pg';
@@ -22,6 +23,17 @@ const LEAVE = prepared('iop-leave',
   `WITH gone AS (DELETE FROM gateways WHERE name = $1)
    SELECT name, false AS joined FROM gateways WHERE expires > now() AND name <> $1 ORDER BY name`);
 const ANNOUNCE = prepared('iop-announce', `SELECT pg_notify('${CHANNEL}', $1)`);
+/**
+ * A device's ordinal, made on first sight: the next one after the highest (every gateway
+ * sees every device, and the first to ask makes it). Not a sequence: a sequence's value
+ * is spent by the insert that then conflicts, and with two gateways asking for every
+ * device the ordinals went 1, 3, 5…, all to one gateway.
+ */
+const MAKE_ORDINAL = prepared('iop-make-ordinal',
+  `INSERT INTO device_ordinals (device, ordinal) SELECT $1, coalesce(max(ordinal), 0) + 1 FROM device_ordinals
+   ON CONFLICT (device) DO NOTHING RETURNING ordinal`);
+const ORDINAL = prepared('iop-ordinal', 'SELECT ordinal FROM device_ordinals WHERE device = $1');
+const UNIQUE_VIOLATION = '23505';
 
 export class PostgresMembership implements GatewayMembership {
   private readonly url: string;
@@ -46,6 +58,26 @@ export class PostgresMembership implements GatewayMembership {
     // Joined (again): the others learn it now, not at their next heartbeat.
     if (rows.some((r) => r.joined)) await client.query(ANNOUNCE([name]));
     return rows.map((r) => r.name);
+  }
+
+  async ordinals(): Promise<Map<string, number>> {
+    const client = await this.connection();
+    const { rows } = await client.query<{ device: string; ordinal: string }>('SELECT device, ordinal FROM device_ordinals');
+    return new Map(rows.map((r) => [r.device, Number(r.ordinal)]));
+  }
+
+  async ordinalOf(device: string): Promise<number> {
+    const client = await this.connection();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const made = await client.query<{ ordinal: string }>(MAKE_ORDINAL([device]));
+        const row = made.rows[0] ?? (await client.query<{ ordinal: string }>(ORDINAL([device]))).rows[0];
+        if (row) return Number(row.ordinal);
+      } catch (err) {
+        // Another device took that ordinal at the same moment: the next statement sees it.
+        if ((err as { code?: string }).code !== UNIQUE_VIOLATION || attempt >= 10) throw err;
+      }
+    }
   }
 
   async leave(name: string): Promise<void> {

@@ -59,8 +59,10 @@ export const MIGRATIONS: readonly string[] = [
    CREATE TABLE chain_pairings (id bigserial, device text NOT NULL, nonce text NOT NULL, claim text NOT NULL, state text NOT NULL,
      tx text, error text, PRIMARY KEY (device, nonce));`,
   // Device affinity (affinity.ts): the gateways alive now, each under a lease on the
-  // database's clock, from which every gateway derives the same owner of each device.
-  `CREATE TABLE gateways (name text PRIMARY KEY, expires timestamptz NOT NULL);`,
+  // database's clock, and each device's ordinal (in the order gateways first saw them),
+  // from which every gateway derives the same owner of each device.
+  `CREATE TABLE gateways (name text PRIMARY KEY, expires timestamptz NOT NULL);
+   CREATE TABLE device_ordinals (device text PRIMARY KEY, ordinal bigint NOT NULL UNIQUE);`,
 ];
 
 /** Any fixed number: the advisory lock every gateway takes to migrate. */
