@@ -85,7 +85,8 @@ a time anchors: with --db, all of them with the same --chain-key).`,
     const session = { ...config.uplink, url: broker, reconnectMaxMs: Math.min(config.uplink.reconnectMaxMs, 5000) };
     const db = dbOption(stringOption(context, 'db'));
     const gapTimeoutMs = integerOption(context, 'gap-timeout', { min: 100, max: 86_400_000 }) ?? 300_000;
-    const store = await openGatewayStore({ stateDir: config.stateDir, db, gapTimeoutMs });
+    const affinity = context.values['no-affinity'] !== true;
+    const store = await openGatewayStore({ stateDir: config.stateDir, db, gapTimeoutMs, affinity });
     let anchorer: Anchorer | undefined;
     const pairings = new Pairings({
       session: { ...session, clientId: `iop-gwp-${identity.id.slice(0, 12)}-${randomBytes(3).toString('hex')}` },
@@ -113,7 +114,7 @@ a time anchors: with --db, all of them with the same --chain-key).`,
           gapTimeoutMs,
           store,
           share: context.values['no-share'] !== true,
-          affinity: context.values['no-affinity'] !== true,
+          affinity,
           log: context.log,
         });
         context.log.info(`gateway ${toHex(identity.publicKey)} on ${broker}, store ${store.engine}; ${registry.allowAny ? 'any device' : `${registry.size} devices allowed`}`);

@@ -305,10 +305,11 @@ export function redact(url: string): string {
 }
 
 /** Opens the store a gateway was given: PostgreSQL for a postgres:// URL, else SQLite in the state dir. */
-export async function openGatewayStore(options: { stateDir: string; db?: string | undefined; gapTimeoutMs: number }): Promise<GatewayStore> {
+export async function openGatewayStore(options: { stateDir: string; db?: string | undefined; gapTimeoutMs: number; affinity?: boolean }): Promise<GatewayStore> {
   if (options.db) {
     const { openPostgresStore } = await import('./store-postgres.ts');
-    return openPostgresStore(options.db, { gapTimeoutMs: options.gapTimeoutMs });
+    // With device affinity a device's readings reach one gateway: no batch split (store-postgres.ts).
+    return openPostgresStore(options.db, { gapTimeoutMs: options.gapTimeoutMs, splitBatches: options.affinity === false });
   }
   const { SqliteGatewayStore } = await import('./store-sqlite.ts');
   return new SqliteGatewayStore(options.stateDir, { gapTimeoutMs: options.gapTimeoutMs });
