@@ -102,7 +102,7 @@ testIf(NO_POSTGRES, 'gateways learn at once of one joining and leaving (not at t
   await c.stop();
 });
 
-test('a gateway that cannot read the leases for longer than a lease takes every device itself', async () => {
+test('a gateway that cannot read the leases for longer than a lease takes every device itself; a new device waits for its ordinal only so long', async () => {
   let reachable = true;
   let gateways = ['gw-a', 'gw-b'];
   const membership = {
@@ -112,7 +112,7 @@ test('a gateway that cannot read the leases for longer than a lease takes every 
     },
     open: async () => undefined,
     ordinals: async () => new Map(devices.map((device, i) => [device, i + 1])),
-    ordinalOf: async () => 0,
+    ordinalOf: () => new Promise<number>(() => undefined), // never answers
     leave: async () => undefined,
     close: async () => undefined,
   };
@@ -126,6 +126,13 @@ test('a gateway that cannot read the leases for longer than a lease takes every 
   reachable = true;
   gateways = ['gw-a', 'gw-b'];
   await until('the leases read again', () => a.ownerOf(theirs[0]!) === 'gw-b', 2000, 20);
+  // A new device whose ordinal the database does not give: its message waits at most
+  // ORDINAL_WAIT_MS, then the rendezvous choice stands in.
+  assert.is(a.ownerOf('newdevice'), undefined);
+  const waited = performance.now();
+  await a.learnt('newdevice');
+  assert.ok(performance.now() - waited < 3000);
+  assert.is(a.ownerOf('newdevice'), rendezvousOwner('newdevice', ['gw-a', 'gw-b']));
   await a.stop();
 });
 

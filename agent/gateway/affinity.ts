@@ -55,6 +55,8 @@ const BEATS_PER_LEASE = 5;
 const GATEWAY_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 const MAX_OWNERS = 100_000;
 const MAX_ORDINALS = 1_000_000;
+/** how long a new device's first message waits for its ordinal before the fallback owner takes over */
+const ORDINAL_WAIT_MS = 2000;
 /** after failing to read a new device's ordinal, how long the fallback owner stands */
 const ORDINAL_RETRY_MS = 1000;
 
@@ -171,7 +173,9 @@ export class DeviceAffinity {
 
   private learn(device: string): void {
     if (this.learning.has(device)) return;
-    this.learning.set(device, this.options.membership.ordinalOf(device).then((ordinal) => {
+    // A slow database holds the gateway's input (it waits for the ordinal): not for long.
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer in ${ORDINAL_WAIT_MS} ms`)), ORDINAL_WAIT_MS).unref());
+    this.learning.set(device, Promise.race([this.options.membership.ordinalOf(device), timeout]).then((ordinal) => {
       if (this.ordinals.size >= MAX_ORDINALS) this.ordinals = new Map();
       this.ordinals.set(device, ordinal);
     }, (err: unknown) => {

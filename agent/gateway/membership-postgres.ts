@@ -98,7 +98,9 @@ export class PostgresMembership implements GatewayMembership {
     if (this.closed) return Promise.reject(new Error('membership closed'));
     if (this.client) return Promise.resolve(this.client);
     this.connecting ??= (async () => {
-      const client = new pg.Client({ connectionString: this.url, application_name: 'iop-gateway-membership' });
+      // Bounded: a gateway waits on a new device's ordinal (affinity.ts), and a database
+      // that stopped answering must not hold it longer than a lease.
+      const client = new pg.Client({ connectionString: this.url, application_name: 'iop-gateway-membership', connectionTimeoutMillis: 5000, query_timeout: 5000 });
       const lost = () => {
         if (this.client === client) this.client = undefined;
       };
