@@ -177,4 +177,26 @@ testIf(NO_POSTGRES, 'two gateways on PostgreSQL: the devices split evenly, every
   await client.end();
 });
 
+testIf(NO_POSTGRES, 'a persistent session switched from the shared subscription to device affinity gets each reading once', async () => {
+  const url = await database();
+  const gwDir = join(dir.path, 'switch-gw');
+  const key = await gatewayKey(gwDir);
+  const args = ['gateway', '--broker', broker.url, '--state-dir', gwDir, '--allow-any', '--db', url, '--session', 'switch-gw'];
+  // First without affinity: the session subscribes through the shared subscription.
+  const shared = launch([...args, '--no-affinity']);
+  await until('the shared gateway connected', () => /connected to/.test(shared.stderr()), 20_000);
+  await shared.stop();
+  const gateway = launch(args);
+  await until('the gateway with affinity connected', () => /gateways sharing the devices: switch-gw\n/.test(gateway.stderr()), 20_000);
+  const box = 'switch-box';
+  const sample = await runCli(['sample', '--count', '40', '--out', '/dev/null', '--state-dir', join(dir.path, box)]);
+  assert.is(sample.code, 0, sample.stderr);
+  const agent = launch(['run', '--config', boxConfig(dir.path, box, { gatewayKeys: [key] }), '--broker', broker.url, '--interval', '86400000']);
+  await until('the queue drained', async () => (await queued(join(dir.path, box))) === 0, 60_000, 300);
+  assert.is((await agent.stop()).code, 0);
+  const stats = JSON.parse((await gateway.stop()).stdout.toString());
+  assert.is(stats.accepted, 40);
+  assert.is(stats.duplicate, 0, 'the shared subscription the session kept would bring each reading a second time');
+});
+
 test.run();
