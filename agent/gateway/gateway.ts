@@ -132,7 +132,7 @@ export class Gateway {
           name: clientId, membership, leaseMs: options.affinityLeaseMs, alive: () => this.session.connectedClient !== undefined && !this.stopping, log: options.log.child('affinity'),
         });
       } else {
-        options.log.warn(`no device affinity: the session name '${clientId}' is not usable in a topic (letters, digits, . _ -)`);
+        options.log.warn(`no device affinity: the session name '${clientId}' is not usable as a gateway's name (letters, digits, . _ -)`);
       }
     }
     this.session = new MqttSession({
