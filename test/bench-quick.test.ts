@@ -63,7 +63,7 @@ test('bench:gateway --quick prints readings per gateway core against bare verifi
   assert.match(out, /CPU per reading \(µs\): gateways \/ broker \/ database \/ bare verify\nSQLite, 1 gateway +\d+ \/ +\d+ \/ +\d+ \/ +\d+\n/);
   if (/PostgreSQL skipped/.test(out)) return;
   assert.match(out, /PostgreSQL, 2 gateways +\d+ \/ +\d+ \/ +[1-9]\d* \/ +\d+\n/, 'the database\'s CPU is counted');
-  assert.match(out, /PostgreSQL, 2 gateways +\d+ readings\/s wall .* accepted 2000\/2000/);
+  assert.match(out, /PostgreSQL, 2 gateways +\d+ readings\/s wall .* accepted 2000\/2000 \(\d+ \+ \d+; 2000 left to the owner\)/, 'each reading taken by one gateway, left by the other (device affinity)');
   assert.match(out, /goal \(PostgreSQL, 1 gateway\): verified, stored and receipted per core >= 0\.50x bare verify: \d+\.\d\dx (MET|NOT MET)/);
   assert.match(out, /goal \(PostgreSQL\): 2 gateways >= 1\.5x 1 gateway \(wall\): \d+\.\d\dx (MET|NOT MET)/, out);
 });

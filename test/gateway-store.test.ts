@@ -225,6 +225,21 @@ testIf(NO_POSTGRES, 'PostgreSQL: consecutive readings of one device at once: no 
   await Promise.all([a.close(), b.close()]);
 });
 
+testIf(NO_POSTGRES, 'PostgreSQL: a batch of several devices is split by device into side-by-side transactions, or (device affinity) kept whole', async () => {
+  const batch = Array.from({ length: 8 }, (_, d) => chain(50, `device-${d}`)).flat();
+  const split = await openPostgresStore(await server!.createDatabase(), { gapTimeoutMs: GAP_MS });
+  const whole = await openPostgresStore(await server!.createDatabase(), { gapTimeoutMs: GAP_MS, splitBatches: false });
+  for (const store of [split, whole]) {
+    const results = await store.acceptAll(batch, 0);
+    assert.ok(results.every((r) => r.outcome === 'new'));
+    for (let d = 0; d < 8; d++) assert.is((await store.frontier(`device-${d}`))?.seq, 49);
+  }
+  assert.ok(split.transactions > 1, `${split.transactions} transactions`);
+  assert.is(whole.transactions, 1);
+  await split.close();
+  await whole.close();
+});
+
 testIf(NO_POSTGRES, 'PostgreSQL: pairings: one claim decided by two gateways at once is recorded once; both see it at start', async () => {
   const { a, b } = await twoGateways();
   const entry = { device: DEVICE, owner: '0x' + '11'.repeat(20), pairedAt: new Date(0).toISOString(), nonce: '0x01', usedNonces: ['0x01'] };

@@ -52,7 +52,8 @@ for (const engine of ['SQLite', 'PostgreSQL'] as const) testIf(engine === 'Postg
   const key = await gatewayKey(gwDir);
   let url: string | undefined;
   if (engine === 'PostgreSQL') url = await (postgres ??= await startPostgres()).createDatabase();
-  const db = url ? ['--db', url] : [];
+  // The shared subscription's split (device affinity on PostgreSQL splits by device: gateway-affinity.test.ts).
+  const db = url ? ['--db', url, '--no-affinity'] : [];
   const a = launch(['gateway', '--broker', broker.url, '--state-dir', gwDir, '--allow-any', ...db]);
   const b = launch(['gateway', '--broker', broker.url, '--state-dir', gwDir, '--allow-any', ...db]);
   await until('both gateways connected', () => /connected/.test(a.stderr()) && /connected/.test(b.stderr()), 10_000);

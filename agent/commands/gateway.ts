@@ -25,6 +25,8 @@ export const gatewayCommand: Command = {
       --allow-any       accept any device (demos and tests)
       --gap-timeout MS  how long to wait for missing readings before the chain goes on (default 300000)
       --no-share        plain subscription instead of the MQTT 5 shared one (brokers without $share)
+      --no-affinity     with --db: take every reading the shared subscription brings, instead of
+                        passing those of devices another gateway owns on to it (docs/gateway.md)
       --session NAME    persistent session under this client id (one name per instance): the
                         broker keeps readings for the gateway while it restarts
       --chain-rpc URL   anchor each epoch's Merkle root of the stored readings on an EVM chain
@@ -65,7 +67,7 @@ its state dir: they split the readings through the shared subscription (and one 
 a time anchors: with --db, all of them with the same --chain-key).`,
   options: {
     ...CONFIG_OPTIONS, broker: { type: 'string' }, allow: { type: 'string', multiple: true }, 'allow-file': { type: 'string' },
-    'allow-any': { type: 'boolean' }, 'gap-timeout': { type: 'string' }, 'no-share': { type: 'boolean' }, session: { type: 'string' }, db: { type: 'string' },
+    'allow-any': { type: 'boolean' }, 'gap-timeout': { type: 'string' }, 'no-share': { type: 'boolean' }, 'no-affinity': { type: 'boolean' }, session: { type: 'string' }, db: { type: 'string' },
     'chain-rpc': { type: 'string' }, 'chain-contract': { type: 'string' }, 'chain-key': { type: 'string' }, 'chain-confirmations': { type: 'string' },
     stakes: { type: 'string' }, pool: { type: 'string' }, locations: { type: 'string' }, 'job-issuer': { type: 'string', multiple: true },
     'epoch-s': { type: 'string' }, 'grace-s': { type: 'string' }, 'beacon-period-s': { type: 'string' }, 'by-stake-only': { type: 'boolean' }, 'stakes-contract': { type: 'string' }, 'rewards-contract': { type: 'string' },
@@ -83,7 +85,8 @@ a time anchors: with --db, all of them with the same --chain-key).`,
     const session = { ...config.uplink, url: broker, reconnectMaxMs: Math.min(config.uplink.reconnectMaxMs, 5000) };
     const db = dbOption(stringOption(context, 'db'));
     const gapTimeoutMs = integerOption(context, 'gap-timeout', { min: 100, max: 86_400_000 }) ?? 300_000;
-    const store = await openGatewayStore({ stateDir: config.stateDir, db, gapTimeoutMs });
+    const affinity = context.values['no-affinity'] !== true;
+    const store = await openGatewayStore({ stateDir: config.stateDir, db, gapTimeoutMs, affinity });
     let anchorer: Anchorer | undefined;
     const pairings = new Pairings({
       session: { ...session, clientId: `iop-gwp-${identity.id.slice(0, 12)}-${randomBytes(3).toString('hex')}` },
@@ -111,6 +114,7 @@ a time anchors: with --db, all of them with the same --chain-key).`,
           gapTimeoutMs,
           store,
           share: context.values['no-share'] !== true,
+          affinity,
           log: context.log,
         });
         context.log.info(`gateway ${toHex(identity.publicKey)} on ${broker}, store ${store.engine}; ${registry.allowAny ? 'any device' : `${registry.size} devices allowed`}`);

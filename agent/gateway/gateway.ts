@@ -16,17 +16,30 @@ import type { Logger } from '../log.ts';
 import { MqttSession, type SessionOptions } from '../uplink/session.ts';
 import { RateLimitedLog } from '../uplink/rate-limited-log.ts';
 import { deviceTopic, parseTopic, topicFilter } from '../uplink/topics.ts';
+import { DeviceAffinity, usableGatewayName } from './affinity.ts';
 import type { DeviceRegistry } from './registry.ts';
 import type { AcceptResult, GatewayStore, IncomingReading, StepResult } from './store.ts';
 import { SqliteGatewayStore } from './store-sqlite.ts';
 import { verifyEd25519 } from './verify.ts';
 
 export const SHARE_GROUP = 'iop-gateway';
+const sharedDataFilter = () => `$share/${SHARE_GROUP}/${topicFilter('data')}`;
 const MAX_MESSAGE_BYTES = 64 * 1024;
 const RECEIPT_EVERY_MS = 100;
 const MAX_BATCH = 500;
+/**
+ * Verified readings waiting for the store beyond which the gateway takes no further message
+ * from the broker until a batch is stored (the MQTT client's handleMessage holds the next
+ * packet; the socket fills and TCP holds the broker): a persistent session's backlog stays
+ * in the broker, not in the gateway's heap, where tens of thousands of readings, verified
+ * all at once before the first was stored, cost more in garbage collection than their
+ * signatures and hundreds of megabytes.
+ */
+export const MAX_PENDING = 2 * MAX_BATCH;
 
 const MAX_IDENTITIES = 100_000;
+/** Where each message's Sig_structure is written to be verified (synchronously): no allocation per message. */
+const sigScratch = new Uint8Array(MAX_MESSAGE_BYTES + 64);
 
 interface VerifiedFields { seq: number; prev: string; records: ReturnType<typeof resolveSenmlPack> }
 
@@ -43,6 +56,10 @@ export interface GatewayCounters {
   duplicate: number;
   receipts: number;
   missing: number;
+  /** left, unverified, to the gateway that owns their device (device affinity) */
+  leftToOthers: number;
+  /** the most verified readings that waited for the store at once (MAX_PENDING bounds it) */
+  mostWaiting: number;
   rejected: Record<RejectReason, number>;
 }
 
@@ -59,12 +76,20 @@ export interface GatewayOptions {
   store?: GatewayStore | undefined;
   /** Subscribe through the MQTT 5 shared subscription (several gateways split the load). */
   share: boolean;
+  /**
+   * Device affinity (affinity.ts) when the store knows the gateways sharing it (PostgreSQL)
+   * and `share` is set: on unless false. The gateway then subscribes to every device's
+   * readings, not through the shared subscription, and takes those of the devices it owns.
+   */
+  affinity?: boolean | undefined;
+  /** how long a gateway's lease in the store lasts (affinity.ts DEFAULT_LEASE_MS) */
+  affinityLeaseMs?: number | undefined;
   log: Logger;
 }
 
 export class Gateway {
   readonly counters: GatewayCounters = {
-    accepted: 0, late: 0, duplicate: 0, receipts: 0, missing: 0,
+    accepted: 0, late: 0, duplicate: 0, receipts: 0, missing: 0, leftToOthers: 0, mostWaiting: 0,
     rejected: { 'malformed': 0, 'too-large': 0, 'bad-signature': 0, 'unknown-device': 0, 'topic-mismatch': 0, 'broken-chain': 0, 'conflict': 0 },
   };
   private readonly options: GatewayOptions;
@@ -83,27 +108,52 @@ export class Gateway {
   private storing: Promise<void> | undefined;
   private settling: Promise<void> | undefined;
   private corked = false;
+  /** the MQTT client's next packet, held while MAX_PENDING readings wait for the store */
+  private held: (() => void)[] = [];
+  /** messages received while a new device's ordinal is read (affinity), in order */
+  private awaiting: { topic: string; payload: Buffer }[] = [];
+  private ordinalRead: Promise<void> | undefined;
   private readonly receiptsSending = new Set<Promise<void>>();
   private gapTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
   private readonly rejections: RateLimitedLog;
+  private readonly affinity: DeviceAffinity | undefined;
 
   constructor(options: GatewayOptions) {
     this.options = options;
     this.log = options.log;
     this.rejections = new RateLimitedLog(options.log);
     this.store = options.store ?? new SqliteGatewayStore(options.stateDir, { gapTimeoutMs: options.gapTimeoutMs });
+    const clientId = options.sessionName ?? options.session.clientId ?? `iop-gw-${options.identity.id.slice(0, 12)}-${randomBytes(3).toString('hex')}`;
+    const membership = options.share && options.affinity !== false ? this.store.membership?.() : undefined;
+    if (membership) {
+      if (usableGatewayName(clientId)) {
+        this.affinity = new DeviceAffinity({
+          name: clientId, membership, leaseMs: options.affinityLeaseMs, alive: () => this.session.connectedClient !== undefined && !this.stopping, log: options.log.child('affinity'),
+        });
+      } else {
+        options.log.warn(`no device affinity: the session name '${clientId}' is not usable as a gateway's name (letters, digits, . _ -)`);
+      }
+    }
     this.session = new MqttSession({
       ...options.session,
-      clientId: options.sessionName ?? options.session.clientId ?? `iop-gw-${options.identity.id.slice(0, 12)}-${randomBytes(3).toString('hex')}`,
+      clientId,
       ...(options.sessionName ? { sessionExpiryS: 7 * 86_400 } : {}),
-      subscriptions: [options.share ? `$share/${SHARE_GROUP}/${topicFilter('data')}` : topicFilter('data')],
+      subscriptions: [options.share && !this.affinity ? sharedDataFilter() : topicFilter('data')],
       log: options.log.child('mqtt'),
+      handleMessage: (callback) => this.next(callback),
     });
-    this.session.on('message', (topic, payload) => this.onMessage(topic, new Uint8Array(payload)));
+    this.session.on('message', (topic, payload) => this.receive(topic, payload));
+    // A persistent session keeps its subscriptions: one made without affinity (or with it)
+    // would go on bringing every reading twice.
+    if (options.sessionName && options.share) {
+      const other = this.affinity ? sharedDataFilter() : topicFilter('data');
+      this.session.on('connect', (client) => client.unsubscribe(other));
+    }
   }
 
   start(): void {
+    void this.affinity?.start();
     this.session.start();
     this.gapTimer = setInterval(() => this.settleGaps(), Math.max(100, this.options.gapTimeoutMs / 2));
   }
@@ -113,6 +163,10 @@ export class Gateway {
     // against the closed store.
     this.stopping = true;
     clearInterval(this.gapTimer);
+    // First: the other gateways take this one's devices while it finishes.
+    await this.affinity?.stop();
+    // The broker's acknowledgements of what this gateway sent must be read for a clean end.
+    this.release();
     for (const timer of this.receiptTimers.values()) clearTimeout(timer);
     this.receiptTimers.clear();
     await this.session.stop();
@@ -127,6 +181,39 @@ export class Gateway {
   /** Resolves when every reading received so far went through the store. */
   private async idle(): Promise<void> {
     while (this.storing) await this.storing;
+  }
+
+  /**
+   * A message from the broker: with device affinity, a reading of a device another gateway
+   * owns is left to it (acknowledged to the broker, neither parsed nor verified here).
+   */
+  private receive(topic: string, payload: Buffer): void {
+    if (this.affinity && !this.closed) {
+      if (this.ordinalRead) return void this.awaiting.push({ topic, payload });
+      this.affinity.receiving();
+      const target = parseTopic(topic);
+      const owner = target?.kind === 'data' ? this.affinity.ownerOf(target.device) : this.affinity.name;
+      if (owner === undefined) {
+        // A device seen for the first time: this message and the next packets wait (next())
+        // for its ordinal, a few milliseconds, rather than go to a gateway by another rule.
+        this.awaiting.push({ topic, payload });
+        this.ordinalRead = this.affinity.learnt(target!.device).then(() => {
+          this.ordinalRead = undefined;
+          const awaiting = this.awaiting;
+          this.awaiting = [];
+          for (const message of awaiting) this.receive(message.topic, message.payload);
+          if (!this.ordinalRead && this.pending.length < MAX_PENDING) this.release();
+        });
+        return;
+      }
+      if (owner !== this.affinity.name) {
+        this.corkForThisTurn(); // its acknowledgement leaves with the others
+        this.counters.leftToOthers++;
+        return;
+      }
+    }
+    // Not copied: the payload is this message's own bytes (a slice of what the socket read).
+    this.onMessage(topic, payload);
   }
 
   /** Handles one data message; never throws. */
@@ -157,7 +244,7 @@ export class Gateway {
     if (identity.id !== target.device) return this.reject('topic-mismatch', `message of device ${identity.id} on the topic of ${target.device}`);
     if (!this.options.registry.allows(identity.id)) return this.reject('unknown-device', `device ${identity.id} is not on the allow-list`);
     if (!identity.scheme.acceptedAlgs.includes(parsed.header.alg)) return this.reject('bad-signature', `${topic}: alg ${parsed.header.alg}`);
-    if (!verifyEd25519(identity, parsed.signature, sigStructure(parsed.protectedBytes, parsed.payload))) {
+    if (!verifyEd25519(identity, parsed.signature, sigStructure(parsed.protectedBytes, parsed.payload, sigScratch))) {
       return this.reject('bad-signature', `seq ${parsed.header.seq} of ${identity.id}: signature does not verify`);
     }
     this.resolved.set(bytes, { seq: parsed.header.seq, prev: toHex(parsed.header.prev), records });
@@ -169,6 +256,19 @@ export class Gateway {
     // Readings arriving together are stored in one transaction: one fsync for many.
     if (this.pending.length === 1) setImmediate(() => this.flush());
     else if (this.pending.length >= MAX_BATCH) this.flush();
+    if (this.pending.length > this.counters.mostWaiting) this.counters.mostWaiting = this.pending.length;
+  }
+
+  /** The MQTT client's hook after each message: its next packet waits while the store is behind (or a new device's ordinal is read). */
+  private next(callback: () => void): void {
+    if ((this.pending.length >= MAX_PENDING || this.ordinalRead) && !this.stopping) this.held.push(callback);
+    else callback();
+  }
+
+  private release(): void {
+    const held = this.held;
+    this.held = [];
+    for (const callback of held) callback();
   }
 
   private flush(): void {
@@ -181,6 +281,7 @@ export class Gateway {
     ).finally(() => {
       this.storing = undefined;
       this.flush();
+      if (this.pending.length <= MAX_BATCH && !this.ordinalRead) this.release();
     });
   }
 

@@ -15,10 +15,13 @@
 // not only rows to deduplicate. Deadlocks (a lock order we did not foresee) and
 // serialization failures are still retried.
 //
-// A batch is split by device into a few groups (the same split in every gateway), one
-// transaction each, run side by side: two gateways whose batches hold readings of the
-// same devices (a shared subscription hands them out in turn) then wait on each other
-// per group, not for the whole batch, and their commits overlap.
+// Without device affinity (splitBatches), a batch is split by device into a few groups
+// (the same split in every gateway), one transaction each, run side by side: two gateways
+// whose batches hold readings of the same devices (a shared subscription hands them out in
+// turn) then wait on each other per group, not for the whole batch, and their commits
+// overlap. With affinity a device's readings reach one gateway, and one transaction per
+// batch costs that gateway about 20 µs of CPU less per reading (its statements are
+// per transaction) and the database a third less (bench:gateway).
 //
 // The schema is versioned (schema_migrations) and migrated at start under an advisory
 // lock, so gateways starting together migrate once.
@@ -33,6 +36,8 @@ import {
 } from './store.ts';
 import type { PairingDecision, PairingEntry, PairingStore } from './pairing-store.ts';
 import { HELD_RANGES, bytes, lockDevices, seqRanges, toRun, write } from './postgres-step.ts';
+import type { GatewayMembership } from './affinity.ts';
+import { PostgresMembership } from './membership-postgres.ts';
 
 /** Ordered schema versions: never edit one that has shipped, add the next. */
 export const MIGRATIONS: readonly string[] = [
@@ -56,6 +61,11 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX anchor_leaves_by_epoch ON anchor_leaves (epoch);
    CREATE TABLE chain_pairings (id bigserial, device text NOT NULL, nonce text NOT NULL, claim text NOT NULL, state text NOT NULL,
      tx text, error text, PRIMARY KEY (device, nonce));`,
+  // Device affinity (affinity.ts): the gateways alive now, each under a lease on the
+  // database's clock, and each device's ordinal (in the order gateways first saw them),
+  // from which every gateway derives the same owner of each device.
+  `CREATE TABLE gateways (name text PRIMARY KEY, expires timestamptz NOT NULL);
+   CREATE TABLE device_ordinals (device text PRIMARY KEY, ordinal bigint NOT NULL UNIQUE);`,
 ];
 
 /** Any fixed number: the advisory lock every gateway takes to migrate. */
@@ -73,7 +83,7 @@ export const types = {
   },
 } as pg.CustomTypesConfig;
 
-export async function openPostgresStore(url: string, options: { gapTimeoutMs: number; poolSize?: number }): Promise<PostgresGatewayStore> {
+export async function openPostgresStore(url: string, options: { gapTimeoutMs: number; poolSize?: number; splitBatches?: boolean }): Promise<PostgresGatewayStore> {
   const pool = new pg.Pool({ connectionString: url, types, max: options.poolSize ?? 4, application_name: 'iop-gateway' });
   // A broken connection in the idle pool must not crash the gateway: the next query reconnects.
   pool.on('error', () => undefined);
@@ -83,7 +93,7 @@ export async function openPostgresStore(url: string, options: { gapTimeoutMs: nu
     await pool.end().catch(() => undefined);
     throw new IopError('STORE', `cannot open gateway store ${redact(url)}: ${errorMessage(err)}`, { db: redact(url) }, { cause: err });
   }
-  return new PostgresGatewayStore(pool, options.gapTimeoutMs, Math.max(1, (options.poolSize ?? 4) - 1));
+  return new PostgresGatewayStore(pool, options.gapTimeoutMs, options.splitBatches === false ? 1 : Math.max(1, (options.poolSize ?? 4) - 1), url);
 }
 
 export async function migrate(pool: pg.Pool): Promise<void> {
@@ -112,6 +122,8 @@ export class PostgresGatewayStore implements GatewayStore {
   readonly engine = 'postgres';
   /** how many transactions were run again after a deadlock or serialization failure */
   retries = 0;
+  /** transactions committed */
+  transactions = 0;
   private readonly pool: pg.Pool;
   private readonly gapTimeoutMs: number;
 
@@ -120,8 +132,12 @@ export class PostgresGatewayStore implements GatewayStore {
   /** devices whose row in `devices` this store has seen (rows are never deleted) */
   private readonly known = new Set<string>();
 
-  constructor(pool: pg.Pool, gapTimeoutMs: number, groups = 4) {
+  /** for the membership's connection of its own */
+  private readonly url: string | undefined;
+
+  constructor(pool: pg.Pool, gapTimeoutMs: number, groups = 4, url?: string) {
     this.pool = pool;
+    this.url = url;
     this.gapTimeoutMs = gapTimeoutMs;
     this.groups = groups;
   }
@@ -208,6 +224,12 @@ export class PostgresGatewayStore implements GatewayStore {
     };
   }
 
+  /** The gateways sharing this database (one row each, under a lease): device affinity. */
+  membership(): GatewayMembership {
+    if (!this.url) throw new Error('no database URL for the gateways\' table');
+    return new PostgresMembership(this.url);
+  }
+
   async close(): Promise<void> {
     await this.pool.end();
   }
@@ -215,7 +237,9 @@ export class PostgresGatewayStore implements GatewayStore {
   private async transaction<T>(body: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await inTransaction(this.pool, body);
+        const result = await inTransaction(this.pool, body);
+        this.transactions++;
+        return result;
       } catch (err) {
         const code = (err as { code?: string }).code;
         if (!code || !RETRYABLE.has(code) || attempt >= MAX_ATTEMPTS) throw err;

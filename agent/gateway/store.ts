@@ -16,6 +16,7 @@ import type { ChainLink } from '../codec/chain.ts';
 import { GENESIS_PREV } from '../codec/chain.ts';
 import { bytesEqual } from '../codec/hex.ts';
 import { MAX_RECEIPT_RANGES, type ReceiptRange } from '../codec/receipt.ts';
+import type { GatewayMembership } from './affinity.ts';
 import type { PairingStore } from './pairing-store.ts';
 
 export const GATEWAY_STORE_FILE = 'gateway.db';
@@ -65,6 +66,8 @@ export interface GatewayStore {
   /** The chain position: readings up to here were published or declared missing. */
   frontier(device: string): Promise<ChainLink | undefined>;
   count(device: string): Promise<number>;
+  /** Which gateways share this store now (PostgreSQL), for device affinity; SQLite has none. */
+  membership?(): GatewayMembership;
   /** Where pairings are kept beside these readings (the state dir's pairings.json for SQLite). */
   pairings(stateDir: string): PairingStore;
   close(): Promise<void>;
@@ -302,10 +305,11 @@ export function redact(url: string): string {
 }
 
 /** Opens the store a gateway was given: PostgreSQL for a postgres:// URL, else SQLite in the state dir. */
-export async function openGatewayStore(options: { stateDir: string; db?: string | undefined; gapTimeoutMs: number }): Promise<GatewayStore> {
+export async function openGatewayStore(options: { stateDir: string; db?: string | undefined; gapTimeoutMs: number; affinity?: boolean }): Promise<GatewayStore> {
   if (options.db) {
     const { openPostgresStore } = await import('./store-postgres.ts');
-    return openPostgresStore(options.db, { gapTimeoutMs: options.gapTimeoutMs });
+    // With device affinity a device's readings reach one gateway: no batch split (store-postgres.ts).
+    return openPostgresStore(options.db, { gapTimeoutMs: options.gapTimeoutMs, splitBatches: options.affinity === false });
   }
   const { SqliteGatewayStore } = await import('./store-sqlite.ts');
   return new SqliteGatewayStore(options.stateDir, { gapTimeoutMs: options.gapTimeoutMs });

@@ -25,6 +25,11 @@ export interface SessionOptions {
   /** Keep the session (subscriptions, queued QoS 1 messages) this long while disconnected; 0: clean session. */
   sessionExpiryS?: number;
   log: Logger;
+  /**
+   * Called after each received message; the client takes its next packet (and acknowledges
+   * this one) when `callback` is called: a receiver that falls behind holds the broker.
+   */
+  handleMessage?: ((callback: () => void) => void) | undefined;
 }
 
 export interface SessionEvents {
@@ -118,9 +123,14 @@ export class MqttSession extends EventEmitter<SessionEvents> {
       // mqtt-packet would otherwise pre-build a Buffer for each of the 65,536 packet ids:
       // 6.6 MB of heap on a box, for a saving per packet too small to measure.
       writeCache: false,
+      // mqtt.js logs each packet's steps through `debug`; off, those calls still cost several
+      // per packet (a gateway receives thousands a second). DEBUG=… keeps them.
+      ...(process.env.DEBUG ? {} : { log: () => undefined }),
       ...(options.will ? { will: { ...options.will, payload: Buffer.from(options.will.payload) } } : {}),
     });
     this.client = client;
+    const { handleMessage } = options;
+    if (handleMessage) client.handleMessage = (_packet, callback) => handleMessage(() => callback());
     client.on('connect', () => {
       void this.onConnect(client);
     });
