@@ -8,7 +8,6 @@ import { parseSign1, sigStructure } from '../codec/cose.ts';
 import { decodeCbor } from '../codec/cbor.ts';
 import { toHex } from '../codec/hex.ts';
 import { identityFromId, identityFromKid, type DeviceIdentity } from '../codec/identity.ts';
-import { signReceipt } from '../codec/receipt.ts';
 import { resolveSenmlPack } from '../codec/senml.ts';
 import type { DeviceKey } from '../identity/device-key.ts';
 import { errorMessage } from '../errors.ts';
@@ -17,6 +16,7 @@ import { MqttSession, type SessionOptions } from '../uplink/session.ts';
 import { RateLimitedLog } from '../uplink/rate-limited-log.ts';
 import { deviceTopic, parseTopic, topicFilter } from '../uplink/topics.ts';
 import { DeviceAffinity, usableGatewayName } from './affinity.ts';
+import { ReceiptSender } from './receipt-sender.ts';
 import type { DeviceRegistry } from './registry.ts';
 import type { AcceptResult, GatewayStore, IncomingReading, StepResult } from './store.ts';
 import { SqliteGatewayStore } from './store-sqlite.ts';
@@ -25,7 +25,6 @@ import { verifyEd25519 } from './verify.ts';
 export const SHARE_GROUP = 'iop-gateway';
 const sharedDataFilter = () => `$share/${SHARE_GROUP}/${topicFilter('data')}`;
 const MAX_MESSAGE_BYTES = 64 * 1024;
-const RECEIPT_EVERY_MS = 100;
 const MAX_BATCH = 500;
 /**
  * Verified readings waiting for the store beyond which the gateway takes no further message
@@ -95,7 +94,7 @@ export class Gateway {
   private readonly options: GatewayOptions;
   private readonly store: GatewayStore;
   private readonly session: MqttSession;
-  private readonly receiptTimers = new Map<string, NodeJS.Timeout>();
+  private readonly receipts: ReceiptSender;
   /** set by stop(): nothing is scheduled or sent against the store once it closes */
   private stopping = false;
   private closed = false;
@@ -113,7 +112,6 @@ export class Gateway {
   /** messages received while a new device's ordinal is read (affinity), in order */
   private awaiting: { topic: string; payload: Buffer }[] = [];
   private ordinalRead: Promise<void> | undefined;
-  private readonly receiptsSending = new Set<Promise<void>>();
   private gapTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
   private readonly rejections: RateLimitedLog;
@@ -144,6 +142,9 @@ export class Gateway {
       handleMessage: (callback) => this.next(callback),
     });
     this.session.on('message', (topic, payload) => this.receive(topic, payload));
+    this.receipts = new ReceiptSender({
+      store: this.store, session: this.session, identity: options.identity, key: options.key, log: options.log, onSent: () => void this.counters.receipts++,
+    });
     // A persistent session keeps its subscriptions: one made without affinity (or with it)
     // would go on bringing every reading twice.
     if (options.sessionName && options.share) {
@@ -162,19 +163,18 @@ export class Gateway {
     // Messages still arrive while the session closes; nothing they schedule may run
     // against the closed store.
     this.stopping = true;
+    this.receipts.stop();
     clearInterval(this.gapTimer);
     // First: the other gateways take this one's devices while it finishes.
     await this.affinity?.stop();
     // The broker's acknowledgements of what this gateway sent must be read for a clean end.
     this.release();
-    for (const timer of this.receiptTimers.values()) clearTimeout(timer);
-    this.receiptTimers.clear();
     await this.session.stop();
     // What arrives after this is neither stored nor receipted: its boxes send it again.
     this.closed = true;
     this.flush();
     await this.idle();
-    await Promise.allSettled([this.settling, ...this.receiptsSending]);
+    await Promise.allSettled([this.settling, this.receipts.settled()]);
     await this.store.close();
   }
 
@@ -299,7 +299,7 @@ export class Gateway {
       this.afterStep(identity, result);
       // Every stored reading changes what the receipt says; a duplicate usually means the
       // box missed a receipt: answer it again.
-      this.scheduleReceipt(identity);
+      this.receipts.schedule(identity);
     });
   }
 
@@ -351,43 +351,6 @@ export class Gateway {
     return identity;
   }
 
-  private scheduleReceipt(identity: DeviceIdentity): void {
-    if (this.stopping || this.receiptTimers.has(identity.id)) return;
-    this.receiptTimers.set(identity.id, setTimeout(() => {
-      this.receiptTimers.delete(identity.id);
-      const sending = this.sendReceipt(identity).finally(() => this.receiptsSending.delete(sending));
-      this.receiptsSending.add(sending);
-    }, RECEIPT_EVERY_MS));
-  }
-
-  private async sendReceipt(identity: DeviceIdentity): Promise<void> {
-    if (this.stopping) return;
-    try {
-      // Read after the readings' transaction committed: a receipt names only what is stored.
-      const ranges = await this.store.heldRanges(identity.id);
-      const client = this.session.connectedClient;
-      if (!ranges.length) return;
-      // Not connected: the receipt waits for the connection, or the box would wait for its
-      // ack timeout and resend.
-      if (!client) return this.scheduleReceipt(identity);
-      const receipt = await signReceipt(this.options.identity, this.options.key.sign, {
-        deviceKid: identity.kid, device: identity.id, ranges, time: Date.now() / 1000,
-      });
-      // Retained: a box that was offline gets the latest receipt when it subscribes.
-      this.log.debug(`receipt for ${identity.id}: ${ranges.map((r) => `${r.first}..${r.last}`).join(', ')}`);
-      // Not awaited: stop() waits for the store reads above, never for the broker's
-      // acknowledgement, which a session closing after a broker restart may never get
-      // (mqtt.js keeps such a publish for a resend that does not come); awaiting it left
-      // stop() on a promise nothing settles, and the process ended without its summary.
-      client.publishAsync(deviceTopic(identity.id, 'ack'), Buffer.from(receipt), { qos: 1, retain: true }).then(
-        () => void this.counters.receipts++,
-        (err: unknown) => this.log.warn(`receipt for ${identity.id} not sent: ${errorMessage(err)}`),
-      );
-    } catch (err) {
-      this.log.warn(`receipt for ${identity.id} not sent: ${errorMessage(err)}`);
-    }
-  }
-
   private settleGaps(): void {
     if (this.settling || this.stopping) return;
     this.settling = (async () => {
@@ -396,7 +359,7 @@ export class Gateway {
         const identity = identityFromId(device);
         const result = await this.store.settle(device);
         this.afterStep(identity, result);
-        if (result.linked.length) this.scheduleReceipt(identity);
+        if (result.linked.length) this.receipts.schedule(identity);
       }
     })().catch((err) => this.log.warn(`gap check failed: ${errorMessage(err)}`)).finally(() => (this.settling = undefined));
   }
