@@ -3,16 +3,17 @@
 // requests when starved or stuck; the data plane (data-plane.ts) forwards over the routes
 // chosen here, and every packet leaves through the outbox (outbox.ts). Knows links and
 // packets, nothing of MQTT.
-import type { Clock, TimerHandle } from '../drivers/clock.ts';
+import type { Clock } from '../drivers/clock.ts';
 import type { Link, ReceivedFrame } from '../drivers/link.ts';
 import { NeighbourTable, type Neighbour } from './neighbours.ts';
-import { decodePacket, INFINITE_METRIC, MeshPacketError, nodeIdFromHex, nodeIdHex, type ControlPacket, type DataType, type NodeId, type Packet, type Tlv } from './packet.ts';
+import { decodePacket, INFINITE_METRIC, MeshPacketError, nodeIdHex, type ControlPacket, type DataType, type NodeId, type Packet, type Tlv } from './packet.ts';
 import { ReplayGuard } from './replay.ts';
 import { RouteTable, seqNewer } from './routes.ts';
 import { TrickleTimer } from './trickle.ts';
 import { DataPlane } from './data-plane.ts';
 import { Hellos, hellosPerIhu } from './hellos.ts';
 import { Outbox } from './outbox.ts';
+import { Announcements } from './announcements.ts';
 import type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
 import { OwnSeqno, type SeqnoStore } from './own-seqno.ts';
 import { SeqnoRequests } from './seqno-requests.ts';
@@ -21,7 +22,6 @@ import { nodeStatus } from './node-status.ts';
 export type { MeshCounters, MeshLogger, MeshMessage, MeshTimers } from './types.ts';
 export { SEQNO_BLOCK, type SeqnoStore } from './own-seqno.ts';
 
-const MAX_UPLINKS_PASSED_ON = 5;
 /** an uplink box in use is kept while its metric is within this factor of the best */
 const UPLINK_STICKINESS = 1.2;
 
@@ -66,11 +66,9 @@ export class MeshNode {
   private readonly outbox: Outbox;
   private readonly hellos: Hellos;
   private readonly updateTimer: TrickleTimer;
-  private readonly triggered = new Set<string>();
-  private triggerTimer: TimerHandle | undefined;
+  private readonly announcements: Announcements;
   /** seqno requests, probes and answers lately sent */
   private readonly asked: SeqnoRequests;
-  private passedOn = new Set<string>();
   private readonly ownSeqno: OwnSeqno;
   private announcing: 'no' | 'node' | 'uplink' = 'no';
   private uplinkInUse: string | undefined;
@@ -103,6 +101,11 @@ export class MeshNode {
       silentProbeMs: (link) => (this.links[link]!.overhears ? 2 * this.timers.helloMinMs + slackMs(link) : undefined),
     });
     this.outbox = new Outbox({ id: this.id, key: this.key, epoch: this.epoch, links: this.links, counters: this.counters });
+    this.announcements = new Announcements({
+      id: this.id, idHex: this.idHex, clock: this.clock, random: this.random, routes: this.routes,
+      own: () => ({ seqno: this.ownSeqno.value, offer: this.announcing }),
+      sendAll: (tlvs) => this.links.forEach((_, i) => this.outbox.sendControl(i, tlvs)),
+    });
     this.data = new DataPlane({
       id: this.id, clock: this.clock, links: this.links, neighbours: this.neighbours, counters: this.counters,
       timers: this.timers, hopLimit: options.hopLimit ?? 16, fragmentBytes: options.fragmentBytes ?? 180, random: this.random,
@@ -119,11 +122,11 @@ export class MeshNode {
       neighbours: this.neighbours, idHex: this.idHex,
       sendAll: (tlvs) => this.links.forEach((_, i) => this.outbox.sendControl(i, tlvs)),
       sendTo: (n, tlvs) => this.outbox.sendControl(n.link, tlvs, n.address),
-      trigger: (sourceHex) => this.trigger(sourceHex),
+      trigger: (sourceHex) => this.announcements.trigger(sourceHex),
       ownRequested: (seqno) => {
         if (this.announcing === 'no') return;
         if (!seqNewer(this.ownSeqno.value, seqno)) this.ownSeqno.set(seqno);
-        this.trigger(this.idHex);
+        this.announcements.trigger(this.idHex);
       },
     });
     this.hellos = new Hellos({
@@ -146,7 +149,7 @@ export class MeshNode {
     this.hellos.stop();
     this.updateTimer.stop();
     this.neighbours.stop();
-    this.clock.clearTimeout(this.triggerTimer);
+    this.announcements.stop();
     this.asked.stop();
     this.data.stop();
   }
@@ -164,7 +167,7 @@ export class MeshNode {
     if (what === this.announcing) return;
     this.announcing = what;
     this.ownSeqno.next();
-    this.trigger(this.idHex);
+    this.announcements.trigger(this.idHex);
     this.updateTimer.reset();
   }
 
@@ -327,63 +330,19 @@ export class MeshNode {
   /** One hello (with our IHUs) and our routes on a link: answers a request without resetting the timers of a whole dense mesh. */
   private answerRequest(linkIndex: number): void {
     if (!this.asked.mayAnswer(linkIndex)) return;
-    this.outbox.sendControl(linkIndex, [...this.hellos.now(linkIndex), ...this.routeTlvs()]);
+    this.outbox.sendControl(linkIndex, [...this.hellos.now(linkIndex), ...this.announcements.routeTlvs()]);
   }
 
   private reselect(only?: Set<string>): void {
     const { changed, renewed, starved, stuck } = this.routes.select(this.clock.now(), (via) => this.linkCost(via), only);
-    // Only the nearest few uplinks are passed on (readings need one; a relay with no
-    // route to the uplink a reading names sends it to its own): control traffic does not
-    // grow with the number of uplinks in a big mesh.
-    const next = this.announceable();
-    for (const sourceHex of changed) if (next.has(sourceHex) || this.passedOn.has(sourceHex)) this.trigger(sourceHex);
-    for (const sourceHex of next) if (!this.passedOn.has(sourceHex)) this.trigger(sourceHex);
-    for (const sourceHex of this.passedOn) if (!next.has(sourceHex)) this.trigger(sourceHex);
-    this.passedOn = next;
+    this.announcements.reconsider(changed);
     // A newer seqno travels on at once only toward those who asked for it.
-    for (const sourceHex of renewed) if (this.asked.answers(sourceHex)) this.trigger(sourceHex);
+    for (const sourceHex of renewed) if (this.asked.answers(sourceHex)) this.announcements.trigger(sourceHex);
     this.asked.afterSelect(starved, stuck, {
       starvedOfUplinks: () => !this.bestUplink(),
-      inUse: (sourceHex) => sourceHex === this.uplinkInUse || this.passedOn.has(sourceHex),
+      inUse: (sourceHex) => sourceHex === this.uplinkInUse || this.announcements.passesOn(sourceHex),
       again: () => this.running && this.reselect(),
     });
-  }
-
-  /** Sources this box passes on: every node source, and its nearest uplinks (hysteresis keeps the set stable). */
-  private announceable(): Set<string> {
-    const selected = this.routes.allSelected();
-    const rank = (r: { sourceHex: string; total: number }) => (this.passedOn.has(r.sourceHex) ? r.total * 0.8 : r.total);
-    const uplinks = selected.filter((r) => r.uplink).sort((a, b) => rank(a) - rank(b)).slice(0, MAX_UPLINKS_PASSED_ON);
-    return new Set([...uplinks.map((r) => r.sourceHex), ...selected.filter((r) => !r.uplink).map((r) => r.sourceHex)]);
-  }
-
-  private trigger(sourceHex: string): void {
-    this.triggered.add(sourceHex);
-    if (this.triggerTimer) return;
-    // A short jittered delay merges the changes of one event into one packet.
-    this.triggerTimer = this.clock.setTimeout(() => {
-      this.triggerTimer = undefined;
-      const tlvs = this.updateTlvs(this.triggered);
-      this.triggered.clear();
-      if (tlvs.length) this.links.forEach((_, i) => this.outbox.sendControl(i, tlvs));
-    }, 5 + this.random() * 30);
-  }
-
-  private updateTlv(sourceHex: string): Tlv | undefined {
-    if (sourceHex === this.idHex) {
-      const metric = this.announcing === 'no' ? INFINITE_METRIC : 0;
-      return { t: 'update', source: this.id, seqno: this.ownSeqno.value, metric, uplink: this.announcing === 'uplink' };
-    }
-    const route = this.routes.selectedRoute(sourceHex);
-    if (route && this.passedOn.has(sourceHex)) {
-      this.routes.announced(sourceHex, route.seqno, route.total);
-      return { t: 'update', source: route.source, seqno: route.seqno, metric: route.total, uplink: route.uplink };
-    }
-    const known = this.routes.all().find((r) => r.sourceHex === sourceHex);
-    const fd = this.routes.feasibilityOf(sourceHex);
-    if (!known && !fd) return undefined;
-    // A retraction: those routing through us must look elsewhere.
-    return { t: 'update', source: known?.source ?? nodeIdFromHex(sourceHex), seqno: fd?.seqno ?? known?.seqno ?? 0, metric: INFINITE_METRIC, uplink: false };
   }
 
   /**
@@ -403,17 +362,9 @@ export class MeshNode {
     // A new seqno with every periodic announcement (as DSDV does) lets routes that became
     // unfeasible through metric noise become feasible again without a request.
     if (this.announcing !== 'no') this.ownSeqno.next();
-    const tlvs = this.routeTlvs();
+    const tlvs = this.announcements.routeTlvs();
     // The dump carries the link's next hello too: one frame where a hello and a dump were two.
     if (tlvs.length) this.links.forEach((_, i) => i !== alongHelloOn && this.outbox.sendControl(i, [...this.hellos.instead(i), ...tlvs]));
     return tlvs;
-  }
-
-  private routeTlvs(): Tlv[] {
-    return this.updateTlvs(this.announcing !== 'no' ? [this.idHex, ...this.passedOn] : this.passedOn);
-  }
-
-  private updateTlvs(sources: Iterable<string>): Tlv[] {
-    return [...sources].map((s) => this.updateTlv(s)).filter((t): t is Tlv => t !== undefined);
   }
 }
