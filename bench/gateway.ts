@@ -215,12 +215,15 @@ async function run(label: string, boxes: Box[], warmup: Box[], processes: number
     const bare = (bareBefore + reference()) / 2;
     const summaries = gateways.map((g) => JSON.parse(g.stdout.trim().split('\n').at(-1) ?? '{}') as { accepted?: number; leftToOthers?: number });
     const total = boxes.reduce((sum, b) => sum + b.messages.length, 0);
+    const warmupTotal = warmup.reduce((sum, b) => sum + b.messages.length, 0);
     const us = (ticks: number) => ticks / CLOCK_TICKS * 1e6 / total;
     return {
       label, processes,
-      accepted: summaries.reduce((sum, x) => sum + (x.accepted ?? 0), 0) - warmup.reduce((sum, b) => sum + b.messages.length, 0),
+      accepted: summaries.reduce((sum, x) => sum + (x.accepted ?? 0), 0) - warmupTotal,
       split: summaries.map((x) => x.accepted ?? 0),
-      leftToOthers: summaries.reduce((sum, x) => sum + (x.leftToOthers ?? 0), 0),
+      // With device affinity each reading reaches every gateway and is left by all but one:
+      // those of the warm-up too.
+      leftToOthers: Math.max(0, summaries.reduce((sum, x) => sum + (x.leftToOthers ?? 0), 0) - (processes - 1) * warmupTotal),
       perReadingUs: { gateways: cpuSeconds * 1e6 / total, broker: us(serversAfter.broker - serversBefore.broker), database: us(serversAfter.database - serversBefore.database) },
       wallPerS: total / ((doneAt - start) / 1000),
       perCorePerS: total / cpuSeconds,
