@@ -6,12 +6,16 @@
 // and are paused (SIGSTOP); the readings (the boxes interleaved at random, each in its own
 // order, as a fleet sends them) are queued in Mosquitto for their persistent sessions, and
 // the gateways resumed together (SIGCONT): what is timed is their work alone, from then to
-// the receipt that names every box's last reading. "Per core" divides by the CPU time the
+// the receipt that names every box's last reading. Before they are paused, the gateways
+// take a warm-up (a quarter as many readings again, of other boxes, by default; --warmup 0
+// for none) until it is receipted: the throughput of a gateway that has been running,
+// without the start of a fresh process (V8 compiling the hot code, the heap growing),
+// which cost several µs per reading of a short run. "Per core" divides by the CPU time the
 // gateway processes used (what one core gives); the wall rate is what the machine gave,
 // its cores shared with the broker, the database and whatever else runs.
 // Where the CPU goes is printed too: the gateways', the broker's and the database's CPU
 // time per reading (from /proc), and `--profile DIR` writes each gateway's CPU profile.
-// Usage: npm run bench:gateway [-- --readings N --devices D --profile DIR --postgres-only --no-affinity] [--quick]   (--quick: 2,000 readings, for CI)
+// Usage: npm run bench:gateway [-- --readings N --devices D --warmup N --profile DIR --postgres-only --no-affinity] [--quick]   (--quick: 2,000 readings, for CI)
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createPublicKey, verify } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -31,28 +35,30 @@ import { startMosquitto } from '../harness/mosquitto.ts';
 import { postgresBin, startPostgres, type Postgres } from '../harness/postgres.ts';
 import { createSimulatedSensor, SIMULATED_QUANTITIES } from '../sensors/simulated.ts';
 
-const { values } = parseArgs({ options: { readings: { type: 'string' }, devices: { type: 'string' }, quick: { type: 'boolean' }, profile: { type: 'string' }, 'postgres-only': { type: 'boolean' }, 'no-affinity': { type: 'boolean' } } });
+const { values } = parseArgs({ options: { readings: { type: 'string' }, devices: { type: 'string' }, quick: { type: 'boolean' }, warmup: { type: 'string' }, profile: { type: 'string' }, 'postgres-only': { type: 'boolean' }, 'no-affinity': { type: 'boolean' } } });
 const count = Number(values.readings ?? (values.quick ? 2_000 : 40_000));
 const deviceCount = Number(values.devices ?? 8);
+const warmupCount = Number(values.warmup ?? Math.round(count / 4));
 const CLI = join(import.meta.dirname, '..', 'agent', 'cli.ts');
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 const work = mkdtempSync(join(tmpdir(), 'iop-bench-gateway-'));
 
 interface Box { id: string; messages: SignedMessage[] }
 
-/** Readings of several boxes, signed like the boxes sign them, as many per box. */
-async function makeReadings(): Promise<Box[]> {
+/** `count` readings of several boxes, signed like the boxes sign them, as many per box. */
+async function makeReadings(count: number, name = 'box'): Promise<Box[]> {
   const sampler = new Sampler({
     intervalMs: 1000,
     sensors: SIMULATED_QUANTITIES.map((quantity) => ({ sensor: createSimulatedSensor({ name: quantity, quantity }), intervalMs: 1000 })),
     log: silentLogger,
   });
+  if (count === 0) return [];
   const perBox = Math.ceil(count / deviceCount);
   const boxes: Box[] = [];
   for (let d = 0; d < deviceCount; d++) {
     // One reading a second up to now: recent enough for the gateway to take.
     let now = Date.now() - perBox * 1000;
-    const { key, identity } = loadDeviceKey(join(work, `box-${d}`), { create: true });
+    const { key, identity } = loadDeviceKey(join(work, `${name}-${d}`), { create: true });
     const messages: SignedMessage[] = [];
     for (let i = 0; i < perBox; i++) {
       const pack = (await sampler.tick((now += 1000), { all: true }))!;
@@ -135,7 +141,35 @@ interface Run {
   perReadingUs: { gateways: number; broker: number; database: number };
 }
 
-async function run(label: string, boxes: Box[], processes: number, db: string | undefined, reference: () => number): Promise<Run> {
+/** Publishes the boxes' readings (QoS 1, many in flight), the boxes interleaved (fleetOrder). */
+async function publishAll(url: string, boxes: Box[]): Promise<void> {
+  const publisher = await mqtt.connectAsync(url, { protocolVersion: 5 });
+  const all = fleetOrder(boxes);
+  let next = 0;
+  await Promise.all(Array.from({ length: 1000 }, async () => {
+    while (next < all.length) {
+      const m = all[next++]!;
+      await publisher.publishAsync(m.topic, m.bytes, { qos: 1 });
+    }
+  }));
+  await publisher.endAsync();
+}
+
+/** Watches the receipts: done when each box's receipt names its last reading in one run from seq 0. */
+async function watchReceipts(url: string, boxes: Box[]): Promise<{ doneAt: () => number; covered: Map<string, number>; end: () => Promise<void> }> {
+  const covered = new Map(boxes.map((b) => [b.id, -1]));
+  const watcher = await mqtt.connectAsync(url, { protocolVersion: 5 });
+  let doneAt = 0;
+  watcher.on('message', (_topic, payload) => {
+    const receipt = verifyReceipt(new Uint8Array(payload));
+    if (receipt.ranges[0]!.first === 0) covered.set(receipt.device, Math.max(covered.get(receipt.device) ?? -1, receipt.ranges[0]!.last));
+    if (!doneAt && boxes.every((b) => covered.get(b.id) === b.messages.length - 1)) doneAt = performance.now();
+  });
+  await watcher.subscribeAsync('iop/v1/+/ack', { qos: 1 });
+  return { doneAt: () => doneAt, covered, end: () => watcher.endAsync() };
+}
+
+async function run(label: string, boxes: Box[], warmup: Box[], processes: number, db: string | undefined, reference: () => number): Promise<Run> {
   const broker = await startMosquitto({ extra: ['max_queued_messages 1000000'] });
   const stateDir = join(work, `gw-${label.replace(/\W+/g, '-')}`);
   loadDeviceKey(stateDir, { create: true });
@@ -150,29 +184,17 @@ async function run(label: string, boxes: Box[], processes: number, db: string | 
       const sharing = new RegExp(`gateways sharing the devices: ${gateways.map((_, i) => `bench-gw-${i}`).join(', ')}\n`);
       await waitFor('the gateways to learn of each other', () => gateways.every((g) => sharing.test(g.stderr)), 30_000);
     }
+    if (warmup.length) {
+      // Other boxes' readings, until receipted: the gateways' hot code compiled, their heaps grown.
+      const warm = await watchReceipts(broker.url, warmup);
+      await publishAll(broker.url, warmup);
+      await waitFor('the warm-up receipted', () => warm.doneAt() > 0, 600_000);
+      await warm.end();
+    }
     await new Promise((resolve) => setTimeout(resolve, 300));
     for (const g of gateways) g.child.kill('SIGSTOP');
-    const publisher = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
-    const all = fleetOrder(boxes);
-    let next = 0;
-    await Promise.all(Array.from({ length: 1000 }, async () => {
-      while (next < all.length) {
-        const m = all[next++]!;
-        await publisher.publishAsync(m.topic, m.bytes, { qos: 1 });
-      }
-    }));
-    await publisher.endAsync();
-
-    // Done when each box's receipt names its last reading in one run from seq 0.
-    const covered = new Map(boxes.map((b) => [b.id, -1]));
-    const watcher = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
-    let doneAt = 0;
-    watcher.on('message', (_topic, payload) => {
-      const receipt = verifyReceipt(new Uint8Array(payload));
-      if (receipt.ranges[0]!.first === 0) covered.set(receipt.device, Math.max(covered.get(receipt.device) ?? -1, receipt.ranges[0]!.last));
-      if (!doneAt && boxes.every((b) => covered.get(b.id) === b.messages.length - 1)) doneAt = performance.now();
-    });
-    await watcher.subscribeAsync('iop/v1/+/ack', { qos: 1 });
+    await publishAll(broker.url, boxes);
+    const { doneAt: receiptedAt, covered, end: endWatch } = await watchReceipts(broker.url, boxes);
 
     // The reference just before and just after: the load of a shared machine drifts.
     const bareBefore = reference();
@@ -181,23 +203,27 @@ async function run(label: string, boxes: Box[], processes: number, db: string | 
     const serversBefore = { broker: treeTicks(broker.pid()), database: treeTicks(db ? postgres?.pid : undefined) };
     const start = performance.now();
     for (const g of gateways) g.child.kill('SIGCONT');
-    await waitFor('every reading receipted', () => doneAt > 0, 600_000).catch((err) => {
+    await waitFor('every reading receipted', () => receiptedAt() > 0, 600_000).catch((err) => {
       throw new Error(`${label}: ${err.message}: receipted ${[...covered.values()].join(', ')}; gateway said:\n${gateways.map((g) => g.stderr.slice(-2000) + g.stdout).join('\n')}`);
     });
     const coresAfter = coreTimes();
     const serversAfter = { broker: treeTicks(broker.pid()), database: treeTicks(db ? postgres?.pid : undefined) };
     const cpuSeconds = (gateways.reduce((sum, g) => sum + cpuTicks(g.child.pid!), 0) - gatewaysBefore) / CLOCK_TICKS;
-    await watcher.endAsync();
+    const doneAt = receiptedAt();
+    await endWatch();
     await stopGateways(gateways);
     const bare = (bareBefore + reference()) / 2;
     const summaries = gateways.map((g) => JSON.parse(g.stdout.trim().split('\n').at(-1) ?? '{}') as { accepted?: number; leftToOthers?: number });
     const total = boxes.reduce((sum, b) => sum + b.messages.length, 0);
+    const warmupTotal = warmup.reduce((sum, b) => sum + b.messages.length, 0);
     const us = (ticks: number) => ticks / CLOCK_TICKS * 1e6 / total;
     return {
       label, processes,
-      accepted: summaries.reduce((sum, x) => sum + (x.accepted ?? 0), 0),
+      accepted: summaries.reduce((sum, x) => sum + (x.accepted ?? 0), 0) - warmupTotal,
       split: summaries.map((x) => x.accepted ?? 0),
-      leftToOthers: summaries.reduce((sum, x) => sum + (x.leftToOthers ?? 0), 0),
+      // With device affinity each reading reaches every gateway and is left by all but one:
+      // those of the warm-up too.
+      leftToOthers: Math.max(0, summaries.reduce((sum, x) => sum + (x.leftToOthers ?? 0), 0) - (processes - 1) * warmupTotal),
       perReadingUs: { gateways: cpuSeconds * 1e6 / total, broker: us(serversAfter.broker - serversBefore.broker), database: us(serversAfter.database - serversBefore.database) },
       wallPerS: total / ((doneAt - start) / 1000),
       perCorePerS: total / cpuSeconds,
@@ -221,24 +247,25 @@ async function stopGateways(gateways: Gateway[]): Promise<void> {
 
 let postgres: Postgres | undefined;
 try {
-  const boxes = await makeReadings();
+  const boxes = await makeReadings(count);
+  const warmup = await makeReadings(warmupCount, 'warm-up');
   const total = boxes.reduce((sum, b) => sum + b.messages.length, 0);
   // The reference: bare verification of one of these messages by node:crypto, on one core.
   const sample = parseSign1(boxes[0]!.messages[0]!.bytes);
   const toBeVerified = sigStructure(sample.protectedBytes, sample.payload);
   const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(loadDeviceKey(join(work, 'box-0'), { create: false }).identity.publicKey).toString('base64url') }, format: 'jwk' });
   const reference = () => bareVerifyPerCpuSecond(() => verify(null, toBeVerified, publicKey, sample.signature), values.quick ? 3 : 5, values.quick ? 50 : 200);
-  const runs: Run[] = values['postgres-only'] ? [] : [await run('SQLite, 1 gateway', boxes, 1, undefined, reference)];
+  const runs: Run[] = values['postgres-only'] ? [] : [await run('SQLite, 1 gateway', boxes, warmup, 1, undefined, reference)];
   if (postgresBin()) {
     // Durable like the SQLite store (fsync on commit): the same promise to the boxes.
     postgres = await startPostgres({ durable: true });
-    runs.push(await run('PostgreSQL, 1 gateway', boxes, 1, await postgres.createDatabase(), reference));
-    runs.push(await run('PostgreSQL, 2 gateways', boxes, 2, await postgres.createDatabase(), reference));
+    runs.push(await run('PostgreSQL, 1 gateway', boxes, warmup, 1, await postgres.createDatabase(), reference));
+    runs.push(await run('PostgreSQL, 2 gateways', boxes, warmup, 2, await postgres.createDatabase(), reference));
   }
-  console.log(`${total} readings of ${deviceCount} boxes, ${boxes[0]!.messages[0]!.bytes.length} B each; bare verifications per core-second (node:crypto, measured around each run): ${runs.map((r) => Math.round(r.bare)).join(', ')}\n`);
+  console.log(`${total} readings of ${deviceCount} boxes, ${boxes[0]!.messages[0]!.bytes.length} B each, after a warm-up of ${warmupCount}; bare verifications per core-second (node:crypto, measured around each run): ${runs.map((r) => Math.round(r.bare)).join(', ')}\n`);
   for (const r of runs) {
     const cores = r.cores.map((c, i) => `cpu${i} ${(c * 100).toFixed(0)} %`).join(', ');
-    console.log(`${r.label.padEnd(24)} ${Math.round(r.wallPerS).toString().padStart(7)} readings/s wall  ${Math.round(r.perCorePerS).toString().padStart(7)} per gateway core-second (${(r.perCorePerS / r.bare).toFixed(2)}x bare verify)  cores busy: ${cores}  accepted ${r.accepted}/${total}${r.processes > 1 ? ` (${r.split.join(' + ')}${r.leftToOthers ? `; ${r.leftToOthers} left to the owner` : ''})` : ''}`);
+    console.log(`${r.label.padEnd(24)} ${Math.round(r.wallPerS).toString().padStart(7)} readings/s wall  ${Math.round(r.perCorePerS).toString().padStart(7)} per gateway core-second (${(r.perCorePerS / r.bare).toFixed(2)}x bare verify)  cores busy: ${cores}  accepted ${r.accepted}/${total}${r.processes > 1 ? ` (${r.split.join(' + ')}${warmupCount ? ' with the warm-up' : ''}${r.leftToOthers ? `; ${r.leftToOthers} left to the owner` : ''})` : ''}`);
   }
   console.log('\nCPU per reading (µs): gateways / broker / database / bare verify');
   for (const r of runs) {

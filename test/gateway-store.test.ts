@@ -61,6 +61,21 @@ const ENGINES: { engine: string; missing: string | undefined; open(name: string)
 const runs = async (store: GatewayStore, device = DEVICE) => (await store.heldRanges(device)).map((r) => [r.first, r.last]);
 
 for (const { engine, missing, open: openStore } of ENGINES) {
+  testIf(missing, `${engine}: devices whose names an array literal must quote (quote, backslash, comma, braces, NULL) are stored apart, each whole`, async () => {
+    const store = await openStore('quoting');
+    const names = ['a"b', 'c\\d', 'e,f', '{g}', 'NULL', 'null', ' h '];
+    const readings = names.flatMap((name) => chain(3, name));
+    // Interleaved, as a fleet sends them: every reading of the batch is stored in one step.
+    readings.sort((a, b) => a.seq - b.seq);
+    const results = await store.acceptAll(readings, 0);
+    assert.equal(results.map((r) => r.outcome), readings.map(() => 'new'));
+    for (const name of names) {
+      assert.equal(await runs(store, name), [[0, 2]], name);
+      assert.is(await store.count(name), 3, name);
+    }
+    await store.close();
+  });
+
   testIf(missing, `${engine}: a gap: receipts name both runs at once; the chain passes it after the timeout; the late reading fills it`, async () => {
     const store = await openStore('gap');
     const r = chain(6);

@@ -6,7 +6,6 @@ import { hash, randomBytes } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import { parseSign1, sigStructure } from '../codec/cose.ts';
 import { decodeCbor } from '../codec/cbor.ts';
-import { toHex } from '../codec/hex.ts';
 import { identityFromId, identityFromKid, type DeviceIdentity } from '../codec/identity.ts';
 import { resolveSenmlPack } from '../codec/senml.ts';
 import type { DeviceKey } from '../identity/device-key.ts';
@@ -40,10 +39,30 @@ const MAX_IDENTITIES = 100_000;
 /** Where each message's Sig_structure is written to be verified (synchronously): no allocation per message. */
 const sigScratch = new Uint8Array(MAX_MESSAGE_BYTES + 64);
 
-interface VerifiedFields { seq: number; prev: string; records: ReturnType<typeof resolveSenmlPack> }
+/** A verified reading waiting for the store. */
+interface Verified {
+  identity: DeviceIdentity;
+  reading: IncomingReading;
+  /**
+   * Its records as `verified` publishes them, serialised when it came: one string held
+   * while it waits for the store, not a tree of objects for the garbage collector to
+   * walk and move.
+   */
+  records: string;
+}
 
-function fieldsOf(parsed: ReturnType<typeof parseSign1>): VerifiedFields {
-  return { seq: parsed.header.seq, prev: toHex(parsed.header.prev), records: resolveSenmlPack(decodeCbor(parsed.payload), Date.now() / 1000) };
+/** The records of a message, as `verified` publishes them (a valid payload: it was stored). */
+function recordsOf(payload: Uint8Array): string {
+  return JSON.stringify(resolveSenmlPack(decodeCbor(payload), Date.now() / 1000));
+}
+
+/**
+ * The `verified` message: what JSON.stringify makes of { device, seq, prev, valid, chain,
+ * records }, put together from its parts (the records serialised already).
+ */
+function verifiedBody(device: string, seq: number, prev: Uint8Array, chain: string, records: string): string {
+  const prevHex = Buffer.from(prev.buffer, prev.byteOffset, prev.byteLength).toString('hex');
+  return `{"device":${JSON.stringify(device)},"seq":${seq},"prev":"${prevHex}","valid":true,"chain":${JSON.stringify(chain)},"records":${records}}`;
 }
 
 export type RejectReason = 'malformed' | 'too-large' | 'bad-signature' | 'unknown-device' | 'topic-mismatch' | 'broken-chain' | 'conflict';
@@ -98,11 +117,9 @@ export class Gateway {
   /** set by stop(): nothing is scheduled or sent against the store once it closes */
   private stopping = false;
   private closed = false;
-  /** what `verified` says of a reading received, by message, until the message is dropped */
-  private readonly resolved = new WeakMap<Uint8Array, VerifiedFields>();
   /** devices' identities by kid (its bytes as a latin1 string): made once per device, not per message */
   private readonly identities = new Map<string, DeviceIdentity>();
-  private pending: { identity: DeviceIdentity; reading: IncomingReading }[] = [];
+  private pending: Verified[] = [];
   /** the store step under way: one at a time, the next batch gathers meanwhile */
   private storing: Promise<void> | undefined;
   private settling: Promise<void> | undefined;
@@ -233,11 +250,11 @@ export class Gateway {
     if (bytes.length > MAX_MESSAGE_BYTES) return this.reject('too-large', `${bytes.length}-byte message on ${topic}`);
     let parsed;
     let identity: DeviceIdentity;
-    let records;
+    let records: string;
     try {
       parsed = parseSign1(bytes);
       identity = this.identityOf(parsed.header.kid);
-      records = resolveSenmlPack(decodeCbor(parsed.payload), Date.now() / 1000);
+      records = recordsOf(parsed.payload);
     } catch (err) {
       return this.reject('malformed', `${topic}: ${errorMessage(err)}`);
     }
@@ -247,11 +264,11 @@ export class Gateway {
     if (!verifyEd25519(identity, parsed.signature, sigStructure(parsed.protectedBytes, parsed.payload, sigScratch))) {
       return this.reject('bad-signature', `seq ${parsed.header.seq} of ${identity.id}: signature does not verify`);
     }
-    this.resolved.set(bytes, { seq: parsed.header.seq, prev: toHex(parsed.header.prev), records });
     this.pending.push({
       identity,
       // node:crypto's SHA-256, the codec's messageHash, several times faster on this hot path
       reading: { device: identity.id, seq: parsed.header.seq, hash: hash('sha256', bytes, 'buffer'), prev: parsed.header.prev, message: bytes, receivedMs: Date.now() },
+      records,
     });
     // Readings arriving together are stored in one transaction: one fsync for many.
     if (this.pending.length === 1) setImmediate(() => this.flush());
@@ -285,9 +302,17 @@ export class Gateway {
     });
   }
 
-  private stored(batch: { identity: DeviceIdentity; reading: IncomingReading }[], results: AcceptResult[]): void {
+  private stored(batch: Verified[], results: AcceptResult[]): void {
+    // The batch's readings by message, for those that join the chain in another's step.
+    let byMessage: Map<Uint8Array, Verified> | undefined;
+    const received = (message: Uint8Array, own: Verified) => {
+      if (message === own.reading.message) return own;
+      byMessage ??= new Map(batch.map((b) => [b.reading.message, b]));
+      return byMessage.get(message);
+    };
     results.forEach((result, i) => {
-      const { identity, reading } = batch[i]!;
+      const own = batch[i]!;
+      const { identity, reading } = own;
       if (result.outcome === 'duplicate') this.counters.duplicate++;
       else if (result.outcome === 'conflict') return this.reject('conflict', `seq ${reading.seq} of ${identity.id} differs from the one already accepted`);
       else if (result.outcome === 'broken') return this.reject('broken-chain', `seq ${reading.seq} of ${identity.id} does not link to the readings held around it`);
@@ -296,7 +321,7 @@ export class Gateway {
         this.counters.late++;
         this.log.info(`device ${identity.id}: seq ${reading.seq} came late and fills its gap`);
       }
-      this.afterStep(identity, result);
+      this.afterStep(identity, result, (message) => received(message, own));
       // Every stored reading changes what the receipt says; a duplicate usually means the
       // box missed a receipt: answer it again.
       this.receipts.schedule(identity);
@@ -319,7 +344,8 @@ export class Gateway {
     });
   }
 
-  private afterStep(identity: DeviceIdentity, result: StepResult): void {
+  /** `received`: the reading as it came, when it came in this batch (else read back from the store). */
+  private afterStep(identity: DeviceIdentity, result: StepResult, received?: (message: Uint8Array) => Verified | undefined): void {
     if (result.missing) {
       this.counters.missing += result.missing;
       this.log.warn(`device ${identity.id}: ${result.missing} readings missing before seq ${result.linked.find((l) => l.chain === 'gap')?.seq ?? '?'}; chain continues after the gap`);
@@ -329,15 +355,20 @@ export class Gateway {
     const client = this.session.connectedClient;
     if (!client) return;
     if (result.linked.length) this.corkForThisTurn();
-    for (const reading of result.linked) this.publishVerified(client, identity, reading.message, reading.chain);
+    for (const reading of result.linked) this.publishVerified(client, identity, reading.message, reading.chain, received?.(reading.message));
   }
 
-  private publishVerified(client: MqttClient, identity: DeviceIdentity, message: Uint8Array, chain: string): void {
-    // Parsed and resolved when it came; a reading read back from the store (another
-    // gateway's, or from before a restart) is parsed again.
-    const { seq, prev, records } = this.resolved.get(message) ?? fieldsOf(parseSign1(message));
-    const body = { device: identity.id, seq, prev, valid: true, chain, records };
-    client.publish(deviceTopic(identity.id, 'verified'), JSON.stringify(body), { qos: 1 });
+  private publishVerified(client: MqttClient, identity: DeviceIdentity, message: Uint8Array, chain: string, verified: Verified | undefined): void {
+    let body: string;
+    if (verified) {
+      body = verifiedBody(identity.id, verified.reading.seq, verified.reading.prev, chain, verified.records);
+    } else {
+      // Read back from the store (another gateway's reading, an earlier batch's, or from
+      // before a restart): parsed again.
+      const parsed = parseSign1(message);
+      body = verifiedBody(identity.id, parsed.header.seq, parsed.header.prev, chain, recordsOf(parsed.payload));
+    }
+    client.publish(deviceTopic(identity.id, 'verified'), body, { qos: 1 });
   }
 
   private identityOf(kid: Uint8Array): DeviceIdentity {
