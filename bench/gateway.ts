@@ -130,6 +130,8 @@ interface Run {
   label: string; processes: number; wallPerS: number; perCorePerS: number; bare: number; cores: number[]; accepted: number;
   /** readings each gateway accepted */
   split: number[];
+  /** readings a gateway found stored already (by another, or twice received) */
+  duplicates: number;
   /** CPU microseconds per reading of the gateways, the broker and the database */
   perReadingUs: { gateways: number; broker: number; database: number };
 }
@@ -156,7 +158,9 @@ async function run(label: string, boxes: Box[], processes: number, db: string | 
       // Each takes the readings of the devices it owns (subscribed): all of them between them.
       // (the last such line; none while a subscription it gave up still brings readings)
       const taking = (g: Gateway) => Number(/taking the readings of (\d+) devices$/.exec(g.stderr.split('\n').filter((l) => l.includes('taking the readings')).at(-1) ?? '')?.[1] ?? 0);
-      await waitFor('the gateways to subscribe to their devices', () => gateways.reduce((sum, g) => sum + taking(g), 0) === boxes.length, 30_000);
+      await waitFor('the gateways to subscribe to their devices', () => gateways.reduce((sum, g) => sum + taking(g), 0) === boxes.length, 30_000).catch((err) => {
+        throw new Error(`${err.message}; the gateways said:\n${gateways.map((g) => g.stderr).join('\n')}`);
+      });
     } else if (db && !values['no-affinity']) {
       await waitFor('the gateway to subscribe', () => gateways.every((g) => /taking the readings of every device$/m.test(g.stderr)), 30_000);
     }
@@ -200,13 +204,14 @@ async function run(label: string, boxes: Box[], processes: number, db: string | 
     await watcher.endAsync();
     await stopGateways(gateways);
     const bare = (bareBefore + reference()) / 2;
-    const summaries = gateways.map((g) => JSON.parse(g.stdout.trim().split('\n').at(-1) ?? '{}') as { accepted?: number });
+    const summaries = gateways.map((g) => JSON.parse(g.stdout.trim().split('\n').at(-1) ?? '{}') as { accepted?: number; duplicate?: number });
     const total = boxes.reduce((sum, b) => sum + b.messages.length, 0);
     const us = (ticks: number) => ticks / CLOCK_TICKS * 1e6 / total;
     return {
       label, processes,
       accepted: summaries.reduce((sum, x) => sum + (x.accepted ?? 0), 0),
       split: summaries.map((x) => x.accepted ?? 0),
+      duplicates: summaries.reduce((sum, x) => sum + (x.duplicate ?? 0), 0),
       perReadingUs: { gateways: cpuSeconds * 1e6 / total, broker: us(serversAfter.broker - serversBefore.broker), database: us(serversAfter.database - serversBefore.database) },
       wallPerS: total / ((doneAt - start) / 1000),
       perCorePerS: total / cpuSeconds,
@@ -247,7 +252,7 @@ try {
   console.log(`${total} readings of ${deviceCount} boxes, ${boxes[0]!.messages[0]!.bytes.length} B each; bare verifications per core-second (node:crypto, measured around each run): ${runs.map((r) => Math.round(r.bare)).join(', ')}\n`);
   for (const r of runs) {
     const cores = r.cores.map((c, i) => `cpu${i} ${(c * 100).toFixed(0)} %`).join(', ');
-    console.log(`${r.label.padEnd(24)} ${Math.round(r.wallPerS).toString().padStart(7)} readings/s wall  ${Math.round(r.perCorePerS).toString().padStart(7)} per gateway core-second (${(r.perCorePerS / r.bare).toFixed(2)}x bare verify)  cores busy: ${cores}  accepted ${r.accepted}/${total}${r.processes > 1 ? ` (${r.split.join(' + ')})` : ''}`);
+    console.log(`${r.label.padEnd(24)} ${Math.round(r.wallPerS).toString().padStart(7)} readings/s wall  ${Math.round(r.perCorePerS).toString().padStart(7)} per gateway core-second (${(r.perCorePerS / r.bare).toFixed(2)}x bare verify)  cores busy: ${cores}  accepted ${r.accepted}/${total}${r.processes > 1 ? ` (${r.split.join(' + ')})` : ''}${r.duplicates ? `, ${r.duplicates} duplicates` : ''}`);
   }
   console.log('\nCPU per reading (µs): gateways / broker / database / bare verify');
   for (const r of runs) {

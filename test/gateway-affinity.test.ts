@@ -128,12 +128,16 @@ test('a gateway that cannot read the leases for longer than a lease takes every 
   await a.start();
   const theirs = devices.filter((device) => a.ownerOf(device) === 'gw-b');
   assert.ok(theirs.length > 0);
+  assert.is(a.view(), 'devices', 'it subscribes to the readings of its own devices');
+  assert.equal(a.owned().sort(), devices.filter((device) => !theirs.includes(device)).sort());
   reachable = false;
   await sleep(500);
   for (const device of theirs) assert.is(a.ownerOf(device), 'gw-a', 'a stale view of the gateways is not trusted');
+  assert.is(a.view(), 'all', 'it subscribes to every device\'s readings');
   reachable = true;
   gateways = ['gw-a', 'gw-b'];
   await until('the leases read again', () => a.ownerOf(theirs[0]!) === 'gw-b', 2000, 20);
+  assert.is(a.view(), 'devices');
   // A new device whose ordinal the database does not give: its message waits at most
   // ORDINAL_WAIT_MS, then the rendezvous choice stands in.
   assert.is(a.ownerOf('newdevice'), undefined);

@@ -141,8 +141,12 @@ export class DeviceAffinity {
   /** Renews the lease at once, then every fifth of it. */
   async start(): Promise<void> {
     this.timer = setInterval(() => {
+      // A heartbeat still unanswered from the last tick: the leases may go unread for longer
+      // than a lease (every device, then). Not after a pause of the whole process (a stopped
+      // VM, a long GC): the heartbeat starting now answers first.
+      const hanging = this.beating !== undefined;
       void this.heartbeat();
-      this.viewChecked(); // leases unread for longer than a lease: every device, at once
+      if (hanging) this.viewChecked();
     }, Math.max(20, Math.floor(this.leaseMs / BEATS_PER_LEASE)));
     // Told, the others learn of a gateway coming or going at once, not at their next heartbeat.
     await this.options.membership.open(() => this.renew()).catch((err) => {
@@ -150,6 +154,8 @@ export class DeviceAffinity {
     });
     const known = await this.options.membership.ordinals().catch(() => undefined);
     if (known) for (const [device, ordinal] of known) this.ordinals.set(device, ordinal);
+    // The view may have been decided meanwhile (the session came up first), without these.
+    if (known?.size) this.options.changed?.();
     await this.heartbeat();
   }
 
@@ -258,6 +264,7 @@ export class DeviceAffinity {
     const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer in ${ORDINAL_WAIT_MS} ms`)), ORDINAL_WAIT_MS).unref());
     try {
       const read = await Promise.race([this.options.membership.ordinalsOf(devices), timeout]);
+      this.options.log.info(`ordinals of ${devices.length === 1 ? `device ${devices[0]}` : `${devices.length} devices`} read: ${read.size} known`);
       for (const device of devices) {
         const ordinal = read.get(device);
         if (ordinal === undefined) {

@@ -199,6 +199,7 @@ export class DataSubscriptions {
 
   /** One line when what is taken changed (a bench and the tests wait for it). */
   private report(): void {
+    if (!this.decided) return; // only the statuses subscribed yet
     let devices = 0;
     let retiring = 0;
     for (const [filter, retireAt] of this.held) {
