@@ -181,6 +181,35 @@ testIf(NO_POSTGRES, 'a persistent session\'s device subscriptions from an earlie
   }
 });
 
+testIf(NO_POSTGRES, 'a persistent session switched from device affinity to the shared subscription (--no-affinity) drops the device subscriptions it kept: each reading taken once', async () => {
+  const { url, made, logs, a, b } = await twoGateways('back', 4, 20);
+  const ownedByA = taking(logs.a) as number;
+  await b.stop();
+  (a as unknown as { subscriptions: { stop(): void } }).subscriptions.stop(); // its device subscriptions stay
+  await a.stop();
+  const log = keptLog();
+  const gwDir = join(dir.path, 'subs-gw');
+  const { key, identity } = loadDeviceKey(gwDir, { create: false });
+  const shared = new Gateway({
+    session: { url: broker.url, reconnectMinMs: 100, reconnectMaxMs: 1000, keepaliveS: 30 },
+    sessionName: 'back-a', stateDir: gwDir, key, identity, gapTimeoutMs: 60_000, share: true, affinity: false, log,
+    store: await openPostgresStore(url, { gapTimeoutMs: 60_000, splitBatches: true }),
+    registry: new DeviceRegistry({ allow: [], allowAny: true }),
+  });
+  shared.start();
+  try {
+    await until('the gateway connected', () => log.lines.some((l) => l.startsWith('connected to')), 10_000, 20);
+    await publishAll(readings(made, 0, 20));
+    await until('every reading stored', () => shared.counters.accepted === made.length * 20, 20_000, 20);
+    assert.is(shared.counters.staleSubscriptions, ownedByA);
+    assert.is(shared.counters.duplicate, 0, 'a device subscription kept from the run with affinity brought readings twice');
+    await storedOnce(url, made, 20);
+  } finally {
+    await clearStatuses(made.map((x) => x.id));
+    await shared.stop();
+  }
+});
+
 testIf(NO_POSTGRES, 'a gateway killed -9: when its lease runs out the other takes its devices, and what reached no gateway meanwhile its boxes send again: each reading stored once', async () => {
   postgres ??= await startPostgres();
   const url = await postgres.createDatabase();

@@ -223,6 +223,10 @@ export class Gateway {
    * dropped (DataSubscriptions.received).
    */
   private receive(topic: string, payload: Buffer, packet: IPublishPacket | undefined): void {
+    // Without affinity no subscription has an identifier: one that has came through a
+    // subscription an earlier run with affinity left in the persistent session. The shared
+    // (or plain) subscription brings the reading too.
+    if (!this.affinity && packet?.properties?.subscriptionIdentifier !== undefined) return this.dropLeftOver(topic);
     if (this.affinity && !this.closed) {
       const target = parseTopic(topic);
       // (An empty one clears a retained status: no box announced.)
@@ -234,6 +238,17 @@ export class Gateway {
     }
     // Not copied: the payload is this message's own bytes (a slice of what the socket read).
     this.onMessage(topic, payload);
+  }
+
+  private readonly droppedLeftOvers = new Set<string>();
+
+  private dropLeftOver(topic: string): void {
+    const client = this.session.connectedClient;
+    if (!client || this.droppedLeftOvers.has(topic) || this.droppedLeftOvers.size >= MAX_IDENTITIES) return;
+    this.droppedLeftOvers.add(topic);
+    this.counters.staleSubscriptions++;
+    this.log.info(`dropping the subscription to ${topic} left from an earlier run with device affinity`);
+    client.unsubscribe(topic);
   }
 
   /** Handles one data message; never throws. */
