@@ -4,8 +4,10 @@
 // PostgreSQL, two on one PostgreSQL database (one shared subscription).
 // Each box's retained status is published first, as a box does when it connects; the
 // gateways start, connect (on PostgreSQL: learn of each other and, from the statuses, of
-// the devices, and subscribe to those each owns: device affinity) and are paused (SIGSTOP); the readings (the boxes interleaved at random, each in its own
-// order, as a fleet sends them) are queued in Mosquitto for their persistent sessions, and
+// the devices, and subscribe to those each owns: device affinity), take and receipt a
+// warm-up (4,000 readings of 8 other boxes, not timed: each process's start, V8 compiling
+// its hot path, is not what a gateway does per reading) and are paused (SIGSTOP); the
+// readings (the boxes interleaved at random, each in its own order, as a fleet sends them) are queued in Mosquitto for their persistent sessions, and
 // the gateways resumed together (SIGCONT): what is timed is their work alone, from then to
 // the receipt that names every box's last reading. "Per core" divides by the CPU time the
 // gateway processes used (what one core gives); the wall rate is what the machine gave,
@@ -41,19 +43,19 @@ const work = mkdtempSync(join(tmpdir(), 'iop-bench-gateway-'));
 
 interface Box { id: string; messages: SignedMessage[] }
 
-/** Readings of several boxes, signed like the boxes sign them, as many per box. */
-async function makeReadings(): Promise<Box[]> {
+/** `total` readings of `deviceCount` boxes (state dirs `<name>-<n>`), signed like the boxes sign them, as many per box. */
+async function makeReadings(total: number, name: string): Promise<Box[]> {
   const sampler = new Sampler({
     intervalMs: 1000,
     sensors: SIMULATED_QUANTITIES.map((quantity) => ({ sensor: createSimulatedSensor({ name: quantity, quantity }), intervalMs: 1000 })),
     log: silentLogger,
   });
-  const perBox = Math.ceil(count / deviceCount);
+  const perBox = Math.ceil(total / deviceCount);
   const boxes: Box[] = [];
   for (let d = 0; d < deviceCount; d++) {
     // One reading a second up to now: recent enough for the gateway to take.
     let now = Date.now() - perBox * 1000;
-    const { key, identity } = loadDeviceKey(join(work, `box-${d}`), { create: true });
+    const { key, identity } = loadDeviceKey(join(work, `${name}-${d}`), { create: true });
     const messages: SignedMessage[] = [];
     for (let i = 0; i < perBox; i++) {
       const pack = (await sampler.tick((now += 1000), { all: true }))!;
@@ -136,15 +138,47 @@ interface Run {
   perReadingUs: { gateways: number; broker: number; database: number };
 }
 
-async function run(label: string, boxes: Box[], processes: number, db: string | undefined, reference: () => number): Promise<Run> {
+/** Each box's retained status, as a box publishes it when it connects: how gateways with device affinity learn of devices they have not seen (and subscribe to their readings). */
+async function announce(url: string, boxes: Box[]): Promise<void> {
+  const announcer = await mqtt.connectAsync(url, { protocolVersion: 5 });
+  for (const box of boxes) await announcer.publishAsync(deviceTopic(box.id, 'status'), JSON.stringify({ online: true, id: box.id, uplink: 'direct' }), { qos: 1, retain: true });
+  await announcer.endAsync();
+}
+
+/** The readings in fleet order, QoS 1, many in flight. */
+async function publishReadings(url: string, boxes: Box[]): Promise<void> {
+  const publisher = await mqtt.connectAsync(url, { protocolVersion: 5 });
+  const all = fleetOrder(boxes);
+  let next = 0;
+  await Promise.all(Array.from({ length: 1000 }, async () => {
+    while (next < all.length) {
+      const m = all[next++]!;
+      await publisher.publishAsync(m.topic, m.bytes, { qos: 1 });
+    }
+  }));
+  await publisher.endAsync();
+}
+
+/** Watches the receipts: `doneAt` is set when each box's receipt names its last reading in one run from seq 0. */
+async function watchReceipts(url: string, boxes: Box[]) {
+  const covered = new Map(boxes.map((b) => [b.id, -1]));
+  const watcher = await mqtt.connectAsync(url, { protocolVersion: 5 });
+  const state = { covered, doneAt: 0, end: () => watcher.endAsync() };
+  watcher.on('message', (_topic, payload) => {
+    const receipt = verifyReceipt(new Uint8Array(payload));
+    if (!covered.has(receipt.device)) return;
+    if (receipt.ranges[0]!.first === 0) covered.set(receipt.device, Math.max(covered.get(receipt.device)!, receipt.ranges[0]!.last));
+    if (!state.doneAt && boxes.every((b) => covered.get(b.id) === b.messages.length - 1)) state.doneAt = performance.now();
+  });
+  await watcher.subscribeAsync('iop/v1/+/ack', { qos: 1 });
+  return state;
+}
+
+async function run(label: string, boxes: Box[], warmup: Box[], processes: number, db: string | undefined, reference: () => number): Promise<Run> {
   const broker = await startMosquitto({ extra: ['max_queued_messages 1000000'] });
   const stateDir = join(work, `gw-${label.replace(/\W+/g, '-')}`);
   loadDeviceKey(stateDir, { create: true });
-  // Each box's retained status, as a box publishes it when it connects: how gateways with
-  // device affinity learn of devices they have not seen (and subscribe to their readings).
-  const announcer = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
-  for (const box of boxes) await announcer.publishAsync(deviceTopic(box.id, 'status'), JSON.stringify({ online: true, id: box.id, uplink: 'direct' }), { qos: 1, retain: true });
-  await announcer.endAsync();
+  await announce(broker.url, boxes);
   const args = (i: number) => ['--broker', broker.url, '--state-dir', stateDir, '--allow-any', '--session', `bench-gw-${i}`, ...(db ? ['--db', db] : []), ...(values['no-affinity'] ? ['--no-affinity'] : [])];
   const gateways = Array.from({ length: processes }, (_, i) => startGateway(args(i)));
   try {
@@ -158,35 +192,28 @@ async function run(label: string, boxes: Box[], processes: number, db: string | 
       // Each takes the readings of the devices it owns (subscribed): all of them between them.
       // (the last such line; none while a subscription it gave up still brings readings)
       const taking = (g: Gateway) => Number(/taking the readings of (\d+) devices$/.exec(g.stderr.split('\n').filter((l) => l.includes('taking the readings')).at(-1) ?? '')?.[1] ?? 0);
-      await waitFor('the gateways to subscribe to their devices', () => gateways.reduce((sum, g) => sum + taking(g), 0) === boxes.length, 30_000).catch((err) => {
+      const subscribed = (devices: number) => waitFor('the gateways to subscribe to their devices', () => gateways.reduce((sum, g) => sum + taking(g), 0) === devices, 30_000).catch((err) => {
         throw new Error(`${err.message}; the gateways said:\n${gateways.map((g) => g.stderr).join('\n')}`);
       });
+      await subscribed(boxes.length);
+      // The warm-up boxes' ordinals after the measured ones': those split evenly too.
+      await announce(broker.url, warmup);
+      await subscribed(boxes.length + warmup.length);
     } else if (db && !values['no-affinity']) {
       await waitFor('the gateway to subscribe', () => gateways.every((g) => /taking the readings of every device$/m.test(g.stderr)), 30_000);
     }
+    // Warm-up, not timed: other boxes' readings taken and receipted first, so that the timed
+    // ones do not pay for each gateway process's start (V8 compiling the hot path, pools
+    // filling): two gateways paid it twice over half the readings each.
+    const warm = await watchReceipts(broker.url, warmup);
+    await publishReadings(broker.url, warmup);
+    await waitFor('the warm-up receipted', () => warm.doneAt > 0, 120_000);
+    await warm.end();
     await new Promise((resolve) => setTimeout(resolve, 300));
     for (const g of gateways) g.child.kill('SIGSTOP');
-    const publisher = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
-    const all = fleetOrder(boxes);
-    let next = 0;
-    await Promise.all(Array.from({ length: 1000 }, async () => {
-      while (next < all.length) {
-        const m = all[next++]!;
-        await publisher.publishAsync(m.topic, m.bytes, { qos: 1 });
-      }
-    }));
-    await publisher.endAsync();
+    await publishReadings(broker.url, boxes);
 
-    // Done when each box's receipt names its last reading in one run from seq 0.
-    const covered = new Map(boxes.map((b) => [b.id, -1]));
-    const watcher = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
-    let doneAt = 0;
-    watcher.on('message', (_topic, payload) => {
-      const receipt = verifyReceipt(new Uint8Array(payload));
-      if (receipt.ranges[0]!.first === 0) covered.set(receipt.device, Math.max(covered.get(receipt.device) ?? -1, receipt.ranges[0]!.last));
-      if (!doneAt && boxes.every((b) => covered.get(b.id) === b.messages.length - 1)) doneAt = performance.now();
-    });
-    await watcher.subscribeAsync('iop/v1/+/ack', { qos: 1 });
+    const receipts = await watchReceipts(broker.url, boxes);
 
     // The reference just before and just after: the load of a shared machine drifts.
     const bareBefore = reference();
@@ -195,13 +222,14 @@ async function run(label: string, boxes: Box[], processes: number, db: string | 
     const serversBefore = { broker: treeTicks(broker.pid()), database: treeTicks(db ? postgres?.pid : undefined) };
     const start = performance.now();
     for (const g of gateways) g.child.kill('SIGCONT');
-    await waitFor('every reading receipted', () => doneAt > 0, 600_000).catch((err) => {
-      throw new Error(`${label}: ${err.message}: receipted ${[...covered.values()].join(', ')}; gateway said:\n${gateways.map((g) => g.stderr.slice(-2000) + g.stdout).join('\n')}`);
+    await waitFor('every reading receipted', () => receipts.doneAt > 0, 600_000).catch((err) => {
+      throw new Error(`${label}: ${err.message}: receipted ${[...receipts.covered.values()].join(', ')}; gateway said:\n${gateways.map((g) => g.stderr.slice(-2000) + g.stdout).join('\n')}`);
     });
+    const { doneAt } = receipts;
     const coresAfter = coreTimes();
     const serversAfter = { broker: treeTicks(broker.pid()), database: treeTicks(db ? postgres?.pid : undefined) };
     const cpuSeconds = (gateways.reduce((sum, g) => sum + cpuTicks(g.child.pid!), 0) - gatewaysBefore) / CLOCK_TICKS;
-    await watcher.endAsync();
+    await receipts.end();
     await stopGateways(gateways);
     const bare = (bareBefore + reference()) / 2;
     const summaries = gateways.map((g) => JSON.parse(g.stdout.trim().split('\n').at(-1) ?? '{}') as { accepted?: number; duplicate?: number });
@@ -235,24 +263,26 @@ async function stopGateways(gateways: Gateway[]): Promise<void> {
 
 let postgres: Postgres | undefined;
 try {
-  const boxes = await makeReadings();
+  const boxes = await makeReadings(count, 'box');
+  const warmup = await makeReadings(values.quick ? 400 : 4000, 'warm');
+  const warmTotal = warmup.reduce((sum, b) => sum + b.messages.length, 0);
   const total = boxes.reduce((sum, b) => sum + b.messages.length, 0);
   // The reference: bare verification of one of these messages by node:crypto, on one core.
   const sample = parseSign1(boxes[0]!.messages[0]!.bytes);
   const toBeVerified = sigStructure(sample.protectedBytes, sample.payload);
   const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(loadDeviceKey(join(work, 'box-0'), { create: false }).identity.publicKey).toString('base64url') }, format: 'jwk' });
   const reference = () => bareVerifyPerCpuSecond(() => verify(null, toBeVerified, publicKey, sample.signature), values.quick ? 3 : 5, values.quick ? 50 : 200);
-  const runs: Run[] = values['postgres-only'] ? [] : [await run('SQLite, 1 gateway', boxes, 1, undefined, reference)];
+  const runs: Run[] = values['postgres-only'] ? [] : [await run('SQLite, 1 gateway', boxes, warmup, 1, undefined, reference)];
   if (postgresBin()) {
     // Durable like the SQLite store (fsync on commit): the same promise to the boxes.
     postgres = await startPostgres({ durable: true });
-    runs.push(await run('PostgreSQL, 1 gateway', boxes, 1, await postgres.createDatabase(), reference));
-    runs.push(await run('PostgreSQL, 2 gateways', boxes, 2, await postgres.createDatabase(), reference));
+    runs.push(await run('PostgreSQL, 1 gateway', boxes, warmup, 1, await postgres.createDatabase(), reference));
+    runs.push(await run('PostgreSQL, 2 gateways', boxes, warmup, 2, await postgres.createDatabase(), reference));
   }
   console.log(`${total} readings of ${deviceCount} boxes, ${boxes[0]!.messages[0]!.bytes.length} B each; bare verifications per core-second (node:crypto, measured around each run): ${runs.map((r) => Math.round(r.bare)).join(', ')}\n`);
   for (const r of runs) {
     const cores = r.cores.map((c, i) => `cpu${i} ${(c * 100).toFixed(0)} %`).join(', ');
-    console.log(`${r.label.padEnd(24)} ${Math.round(r.wallPerS).toString().padStart(7)} readings/s wall  ${Math.round(r.perCorePerS).toString().padStart(7)} per gateway core-second (${(r.perCorePerS / r.bare).toFixed(2)}x bare verify)  cores busy: ${cores}  accepted ${r.accepted}/${total}${r.processes > 1 ? ` (${r.split.join(' + ')})` : ''}${r.duplicates ? `, ${r.duplicates} duplicates` : ''}`);
+    console.log(`${r.label.padEnd(24)} ${Math.round(r.wallPerS).toString().padStart(7)} readings/s wall  ${Math.round(r.perCorePerS).toString().padStart(7)} per gateway core-second (${(r.perCorePerS / r.bare).toFixed(2)}x bare verify)  cores busy: ${cores}  accepted ${r.accepted - warmTotal}/${total}${r.processes > 1 ? ` (${r.split.join(' + ')} with the warm-up's ${warmTotal})` : ''}${r.duplicates ? `, ${r.duplicates} duplicates` : ''}`);
   }
   console.log('\nCPU per reading (µs): gateways / broker / database / bare verify');
   for (const r of runs) {
