@@ -24,6 +24,7 @@ export const ALL_DATA = topicFilter('data');
 export const ALL_STATUS = topicFilter('status');
 /** filters per SUBSCRIBE or UNSUBSCRIBE packet (a packet of 1,000 device filters is about 60 kB) */
 const FILTERS_PER_PACKET = 1000;
+const MAX_DROPPED = 100_000;
 /** how long changes gather into one packet */
 const BATCH_MS = 20;
 
@@ -53,6 +54,8 @@ export class DataSubscriptions {
   /** whether the wanted set was ever given: before, nothing held is known to be stale */
   private decided = false;
   private lastReport = '';
+  /** stale filters already unsubscribed: the copies still on their way do not count again */
+  private readonly dropped = new Set<string>();
 
   constructor(options: DataSubscriptionsOptions) {
     this.options = options;
@@ -83,6 +86,7 @@ export class DataSubscriptions {
     if (!this.held.has(filter)) this.toSubscribe.add(filter);
     this.held.set(filter, undefined);
     this.toUnsubscribe.delete(filter);
+    this.dropped.delete(filter);
     this.schedule();
   }
 
@@ -130,7 +134,9 @@ export class DataSubscriptions {
   }
 
   private stale(filter: string): void {
-    if (this.held.has(filter) || this.toUnsubscribe.has(filter)) return;
+    if (this.held.has(filter) || this.dropped.has(filter)) return;
+    if (this.dropped.size >= MAX_DROPPED) this.dropped.clear();
+    this.dropped.add(filter);
     this.options.onStale();
     this.options.log.info(`dropping the subscription to ${filter} left from an earlier session`);
     this.toUnsubscribe.add(filter);
@@ -149,6 +155,7 @@ export class DataSubscriptions {
         if (retiring !== undefined && retiring <= now) {
           this.held.delete(filter);
           this.toUnsubscribe.add(filter);
+          this.dropped.add(filter); // its last copies on their way are not stale ones
         }
       }
       this.schedule(0);
