@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import pg from 'pg';
 import { encodeSenmlPack } from '../agent/codec/senml.ts';
-import { Gateway } from '../agent/gateway/gateway.ts';
+import { Gateway, type GatewayOptions } from '../agent/gateway/gateway.ts';
 import { DeviceRegistry } from '../agent/gateway/registry.ts';
 import { openPostgresStore } from '../agent/gateway/store-postgres.ts';
 import { loadDeviceKey } from '../agent/identity/software-key.ts';
@@ -65,14 +65,16 @@ const devicesTaken = (log: { lines: string[] }) => {
   return typeof said === 'number' ? said : 0;
 };
 
-async function gateway(url: string, name: string, log: Logger): Promise<Gateway> {
+/** A gateway on the database `url` (device affinity unless `options.affinity` is false), started. */
+async function gateway(url: string, name: string, log: Logger, options: Partial<GatewayOptions> = {}): Promise<Gateway> {
   const gwDir = join(dir.path, 'subs-gw');
   const { key, identity } = loadDeviceKey(gwDir, { create: true });
   const g = new Gateway({
     session: { url: broker.url, reconnectMinMs: 100, reconnectMaxMs: 1000, keepaliveS: 30 },
     sessionName: name, stateDir: gwDir, key, identity, gapTimeoutMs: 60_000, share: true, affinityLeaseMs: LEASE_MS, log,
-    store: await openPostgresStore(url, { gapTimeoutMs: 60_000 }),
+    store: options.store ?? await openPostgresStore(url, { gapTimeoutMs: 60_000, splitBatches: options.affinity === false }),
     registry: new DeviceRegistry({ allow: [], allowAny: true }),
+    ...options,
   });
   g.start();
   return g;
@@ -188,15 +190,7 @@ testIf(NO_POSTGRES, 'a persistent session switched from device affinity to the s
   (a as unknown as { subscriptions: { stop(): void } }).subscriptions.stop(); // its device subscriptions stay
   await a.stop();
   const log = keptLog();
-  const gwDir = join(dir.path, 'subs-gw');
-  const { key, identity } = loadDeviceKey(gwDir, { create: false });
-  const shared = new Gateway({
-    session: { url: broker.url, reconnectMinMs: 100, reconnectMaxMs: 1000, keepaliveS: 30 },
-    sessionName: 'back-a', stateDir: gwDir, key, identity, gapTimeoutMs: 60_000, share: true, affinity: false, log,
-    store: await openPostgresStore(url, { gapTimeoutMs: 60_000, splitBatches: true }),
-    registry: new DeviceRegistry({ allow: [], allowAny: true }),
-  });
-  shared.start();
+  const shared = await gateway(url, 'back-a', log, { affinity: false });
   try {
     await until('the gateway connected', () => log.lines.some((l) => l.startsWith('connected to')), 10_000, 20);
     await publishAll(readings(made, 0, 20));
@@ -207,6 +201,46 @@ testIf(NO_POSTGRES, 'a persistent session switched from device affinity to the s
   } finally {
     await clearStatuses(made.map((x) => x.id));
     await shared.stop();
+  }
+});
+
+testIf(NO_POSTGRES, 'a gateway that cannot read the leases for longer than a lease subscribes to every device\'s readings and takes them all; read again, its own devices\' only', async () => {
+  postgres ??= await startPostgres();
+  const url = await postgres.createDatabase();
+  const made = await boxes('fallback', 4, 20);
+  await publishAll(statuses(made), { retain: true });
+  // The leases as the database would give them: this gateway and another (which never takes anything here).
+  let reachable = true;
+  const membership = {
+    open: async () => undefined,
+    heartbeat: async () => {
+      if (!reachable) throw new Error('database down');
+      return ['fb-a', 'fb-b'];
+    },
+    ordinals: async () => new Map<string, number>(),
+    ordinalsOf: async (devices: string[]) => new Map(devices.map((device) => [device, made.findIndex((b) => b.id === device) + 1] as const)),
+    leave: async () => undefined,
+    close: async () => undefined,
+  };
+  const store = await openPostgresStore(url, { gapTimeoutMs: 60_000 });
+  const log = keptLog();
+  const g = await gateway(url, 'fb-a', log, { store: Object.assign(Object.create(store) as typeof store, { membership: () => membership }) });
+  try {
+    await until('its own devices subscribed', () => taking(log) === 2, 10_000, 20);
+    reachable = false;
+    await until('every device\'s readings subscribed', () => taking(log) === 'every', 10_000, 20);
+    await publishAll(readings(made, 0, 10));
+    await until('every reading taken', () => g.counters.accepted === made.length * 10, 10_000, 20);
+    reachable = true;
+    await until('its own devices only again', () => taking(log) === 2, 10_000, 20);
+    await publishAll(readings(made, 10, 20));
+    // (within the grace period the one filter may still bring the others' readings: none after)
+    await until('its own devices\' readings taken', () => g.counters.accepted === made.length * 10 + 2 * 10, 10_000, 20);
+    await sleep(300);
+    assert.is(g.counters.accepted, made.length * 10 + 2 * 10, 'the other gateway\'s devices\' readings reached this one');
+  } finally {
+    await clearStatuses(made.map((x) => x.id));
+    await g.stop();
   }
 });
 
