@@ -2,15 +2,14 @@
 // `iop-agent gateway` processes, against bare Ed25519 verification (node:crypto, the same
 // message) measured in the same run. Three set-ups: one gateway on SQLite, one on
 // PostgreSQL, two on one PostgreSQL database (one shared subscription).
-// The gateways start, connect (on PostgreSQL: and learn of each other, device affinity)
-// and are paused (SIGSTOP); the readings (the boxes interleaved at random, each in its own
-// order, as a fleet sends them) are queued in Mosquitto for their persistent sessions, and
+// Each box's retained status is published first, as a box does when it connects; the
+// gateways start, connect (on PostgreSQL: learn of each other and, from the statuses, of
+// the devices, and subscribe to those each owns: device affinity), take and receipt a
+// warm-up (4,000 readings of 8 other boxes by default, --warmup 0 for none; not timed: each process's start, V8 compiling
+// its hot path, is not what a gateway does per reading) and are paused (SIGSTOP); the
+// readings (the boxes interleaved at random, each in its own order, as a fleet sends them) are queued in Mosquitto for their persistent sessions, and
 // the gateways resumed together (SIGCONT): what is timed is their work alone, from then to
-// the receipt that names every box's last reading. Before they are paused, the gateways
-// take a warm-up (a quarter as many readings again, of other boxes, by default; --warmup 0
-// for none) until it is receipted: the throughput of a gateway that has been running,
-// without the start of a fresh process (V8 compiling the hot code, the heap growing),
-// which cost several µs per reading of a short run. "Per core" divides by the CPU time the
+// the receipt that names every box's last reading. "Per core" divides by the CPU time the
 // gateway processes used (what one core gives); the wall rate is what the machine gave,
 // its cores shared with the broker, the database and whatever else runs.
 // Where the CPU goes is printed too: the gateways', the broker's and the database's CPU
@@ -38,22 +37,23 @@ import { createSimulatedSensor, SIMULATED_QUANTITIES } from '../sensors/simulate
 const { values } = parseArgs({ options: { readings: { type: 'string' }, devices: { type: 'string' }, quick: { type: 'boolean' }, warmup: { type: 'string' }, profile: { type: 'string' }, 'postgres-only': { type: 'boolean' }, 'no-affinity': { type: 'boolean' } } });
 const count = Number(values.readings ?? (values.quick ? 2_000 : 40_000));
 const deviceCount = Number(values.devices ?? 8);
-const warmupCount = Number(values.warmup ?? Math.round(count / 4));
+/** readings of other boxes taken before the timed run (--warmup 0: none, a fresh process measured) */
+const warmupCount = Number(values.warmup ?? (values.quick ? 400 : 4000));
 const CLI = join(import.meta.dirname, '..', 'agent', 'cli.ts');
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 const work = mkdtempSync(join(tmpdir(), 'iop-bench-gateway-'));
 
 interface Box { id: string; messages: SignedMessage[] }
 
-/** `count` readings of several boxes, signed like the boxes sign them, as many per box. */
-async function makeReadings(count: number, name = 'box'): Promise<Box[]> {
+/** `total` readings of `deviceCount` boxes (state dirs `<name>-<n>`), signed like the boxes sign them, as many per box. */
+async function makeReadings(total: number, name: string): Promise<Box[]> {
   const sampler = new Sampler({
     intervalMs: 1000,
     sensors: SIMULATED_QUANTITIES.map((quantity) => ({ sensor: createSimulatedSensor({ name: quantity, quantity }), intervalMs: 1000 })),
     log: silentLogger,
   });
-  if (count === 0) return [];
-  const perBox = Math.ceil(count / deviceCount);
+  if (total === 0) return [];
+  const perBox = Math.ceil(total / deviceCount);
   const boxes: Box[] = [];
   for (let d = 0; d < deviceCount; d++) {
     // One reading a second up to now: recent enough for the gateway to take.
@@ -133,16 +133,23 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs: number
 
 interface Run {
   label: string; processes: number; wallPerS: number; perCorePerS: number; bare: number; cores: number[]; accepted: number;
-  /** readings a gateway left to the one owning their device (device affinity) */
-  leftToOthers: number;
   /** readings each gateway accepted */
   split: number[];
+  /** readings a gateway found stored already (by another, or twice received) */
+  duplicates: number;
   /** CPU microseconds per reading of the gateways, the broker and the database */
   perReadingUs: { gateways: number; broker: number; database: number };
 }
 
-/** Publishes the boxes' readings (QoS 1, many in flight), the boxes interleaved (fleetOrder). */
-async function publishAll(url: string, boxes: Box[]): Promise<void> {
+/** Each box's retained status, as a box publishes it when it connects: how gateways with device affinity learn of devices they have not seen (and subscribe to their readings). */
+async function announce(url: string, boxes: Box[]): Promise<void> {
+  const announcer = await mqtt.connectAsync(url, { protocolVersion: 5 });
+  for (const box of boxes) await announcer.publishAsync(deviceTopic(box.id, 'status'), JSON.stringify({ online: true, id: box.id, uplink: 'direct' }), { qos: 1, retain: true });
+  await announcer.endAsync();
+}
+
+/** The readings in fleet order, QoS 1, many in flight. */
+async function publishReadings(url: string, boxes: Box[]): Promise<void> {
   const publisher = await mqtt.connectAsync(url, { protocolVersion: 5 });
   const all = fleetOrder(boxes);
   let next = 0;
@@ -155,24 +162,26 @@ async function publishAll(url: string, boxes: Box[]): Promise<void> {
   await publisher.endAsync();
 }
 
-/** Watches the receipts: done when each box's receipt names its last reading in one run from seq 0. */
-async function watchReceipts(url: string, boxes: Box[]): Promise<{ doneAt: () => number; covered: Map<string, number>; end: () => Promise<void> }> {
+/** Watches the receipts: `doneAt` is set when each box's receipt names its last reading in one run from seq 0. */
+async function watchReceipts(url: string, boxes: Box[]) {
   const covered = new Map(boxes.map((b) => [b.id, -1]));
   const watcher = await mqtt.connectAsync(url, { protocolVersion: 5 });
-  let doneAt = 0;
+  const state = { covered, doneAt: 0, end: () => watcher.endAsync() };
   watcher.on('message', (_topic, payload) => {
     const receipt = verifyReceipt(new Uint8Array(payload));
-    if (receipt.ranges[0]!.first === 0) covered.set(receipt.device, Math.max(covered.get(receipt.device) ?? -1, receipt.ranges[0]!.last));
-    if (!doneAt && boxes.every((b) => covered.get(b.id) === b.messages.length - 1)) doneAt = performance.now();
+    if (!covered.has(receipt.device)) return;
+    if (receipt.ranges[0]!.first === 0) covered.set(receipt.device, Math.max(covered.get(receipt.device)!, receipt.ranges[0]!.last));
+    if (!state.doneAt && boxes.every((b) => covered.get(b.id) === b.messages.length - 1)) state.doneAt = performance.now();
   });
   await watcher.subscribeAsync('iop/v1/+/ack', { qos: 1 });
-  return { doneAt: () => doneAt, covered, end: () => watcher.endAsync() };
+  return state;
 }
 
 async function run(label: string, boxes: Box[], warmup: Box[], processes: number, db: string | undefined, reference: () => number): Promise<Run> {
   const broker = await startMosquitto({ extra: ['max_queued_messages 1000000'] });
   const stateDir = join(work, `gw-${label.replace(/\W+/g, '-')}`);
   loadDeviceKey(stateDir, { create: true });
+  await announce(broker.url, boxes);
   const args = (i: number) => ['--broker', broker.url, '--state-dir', stateDir, '--allow-any', '--session', `bench-gw-${i}`, ...(db ? ['--db', db] : []), ...(values['no-affinity'] ? ['--no-affinity'] : [])];
   const gateways = Array.from({ length: processes }, (_, i) => startGateway(args(i)));
   try {
@@ -183,18 +192,33 @@ async function run(label: string, boxes: Box[], warmup: Box[], processes: number
     if (db && processes > 1 && !values['no-affinity']) {
       const sharing = new RegExp(`gateways sharing the devices: ${gateways.map((_, i) => `bench-gw-${i}`).join(', ')}\n`);
       await waitFor('the gateways to learn of each other', () => gateways.every((g) => sharing.test(g.stderr)), 30_000);
+      // Each takes the readings of the devices it owns (subscribed): all of them between them.
+      // (the last such line; none while a subscription it gave up still brings readings)
+      const taking = (g: Gateway) => Number(/taking the readings of (\d+) devices$/.exec(g.stderr.split('\n').filter((l) => l.includes('taking the readings')).at(-1) ?? '')?.[1] ?? 0);
+      const subscribed = (devices: number) => waitFor('the gateways to subscribe to their devices', () => gateways.reduce((sum, g) => sum + taking(g), 0) === devices, 30_000).catch((err) => {
+        throw new Error(`${err.message}; the gateways said:\n${gateways.map((g) => g.stderr).join('\n')}`);
+      });
+      await subscribed(boxes.length);
+      // The warm-up boxes' ordinals after the measured ones': those split evenly too.
+      await announce(broker.url, warmup);
+      await subscribed(boxes.length + warmup.length);
+    } else if (db && !values['no-affinity']) {
+      await waitFor('the gateway to subscribe', () => gateways.every((g) => /taking the readings of every device$/m.test(g.stderr)), 30_000);
     }
+    // Warm-up, not timed: other boxes' readings taken and receipted first, so that the timed
+    // ones do not pay for each gateway process's start (V8 compiling the hot path, pools
+    // filling): two gateways paid it twice over half the readings each.
     if (warmup.length) {
-      // Other boxes' readings, until receipted: the gateways' hot code compiled, their heaps grown.
       const warm = await watchReceipts(broker.url, warmup);
-      await publishAll(broker.url, warmup);
-      await waitFor('the warm-up receipted', () => warm.doneAt() > 0, 600_000);
+      await publishReadings(broker.url, warmup);
+      await waitFor('the warm-up receipted', () => warm.doneAt > 0, 120_000);
       await warm.end();
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
     for (const g of gateways) g.child.kill('SIGSTOP');
-    await publishAll(broker.url, boxes);
-    const { doneAt: receiptedAt, covered, end: endWatch } = await watchReceipts(broker.url, boxes);
+    await publishReadings(broker.url, boxes);
+
+    const receipts = await watchReceipts(broker.url, boxes);
 
     // The reference just before and just after: the load of a shared machine drifts.
     const bareBefore = reference();
@@ -203,27 +227,24 @@ async function run(label: string, boxes: Box[], warmup: Box[], processes: number
     const serversBefore = { broker: treeTicks(broker.pid()), database: treeTicks(db ? postgres?.pid : undefined) };
     const start = performance.now();
     for (const g of gateways) g.child.kill('SIGCONT');
-    await waitFor('every reading receipted', () => receiptedAt() > 0, 600_000).catch((err) => {
-      throw new Error(`${label}: ${err.message}: receipted ${[...covered.values()].join(', ')}; gateway said:\n${gateways.map((g) => g.stderr.slice(-2000) + g.stdout).join('\n')}`);
+    await waitFor('every reading receipted', () => receipts.doneAt > 0, 600_000).catch((err) => {
+      throw new Error(`${label}: ${err.message}: receipted ${[...receipts.covered.values()].join(', ')}; gateway said:\n${gateways.map((g) => g.stderr.slice(-2000) + g.stdout).join('\n')}`);
     });
+    const { doneAt } = receipts;
     const coresAfter = coreTimes();
     const serversAfter = { broker: treeTicks(broker.pid()), database: treeTicks(db ? postgres?.pid : undefined) };
     const cpuSeconds = (gateways.reduce((sum, g) => sum + cpuTicks(g.child.pid!), 0) - gatewaysBefore) / CLOCK_TICKS;
-    const doneAt = receiptedAt();
-    await endWatch();
+    await receipts.end();
     await stopGateways(gateways);
     const bare = (bareBefore + reference()) / 2;
-    const summaries = gateways.map((g) => JSON.parse(g.stdout.trim().split('\n').at(-1) ?? '{}') as { accepted?: number; leftToOthers?: number });
+    const summaries = gateways.map((g) => JSON.parse(g.stdout.trim().split('\n').at(-1) ?? '{}') as { accepted?: number; duplicate?: number });
     const total = boxes.reduce((sum, b) => sum + b.messages.length, 0);
-    const warmupTotal = warmup.reduce((sum, b) => sum + b.messages.length, 0);
     const us = (ticks: number) => ticks / CLOCK_TICKS * 1e6 / total;
     return {
       label, processes,
-      accepted: summaries.reduce((sum, x) => sum + (x.accepted ?? 0), 0) - warmupTotal,
+      accepted: summaries.reduce((sum, x) => sum + (x.accepted ?? 0), 0),
       split: summaries.map((x) => x.accepted ?? 0),
-      // With device affinity each reading reaches every gateway and is left by all but one:
-      // those of the warm-up too.
-      leftToOthers: Math.max(0, summaries.reduce((sum, x) => sum + (x.leftToOthers ?? 0), 0) - (processes - 1) * warmupTotal),
+      duplicates: summaries.reduce((sum, x) => sum + (x.duplicate ?? 0), 0),
       perReadingUs: { gateways: cpuSeconds * 1e6 / total, broker: us(serversAfter.broker - serversBefore.broker), database: us(serversAfter.database - serversBefore.database) },
       wallPerS: total / ((doneAt - start) / 1000),
       perCorePerS: total / cpuSeconds,
@@ -247,8 +268,9 @@ async function stopGateways(gateways: Gateway[]): Promise<void> {
 
 let postgres: Postgres | undefined;
 try {
-  const boxes = await makeReadings(count);
-  const warmup = await makeReadings(warmupCount, 'warm-up');
+  const boxes = await makeReadings(count, 'box');
+  const warmup = await makeReadings(warmupCount, 'warm');
+  const warmTotal = warmup.reduce((sum, b) => sum + b.messages.length, 0);
   const total = boxes.reduce((sum, b) => sum + b.messages.length, 0);
   // The reference: bare verification of one of these messages by node:crypto, on one core.
   const sample = parseSign1(boxes[0]!.messages[0]!.bytes);
@@ -262,10 +284,10 @@ try {
     runs.push(await run('PostgreSQL, 1 gateway', boxes, warmup, 1, await postgres.createDatabase(), reference));
     runs.push(await run('PostgreSQL, 2 gateways', boxes, warmup, 2, await postgres.createDatabase(), reference));
   }
-  console.log(`${total} readings of ${deviceCount} boxes, ${boxes[0]!.messages[0]!.bytes.length} B each, after a warm-up of ${warmupCount}; bare verifications per core-second (node:crypto, measured around each run): ${runs.map((r) => Math.round(r.bare)).join(', ')}\n`);
+  console.log(`${total} readings of ${deviceCount} boxes, ${boxes[0]!.messages[0]!.bytes.length} B each; bare verifications per core-second (node:crypto, measured around each run): ${runs.map((r) => Math.round(r.bare)).join(', ')}\n`);
   for (const r of runs) {
     const cores = r.cores.map((c, i) => `cpu${i} ${(c * 100).toFixed(0)} %`).join(', ');
-    console.log(`${r.label.padEnd(24)} ${Math.round(r.wallPerS).toString().padStart(7)} readings/s wall  ${Math.round(r.perCorePerS).toString().padStart(7)} per gateway core-second (${(r.perCorePerS / r.bare).toFixed(2)}x bare verify)  cores busy: ${cores}  accepted ${r.accepted}/${total}${r.processes > 1 ? ` (${r.split.join(' + ')}${warmupCount ? ' with the warm-up' : ''}${r.leftToOthers ? `; ${r.leftToOthers} left to the owner` : ''})` : ''}`);
+    console.log(`${r.label.padEnd(24)} ${Math.round(r.wallPerS).toString().padStart(7)} readings/s wall  ${Math.round(r.perCorePerS).toString().padStart(7)} per gateway core-second (${(r.perCorePerS / r.bare).toFixed(2)}x bare verify)  cores busy: ${cores}  accepted ${r.accepted - warmTotal}/${total}${r.processes > 1 ? ` (${r.split.join(' + ')} with the warm-up's ${warmTotal})` : ''}${r.duplicates ? `, ${r.duplicates} duplicates` : ''}`);
   }
   console.log('\nCPU per reading (µs): gateways / broker / database / bare verify');
   for (const r of runs) {

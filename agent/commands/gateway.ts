@@ -26,7 +26,7 @@ export const gatewayCommand: Command = {
       --gap-timeout MS  how long to wait for missing readings before the chain goes on (default 300000)
       --no-share        plain subscription instead of the MQTT 5 shared one (brokers without $share)
       --no-affinity     with --db: take every reading the shared subscription brings, instead of
-                        passing those of devices another gateway owns on to it (docs/gateway.md)
+                        subscribing to the readings of the devices this gateway owns (docs/gateway.md)
       --session NAME    persistent session under this client id (one name per instance): the
                         broker keeps readings for the gateway while it restarts
       --chain-rpc URL   anchor each epoch's Merkle root of the stored readings on an EVM chain

@@ -3,7 +3,7 @@
 // with signed receipts (retained on its ack topic) and republishes verified readings
 // as JSON for consumers. Every rejected message is counted by reason.
 import { hash, randomBytes } from 'node:crypto';
-import type { MqttClient } from 'mqtt';
+import type { IPublishPacket, MqttClient } from 'mqtt';
 import { parseSign1, sigStructure } from '../codec/cose.ts';
 import { decodeCbor } from '../codec/cbor.ts';
 import { identityFromId, identityFromKid, type DeviceIdentity } from '../codec/identity.ts';
@@ -14,7 +14,8 @@ import type { Logger } from '../log.ts';
 import { MqttSession, type SessionOptions } from '../uplink/session.ts';
 import { RateLimitedLog } from '../uplink/rate-limited-log.ts';
 import { deviceTopic, parseTopic, topicFilter } from '../uplink/topics.ts';
-import { DeviceAffinity, usableGatewayName } from './affinity.ts';
+import { DEFAULT_LEASE_MS, DeviceAffinity, usableGatewayName } from './affinity.ts';
+import { ALL_DATA, DataSubscriptions } from './data-subscriptions.ts';
 import { ReceiptSender } from './receipt-sender.ts';
 import type { DeviceRegistry } from './registry.ts';
 import type { AcceptResult, GatewayStore, IncomingReading, StepResult } from './store.ts';
@@ -74,8 +75,8 @@ export interface GatewayCounters {
   duplicate: number;
   receipts: number;
   missing: number;
-  /** left, unverified, to the gateway that owns their device (device affinity) */
-  leftToOthers: number;
+  /** subscriptions of an earlier run of a persistent session found unwanted and dropped (device affinity) */
+  staleSubscriptions: number;
   /** the most verified readings that waited for the store at once (MAX_PENDING bounds it) */
   mostWaiting: number;
   rejected: Record<RejectReason, number>;
@@ -96,8 +97,8 @@ export interface GatewayOptions {
   share: boolean;
   /**
    * Device affinity (affinity.ts) when the store knows the gateways sharing it (PostgreSQL)
-   * and `share` is set: on unless false. The gateway then subscribes to every device's
-   * readings, not through the shared subscription, and takes those of the devices it owns.
+   * and `share` is set: on unless false. The gateway then subscribes to the readings of the
+   * devices it owns (every device's while alone), not through the shared subscription.
    */
   affinity?: boolean | undefined;
   /** how long a gateway's lease in the store lasts (affinity.ts DEFAULT_LEASE_MS) */
@@ -107,7 +108,7 @@ export interface GatewayOptions {
 
 export class Gateway {
   readonly counters: GatewayCounters = {
-    accepted: 0, late: 0, duplicate: 0, receipts: 0, missing: 0, leftToOthers: 0, mostWaiting: 0,
+    accepted: 0, late: 0, duplicate: 0, receipts: 0, missing: 0, staleSubscriptions: 0, mostWaiting: 0,
     rejected: { 'malformed': 0, 'too-large': 0, 'bad-signature': 0, 'unknown-device': 0, 'topic-mismatch': 0, 'broken-chain': 0, 'conflict': 0 },
   };
   private readonly options: GatewayOptions;
@@ -126,13 +127,12 @@ export class Gateway {
   private corked = false;
   /** the MQTT client's next packet, held while MAX_PENDING readings wait for the store */
   private held: (() => void)[] = [];
-  /** messages received while a new device's ordinal is read (affinity), in order */
-  private awaiting: { topic: string; payload: Buffer }[] = [];
-  private ordinalRead: Promise<void> | undefined;
   private gapTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
   private readonly rejections: RateLimitedLog;
   private readonly affinity: DeviceAffinity | undefined;
+  /** with affinity: the data topics subscribed to */
+  private readonly subscriptions: DataSubscriptions | undefined;
 
   constructor(options: GatewayOptions) {
     this.options = options;
@@ -144,8 +144,19 @@ export class Gateway {
     if (membership) {
       if (usableGatewayName(clientId)) {
         this.affinity = new DeviceAffinity({
-          name: clientId, membership, leaseMs: options.affinityLeaseMs, alive: () => this.session.connectedClient !== undefined && !this.stopping, log: options.log.child('affinity'),
+          name: clientId, membership, leaseMs: options.affinityLeaseMs, log: options.log.child('affinity'),
+          alive: () => this.session.connectedClient !== undefined && !this.stopping,
+          changed: (device) => this.ownershipChanged(device),
         });
+        this.subscriptions = new DataSubscriptions({
+          client: () => this.session.connectedClient,
+          mqtt5: () => this.session.mqttVersion === '5',
+          // Until the new owner of a device has subscribed: it learns of the change within a heartbeat.
+          graceMs: options.affinityLeaseMs ?? DEFAULT_LEASE_MS,
+          log: options.log.child('affinity'),
+          onStale: () => void this.counters.staleSubscriptions++,
+        });
+        this.subscriptions.watchStatus();
       } else {
         options.log.warn(`no device affinity: the session name '${clientId}' is not usable as a gateway's name (letters, digits, . _ -)`);
       }
@@ -154,20 +165,41 @@ export class Gateway {
       ...options.session,
       clientId,
       ...(options.sessionName ? { sessionExpiryS: 7 * 86_400 } : {}),
-      subscriptions: [options.share && !this.affinity ? sharedDataFilter() : topicFilter('data')],
+      // With affinity, DataSubscriptions subscribes (per device) once the lease is renewed.
+      subscriptions: this.affinity ? [] : [options.share ? sharedDataFilter() : topicFilter('data')],
       log: options.log.child('mqtt'),
       handleMessage: (callback) => this.next(callback),
     });
-    this.session.on('message', (topic, payload) => this.receive(topic, payload));
+    this.session.on('message', (topic, payload, packet) => this.receive(topic, payload, packet));
     this.receipts = new ReceiptSender({
       store: this.store, session: this.session, identity: options.identity, key: options.key, log: options.log, onSent: () => void this.counters.receipts++,
     });
     // A persistent session keeps its subscriptions: one made without affinity (or with it)
-    // would go on bringing every reading twice.
+    // would go on bringing every reading twice. (Device filters left from an earlier run
+    // with affinity are dropped when their first message comes: DataSubscriptions.)
     if (options.sessionName && options.share) {
       const other = this.affinity ? sharedDataFilter() : topicFilter('data');
       this.session.on('connect', (client) => client.unsubscribe(other));
     }
+    if (this.affinity) {
+      this.session.on('connect', () => {
+        this.subscriptions!.connected();
+        this.affinity!.connected();
+      });
+    }
+  }
+
+  /**
+   * What this gateway takes changed (affinity): every device's readings, or those of the
+   * devices it owns; `device`: that device's ordinal was just learnt.
+   */
+  private ownershipChanged(device?: string): void {
+    const affinity = this.affinity!;
+    const view = affinity.view();
+    if (view === 'undecided' || this.stopping) return; // what is subscribed stays
+    if (view === 'all') return this.subscriptions!.want([ALL_DATA]);
+    if (device === undefined) this.subscriptions!.want(affinity.owned().map((d) => topicFilter('data', d)));
+    else if (affinity.owns(device)) this.subscriptions!.add(topicFilter('data', device));
   }
 
   start(): void {
@@ -180,6 +212,7 @@ export class Gateway {
     // Messages still arrive while the session closes; nothing they schedule may run
     // against the closed store.
     this.stopping = true;
+    this.subscriptions?.stop();
     this.receipts.stop();
     clearInterval(this.gapTimer);
     // First: the other gateways take this one's devices while it finishes.
@@ -201,36 +234,38 @@ export class Gateway {
   }
 
   /**
-   * A message from the broker: with device affinity, a reading of a device another gateway
-   * owns is left to it (acknowledged to the broker, neither parsed nor verified here).
+   * A message from the broker. With device affinity: a box's status tells of a device (its
+   * ordinal is read or made, and its owner subscribes to it), and a reading is taken
+   * whichever subscription brought it, one left from an earlier run of the session being
+   * dropped (DataSubscriptions.received).
    */
-  private receive(topic: string, payload: Buffer): void {
+  private receive(topic: string, payload: Buffer, packet: IPublishPacket | undefined): void {
+    // Without affinity no subscription has an identifier: one that has came through a
+    // subscription an earlier run with affinity left in the persistent session. The shared
+    // (or plain) subscription brings the reading too.
+    if (!this.affinity && packet?.properties?.subscriptionIdentifier !== undefined) return this.dropLeftOver(topic);
     if (this.affinity && !this.closed) {
-      if (this.ordinalRead) return void this.awaiting.push({ topic, payload });
-      this.affinity.receiving();
       const target = parseTopic(topic);
-      const owner = target?.kind === 'data' ? this.affinity.ownerOf(target.device) : this.affinity.name;
-      if (owner === undefined) {
-        // A device seen for the first time: this message and the next packets wait (next())
-        // for its ordinal, a few milliseconds, rather than go to a gateway by another rule.
-        this.awaiting.push({ topic, payload });
-        this.ordinalRead = this.affinity.learnt(target!.device).then(() => {
-          this.ordinalRead = undefined;
-          const awaiting = this.awaiting;
-          this.awaiting = [];
-          for (const message of awaiting) this.receive(message.topic, message.payload);
-          if (!this.ordinalRead && this.pending.length < MAX_PENDING) this.release();
-        });
-        return;
-      }
-      if (owner !== this.affinity.name) {
-        this.corkForThisTurn(); // its acknowledgement leaves with the others
-        this.counters.leftToOthers++;
-        return;
-      }
+      // (An empty one clears a retained status: no box announced.)
+      if (target?.kind === 'status') return payload.length ? this.affinity.seen(target.device) : undefined;
+      this.subscriptions!.received(topic, packet);
+      // Taking every device's readings (alone): each device's ordinal is made on first sight,
+      // so that gateways joining later know whom it goes to.
+      if (target?.kind === 'data' && !this.affinity.knows(target.device)) this.affinity.seen(target.device);
     }
     // Not copied: the payload is this message's own bytes (a slice of what the socket read).
     this.onMessage(topic, payload);
+  }
+
+  private readonly droppedLeftOvers = new Set<string>();
+
+  private dropLeftOver(topic: string): void {
+    const client = this.session.connectedClient;
+    if (!client || this.droppedLeftOvers.has(topic) || this.droppedLeftOvers.size >= MAX_IDENTITIES) return;
+    this.droppedLeftOvers.add(topic);
+    this.counters.staleSubscriptions++;
+    this.log.info(`dropping the subscription to ${topic} left from an earlier run with device affinity`);
+    client.unsubscribe(topic);
   }
 
   /** Handles one data message; never throws. */
@@ -276,9 +311,9 @@ export class Gateway {
     if (this.pending.length > this.counters.mostWaiting) this.counters.mostWaiting = this.pending.length;
   }
 
-  /** The MQTT client's hook after each message: its next packet waits while the store is behind (or a new device's ordinal is read). */
+  /** The MQTT client's hook after each message: its next packet waits while the store is behind. */
   private next(callback: () => void): void {
-    if ((this.pending.length >= MAX_PENDING || this.ordinalRead) && !this.stopping) this.held.push(callback);
+    if (this.pending.length >= MAX_PENDING && !this.stopping) this.held.push(callback);
     else callback();
   }
 
@@ -298,7 +333,7 @@ export class Gateway {
     ).finally(() => {
       this.storing = undefined;
       this.flush();
-      if (this.pending.length <= MAX_BATCH && !this.ordinalRead) this.release();
+      if (this.pending.length <= MAX_BATCH) this.release();
     });
   }
 

@@ -24,15 +24,19 @@ const LEAVE = prepared('iop-leave',
    SELECT name, false AS joined FROM gateways WHERE expires > now() AND name <> $1 ORDER BY name`);
 const ANNOUNCE = prepared('iop-announce', `SELECT pg_notify('${CHANNEL}', $1)`);
 /**
- * A device's ordinal, made on first sight: the next one after the highest (every gateway
- * sees every device, and the first to ask makes it). Not a sequence: a sequence's value
- * is spent by the insert that then conflicts, and with two gateways asking for every
- * device the ordinals went 1, 3, 5…, all to one gateway.
+ * Devices' ordinals, made on first sight: the next ones after the highest, in the order
+ * asked (every gateway sees every device's status, and the first to ask makes it). Not a
+ * sequence: a sequence's value is spent by the insert that then conflicts, and with two
+ * gateways asking for every device the ordinals went 1, 3, 5…, all to one gateway. Many
+ * devices in one statement: a gateway starting learns every box's retained status at once.
  */
-const MAKE_ORDINAL = prepared('iop-make-ordinal',
-  `INSERT INTO device_ordinals (device, ordinal) SELECT $1, coalesce(max(ordinal), 0) + 1 FROM device_ordinals
-   ON CONFLICT (device) DO NOTHING RETURNING ordinal`);
-const ORDINAL = prepared('iop-ordinal', 'SELECT ordinal FROM device_ordinals WHERE device = $1');
+const MAKE_ORDINALS = prepared('iop-make-ordinals',
+  `WITH asked AS (SELECT device, min(position) AS position FROM unnest($1::text[]) WITH ORDINALITY AS a(device, position) GROUP BY device),
+   unknown AS (SELECT device, row_number() OVER (ORDER BY position) AS k FROM asked
+     WHERE NOT EXISTS (SELECT 1 FROM device_ordinals o WHERE o.device = asked.device))
+   INSERT INTO device_ordinals (device, ordinal) SELECT device, (SELECT coalesce(max(ordinal), 0) FROM device_ordinals) + k FROM unknown
+   ON CONFLICT (device) DO NOTHING`);
+const ORDINALS_OF = prepared('iop-ordinals-of', 'SELECT device, ordinal FROM device_ordinals WHERE device = ANY($1::text[])');
 const UNIQUE_VIOLATION = '23505';
 
 export class PostgresMembership implements GatewayMembership {
@@ -41,6 +45,8 @@ export class PostgresMembership implements GatewayMembership {
   private connecting: Promise<pg.Client> | undefined;
   private changed: () => void = () => undefined;
   private closed = false;
+  /** one statement at a time on the connection: a heartbeat waits for one batch of ordinals at most */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(url: string) {
     this.url = url;
@@ -51,39 +57,50 @@ export class PostgresMembership implements GatewayMembership {
     await this.connection();
   }
 
-  async heartbeat(name: string, leaseMs: number, alive: boolean): Promise<string[]> {
-    const client = await this.connection();
-    // The database's clock for every lease: gateways' clocks may differ.
-    const { rows } = await client.query<{ name: string; joined: boolean }>(alive ? HEARTBEAT([name, leaseMs]) : LEAVE([name]));
-    // Joined (again): the others learn it now, not at their next heartbeat.
-    if (rows.some((r) => r.joined)) await client.query(ANNOUNCE([name]));
-    return rows.map((r) => r.name);
+  heartbeat(name: string, leaseMs: number, alive: boolean): Promise<string[]> {
+    return this.serially(async (client) => {
+      // The database's clock for every lease: gateways' clocks may differ.
+      const { rows } = await client.query<{ name: string; joined: boolean }>(alive ? HEARTBEAT([name, leaseMs]) : LEAVE([name]));
+      // Joined (again): the others learn it now, not at their next heartbeat.
+      if (rows.some((r) => r.joined)) await client.query(ANNOUNCE([name]));
+      return rows.map((r) => r.name);
+    });
   }
 
-  async ordinals(): Promise<Map<string, number>> {
-    const client = await this.connection();
-    const { rows } = await client.query<{ device: string; ordinal: string }>('SELECT device, ordinal FROM device_ordinals');
-    return new Map(rows.map((r) => [r.device, Number(r.ordinal)]));
+  ordinals(): Promise<Map<string, number>> {
+    return this.serially(async (client) => {
+      const { rows } = await client.query<{ device: string; ordinal: string }>('SELECT device, ordinal FROM device_ordinals');
+      return new Map(rows.map((r) => [r.device, Number(r.ordinal)]));
+    });
   }
 
-  async ordinalOf(device: string): Promise<number> {
-    const client = await this.connection();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const made = await client.query<{ ordinal: string }>(MAKE_ORDINAL([device]));
-        const row = made.rows[0] ?? (await client.query<{ ordinal: string }>(ORDINAL([device]))).rows[0];
-        if (row) return Number(row.ordinal);
-      } catch (err) {
-        // Another device took that ordinal at the same moment: the next statement sees it.
-        if ((err as { code?: string }).code !== UNIQUE_VIOLATION || attempt >= 10) throw err;
+  ordinalsOf(devices: string[]): Promise<Map<string, number>> {
+    return this.serially(async (client) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await client.query(MAKE_ORDINALS([devices]));
+          break;
+        } catch (err) {
+          // Another gateway took those ordinals at the same moment: the next statement sees them.
+          if ((err as { code?: string }).code !== UNIQUE_VIOLATION || attempt >= 10) throw err;
+        }
       }
-    }
+      const { rows } = await client.query<{ device: string; ordinal: string }>(ORDINALS_OF([devices]));
+      return new Map(rows.map((r) => [r.device, Number(r.ordinal)]));
+    });
   }
 
-  async leave(name: string): Promise<void> {
-    const client = await this.connection();
-    await client.query(LEAVE([name]));
-    await client.query(ANNOUNCE([name]));
+  leave(name: string): Promise<void> {
+    return this.serially(async (client) => {
+      await client.query(LEAVE([name]));
+      await client.query(ANNOUNCE([name]));
+    });
+  }
+
+  private serially<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+    const done = this.queue.then(async () => work(await this.connection()));
+    this.queue = done.catch(() => undefined);
+    return done;
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,7 @@
 // say what to fix, rate-limited so a refusing broker does not flood the log.
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import type { IClientOptions, MqttClient } from 'mqtt';
+import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
 import { IopError, errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { Backoff } from './backoff.ts';
@@ -35,7 +35,8 @@ export interface SessionOptions {
 export interface SessionEvents {
   connect: [client: MqttClient];
   disconnect: [];
-  message: [topic: string, payload: Buffer];
+  /** the packet too: its properties say which subscription brought it (MQTT 5) */
+  message: [topic: string, payload: Buffer, packet: IPublishPacket];
   /** A connection attempt or a connected session failed (the status page counts them). */
   failure: [message: string];
 }
@@ -134,7 +135,7 @@ export class MqttSession extends EventEmitter<SessionEvents> {
     client.on('connect', () => {
       void this.onConnect(client);
     });
-    client.on('message', (topic, payload) => this.emit('message', topic, payload));
+    client.on('message', (topic, payload, packet) => this.emit('message', topic, payload, packet));
     client.on('error', (err) => this.onError(client, err));
     client.on('close', () => this.onClose(client));
   }
