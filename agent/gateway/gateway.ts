@@ -2,12 +2,10 @@
 // verifies signature and chain per device, keeps them durably, answers each device
 // with signed receipts (retained on its ack topic) and republishes verified readings
 // as JSON for consumers. Every rejected message is counted by reason.
-import { hash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { IPublishPacket, MqttClient } from 'mqtt';
-import { parseSign1, sigStructure } from '../codec/cose.ts';
-import { decodeCbor } from '../codec/cbor.ts';
-import { identityFromId, identityFromKid, type DeviceIdentity } from '../codec/identity.ts';
-import { resolveSenmlPack } from '../codec/senml.ts';
+import { parseSign1 } from '../codec/cose.ts';
+import { identityFromId, type DeviceIdentity } from '../codec/identity.ts';
 import type { DeviceKey } from '../identity/device-key.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -16,15 +14,14 @@ import { RateLimitedLog } from '../uplink/rate-limited-log.ts';
 import { deviceTopic, parseTopic, topicFilter } from '../uplink/topics.ts';
 import { DEFAULT_LEASE_MS, DeviceAffinity, usableGatewayName } from './affinity.ts';
 import { ALL_DATA, DataSubscriptions } from './data-subscriptions.ts';
+import { MAX_IDENTITIES, ReadingCheck, recordsOf, verifiedBody, type RejectReason, type Verified } from './reading-check.ts';
 import { ReceiptSender } from './receipt-sender.ts';
 import type { DeviceRegistry } from './registry.ts';
-import type { AcceptResult, GatewayStore, IncomingReading, StepResult } from './store.ts';
+import type { AcceptResult, GatewayStore, StepResult } from './store.ts';
 import { SqliteGatewayStore } from './store-sqlite.ts';
-import { verifyEd25519 } from './verify.ts';
 
 export const SHARE_GROUP = 'iop-gateway';
 const sharedDataFilter = () => `$share/${SHARE_GROUP}/${topicFilter('data')}`;
-const MAX_MESSAGE_BYTES = 64 * 1024;
 const MAX_BATCH = 500;
 /**
  * Verified readings waiting for the store beyond which the gateway takes no further message
@@ -36,37 +33,7 @@ const MAX_BATCH = 500;
  */
 export const MAX_PENDING = 2 * MAX_BATCH;
 
-const MAX_IDENTITIES = 100_000;
-/** Where each message's Sig_structure is written to be verified (synchronously): no allocation per message. */
-const sigScratch = new Uint8Array(MAX_MESSAGE_BYTES + 64);
-
-/** A verified reading waiting for the store. */
-interface Verified {
-  identity: DeviceIdentity;
-  reading: IncomingReading;
-  /**
-   * Its records as `verified` publishes them, serialised when it came: one string held
-   * while it waits for the store, not a tree of objects for the garbage collector to
-   * walk and move.
-   */
-  records: string;
-}
-
-/** The records of a message, as `verified` publishes them (a valid payload: it was stored). */
-function recordsOf(payload: Uint8Array): string {
-  return JSON.stringify(resolveSenmlPack(decodeCbor(payload), Date.now() / 1000));
-}
-
-/**
- * The `verified` message: what JSON.stringify makes of { device, seq, prev, valid, chain,
- * records }, put together from its parts (the records serialised already).
- */
-function verifiedBody(device: string, seq: number, prev: Uint8Array, chain: string, records: string): string {
-  const prevHex = Buffer.from(prev.buffer, prev.byteOffset, prev.byteLength).toString('hex');
-  return `{"device":${JSON.stringify(device)},"seq":${seq},"prev":"${prevHex}","valid":true,"chain":${JSON.stringify(chain)},"records":${records}}`;
-}
-
-export type RejectReason = 'malformed' | 'too-large' | 'bad-signature' | 'unknown-device' | 'topic-mismatch' | 'broken-chain' | 'conflict';
+export type { RejectReason } from './reading-check.ts';
 
 export interface GatewayCounters {
   accepted: number;
@@ -118,8 +85,7 @@ export class Gateway {
   /** set by stop(): nothing is scheduled or sent against the store once it closes */
   private stopping = false;
   private closed = false;
-  /** devices' identities by kid (its bytes as a latin1 string): made once per device, not per message */
-  private readonly identities = new Map<string, DeviceIdentity>();
+  private readonly check: ReadingCheck;
   private pending: Verified[] = [];
   /** the store step under way: one at a time, the next batch gathers meanwhile */
   private storing: Promise<void> | undefined;
@@ -138,6 +104,7 @@ export class Gateway {
     this.options = options;
     this.log = options.log;
     this.rejections = new RateLimitedLog(options.log);
+    this.check = new ReadingCheck(options.registry);
     this.store = options.store ?? new SqliteGatewayStore(options.stateDir, { gapTimeoutMs: options.gapTimeoutMs });
     const clientId = options.sessionName ?? options.session.clientId ?? `iop-gw-${options.identity.id.slice(0, 12)}-${randomBytes(3).toString('hex')}`;
     const membership = options.share && options.affinity !== false ? this.store.membership?.() : undefined;
@@ -280,31 +247,9 @@ export class Gateway {
   }
 
   private handle(topic: string, bytes: Uint8Array): void {
-    const target = parseTopic(topic);
-    if (!target || target.kind !== 'data') return this.reject('malformed', `message on unexpected topic ${topic}`);
-    if (bytes.length > MAX_MESSAGE_BYTES) return this.reject('too-large', `${bytes.length}-byte message on ${topic}`);
-    let parsed;
-    let identity: DeviceIdentity;
-    let records: string;
-    try {
-      parsed = parseSign1(bytes);
-      identity = this.identityOf(parsed.header.kid);
-      records = recordsOf(parsed.payload);
-    } catch (err) {
-      return this.reject('malformed', `${topic}: ${errorMessage(err)}`);
-    }
-    if (identity.id !== target.device) return this.reject('topic-mismatch', `message of device ${identity.id} on the topic of ${target.device}`);
-    if (!this.options.registry.allows(identity.id)) return this.reject('unknown-device', `device ${identity.id} is not on the allow-list`);
-    if (!identity.scheme.acceptedAlgs.includes(parsed.header.alg)) return this.reject('bad-signature', `${topic}: alg ${parsed.header.alg}`);
-    if (!verifyEd25519(identity, parsed.signature, sigStructure(parsed.protectedBytes, parsed.payload, sigScratch))) {
-      return this.reject('bad-signature', `seq ${parsed.header.seq} of ${identity.id}: signature does not verify`);
-    }
-    this.pending.push({
-      identity,
-      // node:crypto's SHA-256, the codec's messageHash, several times faster on this hot path
-      reading: { device: identity.id, seq: parsed.header.seq, hash: hash('sha256', bytes, 'buffer'), prev: parsed.header.prev, message: bytes, receivedMs: Date.now() },
-      records,
-    });
+    const checked = this.check.check(topic, bytes);
+    if ('reason' in checked) return this.reject(checked.reason, checked.detail);
+    this.pending.push(checked);
     // Readings arriving together are stored in one transaction: one fsync for many.
     if (this.pending.length === 1) setImmediate(() => this.flush());
     else if (this.pending.length >= MAX_BATCH) this.flush();
@@ -404,17 +349,6 @@ export class Gateway {
       body = verifiedBody(identity.id, parsed.header.seq, parsed.header.prev, chain, recordsOf(parsed.payload));
     }
     client.publish(deviceTopic(identity.id, 'verified'), body, { qos: 1 });
-  }
-
-  private identityOf(kid: Uint8Array): DeviceIdentity {
-    const key = Buffer.from(kid.buffer, kid.byteOffset, kid.byteLength).toString('latin1');
-    let identity = this.identities.get(key);
-    if (!identity) {
-      identity = identityFromKid(kid);
-      if (this.identities.size >= MAX_IDENTITIES) this.identities.clear();
-      this.identities.set(key, identity);
-    }
-    return identity;
   }
 
   private settleGaps(): void {
