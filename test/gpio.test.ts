@@ -180,8 +180,10 @@ test('pulse counter on gpiomon: debounce, total and rate, kept across restarts; 
 
   // gpiomon dies: it is restarted, and edges count again.
   const pid = Number(readFileSync(join(fakeDir, 'gpiomon-17.pid'), 'utf8'));
-  await edges.close();
+  // Killed before its FIFO's writer closes: at end of input the fake gpiomon exits by
+  // itself, and a kill after that would find no process (ESRCH).
   process.kill(pid, 'SIGKILL');
+  await edges.close();
   await until(() => Number(readFileSync(join(fakeDir, 'gpiomon-17.pid'), 'utf8')) !== pid);
   await edges.send(['1 50.000000000', '0 51.000000000']);
   await until(() => false, 300).catch(() => undefined);
