@@ -90,7 +90,6 @@ export class Gateway {
   /** the store step under way: one at a time, the next batch gathers meanwhile */
   private storing: Promise<void> | undefined;
   private settling: Promise<void> | undefined;
-  private corked = false;
   /** the MQTT client's next packet, held while MAX_PENDING readings wait for the store */
   private held: (() => void)[] = [];
   private gapTimer: NodeJS.Timeout | undefined;
@@ -136,6 +135,9 @@ export class Gateway {
       subscriptions: this.affinity ? [] : [options.share ? sharedDataFilter() : topicFilter('data')],
       log: options.log.child('mqtt'),
       handleMessage: (callback) => this.next(callback),
+      // A turn's acknowledgements, `verified` messages and receipts leave in one write, not
+      // several small ones per packet (the largest cost after the signature check and the store).
+      coalesceWrites: true,
     });
     this.session.on('message', (topic, payload, packet) => this.receive(topic, payload, packet));
     this.receipts = new ReceiptSender({
@@ -238,7 +240,6 @@ export class Gateway {
   /** Handles one data message; never throws. */
   onMessage(topic: string, bytes: Uint8Array): void {
     if (this.closed) return;
-    this.corkForThisTurn();
     try {
       this.handle(topic, bytes);
     } catch (err) {
@@ -308,22 +309,6 @@ export class Gateway {
     });
   }
 
-  /**
-   * Holds the MQTT socket's writes until the event loop turns: the acknowledgements of a
-   * burst of readings and the `verified` messages of a stored batch leave in one write,
-   * not one system call each (the largest cost after the signature check).
-   */
-  private corkForThisTurn(): void {
-    const stream = this.session.connectedClient?.stream;
-    if (this.corked || !stream) return;
-    this.corked = true;
-    stream.cork();
-    setImmediate(() => {
-      this.corked = false;
-      stream.uncork();
-    });
-  }
-
   /** `received`: the reading as it came, when it came in this batch (else read back from the store). */
   private afterStep(identity: DeviceIdentity, result: StepResult, received?: (message: Uint8Array) => Verified | undefined): void {
     if (result.missing) {
@@ -334,7 +319,6 @@ export class Gateway {
     // is confirmed) the readings stored then are published too, not left out of `verified`.
     const client = this.session.connectedClient;
     if (!client) return;
-    if (result.linked.length) this.corkForThisTurn();
     for (const reading of result.linked) this.publishVerified(client, identity, reading.message, reading.chain, received?.(reading.message));
   }
 
