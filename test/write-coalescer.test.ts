@@ -53,6 +53,12 @@ test('the pieces written in one turn leave in one write, in order; the next turn
     assert.ok(client.write(text));
     expected.push(head, Buffer.from(text, 'utf8'));
   }
+  // More than the turn's first buffer holds: it grows, the bytes held so far kept.
+  const large = 'é€'.repeat(20_000);
+  const bytes = Buffer.alloc(20_000, 7);
+  client.write(large);
+  client.write(bytes);
+  expected.push(Buffer.from(large, 'utf8'), bytes);
   assert.is(writes.length, 0, 'nothing written before the turn ends');
   await turn();
   assert.is(writes.length, 1, 'one write for the turn');

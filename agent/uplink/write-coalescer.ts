@@ -9,8 +9,8 @@
 // received packet: a turn ended after about 35 readings, each turn paying its system
 // calls, timers and wake-ups of the broker again.
 //
-// Here the pieces are kept (strings as bytes) and written as one buffer when the turn
-// ends (setImmediate): the same bytes in the same order, one write. A write answers
+// Here the pieces are copied into one buffer (strings encoded into it) and written when
+// the turn ends (setImmediate): the same bytes in the same order, one write. A write answers
 // what the socket itself says of its buffer (false while it needs to drain, so mqtt.js
 // still waits for the broker to read), not the pieces held for this turn, which leave
 // with the turn whatever their size.
@@ -18,19 +18,37 @@ import type { Writable } from 'node:stream';
 
 type WriteCallback = (err?: Error | null) => void;
 
+/** bytes a turn's buffer starts with (it grows as needed; the next one starts at the last turn's size) */
+const MIN_BUFFER = 16 * 1024;
+
 /** Replaces `stream`'s write (and end) so that the pieces written in one turn leave as one write. */
 export function coalesceWrites(stream: Writable): void {
   const write = stream.write.bind(stream) as (chunk: unknown, encoding?: BufferEncoding, cb?: WriteCallback) => boolean;
   const end = stream.end.bind(stream) as (...args: unknown[]) => Writable;
-  let pieces: Uint8Array[] = [];
+  // The turn's bytes, copied in as they are written (strings encoded in place): no Buffer
+  // per piece. A new buffer each turn: the stream may hold the last one until it is sent.
+  let buffer: Buffer | undefined;
   let size = 0;
+  let nextSize = MIN_BUFFER;
   let scheduled = false;
+
+  const room = (bytes: number): Buffer => {
+    if (!buffer) {
+      buffer = Buffer.allocUnsafeSlow(Math.max(nextSize, bytes));
+    } else if (size + bytes > buffer.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(2 * buffer.length, size + bytes));
+      grown.set(buffer.subarray(0, size));
+      buffer = grown;
+    }
+    return buffer;
+  };
 
   const flush = () => {
     scheduled = false;
-    if (pieces.length === 0) return;
-    const chunk = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, size);
-    pieces = [];
+    if (!buffer || size === 0) return;
+    const chunk = buffer.subarray(0, size);
+    nextSize = Math.max(MIN_BUFFER, size);
+    buffer = undefined;
     size = 0;
     // A stream closed meanwhile: what was held goes nowhere, as it would have from its buffer.
     if (!stream.destroyed && !stream.writableEnded) write(chunk);
@@ -47,9 +65,13 @@ export function coalesceWrites(stream: Writable): void {
       flush();
       return write(chunk, encoding, cb);
     }
-    const piece = typeof chunk === 'string' ? Buffer.from(chunk, encoding ?? 'utf8') : chunk;
-    pieces.push(piece);
-    size += piece.length;
+    if (typeof chunk === 'string') {
+      const into = room(encoding === 'latin1' || encoding === 'binary' || encoding === 'ascii' ? chunk.length : Buffer.byteLength(chunk, encoding ?? 'utf8'));
+      size += into.write(chunk, size, encoding ?? 'utf8');
+    } else {
+      room(chunk.length).set(chunk, size);
+      size += chunk.length;
+    }
     if (!scheduled) {
       scheduled = true;
       setImmediate(flush);
