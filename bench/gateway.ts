@@ -5,7 +5,7 @@
 // Each box's retained status is published first, as a box does when it connects; the
 // gateways start, connect (on PostgreSQL: learn of each other and, from the statuses, of
 // the devices, and subscribe to those each owns: device affinity), take and receipt a
-// warm-up (16,000 readings per gateway of 8 other boxes by default, --warmup 0 for none; not timed: each process's start,
+// warm-up (32,000 readings per gateway of 8 other boxes by default, --warmup 0 for none; not timed: each process's start,
 // V8 compiling its hot path, is not what a gateway does per reading) and are paused (SIGSTOP); the
 // readings (the boxes interleaved at random, each in its own order, as a fleet sends them) are queued in Mosquitto for their persistent sessions, and
 // the gateways resumed together (SIGCONT): what is timed is their work alone, from then to
@@ -41,9 +41,11 @@ const deviceCount = Number(values.devices ?? 8);
  * readings of other boxes each gateway takes before the timed run (--warmup 0: none, a fresh
  * process measured). Per gateway: V8 compiles each process's hot code (to its last tier only
  * after well over 4,000 readings), and two gateways sharing 4,000 readings still compiled it
- * in the timed run, 15 µs per reading against one gateway's 8 (perf, at 87ee410).
+ * in the timed run, 15 µs per reading against one gateway's 8 (perf, at 87ee410); with
+ * 16,000 each, two gateways still cost about 7 µs more per reading than one, with 32,000
+ * about as much.
  */
-const warmupCount = Number(values.warmup ?? (values.quick ? 400 : 16_000));
+const warmupCount = Number(values.warmup ?? (values.quick ? 400 : 32_000));
 /** the most gateways a run starts: the warm-up boxes hold as many readings per gateway */
 const MAX_PROCESSES = 2;
 const CLI = join(import.meta.dirname, '..', 'agent', 'cli.ts');
