@@ -5,8 +5,8 @@
 // Each box's retained status is published first, as a box does when it connects; the
 // gateways start, connect (on PostgreSQL: learn of each other and, from the statuses, of
 // the devices, and subscribe to those each owns: device affinity), take and receipt a
-// warm-up (4,000 readings of 8 other boxes by default, --warmup 0 for none; not timed: each process's start, V8 compiling
-// its hot path, is not what a gateway does per reading) and are paused (SIGSTOP); the
+// warm-up (32,000 readings per gateway of 8 other boxes by default, --warmup 0 for none; not timed: each process's start,
+// V8 compiling its hot path, is not what a gateway does per reading) and are paused (SIGSTOP); the
 // readings (the boxes interleaved at random, each in its own order, as a fleet sends them) are queued in Mosquitto for their persistent sessions, and
 // the gateways resumed together (SIGCONT): what is timed is their work alone, from then to
 // the receipt that names every box's last reading. "Per core" divides by the CPU time the
@@ -37,8 +37,17 @@ import { createSimulatedSensor, SIMULATED_QUANTITIES } from '../sensors/simulate
 const { values } = parseArgs({ options: { readings: { type: 'string' }, devices: { type: 'string' }, quick: { type: 'boolean' }, warmup: { type: 'string' }, profile: { type: 'string' }, 'postgres-only': { type: 'boolean' }, 'no-affinity': { type: 'boolean' } } });
 const count = Number(values.readings ?? (values.quick ? 2_000 : 40_000));
 const deviceCount = Number(values.devices ?? 8);
-/** readings of other boxes taken before the timed run (--warmup 0: none, a fresh process measured) */
-const warmupCount = Number(values.warmup ?? (values.quick ? 400 : 4000));
+/**
+ * readings of other boxes each gateway takes before the timed run (--warmup 0: none, a fresh
+ * process measured). Per gateway: V8 compiles each process's hot code (to its last tier only
+ * after well over 4,000 readings), and two gateways sharing 4,000 readings still compiled it
+ * in the timed run, 15 µs per reading against one gateway's 8 (perf, at 87ee410); with
+ * 16,000 each, two gateways still cost about 7 µs more per reading than one, with 32,000
+ * about as much.
+ */
+const warmupCount = Number(values.warmup ?? (values.quick ? 400 : 32_000));
+/** the most gateways a run starts: the warm-up boxes hold as many readings per gateway */
+const MAX_PROCESSES = 2;
 const CLI = join(import.meta.dirname, '..', 'agent', 'cli.ts');
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 const work = mkdtempSync(join(tmpdir(), 'iop-bench-gateway-'));
@@ -133,6 +142,8 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs: number
 
 interface Run {
   label: string; processes: number; wallPerS: number; perCorePerS: number; bare: number; cores: number[]; accepted: number;
+  /** warm-up readings taken before the timed part (all gateways) */
+  warmTotal: number;
   /** readings each gateway accepted */
   split: number[];
   /** readings a gateway found stored already (by another, or twice received) */
@@ -177,7 +188,10 @@ async function watchReceipts(url: string, boxes: Box[]) {
   return state;
 }
 
-async function run(label: string, boxes: Box[], warmup: Box[], processes: number, db: string | undefined, reference: () => number): Promise<Run> {
+async function run(label: string, boxes: Box[], allWarmup: Box[], processes: number, db: string | undefined, reference: () => number): Promise<Run> {
+  // Each gateway's share: every box's first readings (a run of them from seq 0).
+  const warmup = allWarmup.map((b) => ({ id: b.id, messages: b.messages.slice(0, Math.ceil(b.messages.length * processes / MAX_PROCESSES)) }));
+  const warmTotal = warmup.reduce((sum, b) => sum + b.messages.length, 0);
   const broker = await startMosquitto({ extra: ['max_queued_messages 1000000'] });
   const stateDir = join(work, `gw-${label.replace(/\W+/g, '-')}`);
   loadDeviceKey(stateDir, { create: true });
@@ -241,7 +255,7 @@ async function run(label: string, boxes: Box[], warmup: Box[], processes: number
     const total = boxes.reduce((sum, b) => sum + b.messages.length, 0);
     const us = (ticks: number) => ticks / CLOCK_TICKS * 1e6 / total;
     return {
-      label, processes,
+      label, processes, warmTotal,
       accepted: summaries.reduce((sum, x) => sum + (x.accepted ?? 0), 0),
       split: summaries.map((x) => x.accepted ?? 0),
       duplicates: summaries.reduce((sum, x) => sum + (x.duplicate ?? 0), 0),
@@ -269,8 +283,7 @@ async function stopGateways(gateways: Gateway[]): Promise<void> {
 let postgres: Postgres | undefined;
 try {
   const boxes = await makeReadings(count, 'box');
-  const warmup = await makeReadings(warmupCount, 'warm');
-  const warmTotal = warmup.reduce((sum, b) => sum + b.messages.length, 0);
+  const warmup = await makeReadings(warmupCount * MAX_PROCESSES, 'warm');
   const total = boxes.reduce((sum, b) => sum + b.messages.length, 0);
   // The reference: bare verification of one of these messages by node:crypto, on one core.
   const sample = parseSign1(boxes[0]!.messages[0]!.bytes);
@@ -284,10 +297,10 @@ try {
     runs.push(await run('PostgreSQL, 1 gateway', boxes, warmup, 1, await postgres.createDatabase(), reference));
     runs.push(await run('PostgreSQL, 2 gateways', boxes, warmup, 2, await postgres.createDatabase(), reference));
   }
-  console.log(`${total} readings of ${deviceCount} boxes, ${boxes[0]!.messages[0]!.bytes.length} B each, after a warm-up of ${warmTotal}; bare verifications per core-second (node:crypto, measured around each run): ${runs.map((r) => Math.round(r.bare)).join(', ')}\n`);
+  console.log(`${total} readings of ${deviceCount} boxes, ${boxes[0]!.messages[0]!.bytes.length} B each, after a warm-up of ${warmupCount} per gateway; bare verifications per core-second (node:crypto, measured around each run): ${runs.map((r) => Math.round(r.bare)).join(', ')}\n`);
   for (const r of runs) {
     const cores = r.cores.map((c, i) => `cpu${i} ${(c * 100).toFixed(0)} %`).join(', ');
-    console.log(`${r.label.padEnd(24)} ${Math.round(r.wallPerS).toString().padStart(7)} readings/s wall  ${Math.round(r.perCorePerS).toString().padStart(7)} per gateway core-second (${(r.perCorePerS / r.bare).toFixed(2)}x bare verify)  cores busy: ${cores}  accepted ${r.accepted - warmTotal}/${total}${r.processes > 1 ? ` (${r.split.join(' + ')} with the warm-up's ${warmTotal})` : ''}${r.duplicates ? `, ${r.duplicates} duplicates` : ''}`);
+    console.log(`${r.label.padEnd(24)} ${Math.round(r.wallPerS).toString().padStart(7)} readings/s wall  ${Math.round(r.perCorePerS).toString().padStart(7)} per gateway core-second (${(r.perCorePerS / r.bare).toFixed(2)}x bare verify)  cores busy: ${cores}  accepted ${r.accepted - r.warmTotal}/${total}${r.processes > 1 ? ` (${r.split.join(' + ')} with the warm-up's ${r.warmTotal})` : ''}${r.duplicates ? `, ${r.duplicates} duplicates` : ''}`);
   }
   console.log('\nCPU per reading (µs): gateways / broker / database / bare verify');
   for (const r of runs) {

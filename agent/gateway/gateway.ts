@@ -11,7 +11,7 @@ import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { MqttSession, type SessionOptions } from '../uplink/session.ts';
 import { RateLimitedLog } from '../uplink/rate-limited-log.ts';
-import { deviceTopic, parseTopic, topicFilter } from '../uplink/topics.ts';
+import { deviceTopic, parseTopic, topicFilter, type TopicTarget } from '../uplink/topics.ts';
 import { DEFAULT_LEASE_MS, DeviceAffinity, usableGatewayName } from './affinity.ts';
 import { ALL_DATA, DataSubscriptions } from './data-subscriptions.ts';
 import { MAX_IDENTITIES, ReadingCheck, recordsOf, verifiedBody, type RejectReason, type Verified } from './reading-check.ts';
@@ -32,6 +32,8 @@ const MAX_BATCH = 500;
  * signatures and hundreds of megabytes.
  */
 export const MAX_PENDING = 2 * MAX_BATCH;
+/** (mqtt.js copies its options: one object for every `verified` message) */
+const VERIFIED_PUBLISH = { qos: 1 } as const;
 
 export type { RejectReason } from './reading-check.ts';
 
@@ -90,7 +92,6 @@ export class Gateway {
   /** the store step under way: one at a time, the next batch gathers meanwhile */
   private storing: Promise<void> | undefined;
   private settling: Promise<void> | undefined;
-  private corked = false;
   /** the MQTT client's next packet, held while MAX_PENDING readings wait for the store */
   private held: (() => void)[] = [];
   private gapTimer: NodeJS.Timeout | undefined;
@@ -136,6 +137,9 @@ export class Gateway {
       subscriptions: this.affinity ? [] : [options.share ? sharedDataFilter() : topicFilter('data')],
       log: options.log.child('mqtt'),
       handleMessage: (callback) => this.next(callback),
+      // A turn's acknowledgements, `verified` messages and receipts leave in one write, not
+      // several small ones per packet (the largest cost after the signature check and the store).
+      coalesceWrites: true,
     });
     this.session.on('message', (topic, payload, packet) => this.receive(topic, payload, packet));
     this.receipts = new ReceiptSender({
@@ -211,8 +215,9 @@ export class Gateway {
     // subscription an earlier run with affinity left in the persistent session. The shared
     // (or plain) subscription brings the reading too.
     if (!this.affinity && packet?.properties?.subscriptionIdentifier !== undefined) return this.dropLeftOver(topic);
+    // Parsed once: the check below needs it too.
+    const target = parseTopic(topic);
     if (this.affinity && !this.closed) {
-      const target = parseTopic(topic);
       // (An empty one clears a retained status: no box announced.)
       if (target?.kind === 'status') return payload.length ? this.affinity.seen(target.device) : undefined;
       this.subscriptions!.received(topic, packet);
@@ -221,7 +226,7 @@ export class Gateway {
       if (target?.kind === 'data' && !this.affinity.knows(target.device)) this.affinity.seen(target.device);
     }
     // Not copied: the payload is this message's own bytes (a slice of what the socket read).
-    this.onMessage(topic, payload);
+    this.onMessage(topic, payload, target);
   }
 
   private readonly droppedLeftOvers = new Set<string>();
@@ -235,19 +240,18 @@ export class Gateway {
     client.unsubscribe(topic);
   }
 
-  /** Handles one data message; never throws. */
-  onMessage(topic: string, bytes: Uint8Array): void {
+  /** Handles one data message; never throws. `target`: parseTopic(topic), when parsed already. */
+  onMessage(topic: string, bytes: Uint8Array, target: TopicTarget | undefined = parseTopic(topic)): void {
     if (this.closed) return;
-    this.corkForThisTurn();
     try {
-      this.handle(topic, bytes);
+      this.handle(topic, bytes, target);
     } catch (err) {
       this.reject('malformed', `unexpected error on ${topic}: ${errorMessage(err)}`);
     }
   }
 
-  private handle(topic: string, bytes: Uint8Array): void {
-    const checked = this.check.check(topic, bytes);
+  private handle(topic: string, bytes: Uint8Array, target: TopicTarget | undefined): void {
+    const checked = this.check.check(topic, bytes, target);
     if ('reason' in checked) return this.reject(checked.reason, checked.detail);
     this.pending.push(checked);
     // Readings arriving together are stored in one transaction: one fsync for many.
@@ -308,22 +312,6 @@ export class Gateway {
     });
   }
 
-  /**
-   * Holds the MQTT socket's writes until the event loop turns: the acknowledgements of a
-   * burst of readings and the `verified` messages of a stored batch leave in one write,
-   * not one system call each (the largest cost after the signature check).
-   */
-  private corkForThisTurn(): void {
-    const stream = this.session.connectedClient?.stream;
-    if (this.corked || !stream) return;
-    this.corked = true;
-    stream.cork();
-    setImmediate(() => {
-      this.corked = false;
-      stream.uncork();
-    });
-  }
-
   /** `received`: the reading as it came, when it came in this batch (else read back from the store). */
   private afterStep(identity: DeviceIdentity, result: StepResult, received?: (message: Uint8Array) => Verified | undefined): void {
     if (result.missing) {
@@ -334,7 +322,6 @@ export class Gateway {
     // is confirmed) the readings stored then are published too, not left out of `verified`.
     const client = this.session.connectedClient;
     if (!client) return;
-    if (result.linked.length) this.corkForThisTurn();
     for (const reading of result.linked) this.publishVerified(client, identity, reading.message, reading.chain, received?.(reading.message));
   }
 
@@ -348,7 +335,20 @@ export class Gateway {
       const parsed = parseSign1(message);
       body = verifiedBody(identity.id, parsed.header.seq, parsed.header.prev, chain, recordsOf(parsed.payload));
     }
-    client.publish(deviceTopic(identity.id, 'verified'), body, { qos: 1 });
+    client.publish(this.verifiedTopic(identity.id), body, VERIFIED_PUBLISH);
+  }
+
+  /** Each device's `verified` topic, made (and its id checked) once, not per reading. */
+  private readonly verifiedTopics = new Map<string, string>();
+
+  private verifiedTopic(device: string): string {
+    let topic = this.verifiedTopics.get(device);
+    if (topic === undefined) {
+      topic = deviceTopic(device, 'verified');
+      if (this.verifiedTopics.size >= MAX_IDENTITIES) this.verifiedTopics.clear();
+      this.verifiedTopics.set(device, topic);
+    }
+    return topic;
   }
 
   private settleGaps(): void {

@@ -8,7 +8,7 @@ import { decodeCbor } from '../codec/cbor.ts';
 import { identityFromKid, type DeviceIdentity } from '../codec/identity.ts';
 import { resolveSenmlPack } from '../codec/senml.ts';
 import { errorMessage } from '../errors.ts';
-import { parseTopic } from '../uplink/topics.ts';
+import { parseTopic, type TopicTarget } from '../uplink/topics.ts';
 import type { DeviceRegistry } from './registry.ts';
 import type { IncomingReading } from './store.ts';
 import { verifyEd25519 } from './verify.ts';
@@ -58,9 +58,11 @@ export class ReadingCheck {
     this.registry = registry;
   }
 
-  /** One data message: the reading to store, or why it is refused. Never throws. */
-  check(topic: string, bytes: Uint8Array): Verified | Rejection {
-    const target = parseTopic(topic);
+  /**
+   * One data message: the reading to store, or why it is refused. Never throws. `target`:
+   * what parseTopic made of `topic`, when the caller has it already.
+   */
+  check(topic: string, bytes: Uint8Array, target: TopicTarget | undefined = parseTopic(topic)): Verified | Rejection {
     if (!target || target.kind !== 'data') return { reason: 'malformed', detail: `message on unexpected topic ${topic}` };
     if (bytes.length > MAX_MESSAGE_BYTES) return { reason: 'too-large', detail: `${bytes.length}-byte message on ${topic}` };
     let parsed;

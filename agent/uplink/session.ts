@@ -10,6 +10,7 @@ import type { Logger } from '../log.ts';
 import { Backoff } from './backoff.ts';
 import { RateLimitedLog } from './rate-limited-log.ts';
 import { openMqttClient } from './transport.ts';
+import { coalesceWrites } from './write-coalescer.ts';
 
 export interface SessionOptions {
   url: string;
@@ -30,6 +31,8 @@ export interface SessionOptions {
    * this one) when `callback` is called: a receiver that falls behind holds the broker.
    */
   handleMessage?: ((callback: () => void) => void) | undefined;
+  /** What the client writes in one event-loop turn leaves in one write (write-coalescer.ts): for a client sending thousands of packets a second. */
+  coalesceWrites?: boolean | undefined;
 }
 
 export interface SessionEvents {
@@ -130,6 +133,7 @@ export class MqttSession extends EventEmitter<SessionEvents> {
       ...(options.will ? { will: { ...options.will, payload: Buffer.from(options.will.payload) } } : {}),
     });
     this.client = client;
+    if (options.coalesceWrites) coalesceWrites(client.stream);
     const { handleMessage } = options;
     if (handleMessage) client.handleMessage = (_packet, callback) => handleMessage(() => callback());
     client.on('connect', () => {

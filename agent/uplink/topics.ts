@@ -16,8 +16,10 @@ export function topicFilter(kind: TopicKind, device?: string): string {
   return device ? deviceTopic(device, kind) : `${TOPIC_ROOT}/+/${kind}`;
 }
 
+export interface TopicTarget { device: string; kind: TopicKind }
+
 /** The device and kind a topic names, or undefined for a topic outside the map. */
-export function parseTopic(topic: string): { device: string; kind: TopicKind } | undefined {
+export function parseTopic(topic: string): TopicTarget | undefined {
   const parts = topic.split('/');
   if (parts.length !== 4 || `${parts[0]}/${parts[1]}` !== TOPIC_ROOT) return undefined;
   const [, , device, kind] = parts as [string, string, string, string];
