@@ -83,10 +83,13 @@ test('a failed publish sends that reading alone again, not the ones after it the
 
 test('no receipt in time: the oldest window of readings goes again, not the whole backlog', () =>
   throughFakeMesh('timeout-window', 6, { window: 2, receiptTimeoutMs: 300 }, async (mesh, forwarder) => {
+    const told: string[] = [];
+    forwarder.onResend = (seq, cause) => void told.push(`${seq} ${cause}`);
     await until('six readings published', () => mesh.published.length === 6);
     await until('a receipt timeout', () => forwarder.counters.resentTimeout > 0);
     assert.is(forwarder.counters.resentTimeout, 2, 'one window of the six');
     assert.is(mesh.published.length, 8);
+    assert.equal(told, ['0 timeout', '1 timeout'], 'each reading sent again is told, with why');
   }));
 
 test('a receipt covering readings after one the uplink box lacks: publish that one again; the same receipt twice: nothing', async () => {

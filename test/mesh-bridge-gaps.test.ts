@@ -94,6 +94,9 @@ test('in the simulator nothing goes again on gap receipts or drop notices: only 
   const boxes = r.boxTotals;
   assert.is(boxes.resentGap, 0, JSON.stringify(boxes));
   assert.is(boxes.resent, boxes.resentTimeout);
+  // of those, the ones the gateway held already (their receipt was lost, or late)
+  assert.type(boxes.resentTimeout_held, 'number');
+  assert.ok(boxes.resentTimeout_held! <= boxes.resentTimeout!, JSON.stringify(boxes));
   assert.is(r.totals.drop_notices.sent, 0);
   assert.ok(r.figures.delivery_ratio >= 0.99, `delivery ${r.figures.delivery_ratio}`);
 });

@@ -56,14 +56,14 @@ export function shippedBoxes(options: { seed: number; intervalS: number; incompr
       const gateway = new SimGateway(world, broker, traffic);
       return (index, link, uplink) => {
         gateway.register(traffic.identity(index).id, index);
-        return simBox(index, link, uplink, { world, broker, traffic, config, hooks: options.hooks });
+        return simBox(index, link, uplink, { world, broker, gateway, traffic, config, hooks: options.hooks });
       };
     },
   };
 }
 
-function simBox(index: number, link: Link, uplink: boolean, run: { world: SimWorld; broker: SimBroker; traffic: SimTraffic; config: MeshConfig; hooks: SimHooks | undefined }): SimBox {
-  const { world, broker, traffic, config, hooks } = run;
+function simBox(index: number, link: Link, uplink: boolean, run: { world: SimWorld; broker: SimBroker; gateway: SimGateway; traffic: SimTraffic; config: MeshConfig; hooks: SimHooks | undefined }): SimBox {
+  const { world, broker, gateway, traffic, config, hooks } = run;
   const { clock } = world;
   const identity = traffic.identity(index);
   const node = new MeshNode({
@@ -77,6 +77,11 @@ function simBox(index: number, link: Link, uplink: boolean, run: { world: SimWor
     trust: new ReceiptTrust({ device: identity.id, gatewayKeys: [traffic.gatewayKey], stateDir: '', log: silentLogger }),
     log: silentLogger, clock,
   });
+  // Readings sent again on the receipt timeout that the gateway held already: the receipt was lost or late.
+  let resentHeld = 0;
+  forwarder.onResend = (seq, cause) => {
+    if (cause === 'timeout' && gateway.holds(identity.id, seq)) resentHeld++;
+  };
   const session = uplink ? new SimSession(broker.client()) : undefined;
   const bridge = session && new UplinkBridge(node, session, silentLogger, config.receiptHoldMs, clock);
   if (bridge && hooks?.onRelayed) bridge.onRelayed = (device, seq, reading) => hooks.onRelayed!(index, device, seq, reading);
@@ -97,7 +102,7 @@ function simBox(index: number, link: Link, uplink: boolean, run: { world: SimWor
     },
     counters() {
       const bridged = bridge ? Object.fromEntries(Object.entries(bridge.counters).map(([k, n]) => [`bridge_${k}`, n])) : {};
-      return { ...forwarder.counters, publisher_noUplink: publisher.counters.noUplink, publisher_dropped: publisher.counters.dropped, ...bridged, queued_at_end: queue.count(), max_queued: maxQueued };
+      return { ...forwarder.counters, resentTimeout_held: resentHeld, publisher_noUplink: publisher.counters.noUplink, publisher_dropped: publisher.counters.dropped, ...bridged, queued_at_end: queue.count(), max_queued: maxQueued };
     },
   };
 }
@@ -201,6 +206,11 @@ class SimGateway {
   /** the simulated box whose readings a device id signs */
   register(device: string, origin: number): void {
     this.devices.set(device, { origin, runs: [], timer: undefined });
+  }
+
+  /** whether the gateway holds reading `seq` of `device` */
+  holds(device: string, seq: number): boolean {
+    return this.devices.get(device)?.runs.some((r) => r.first <= seq && seq <= r.last) ?? false;
   }
 
   constructor(world: SimWorld, broker: SimBroker, traffic: SimTraffic) {

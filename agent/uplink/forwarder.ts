@@ -70,6 +70,8 @@ export class Forwarder {
    * went again); receipted: readings freed by a receipt (ack: broker: by PUBACKs)
    */
   readonly counters = { published: 0, resent: 0, resentTimeout: 0, resentGap: 0, publishFailed: 0, attaches: 0, receipts: 0, rejectedReceipts: 0, receipted: 0 };
+  /** told of every reading published again and why (the simulator counts those the gateway held already) */
+  onResend: ((seq: number, cause: 'timeout' | 'gap') => void) | undefined;
 
   constructor(options: ForwarderOptions) {
     this.options = options;
@@ -273,7 +275,10 @@ export class Forwarder {
     this.options.log.info(`the uplink box lacks seq ${missing.join(', ')}: publishing ${missing.length === 1 ? 'it' : 'them'} again`);
     this.counters.resent += missing.length;
     this.counters.resentGap += missing.length;
-    for (const seq of missing) this.failed.add(seq);
+    for (const seq of missing) {
+      this.failed.add(seq);
+      this.onResend?.(seq, 'gap');
+    }
     this.retryNow();
   }
 
@@ -287,7 +292,10 @@ export class Forwarder {
     this.options.log.info(`no receipt for seq ${from}..${this.pubacked} within ${this.receiptTimeoutMs} ms: publishing ${from}..${last} again`);
     this.counters.resent += last - from + 1;
     this.counters.resentTimeout += last - from + 1;
-    for (let seq = from; seq <= last; seq++) this.failed.add(seq);
+    for (let seq = from; seq <= last; seq++) {
+      this.failed.add(seq);
+      this.onResend?.(seq, 'timeout');
+    }
     this.retryNow();
   }
 
